@@ -1,0 +1,81 @@
+//! Findings: what `validate` (and the parser before it) says about a fleet file.
+//!
+//! A finding is data, not text: a stable rule id that scripts can match on, a severity,
+//! the place in the file, a message and a hint with the fix. The binary decides how to
+//! print it (text with a source snippet, or JSON).
+
+use serde::Serialize;
+
+use crate::fleet::located::SourceLocation;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The fleet cannot be rendered or would not work.
+    Error,
+    /// The fleet works but something needs attention soon.
+    Warning,
+}
+
+/// One problem found in a fleet file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Stable identifier of the rule (`cidr-overlap`, `unknown-field`, ...).
+    pub rule: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
+    /// Where in the fleet file, when the problem is tied to a value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<SourceLocation>,
+    /// What is wrong, lowercase, values in backticks.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl Finding {
+    /// An error at `at`.
+    pub fn error(
+        rule: &'static str,
+        at: SourceLocation,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            rule,
+            severity: Severity::Error,
+            location: at.is_known().then_some(at),
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A warning at `at`.
+    pub fn warning(
+        rule: &'static str,
+        at: SourceLocation,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(rule, at, message, hint)
+        }
+    }
+
+    /// Whether this finding blocks rendering.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// The closest candidate to `word`, if it is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,243 @@
+//! The fleet file: finding it, reading it and parsing it with source locations.
+//!
+//! Parsing is strict (unknown fields, wrong types and duplicate keys are errors) and a
+//! parse error becomes a [`Finding`] with line, column and a did-you-mean hint, exactly
+//! like the findings of `validate`, so users see one kind of report.
+
+pub mod links;
+pub mod located;
+pub mod model;
+
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Finding, did_you_mean};
+use located::SourceLocation;
+pub use model::Fleet;
+
+/// The name of the fleet file inside a fleet folder.
+pub const FLEET_FILE_NAME: &str = "fleet.yaml";
+
+/// A fleet file as read from disk.
+#[derive(Debug, Clone)]
+pub struct FleetSource {
+    /// The path as the user gave it (or `<folder>/fleet.yaml`), used in messages.
+    pub path: PathBuf,
+    /// The file's text.
+    pub text: String,
+}
+
+impl FleetSource {
+    /// The folder that holds the fleet file; relative paths in the file start here.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The file name (`fleet.yaml`), for generated-file headers that must not depend on
+    /// where the command ran.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(|| FLEET_FILE_NAME.to_string(), |n| n.to_string_lossy().into_owned())
+    }
+}
+
+/// Why a fleet file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The path does not exist or could not be read.
+    #[error("cannot read `{path}`: {source}")]
+    Unreadable {
+        /// What was read.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid fleet file (syntax, unknown field, wrong type).
+    #[error("`{}` is not a valid fleet file", file.path.display())]
+    Invalid {
+        /// The text, for snippets.
+        file: Box<FleetSource>,
+        /// The parse problem.
+        finding: Box<Finding>,
+    },
+}
+
+/// Resolve a PATH argument: a fleet file, or a folder holding `fleet.yaml`.
+pub fn resolve_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join(FLEET_FILE_NAME)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+/// Read the fleet file at `path` (a file or a folder holding `fleet.yaml`).
+pub fn read(path: &Path) -> Result<FleetSource, LoadError> {
+    let path = resolve_path(path);
+    let text = fs_err::read_to_string(&path).map_err(|source| LoadError::Unreadable {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(FleetSource { path, text })
+}
+
+/// Read and parse the fleet file at `path`.
+pub fn load(path: &Path) -> Result<(FleetSource, Fleet), LoadError> {
+    let source = read(path)?;
+    match parse(&source.text) {
+        Ok(fleet) => Ok((source, fleet)),
+        Err(finding) => Err(LoadError::Invalid {
+            file: Box::new(source),
+            finding: Box::new(finding),
+        }),
+    }
+}
+
+/// Parse fleet-file text. The error is a located finding with a hint.
+pub fn parse(text: &str) -> Result<Fleet, Finding> {
+    serde_saphyr::from_str::<Fleet>(text).map_err(|e| parse_finding(&e, text))
+}
+
+fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
+    let at = err.location().map_or_else(SourceLocation::default, |loc| {
+        let line = u32::try_from(loc.line()).unwrap_or(0);
+        let column = u32::try_from(loc.column()).unwrap_or(0);
+        SourceLocation {
+            line,
+            column,
+            offset: offset_of(text, line, column),
+            len: 1,
+        }
+    });
+    let full = err.without_snippet().to_string();
+    let message = strip_location_prefix(full.lines().next().unwrap_or_default()).to_string();
+    let (rule, hint) = explain(&message, text, at);
+    let mut at = at;
+    if let Some(len) = token_len(text, at) {
+        at.len = len;
+    }
+    Finding::error(rule, at, message, hint)
+}
+
+/// serde-saphyr starts messages with `error: line L column C: `; the location is printed
+/// separately, so drop it from the message.
+fn strip_location_prefix(line: &str) -> &str {
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    if line.starts_with("line ")
+        && let Some(idx) = line.find(": ")
+    {
+        return &line[idx + 2..];
+    }
+    line
+}
+
+/// A rule id and a hint for a parser message.
+fn explain(message: &str, _text: &str, _at: SourceLocation) -> (&'static str, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = split_expected(rest);
+        let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
+            Some(best) => format!("did you mean `{best}`? fields allowed here: {}", expected.join(", ")),
+            None => format!("fields allowed here: {}", expected.join(", ")),
+        };
+        return ("unknown-field", hint);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (value, expected) = split_expected(rest);
+        let hint = match did_you_mean(value, expected.iter().map(String::as_str)) {
+            Some(best) => format!("did you mean `{best}`? allowed values: {}", expected.join(", ")),
+            None => format!("allowed values: {}", expected.join(", ")),
+        };
+        return ("unknown-value", hint);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return (
+            "missing-field",
+            format!("add `{field}:` here; `meshfleet schema` prints every field with its meaning"),
+        );
+    }
+    if message.contains("duplicate") {
+        return ("duplicate-key", "remove one of the two keys".to_string());
+    }
+    if message.starts_with("invalid") || message.contains("invalid type") {
+        return (
+            "invalid-type",
+            "check the value's type against `meshfleet schema` (numbers unquoted, lists in `[]` or `- `)"
+                .to_string(),
+        );
+    }
+    (
+        "yaml-syntax",
+        "fix the YAML syntax at this place (indentation, brackets, quotes)".to_string(),
+    )
+}
+
+/// Split "x`, expected one of a, b" into ("x", ["a", "b"]).
+fn split_expected(rest: &str) -> (&str, Vec<String>) {
+    let mut parts = rest.splitn(2, '`');
+    let word = parts.next().unwrap_or_default();
+    let tail = parts.next().unwrap_or_default();
+    let expected = tail
+        .split_once("expected one of ")
+        .or_else(|| tail.split_once("expected "))
+        .map(|(_, list)| {
+            list.split(", ")
+                .map(|s| s.trim_matches(|c| c == '`' || c == ' ').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    (word, expected)
+}
+
+/// Byte offset of a 1-based line/column (columns in characters).
+pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    if line == 0 {
+        return 0;
+    }
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let col = column.saturating_sub(1) as usize;
+            return offset + l.char_indices().nth(col).map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+/// Length of the word (key or plain scalar) starting at `at`, to underline it whole.
+fn token_len(text: &str, at: SourceLocation) -> Option<usize> {
+    if !at.is_known() {
+        return None;
+    }
+    let rest = text.get(at.offset..)?;
+    let len = rest
+        .find(|c: char| c == ':' || c == ',' || c == '}' || c == ']' || c == '\n' || c == '#')
+        .unwrap_or(rest.len());
+    let len = rest[..len].trim_end().len();
+    (len > 0).then_some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_suggests_the_closest() {
+        let text = "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  nam: x\n";
+        let finding = parse(text).unwrap_err();
+        assert_eq!(finding.rule, "unknown-field");
+        assert_eq!(finding.location.unwrap().line, 4);
+        assert!(finding.hint.contains("did you mean `name`"), "{}", finding.hint);
+    }
+
+    #[test]
+    fn offsets_count_characters() {
+        assert_eq!(offset_of("ab\ncd\n", 2, 2), 4);
+    }
+}

@@ -1,0 +1,23 @@
+//! meshfleet's library core: one `fleet.yaml` in, a GitOps tree and live checks out.
+//!
+//! Data flows one way, and the modules follow it:
+//!
+//! 1. [`fleet`] reads and parses the fleet file, keeping line and column of every value;
+//! 2. [`validate`] runs every static rule and returns all [`diagnostic::Finding`]s at once;
+//! 3. [`plan`] resolves a valid fleet into the desired state per cluster (defaults
+//!    applied, links expanded, every derived name and port computed once);
+//! 4. [`render`] turns the plan into files for Flux or Argo CD, and writes them
+//!    atomically.
+//!
+//! [`identity`] makes and reads certificates beside that pipeline. This crate never
+//! prints or exits: the `meshfleet` binary owns output and exit codes.
+
+pub mod defaults;
+pub mod diagnostic;
+pub mod duration;
+pub mod fleet;
+pub mod identity;
+pub mod names;
+pub mod selector;
+pub mod validate;
+pub mod version;

@@ -1,0 +1,125 @@
+//! Rules for the trust anchor file: it exists, holds only CA certificates that can sign
+//! an issuer (path length absent or at least 1, certificate signing allowed, a key type
+//! Linkerd accepts), and is valid now; a warning under 60 days left.
+
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::diagnostic::Finding;
+use crate::identity::{self, EXPIRY_WARNING_DAYS, KeyType};
+
+use super::Ctx;
+
+/// The trust anchor file as read from disk.
+#[derive(Debug, Clone)]
+pub enum AnchorFile {
+    /// Its text.
+    Text(String),
+    /// The file does not exist.
+    Missing(PathBuf),
+    /// It exists but could not be read.
+    Unreadable(PathBuf, String),
+}
+
+impl AnchorFile {
+    /// Read the anchor file at `path`.
+    pub fn read(path: &Path) -> Self {
+        match fs_err::read_to_string(path) {
+            Ok(text) => Self::Text(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::Missing(path.to_path_buf()),
+            Err(e) => Self::Unreadable(path.to_path_buf(), e.to_string()),
+        }
+    }
+}
+
+pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out: &mut Vec<Finding>) {
+    let at = ctx.fleet.spec.identity.trust_anchor.at;
+    let written = &ctx.fleet.spec.identity.trust_anchor.value;
+    let text = match anchor {
+        AnchorFile::Text(text) => text,
+        AnchorFile::Missing(path) => {
+            out.push(Finding::error(
+                "trust-anchor-missing",
+                at,
+                format!("trust anchor `{written}` does not exist (looked for `{}`)", path.display()),
+                "run `meshfleet certs init` to create the anchor (and its key, outside the rendered tree), or fix the path",
+            ));
+            return;
+        }
+        AnchorFile::Unreadable(path, why) => {
+            out.push(Finding::error(
+                "trust-anchor-missing",
+                at,
+                format!("trust anchor `{}` cannot be read: {why}", path.display()),
+                "check the file's permissions",
+            ));
+            return;
+        }
+    };
+    let certs = match identity::parse_pem_bundle(text) {
+        Ok(certs) => certs,
+        Err(why) => {
+            out.push(Finding::error(
+                "trust-anchor-invalid",
+                at,
+                format!("trust anchor `{written}`: {why}"),
+                "the file must hold only PEM certificates (the public anchor, or old and new during a rotation); keys belong in the key folder",
+            ));
+            return;
+        }
+    };
+    for (i, cert) in certs.iter().enumerate() {
+        let which = if certs.len() == 1 {
+            format!("trust anchor `{}`", cert.subject)
+        } else {
+            format!("trust anchor {} of {} (`{}`)", i + 1, certs.len(), cert.subject)
+        };
+        let invalid = |message: String, hint: &str| Finding::error("trust-anchor-invalid", at, message, hint);
+        if !cert.is_ca {
+            out.push(invalid(
+                format!("{which} is not a CA certificate"),
+                "the anchor must have BasicConstraints CA:TRUE; create one with `meshfleet certs init`",
+            ));
+        }
+        if cert.path_len == Some(0) {
+            out.push(invalid(
+                format!("{which} has path length 0, so the issuer it signs cannot sign proxy certificates"),
+                "make the anchor with path length 1 or none (`meshfleet certs init` uses 1)",
+            ));
+        }
+        if cert.key_cert_sign == Some(false) {
+            out.push(invalid(
+                format!("{which} has a KeyUsage without certificate signing"),
+                "the anchor's KeyUsage must include keyCertSign (and cRLSign)",
+            ));
+        }
+        let key_ok = matches!(cert.key_type, KeyType::EcdsaP256 | KeyType::Rsa(2048 | 4096));
+        if !key_ok {
+            out.push(invalid(
+                format!("{which} uses a {} key", cert.key_type),
+                "Linkerd accepts anchors with ECDSA P-256 or RSA 2048/4096 keys",
+            ));
+        }
+        if !cert.valid_at(now) {
+            let expired = now.unix_timestamp() > cert.not_after;
+            out.push(Finding::error(
+                "trust-anchor-expired",
+                at,
+                if expired {
+                    format!("{which} expired on {}", identity::format_time(cert.not_after))
+                } else {
+                    format!("{which} is not valid before {}", identity::format_time(cert.not_before))
+                },
+                "make a new anchor and roll it out as a bundle with the old one; proxies reject certificates outside the anchor's validity",
+            ));
+        } else if cert.days_left(now) < EXPIRY_WARNING_DAYS {
+            out.push(Finding::warning(
+                "trust-anchor-expiring",
+                at,
+                format!("{which} expires in {} days ({})", cert.days_left(now), identity::format_time(cert.not_after)),
+                "rotate it now: add a new anchor to the bundle, roll out, move issuers, then drop the old one",
+            ));
+        }
+    }
+}

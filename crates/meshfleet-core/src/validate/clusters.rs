@@ -1,0 +1,267 @@
+//! Rules for each cluster: names, link names, contexts, API server addresses and the
+//! multicluster gateway (ports, NodePorts, probe).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::diagnostic::Finding;
+use crate::duration::parse_go_duration;
+use crate::fleet::located::{Located, SourceLocation};
+use crate::fleet::model::{ClusterSpec, GatewaySpec, ServiceType};
+use crate::names;
+
+use super::Ctx;
+use super::settings::label;
+
+pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let mut names_seen: HashMap<&str, SourceLocation> = HashMap::new();
+    let mut link_names: HashMap<&str, (&str, SourceLocation)> = HashMap::new();
+    let mut contexts: HashMap<&str, (&str, SourceLocation)> = HashMap::new();
+    let targets: std::collections::HashSet<&str> =
+        ctx.links.iter().map(|l| l.target.value.as_str()).collect();
+    if ctx.fleet.spec.clusters.is_empty() {
+        out.push(Finding::error(
+            "missing-field",
+            ctx.fleet.metadata.name.at,
+            "the fleet has no clusters",
+            "add at least one entry under `spec.clusters`",
+        ));
+    }
+    for cluster in &ctx.fleet.spec.clusters {
+        let c = &cluster.value;
+        label("cluster name", &c.name, out);
+        if let Some(first) = names_seen.insert(&c.name.value, c.name.at) {
+            names_seen.insert(&c.name.value, first);
+            out.push(Finding::error(
+                "duplicate-cluster",
+                c.name.at,
+                format!("cluster `{}` is declared twice (first at line {})", c.name.value, first.line),
+                "give every cluster its own name, or remove the second entry",
+            ));
+        }
+        let link_name = c.link_name.as_ref().unwrap_or(&c.name);
+        if let Some(ln) = &c.link_name {
+            label("link name", ln, out);
+        }
+        if let Some((other, first)) = link_names.get(link_name.value.as_str()) {
+            if *other != c.name.value {
+                out.push(Finding::error(
+                    "duplicate-link-name",
+                    link_name.at,
+                    format!(
+                        "cluster `{}` uses link name `{}`, which cluster `{other}` (line {}) uses already",
+                        c.name.value, link_name.value, first.line
+                    ),
+                    "link names name the Links, credentials and mirrored services; give each cluster its own `linkName`",
+                ));
+            }
+        } else {
+            link_names.insert(&link_name.value, (&c.name.value, link_name.at));
+        }
+        let context = c.context.as_ref().unwrap_or(&c.name);
+        if let Some((other, first)) = contexts.get(context.value.as_str()) {
+            if *other != c.name.value {
+                out.push(Finding::error(
+                    "duplicate-context",
+                    context.at,
+                    format!(
+                        "cluster `{}` uses kubeconfig context `{}`, as does cluster `{other}` (line {})",
+                        c.name.value, context.value, first.line
+                    ),
+                    "live commands would treat two clusters as one; set `context` to each cluster's own context",
+                ));
+            }
+        } else {
+            contexts.insert(&context.value, (&c.name.value, context.at));
+        }
+        api_server(c, targets.contains(c.name.value.as_str()), cluster.at, out);
+        if let Some(gateway) = &c.gateway {
+            check_gateway(c, gateway, out);
+        }
+    }
+}
+
+fn api_server(c: &ClusterSpec, is_target: bool, cluster_at: SourceLocation, out: &mut Vec<Finding>) {
+    let Some(server) = &c.api_server else {
+        if is_target {
+            out.push(Finding::warning(
+                "api-server",
+                c.name.at.or(cluster_at),
+                format!("cluster `{}` is a link target but has no `apiServer`", c.name.value),
+                "add the address other clusters use to reach its API server (`secrets sync` writes it into their kubeconfigs)",
+            ));
+        }
+        return;
+    };
+    let Some(rest) = server.value.strip_prefix("https://") else {
+        out.push(Finding::error(
+            "api-server",
+            server.at,
+            format!("`apiServer: {}` is not an https:// URL", server.value),
+            "write the URL other clusters use, e.g. `https://studio.vpn.example:6443`",
+        ));
+        return;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = host_of(authority);
+    let loopback = host == "localhost"
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if host.is_empty() {
+        out.push(Finding::error(
+            "api-server",
+            server.at,
+            format!("`apiServer: {}` has no host", server.value),
+            "write the URL other clusters use, e.g. `https://studio.vpn.example:6443`",
+        ));
+    } else if loopback {
+        out.push(Finding::error(
+            "api-server",
+            server.at,
+            format!("`apiServer: {}` is a loopback address, which other clusters cannot reach", server.value),
+            "use an address reachable from the linking clusters (a VPN name, LB or node IP), not 127.0.0.1 or localhost",
+        ));
+    }
+}
+
+/// The host part of `host[:port]` or `[v6]:port`.
+fn host_of(authority: &str) -> &str {
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    }
+}
+
+fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<Finding>) {
+    let g = &gateway.value;
+    let service_type = g.service_type.as_ref().map_or(ServiceType::LoadBalancer, |t| t.value);
+    let type_at = g.service_type.as_ref().map_or(gateway.at, |t| t.at);
+    let probe = g.probe.as_ref().map(|p| &p.value);
+    for address in &g.addresses {
+        if let Err(why) = gateway_address(&address.value) {
+            out.push(Finding::error(
+                "gateway-address",
+                address.at,
+                format!("gateway address `{}` of cluster `{}` {why}", address.value, c.name.value),
+                "write a bare IP address or DNS name; the port comes from `port`/`nodePort`",
+            ));
+        }
+    }
+    port("gateway port", g.port.as_ref(), out);
+    port("probe port", probe.and_then(|p| p.port.as_ref()), out);
+    let node_ports = [
+        ("nodePort", g.node_port.as_ref()),
+        ("probe nodePort", probe.and_then(|p| p.node_port.as_ref())),
+    ];
+    for (what, value) in node_ports {
+        let Some(value) = value else {
+            if service_type == ServiceType::NodePort {
+                out.push(Finding::error(
+                    "node-port-missing",
+                    type_at,
+                    format!("the NodePort gateway of cluster `{}` has no {what}", c.name.value),
+                    format!(
+                        "set `{}`: Links are rendered offline and must know the port other clusters dial (30000-32767)",
+                        if what == "nodePort" { "gateway.nodePort" } else { "gateway.probe.nodePort" }
+                    ),
+                ));
+            }
+            continue;
+        };
+        if service_type != ServiceType::NodePort {
+            out.push(Finding::error(
+                "node-port-type",
+                value.at,
+                format!("{what} `{}` is set on a `{}` gateway", value.value, service_type.as_str()),
+                "NodePorts apply to `serviceType: NodePort` only; remove it or change the service type",
+            ));
+        } else if !(30_000..=32_767).contains(&value.value) {
+            out.push(Finding::error(
+                "node-port-range",
+                value.at,
+                format!("{what} `{}` is outside the NodePort range 30000-32767", value.value),
+                "pick a port between 30000 and 32767 (Kubernetes' default `--service-node-port-range`)",
+            ));
+        }
+    }
+    let gw_port = g.port.as_ref().map_or(4143, |p| p.value);
+    let probe_port = probe.and_then(|p| p.port.as_ref());
+    if let Some(pp) = probe_port
+        && pp.value == gw_port
+    {
+        out.push(Finding::error(
+            "port-conflict",
+            pp.at,
+            format!("probe port `{}` equals the gateway port", pp.value),
+            "the probe port is the gateway proxy's admin port (4191); the gateway port its inbound port (4143)",
+        ));
+    }
+    if let (Some(a), Some(b)) = (g.node_port.as_ref(), probe.and_then(|p| p.node_port.as_ref()))
+        && a.value == b.value
+    {
+        out.push(Finding::error(
+            "port-conflict",
+            b.at,
+            format!("probe nodePort `{}` equals the gateway nodePort", b.value),
+            "give the probe its own NodePort, e.g. 30191 next to 30143",
+        ));
+    }
+    if let Some(path) = probe.and_then(|p| p.path.as_ref())
+        && !path.value.starts_with('/')
+    {
+        out.push(Finding::error(
+            "probe-path",
+            path.at,
+            format!("probe path `{}` does not start with `/`", path.value),
+            "use `/ready`, the gateway proxy's readiness endpoint",
+        ));
+    }
+    if let Some(period) = probe.and_then(|p| p.period.as_ref()) {
+        match parse_go_duration(&period.value) {
+            Err(why) => out.push(Finding::error(
+                "probe-period",
+                period.at,
+                format!("probe period {why}"),
+                "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
+            )),
+            Ok(nanos) if nanos < 1_000_000_000 || nanos % 1_000_000_000 != 0 => out.push(Finding::error(
+                "probe-period",
+                period.at,
+                format!("probe period `{}` is not a whole number of seconds (at least 1s)", period.value),
+                "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
+            )),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn port(what: &str, value: Option<&Located<i64>>, out: &mut Vec<Finding>) {
+    if let Some(v) = value
+        && !(1..=65_535).contains(&v.value)
+    {
+        out.push(Finding::error(
+            "port-range",
+            v.at,
+            format!("{what} `{}` is outside 1-65535", v.value),
+            "use a TCP port between 1 and 65535",
+        ));
+    }
+}
+
+fn gateway_address(address: &str) -> Result<(), String> {
+    if address.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if address.contains("://") {
+        return Err("has a URL scheme".into());
+    }
+    if address.contains(':') {
+        return Err("has a port or is not an address".into());
+    }
+    if address.contains(',') || address.contains(char::is_whitespace) {
+        return Err("holds a list or spaces; give each address its own entry".into());
+    }
+    names::dns1123_subdomain(&address.to_ascii_lowercase()).map_err(|why| format!("is not a DNS name: it {why}"))
+}

@@ -1,0 +1,186 @@
+//! Rules for links: endpoints that exist, no self-links or duplicates, the topology
+//! shorthands, gateway-mode targets with a usable gateway, selectors, and the length
+//! budget of mirrored service names.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::diagnostic::{Finding, did_you_mean};
+use crate::fleet::located::Located;
+use crate::fleet::model::LinkMode;
+use crate::selector;
+
+use super::Ctx;
+
+/// Longest Kubernetes Service name.
+const SERVICE_NAME_LIMIT: usize = 63;
+/// Below this many characters left for `<svc>` in `<svc>-<target>`, warn.
+const MIRROR_BUDGET_WARNING: usize = 20;
+
+pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    topology(ctx, out);
+    let cluster_names: Vec<&str> = ctx.fleet.spec.clusters.iter().map(|c| c.name.value.as_str()).collect();
+    let mut seen: HashMap<(&str, &str), u32> = HashMap::new();
+    for link in ctx.links {
+        for end in [&link.source, &link.target] {
+            if ctx.cluster(&end.value).is_none() {
+                let hint = match did_you_mean(&end.value, cluster_names.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`? clusters: {}", cluster_names.join(", ")),
+                    None => format!("use one of the clusters: {}", cluster_names.join(", ")),
+                };
+                out.push(Finding::error(
+                    "link-unknown-cluster",
+                    end.at,
+                    format!("link `{}` names cluster `{}`, which the fleet does not have", link.label(), end.value),
+                    hint,
+                ));
+            }
+        }
+        if link.source.value == link.target.value {
+            out.push(Finding::error(
+                "self-link",
+                link.target.at,
+                format!("link `{}` links cluster `{}` to itself", link.label(), link.source.value),
+                "a link mirrors services from another cluster; remove it or change its target",
+            ));
+        }
+        if link.explicit {
+            let key = (link.source.value.as_str(), link.target.value.as_str());
+            if let Some(first_line) = seen.get(&key) {
+                out.push(Finding::error(
+                    "duplicate-link",
+                    link.at,
+                    format!("link `{}` is declared twice (first at line {first_line})", link.label()),
+                    "remove one of them; one link per source and target",
+                ));
+            } else {
+                seen.insert(key, link.at.line);
+            }
+        }
+        selectors(link, out);
+    }
+    let mut budget_checked = HashSet::new();
+    for link in ctx.valid_links() {
+        let Some(target) = ctx.cluster(&link.target.value) else { continue };
+        if link.mode.value == LinkMode::Gateway {
+            let gateway = target.gateway.as_ref().filter(|g| g.enabled.as_ref().is_none_or(|e| e.value));
+            match gateway {
+                None => out.push(Finding::error(
+                    "gateway-missing",
+                    link.mode.at.or(link.target.at),
+                    format!(
+                        "link `{}` uses gateway mode, but cluster `{}` has no enabled gateway",
+                        link.label(),
+                        target.name.value
+                    ),
+                    format!(
+                        "add a `gateway:` with `addresses` to cluster `{}`, or set `mode: remote-discovery` on this link",
+                        target.name.value
+                    ),
+                )),
+                Some(g) if g.addresses.is_empty() => out.push(Finding::error(
+                    "gateway-addresses-missing",
+                    g.at,
+                    format!(
+                        "the gateway of cluster `{}` has no `addresses`, but link `{}` dials it",
+                        target.name.value,
+                        link.label()
+                    ),
+                    "list the IPs or DNS names other clusters reach the gateway at; Links are rendered offline",
+                )),
+                Some(_) => {}
+            }
+        }
+        if budget_checked.insert(target.name.value.as_str()) {
+            mirror_budget(target.link_name.as_ref().unwrap_or(&target.name), &target.name.value, out);
+        }
+    }
+}
+
+fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let Some(topology) = &ctx.fleet.spec.topology else { return };
+    let full_mesh = topology.full_mesh.as_ref().is_some_and(|m| m.value);
+    if let Some(hs) = &topology.hub_and_spoke {
+        if full_mesh {
+            out.push(Finding::error(
+                "topology",
+                topology.at,
+                "`topology` sets both `hubAndSpoke` and `fullMesh`",
+                "choose one shorthand; add single links under `spec.links`",
+            ));
+        }
+        if ctx.cluster(&hs.hub.value).is_none() {
+            let names: Vec<&str> = ctx.fleet.spec.clusters.iter().map(|c| c.name.value.as_str()).collect();
+            let hint = match did_you_mean(&hs.hub.value, names.iter().copied()) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("use one of the clusters: {}", names.join(", ")),
+            };
+            out.push(Finding::error(
+                "link-unknown-cluster",
+                hs.hub.at,
+                format!("hub `{}` is not a cluster of the fleet", hs.hub.value),
+                hint,
+            ));
+        }
+    }
+}
+
+fn selectors(link: &crate::fleet::links::DeclaredLink, out: &mut Vec<Finding>) {
+    let fields = [
+        ("selector", link.selector.as_ref(), link.mode.value == LinkMode::Gateway),
+        ("remoteDiscoverySelector", link.remote_discovery_selector.as_ref(), true),
+        ("federatedServiceSelector", link.federated_service_selector.as_ref(), true),
+    ];
+    for (field, query, used) in fields {
+        let Some(query) = query else { continue };
+        match selector::parse_label_query(&query.value) {
+            Err(why) => out.push(Finding::error(
+                "selector",
+                query.at,
+                format!("`{field}` of link `{}`: {why}", link.label()),
+                "write a Kubernetes label query such as `mirror.linkerd.io/exported=true` or `team in (a,b)`",
+            )),
+            Ok(s) if selector::is_empty(&s) => out.push(Finding::warning(
+                "selector-empty",
+                query.at,
+                format!("`{field}` of link `{}` is empty, and Linkerd treats an empty selector as matching nothing", link.label()),
+                "remove the field to use the default, or write a label query",
+            )),
+            Ok(_) if !used => out.push(Finding::warning(
+                "selector-ignored",
+                query.at,
+                format!("`{field}` has no effect on the remote-discovery link `{}`", link.label()),
+                "remote-discovery links mirror what `remoteDiscoverySelector` selects; remove `selector`",
+            )),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn mirror_budget(link_name: &Located<String>, cluster: &str, out: &mut Vec<Finding>) {
+    let len = link_name.value.len();
+    // `probe-<n>` is a Service the chart creates per link, so it must fit too.
+    if len + "probe-".len() > SERVICE_NAME_LIMIT {
+        out.push(Finding::error(
+            "mirror-name-budget",
+            link_name.at,
+            format!(
+                "link name `{}` of cluster `{cluster}` is {len} characters; the chart's Service `probe-{}` would exceed 63",
+                link_name.value, link_name.value
+            ),
+            "set a shorter `linkName` (it also suffixes every mirrored service)",
+        ));
+        return;
+    }
+    let room = SERVICE_NAME_LIMIT.saturating_sub(len + 1);
+    if room < MIRROR_BUDGET_WARNING {
+        out.push(Finding::warning(
+            "mirror-name-budget",
+            link_name.at,
+            format!(
+                "mirrors are named `<service>-{}`, so services of cluster `{cluster}` longer than {room} characters cannot be mirrored",
+                link_name.value
+            ),
+            "set a shorter `linkName` for this cluster",
+        ));
+    }
+}

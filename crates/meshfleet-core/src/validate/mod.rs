@@ -1,0 +1,145 @@
+//! `validate`: every static rule of PRODUCT.md section 6 and the fleet-level rules of the
+//! Linkerd reference (section 9), run over a parsed fleet file.
+//!
+//! Rules never stop at the first problem: each module below pushes findings into one
+//! list, which is sorted by position so the report reads top to bottom. Each finding has
+//! a stable rule id (listed in [`RULES`]) that `-o json` consumers can match on.
+//!
+//! - [`settings`]: `apiVersion`, names, `spec.linkerd`, `spec.gitops`, `spec.secrets`
+//! - [`clusters`]: cluster names, link names, contexts, API servers, gateways
+//! - [`links`]: link endpoints, modes, selectors, duplicates, mirror-name budget
+//! - [`network`]: CIDRs, overlaps across linked clusters, `clusterNetworks`
+//! - [`anchor`]: the trust anchor file
+
+mod anchor;
+mod clusters;
+mod links;
+mod network;
+mod settings;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::diagnostic::Finding;
+use crate::fleet::Fleet;
+use crate::fleet::model::ClusterSpec;
+use crate::fleet::links::{DeclaredLink, declared_links};
+
+pub use anchor::AnchorFile;
+
+/// Every rule id `validate` can report, with a one-line description (for docs and JSON
+/// consumers). Parse-time ids come first.
+pub const RULES: &[(&str, &str)] = &[
+    ("yaml-syntax", "the file is not valid YAML"),
+    ("unknown-field", "a field the fleet schema does not have (with did-you-mean)"),
+    ("unknown-value", "a value outside an enumeration (with did-you-mean)"),
+    ("missing-field", "a required field is missing"),
+    ("invalid-type", "a value of the wrong type"),
+    ("duplicate-key", "the same key twice in one mapping"),
+    ("api-version", "`apiVersion`/`kind` are not meshfleet.io/v1alpha1 Fleet"),
+    ("invalid-name", "a name is not a DNS-1123 label or subdomain"),
+    ("linkerd-version", "the Linkerd chart version is malformed"),
+    ("linkerd-version-unsupported", "the Linkerd version has no declarative links (older than 2025.4.4)"),
+    ("linkerd-version-untested", "the Linkerd version is newer than meshfleet knows"),
+    ("gateway-api-version", "the Gateway API version is malformed or outside Linkerd's range"),
+    ("chart-repository", "the chart repository is not an http(s) or oci URL"),
+    ("repository-url", "the GitOps repository URL or path is unusable"),
+    ("jobs-image-missing", "`installMethod: jobs` without `gitops.jobs.image`"),
+    ("setting-ignored", "a setting that has no effect with the chosen options"),
+    ("vault-missing", "`spec.secrets.vault` is needed but absent"),
+    ("vault-settings", "a Vault setting is malformed"),
+    ("duplicate-cluster", "two clusters share a name"),
+    ("duplicate-link-name", "two clusters share a `linkName`"),
+    ("duplicate-context", "two clusters share a kubeconfig context"),
+    ("api-server", "`apiServer` is missing, malformed or a loopback address"),
+    ("gateway-address", "a gateway address is not an IP or DNS name"),
+    ("port-range", "a port is outside 1-65535"),
+    ("node-port-range", "a NodePort is outside 30000-32767"),
+    ("node-port-type", "a NodePort on a gateway that is not of type NodePort"),
+    ("node-port-missing", "a NodePort gateway without its NodePorts"),
+    ("port-conflict", "two ports of one gateway collide"),
+    ("probe-period", "the probe period is not a Go duration in whole seconds"),
+    ("probe-path", "the probe path does not start with `/`"),
+    ("link-unknown-cluster", "a link names a cluster the fleet does not have"),
+    ("self-link", "a link from a cluster to itself"),
+    ("duplicate-link", "the same source and target twice"),
+    ("topology", "the topology shorthand is inconsistent"),
+    ("gateway-missing", "a gateway-mode link targets a cluster without an enabled gateway"),
+    ("gateway-addresses-missing", "a gateway-mode link targets a gateway without addresses"),
+    ("selector", "a selector is not a valid label query"),
+    ("selector-empty", "a selector that matches nothing"),
+    ("selector-ignored", "a selector that has no effect in the link's mode"),
+    ("mirror-name-budget", "the target's link name leaves too little room for mirrored service names"),
+    ("cidr-invalid", "a CIDR does not parse or has host bits set"),
+    ("cidr-overlap", "CIDRs overlap within a cluster or across linked clusters"),
+    ("network-missing", "a remote-discovery target without pod CIDRs"),
+    ("cluster-networks", "remote-discovery target pods lie outside `clusterNetworks`"),
+    ("trust-anchor-missing", "the trust anchor file does not exist"),
+    ("trust-anchor-invalid", "the trust anchor file is not a bundle of CA certificates"),
+    ("trust-anchor-expired", "a trust anchor is expired or not yet valid"),
+    ("trust-anchor-expiring", "a trust anchor has less than 60 days left"),
+];
+
+/// What every rule module gets: the fleet, its expanded links and a name index.
+pub(crate) struct Ctx<'a> {
+    pub fleet: &'a Fleet,
+    pub links: &'a [DeclaredLink],
+    by_name: HashMap<&'a str, &'a ClusterSpec>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(fleet: &'a Fleet, links: &'a [DeclaredLink]) -> Self {
+        let mut by_name = HashMap::new();
+        for c in &fleet.spec.clusters {
+            by_name.entry(c.name.value.as_str()).or_insert(&c.value);
+        }
+        Self { fleet, links, by_name }
+    }
+
+    /// The cluster of that name (the first, if names repeat).
+    pub fn cluster(&self, name: &str) -> Option<&'a ClusterSpec> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Links whose both ends exist and differ: the ones later rules reason about.
+    pub fn valid_links(&self) -> impl Iterator<Item = &'a DeclaredLink> + '_ {
+        self.links.iter().filter(move |l| {
+            l.source.value != l.target.value
+                && self.by_name.contains_key(l.source.value.as_str())
+                && self.by_name.contains_key(l.target.value.as_str())
+        })
+    }
+}
+
+/// Run every rule over a parsed fleet. `anchor` is the trust anchor file as read.
+pub fn validate(fleet: &Fleet, anchor: &AnchorFile, now: OffsetDateTime) -> Vec<Finding> {
+    let links = declared_links(fleet);
+    let ctx = Ctx::new(fleet, &links);
+    let mut findings = Vec::new();
+    settings::check(&ctx, &mut findings);
+    clusters::check(&ctx, &mut findings);
+    links::check(&ctx, &mut findings);
+    network::check(&ctx, &mut findings);
+    anchor::check(&ctx, anchor, now, &mut findings);
+    findings.sort_by_key(|f| {
+        (
+            f.location.map_or(u32::MAX, |l| l.line),
+            f.location.map_or(0, |l| l.column),
+            f.severity,
+        )
+    });
+    findings.dedup();
+    findings
+}
+
+/// Whether any finding is an error.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(Finding::is_error)
+}
+
+/// The path of the trust anchor file, relative to the fleet file's folder.
+pub fn anchor_path(fleet_dir: &Path, fleet: &Fleet) -> PathBuf {
+    fleet_dir.join(&fleet.spec.identity.trust_anchor.value)
+}
