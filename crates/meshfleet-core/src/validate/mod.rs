@@ -143,3 +143,31 @@ pub fn has_errors(findings: &[Finding]) -> bool {
 pub fn anchor_path(fleet_dir: &Path, fleet: &Fleet) -> PathBuf {
     fleet_dir.join(&fleet.spec.identity.trust_anchor.value)
 }
+
+/// A parsed fleet file together with its trust anchor and every finding.
+#[derive(Debug, Clone)]
+pub struct CheckedFleet {
+    /// The file as read.
+    pub source: crate::fleet::FleetSource,
+    /// The parsed model.
+    pub fleet: Fleet,
+    /// The trust anchor file as read.
+    pub anchor: AnchorFile,
+    /// Every finding, sorted by position.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckedFleet {
+    /// Whether the fleet may be planned (no errors; warnings are fine).
+    pub fn is_valid(&self) -> bool {
+        !has_errors(&self.findings)
+    }
+}
+
+/// Read, parse and validate the fleet at `path` (a file or a folder with `fleet.yaml`).
+pub fn check_file(path: &Path, now: OffsetDateTime) -> Result<CheckedFleet, crate::fleet::LoadError> {
+    let (source, fleet) = crate::fleet::load(path)?;
+    let anchor = AnchorFile::read(&anchor_path(&source.dir(), &fleet));
+    let findings = validate(&fleet, &anchor, now);
+    Ok(CheckedFleet { source, fleet, anchor, findings })
+}

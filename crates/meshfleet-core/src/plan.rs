@@ -1,0 +1,460 @@
+//! The plan: the desired state of every cluster, resolved from a valid fleet.
+//!
+//! Everything derived lives here, computed once: defaults applied, topology expanded,
+//! and every name and port a Link, a Helm value, an ExternalSecret or a live check needs.
+//! Renderers and live commands read the plan and never the raw fleet file, so a name
+//! such as `cluster-credentials-<target>` or a Link's `gatewayIdentity` has exactly one
+//! place where it is computed ([`LinkPlan::gateway_identity`] and friends).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::defaults;
+use crate::diagnostic::Finding;
+use crate::duration::parse_go_duration;
+use crate::fleet::Fleet;
+use crate::fleet::links::declared_links;
+use crate::fleet::model::{ClusterSpec, Engine, InstallMethod, IssuerKind, LinkMode, ServiceType};
+use crate::selector::parse_label_query;
+use crate::version::LinkerdVersion;
+
+/// Errors of planning: only a fleet that did not pass validation can cause them.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The fleet has validation errors; plan only valid fleets.
+    #[error("the fleet has {} validation error(s)", .0.len())]
+    Invalid(Vec<Finding>),
+}
+
+/// The whole fleet, resolved.
+#[derive(Debug, Clone)]
+pub struct FleetPlan {
+    /// `metadata.name`.
+    pub name: String,
+    /// The fleet file's name, for generated-file headers.
+    pub source_file: String,
+    /// Linkerd settings shared by all clusters.
+    pub linkerd: LinkerdPlan,
+    /// GitOps settings.
+    pub gitops: GitopsPlan,
+    /// Identity settings.
+    pub identity: IdentityPlan,
+    /// Vault settings.
+    pub vault: VaultPlan,
+    /// Clusters in fleet-file order.
+    pub clusters: Vec<ClusterPlan>,
+}
+
+/// `spec.linkerd` with defaults applied.
+#[derive(Debug, Clone)]
+pub struct LinkerdPlan {
+    /// Chart version.
+    pub version: LinkerdVersion,
+    /// Helm repository URL.
+    pub chart_repository: String,
+    /// Control-plane namespace.
+    pub namespace: String,
+    /// Identity trust domain.
+    pub trust_domain: String,
+    /// Cluster DNS domain.
+    pub cluster_domain: String,
+    /// Whether linkerd-viz is installed.
+    pub viz: bool,
+    /// Gateway API release to install first, or `None` when managed externally.
+    pub gateway_api: Option<String>,
+    /// `clusterNetworks`, as written (or Linkerd's default).
+    pub cluster_networks: Vec<String>,
+    /// Whether `clusterNetworks` was written (and so must be passed to the chart).
+    pub cluster_networks_set: bool,
+}
+
+/// `spec.gitops` with defaults applied.
+#[derive(Debug, Clone)]
+pub struct GitopsPlan {
+    /// Flux or Argo CD.
+    pub engine: Engine,
+    /// Helm or Jobs.
+    pub install_method: InstallMethod,
+    /// Image of the install Jobs.
+    pub jobs_image: Option<String>,
+    /// Git URL.
+    pub repository_url: String,
+    /// Branch.
+    pub branch: String,
+    /// Folder of the rendered tree inside the repository (no trailing `/`).
+    pub path: String,
+    /// Argo CD namespace.
+    pub argocd_namespace: String,
+    /// Argo CD project.
+    pub argocd_project: String,
+}
+
+/// `spec.identity` with the anchor bundle read.
+#[derive(Debug, Clone)]
+pub struct IdentityPlan {
+    /// The anchor bundle, PEM, normalised to end with exactly one newline.
+    pub trust_anchor_pem: String,
+    /// Who issues the per-cluster issuer.
+    pub issuer: IssuerKind,
+}
+
+/// `spec.secrets.vault` with defaults applied.
+#[derive(Debug, Clone)]
+pub struct VaultPlan {
+    /// Vault address External Secrets uses.
+    pub server: String,
+    /// KV v2 mount.
+    pub mount: String,
+    /// Prefix inside the mount.
+    pub path: String,
+    /// Kubernetes auth mount path.
+    pub auth_mount: String,
+    /// Kubernetes auth role.
+    pub auth_role: String,
+}
+
+impl VaultPlan {
+    /// KV path (inside the mount) of the anchor key pair: `{tls.crt, tls.key}`.
+    pub fn trust_anchor_key(&self) -> String {
+        format!("{}/trust-anchor", self.path)
+    }
+    /// KV path of a cluster's static issuer: `{tls.crt, tls.key, ca.crt}`.
+    pub fn issuer_key(&self, cluster: &str) -> String {
+        format!("{}/issuer/{cluster}", self.path)
+    }
+    /// KV path of a link's kubeconfig: `{kubeconfig}`.
+    pub fn credentials_key(&self, source: &str, target: &str) -> String {
+        format!("{}/credentials/{source}-to-{target}", self.path)
+    }
+}
+
+/// One cluster, resolved.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan {
+    /// Cluster name (folder of the rendered tree).
+    pub name: String,
+    /// The name other clusters' Links use for it.
+    pub link_name: String,
+    /// kubeconfig context.
+    pub context: String,
+    /// API server address other clusters use, when known.
+    pub api_server: Option<String>,
+    /// Pod CIDRs.
+    pub pod_cidrs: Vec<String>,
+    /// Service CIDRs.
+    pub service_cidrs: Vec<String>,
+    /// Gateway, when enabled.
+    pub gateway: Option<GatewayPlan>,
+    /// Links this cluster makes (it mirrors from their targets).
+    pub outgoing: Vec<LinkPlan>,
+    /// Source clusters that link to this one (each gets a remote-access account here).
+    pub incoming_sources: Vec<String>,
+}
+
+impl ClusterPlan {
+    /// The remote-access ServiceAccounts this cluster must have, one per incoming link.
+    pub fn remote_access_service_accounts(&self) -> Vec<String> {
+        self.incoming_sources.iter().map(|s| remote_access_service_account(s)).collect()
+    }
+}
+
+/// The ServiceAccount on a target that a source's link uses:
+/// `linkerd-service-mirror-remote-access-<source>`.
+pub fn remote_access_service_account(source: &str) -> String {
+    format!("linkerd-service-mirror-remote-access-{source}")
+}
+
+/// The token Secret the multicluster chart creates for a remote-access account.
+pub fn remote_access_token_secret(source: &str) -> String {
+    format!("{}-token", remote_access_service_account(source))
+}
+
+/// A cluster's multicluster gateway, resolved.
+#[derive(Debug, Clone)]
+pub struct GatewayPlan {
+    /// Service type.
+    pub service_type: ServiceType,
+    /// Addresses other clusters dial.
+    pub addresses: Vec<String>,
+    /// Service port.
+    pub port: u16,
+    /// NodePort of the gateway port.
+    pub node_port: Option<u16>,
+    /// Probe path.
+    pub probe_path: String,
+    /// Probe Service port.
+    pub probe_port: u16,
+    /// NodePort of the probe port.
+    pub probe_node_port: Option<u16>,
+    /// Probe period, a Go duration.
+    pub probe_period: String,
+    /// Probe period in whole seconds (the chart's `gateway.probe.seconds`).
+    pub probe_seconds: u32,
+}
+
+impl GatewayPlan {
+    /// The port other clusters dial: the NodePort for NodePort gateways.
+    pub fn dialled_port(&self) -> u16 {
+        match self.service_type {
+            ServiceType::NodePort => self.node_port.unwrap_or(self.port),
+            _ => self.port,
+        }
+    }
+    /// The probe port other clusters dial: the probe NodePort for NodePort gateways.
+    pub fn dialled_probe_port(&self) -> u16 {
+        match self.service_type {
+            ServiceType::NodePort => self.probe_node_port.unwrap_or(self.probe_port),
+            _ => self.probe_port,
+        }
+    }
+}
+
+/// One link, resolved: everything its Link, controller entry and credentials need.
+#[derive(Debug, Clone)]
+pub struct LinkPlan {
+    /// Source cluster name.
+    pub source: String,
+    /// Target cluster name.
+    pub target: String,
+    /// The target's link name: Link name, `targetClusterName`, controller ref, mirror suffix.
+    pub target_link_name: String,
+    /// Gateway or remote discovery.
+    pub mode: LinkMode,
+    /// The target's gateway as dialled, in gateway mode.
+    pub gateway: Option<LinkGateway>,
+    /// Gateway-mode selector.
+    pub selector: LabelSelector,
+    /// Remote-discovery selector.
+    pub remote_discovery_selector: LabelSelector,
+    /// Federated-member selector.
+    pub federated_service_selector: LabelSelector,
+    /// Target cluster domain.
+    pub target_cluster_domain: String,
+    /// Target control-plane namespace.
+    pub target_linkerd_namespace: String,
+    /// Target trust domain.
+    pub target_trust_domain: String,
+}
+
+/// The target's gateway as a link dials it.
+#[derive(Debug, Clone)]
+pub struct LinkGateway {
+    /// `gatewayAddress`: the addresses, comma separated.
+    pub address: String,
+    /// `gatewayPort`.
+    pub port: u16,
+    /// `probeSpec.path`.
+    pub probe_path: String,
+    /// `probeSpec.port`, and so `controllers[].gateway.probe.port`.
+    pub probe_port: u16,
+    /// `probeSpec.period`.
+    pub probe_period: String,
+}
+
+impl LinkPlan {
+    /// The Link's name: the target's link name.
+    pub fn link_name(&self) -> &str {
+        &self.target_link_name
+    }
+    /// `cluster-credentials-<target link name>`: the only name the controller's RBAC
+    /// allows it to read.
+    pub fn credentials_secret(&self) -> String {
+        format!("cluster-credentials-{}", self.target_link_name)
+    }
+    /// The identity of the target's gateway:
+    /// `<gateway>.<multicluster ns>.serviceaccount.identity.<linkerd ns>.<trust domain>`.
+    pub fn gateway_identity(&self) -> String {
+        format!(
+            "{}.{}.serviceaccount.identity.{}.{}",
+            defaults::GATEWAY_NAME,
+            defaults::MULTICLUSTER_NAMESPACE,
+            self.target_linkerd_namespace,
+            self.target_trust_domain
+        )
+    }
+    /// The controller Deployment the chart renders for this link.
+    pub fn controller_name(&self) -> String {
+        format!("controller-{}", self.target_link_name)
+    }
+    /// The probe Service the chart renders for this link (gateway mode).
+    pub fn probe_service(&self) -> String {
+        format!("probe-{}", self.target_link_name)
+    }
+    /// `<source>-to-<target>`, the key of this link's credentials in Vault.
+    pub fn credentials_id(&self) -> String {
+        format!("{}-to-{}", self.source, self.target)
+    }
+}
+
+/// Plan a checked fleet; refuses one with validation errors.
+pub fn from_checked(checked: &crate::validate::CheckedFleet) -> Result<FleetPlan, PlanError> {
+    if !checked.is_valid() {
+        return Err(PlanError::Invalid(
+            checked.findings.iter().filter(|f| f.is_error()).cloned().collect(),
+        ));
+    }
+    let anchor = match &checked.anchor {
+        crate::validate::AnchorFile::Text(text) => text.as_str(),
+        _ => "",
+    };
+    Ok(build(&checked.fleet, anchor, &checked.source.file_name()))
+}
+
+/// Build the plan of a fleet that passed validation.
+pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
+    let spec = &fleet.spec;
+    let l = &spec.linkerd;
+    let linkerd = LinkerdPlan {
+        version: LinkerdVersion::parse(&l.version.value).unwrap_or(crate::version::OLDEST_SUPPORTED),
+        chart_repository: value_or(l.chart_repository.as_ref(), defaults::CHART_REPOSITORY)
+            .trim_end_matches('/')
+            .to_string(),
+        namespace: value_or(l.namespace.as_ref(), defaults::LINKERD_NAMESPACE),
+        trust_domain: value_or(l.trust_domain.as_ref(), defaults::CLUSTER_DOMAIN),
+        cluster_domain: value_or(l.cluster_domain.as_ref(), defaults::CLUSTER_DOMAIN),
+        viz: l.viz.as_ref().is_none_or(|v| v.value),
+        gateway_api: l
+            .gateway_api
+            .as_ref()
+            .map(|g| g.value.clone())
+            .filter(|g| g != "external"),
+        cluster_networks: l.cluster_networks.as_ref().map_or_else(
+            || defaults::CLUSTER_NETWORKS.iter().map(ToString::to_string).collect(),
+            |n| n.iter().map(|c| c.value.clone()).collect(),
+        ),
+        cluster_networks_set: l.cluster_networks.is_some(),
+    };
+    let g = &spec.gitops;
+    let argocd = g.argocd.as_ref();
+    let gitops = GitopsPlan {
+        engine: g.engine.value,
+        install_method: g.install_method.as_ref().map_or(InstallMethod::Helm, |m| m.value),
+        jobs_image: g.jobs.as_ref().and_then(|j| j.image.as_ref()).map(|i| i.value.clone()),
+        repository_url: g.repository.url.value.clone(),
+        branch: value_or(g.repository.branch.as_ref(), defaults::BRANCH),
+        path: value_or(g.repository.path.as_ref(), defaults::REPOSITORY_PATH)
+            .trim_matches('/')
+            .to_string(),
+        argocd_namespace: value_or(argocd.and_then(|a| a.namespace.as_ref()), defaults::ARGOCD_NAMESPACE),
+        argocd_project: value_or(argocd.and_then(|a| a.project.as_ref()), defaults::ARGOCD_PROJECT),
+    };
+    let identity = IdentityPlan {
+        trust_anchor_pem: format!("{}\n", anchor_pem.trim()),
+        issuer: spec.identity.issuer.as_ref().map_or(IssuerKind::CertManager, |i| i.value),
+    };
+    let vault_spec = spec.secrets.as_ref().and_then(|s| s.vault.as_ref());
+    let k8s_auth = vault_spec.and_then(|v| v.auth.as_ref()).and_then(|a| a.kubernetes.as_ref());
+    let vault = VaultPlan {
+        server: vault_spec.map(|v| v.server.value.clone()).unwrap_or_default(),
+        mount: vault_spec.map(|v| v.mount.value.clone()).unwrap_or_default(),
+        path: vault_spec.map(|v| v.path.value.trim_matches('/').to_string()).unwrap_or_default(),
+        auth_mount: value_or(k8s_auth.and_then(|k| k.mount_path.as_ref()), defaults::VAULT_AUTH_MOUNT),
+        auth_role: value_or(k8s_auth.and_then(|k| k.role.as_ref()), defaults::VAULT_AUTH_ROLE),
+    };
+    let mut clusters: Vec<ClusterPlan> = spec.clusters.iter().map(|c| cluster_plan(&c.value)).collect();
+    let index: std::collections::HashMap<String, usize> =
+        clusters.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+    for link in declared_links(fleet) {
+        let (Some(&si), Some(&ti)) = (index.get(&link.source.value), index.get(&link.target.value)) else {
+            continue;
+        };
+        if si == ti {
+            continue;
+        }
+        let target = &clusters[ti];
+        let gateway = match link.mode.value {
+            LinkMode::Gateway => target.gateway.as_ref().map(|gw| LinkGateway {
+                address: gw.addresses.join(","),
+                port: gw.dialled_port(),
+                probe_path: gw.probe_path.clone(),
+                probe_port: gw.dialled_probe_port(),
+                probe_period: gw.probe_period.clone(),
+            }),
+            LinkMode::RemoteDiscovery => None,
+        };
+        let query = |q: Option<&crate::fleet::located::Located<String>>, default: &str| {
+            parse_label_query(q.map_or(default, |q| q.value.as_str())).unwrap_or_default()
+        };
+        let plan = LinkPlan {
+            source: link.source.value.clone(),
+            target: target.name.clone(),
+            target_link_name: target.link_name.clone(),
+            mode: link.mode.value,
+            gateway,
+            selector: query(link.selector.as_ref(), defaults::SELECTOR),
+            remote_discovery_selector: query(link.remote_discovery_selector.as_ref(), defaults::REMOTE_DISCOVERY_SELECTOR),
+            federated_service_selector: query(link.federated_service_selector.as_ref(), defaults::FEDERATED_SERVICE_SELECTOR),
+            target_cluster_domain: linkerd.cluster_domain.clone(),
+            target_linkerd_namespace: linkerd.namespace.clone(),
+            target_trust_domain: linkerd.trust_domain.clone(),
+        };
+        let source_name = clusters[si].name.clone();
+        clusters[ti].incoming_sources.push(source_name);
+        clusters[si].outgoing.push(plan);
+    }
+    for c in &mut clusters {
+        c.outgoing.sort_by(|a, b| a.target_link_name.cmp(&b.target_link_name));
+        c.incoming_sources.sort();
+        c.incoming_sources.dedup();
+    }
+    FleetPlan {
+        name: fleet.metadata.name.value.clone(),
+        source_file: source_file.to_string(),
+        linkerd,
+        gitops,
+        identity,
+        vault,
+        clusters,
+    }
+}
+
+fn value_or(value: Option<&crate::fleet::located::Located<String>>, default: &str) -> String {
+    value.map_or_else(|| default.to_string(), |v| v.value.clone())
+}
+
+fn port(value: Option<&crate::fleet::located::Located<i64>>, default: u16) -> u16 {
+    value.and_then(|v| u16::try_from(v.value).ok()).unwrap_or(default)
+}
+
+fn cluster_plan(c: &ClusterSpec) -> ClusterPlan {
+    let gateway = c
+        .gateway
+        .as_ref()
+        .filter(|g| g.enabled.as_ref().is_none_or(|e| e.value))
+        .map(|g| {
+            let probe = g.probe.as_ref().map(|p| &p.value);
+            let period = probe
+                .and_then(|p| p.period.as_ref())
+                .map_or_else(|| defaults::PROBE_PERIOD.to_string(), |p| p.value.clone());
+            let seconds = parse_go_duration(&period)
+                .ok()
+                .and_then(|n| u32::try_from(n / 1_000_000_000).ok())
+                .unwrap_or(3);
+            GatewayPlan {
+                service_type: g.service_type.as_ref().map_or(ServiceType::LoadBalancer, |t| t.value),
+                addresses: g.addresses.iter().map(|a| a.value.clone()).collect(),
+                port: port(g.port.as_ref(), defaults::GATEWAY_PORT),
+                node_port: g.node_port.as_ref().and_then(|p| u16::try_from(p.value).ok()),
+                probe_path: probe
+                    .and_then(|p| p.path.as_ref())
+                    .map_or_else(|| defaults::PROBE_PATH.to_string(), |p| p.value.clone()),
+                probe_port: port(probe.and_then(|p| p.port.as_ref()), defaults::PROBE_PORT),
+                probe_node_port: probe
+                    .and_then(|p| p.node_port.as_ref())
+                    .and_then(|p| u16::try_from(p.value).ok()),
+                probe_period: period,
+                probe_seconds: seconds,
+            }
+        });
+    let network = c.network.clone().unwrap_or_default();
+    ClusterPlan {
+        name: c.name.value.clone(),
+        link_name: c.link_name.as_ref().unwrap_or(&c.name).value.clone(),
+        context: c.context.as_ref().unwrap_or(&c.name).value.clone(),
+        api_server: c.api_server.as_ref().map(|a| a.value.clone()),
+        pod_cidrs: network.pods.iter().map(|p| p.value.clone()).collect(),
+        service_cidrs: network.services.iter().map(|p| p.value.clone()).collect(),
+        gateway,
+        outgoing: Vec::new(),
+        incoming_sources: Vec::new(),
+    }
+}

@@ -1,0 +1,454 @@
+//! What each cluster needs, in dependency order, independent of the GitOps engine
+//! (PRODUCT.md section 4): namespaces and the Vault store, Gateway API CRDs, identity,
+//! the Linkerd charts, and the links.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::defaults;
+use crate::fleet::model::{Engine, IssuerKind};
+use crate::plan::{ClusterPlan, FleetPlan, LinkPlan};
+
+use super::resources::{
+    CaIssuer, CertificatePrivateKey, CertificateSpec, ClusterSecretStore, ClusterSecretStoreSpec,
+    ExternalSecret, ExternalSecretData, ExternalSecretSpec, ExternalSecretTarget, ExternalSecretTemplate,
+    Issuer, IssuerSpec, Link, LinkSpec, NamedRef, ProbeSpec, RemoteRef, SecretStoreProvider, TemplateMetadata,
+    VaultKubernetesAuth, VaultProvider, VaultProviderAuth,
+};
+use super::{RenderError, fleet_labels, meta, values};
+
+/// The steps of a cluster's install, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StageKind {
+    /// Namespaces and the ClusterSecretStore for Vault.
+    Namespaces,
+    /// Gateway API CRDs (unless managed externally).
+    GatewayApi,
+    /// The identity issuer Secret (cert-manager or External Secrets).
+    Identity,
+    /// `linkerd-crds`.
+    LinkerdCrds,
+    /// `linkerd-control-plane`.
+    LinkerdControlPlane,
+    /// `linkerd-viz`.
+    LinkerdViz,
+    /// `linkerd-multicluster`.
+    LinkerdMulticluster,
+    /// Links and their credentials.
+    Links,
+}
+
+impl StageKind {
+    /// Folder and object-name suffix of the stage.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Namespaces => "namespaces",
+            Self::GatewayApi => "gateway-api",
+            Self::Identity => "identity",
+            Self::LinkerdCrds => "linkerd-crds",
+            Self::LinkerdControlPlane => "linkerd-control-plane",
+            Self::LinkerdViz => "linkerd-viz",
+            Self::LinkerdMulticluster => "linkerd-multicluster",
+            Self::Links => "links",
+        }
+    }
+}
+
+/// One stage of a cluster.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Which step.
+    pub kind: StageKind,
+    /// Stages that must be ready first.
+    pub depends_on: Vec<StageKind>,
+    /// What the stage applies.
+    pub content: StageContent,
+}
+
+/// What a stage applies.
+#[derive(Debug, Clone)]
+pub enum StageContent {
+    /// Plain manifests, grouped in files.
+    Manifests(Vec<ManifestFile>),
+    /// A Helm chart from the Linkerd repository.
+    HelmChart(HelmChart),
+    /// A kustomize folder of a Git repository at a tag (the Gateway API CRDs).
+    GitKustomize {
+        /// Repository URL.
+        url: String,
+        /// Tag.
+        tag: String,
+        /// Folder inside the repository.
+        path: String,
+    },
+}
+
+/// One rendered file of a manifests stage.
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    /// File name inside the stage folder.
+    pub name: String,
+    /// The objects, already typed and converted to JSON values.
+    pub objects: Vec<Value>,
+}
+
+/// A Helm chart install.
+#[derive(Debug, Clone)]
+pub struct HelmChart {
+    /// Chart name (also the release name).
+    pub chart: &'static str,
+    /// Target namespace.
+    pub namespace: String,
+    /// Values.
+    pub values: Value,
+}
+
+/// The Gateway API repository.
+pub const GATEWAY_API_REPOSITORY: &str = "https://github.com/kubernetes-sigs/gateway-api";
+
+/// The stages of one cluster, in order.
+pub fn cluster_stages(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<Stage> {
+    use StageKind::{
+        GatewayApi, Identity, LinkerdControlPlane, LinkerdCrds, LinkerdMulticluster, LinkerdViz, Links, Namespaces,
+    };
+    let ns = plan.linkerd.namespace.clone();
+    let mut stages = vec![Stage {
+        kind: Namespaces,
+        depends_on: vec![],
+        content: StageContent::Manifests(namespaces(plan)),
+    }];
+    let mut crds_after = vec![Namespaces];
+    if let Some(tag) = &plan.linkerd.gateway_api {
+        stages.push(Stage {
+            kind: GatewayApi,
+            depends_on: vec![],
+            content: StageContent::GitKustomize {
+                url: GATEWAY_API_REPOSITORY.to_string(),
+                tag: tag.clone(),
+                path: "config/crd".to_string(),
+            },
+        });
+        crds_after.push(GatewayApi);
+    }
+    stages.push(Stage {
+        kind: Identity,
+        depends_on: vec![Namespaces],
+        content: StageContent::Manifests(identity(plan, cluster)),
+    });
+    stages.push(Stage {
+        kind: LinkerdCrds,
+        depends_on: crds_after,
+        content: StageContent::HelmChart(HelmChart {
+            chart: "linkerd-crds",
+            namespace: ns.clone(),
+            values: values::crds(plan),
+        }),
+    });
+    stages.push(Stage {
+        kind: LinkerdControlPlane,
+        depends_on: vec![LinkerdCrds, Identity],
+        content: StageContent::HelmChart(HelmChart {
+            chart: "linkerd-control-plane",
+            namespace: ns,
+            values: values::control_plane(plan),
+        }),
+    });
+    if plan.linkerd.viz {
+        stages.push(Stage {
+            kind: LinkerdViz,
+            depends_on: vec![LinkerdControlPlane],
+            content: StageContent::HelmChart(HelmChart {
+                chart: "linkerd-viz",
+                namespace: defaults::VIZ_NAMESPACE.to_string(),
+                values: values::viz(plan),
+            }),
+        });
+    }
+    stages.push(Stage {
+        kind: LinkerdMulticluster,
+        depends_on: vec![LinkerdControlPlane],
+        content: StageContent::HelmChart(HelmChart {
+            chart: "linkerd-multicluster",
+            namespace: defaults::MULTICLUSTER_NAMESPACE.to_string(),
+            values: values::multicluster(plan, cluster),
+        }),
+    });
+    if !cluster.outgoing.is_empty() {
+        stages.push(Stage {
+            kind: Links,
+            depends_on: vec![LinkerdMulticluster],
+            content: StageContent::Manifests(links(plan, cluster)),
+        });
+    }
+    stages
+}
+
+fn json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// The name of the fleet's ClusterSecretStore.
+pub fn secret_store_name(plan: &FleetPlan) -> String {
+    format!("{}-vault", plan.name)
+}
+
+fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
+    let privileged = ("pod-security.kubernetes.io/enforce", "privileged");
+    let list: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 3] = [
+        (
+            &plan.linkerd.namespace,
+            vec![
+                ("config.linkerd.io/admission-webhooks", "disabled"),
+                ("linkerd.io/control-plane-ns", &plan.linkerd.namespace),
+                ("linkerd.io/is-control-plane", "true"),
+                privileged,
+            ],
+            vec![],
+        ),
+        (
+            defaults::VIZ_NAMESPACE,
+            vec![("linkerd.io/extension", "viz"), privileged],
+            vec![("linkerd.io/inject", "enabled")],
+        ),
+        (
+            defaults::MULTICLUSTER_NAMESPACE,
+            vec![("linkerd.io/extension", "multicluster"), privileged],
+            vec![],
+        ),
+    ];
+    let mut objects = Vec::new();
+    for (name, labels, annotations) in list {
+        if name == defaults::VIZ_NAMESPACE && !plan.linkerd.viz {
+            continue;
+        }
+        let mut m = meta(plan, name, None);
+        m.labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(labels.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut annotations: BTreeMap<String, String> =
+            annotations.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Removing the stage from Git must never delete a namespace full of workloads.
+        match plan.gitops.engine {
+            Engine::Flux => annotations.insert("kustomize.toolkit.fluxcd.io/prune".into(), "disabled".into()),
+            Engine::Argocd => annotations.insert("argocd.argoproj.io/sync-options".into(), "Prune=false".into()),
+        };
+        m.annotations = Some(annotations);
+        objects.push(json(&Namespace { metadata: m, ..Namespace::default() }));
+    }
+    let store = ClusterSecretStore {
+        metadata: meta(plan, &secret_store_name(plan), None),
+        spec: ClusterSecretStoreSpec {
+            provider: SecretStoreProvider {
+                vault: VaultProvider {
+                    server: plan.vault.server.clone(),
+                    path: plan.vault.mount.clone(),
+                    version: "v2".into(),
+                    auth: VaultProviderAuth {
+                        kubernetes: VaultKubernetesAuth {
+                            mount_path: plan.vault.auth_mount.clone(),
+                            role: plan.vault.auth_role.clone(),
+                        },
+                    },
+                },
+            },
+        },
+    };
+    vec![
+        ManifestFile { name: "namespaces.yaml".into(), objects },
+        ManifestFile { name: "cluster-secret-store.yaml".into(), objects: vec![json(&store)] },
+    ]
+}
+
+/// An ExternalSecret that writes `target` from Vault `key` (one property per data key).
+fn external_secret(
+    plan: &FleetPlan,
+    name: &str,
+    namespace: &str,
+    secret_type: &str,
+    key: &str,
+    properties: &[&str],
+    secret_metadata: TemplateMetadata,
+) -> ExternalSecret {
+    ExternalSecret {
+        metadata: meta(plan, name, Some(namespace)),
+        spec: ExternalSecretSpec {
+            refresh_interval: "1h".into(),
+            secret_store_ref: NamedRef {
+                kind: Some("ClusterSecretStore".into()),
+                name: secret_store_name(plan),
+                namespace: None,
+            },
+            target: ExternalSecretTarget {
+                name: name.to_string(),
+                creation_policy: "Owner".into(),
+                deletion_policy: "Retain".into(),
+                template: ExternalSecretTemplate {
+                    secret_type: secret_type.to_string(),
+                    engine_version: "v2".into(),
+                    metadata: Some(secret_metadata),
+                    data: properties
+                        .iter()
+                        .map(|p| ((*p).to_string(), format!("{{{{ index . \"{p}\" }}}}")))
+                        .collect(),
+                },
+            },
+            data: properties
+                .iter()
+                .map(|p| ExternalSecretData {
+                    secret_key: (*p).to_string(),
+                    remote_ref: RemoteRef { key: key.to_string(), property: (*p).to_string() },
+                })
+                .collect(),
+        },
+    }
+}
+
+/// Name of the issuer Secret Linkerd's identity controller reads.
+pub const ISSUER_SECRET: &str = "linkerd-identity-issuer";
+/// Name of the anchor key pair Secret (cert-manager issuer only).
+pub const TRUST_ANCHOR_SECRET: &str = "linkerd-trust-anchor";
+
+fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
+    let ns = plan.linkerd.namespace.as_str();
+    let labels = TemplateMetadata { labels: fleet_labels(plan), annotations: BTreeMap::new() };
+    match plan.identity.issuer {
+        IssuerKind::Vault => {
+            let secret = external_secret(
+                plan,
+                ISSUER_SECRET,
+                ns,
+                "kubernetes.io/tls",
+                &plan.vault.issuer_key(&cluster.name),
+                &["tls.crt", "tls.key", "ca.crt"],
+                labels,
+            );
+            vec![ManifestFile { name: "issuer.yaml".into(), objects: vec![json(&secret)] }]
+        }
+        IssuerKind::CertManager => {
+            let anchor = external_secret(
+                plan,
+                TRUST_ANCHOR_SECRET,
+                ns,
+                "kubernetes.io/tls",
+                &plan.vault.trust_anchor_key(),
+                &["tls.crt", "tls.key"],
+                labels,
+            );
+            let issuer = Issuer {
+                metadata: meta(plan, TRUST_ANCHOR_SECRET, Some(ns)),
+                spec: IssuerSpec { ca: CaIssuer { secret_name: TRUST_ANCHOR_SECRET.into() } },
+            };
+            let certificate = super::resources::Certificate {
+                metadata: meta(plan, ISSUER_SECRET, Some(ns)),
+                spec: CertificateSpec {
+                    secret_name: ISSUER_SECRET.into(),
+                    common_name: format!("identity.{ns}.{}", plan.linkerd.trust_domain),
+                    is_ca: true,
+                    // Linkerd's documented lifetimes: a short-lived issuer renewed daily.
+                    duration: "48h0m0s".into(),
+                    renew_before: "25h0m0s".into(),
+                    private_key: CertificatePrivateKey {
+                        algorithm: "ECDSA".into(),
+                        size: 256,
+                        rotation_policy: "Always".into(),
+                    },
+                    usages: vec!["cert sign".into(), "crl sign".into(), "server auth".into(), "client auth".into()],
+                    issuer_ref: NamedRef { kind: Some("Issuer".into()), name: TRUST_ANCHOR_SECRET.into(), namespace: None },
+                },
+            };
+            vec![
+                ManifestFile { name: "trust-anchor.yaml".into(), objects: vec![json(&anchor), json(&issuer)] },
+                ManifestFile { name: "issuer.yaml".into(), objects: vec![json(&certificate)] },
+            ]
+        }
+    }
+}
+
+fn links(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
+    cluster
+        .outgoing
+        .iter()
+        .map(|link| ManifestFile {
+            name: format!("link-{}.yaml", link.link_name()),
+            objects: vec![
+                json(&link_object(plan, link)),
+                json(&credentials(plan, link, defaults::MULTICLUSTER_NAMESPACE, false)),
+                json(&credentials(plan, link, &plan.linkerd.namespace, true)),
+            ],
+        })
+        .collect()
+}
+
+/// The Link of `link`, as `link-gen` would write it, computed offline.
+pub fn link_object(plan: &FleetPlan, link: &LinkPlan) -> Link {
+    let mut metadata = meta(plan, link.link_name(), Some(defaults::MULTICLUSTER_NAMESPACE));
+    // `linkerd multicluster check` warns unless this matches its own CLI version.
+    metadata.annotations = Some(BTreeMap::from([(
+        "linkerd.io/created-by".to_string(),
+        format!("linkerd/cli {}", plan.linkerd.version.edge_tag()),
+    )]));
+    let gateway = link.gateway.as_ref();
+    Link {
+        metadata,
+        spec: LinkSpec {
+            target_cluster_name: link.link_name().to_string(),
+            target_cluster_domain: link.target_cluster_domain.clone(),
+            target_cluster_linkerd_namespace: link.target_linkerd_namespace.clone(),
+            cluster_credentials_secret: link.credentials_secret(),
+            gateway_address: gateway.map(|g| g.address.clone()),
+            gateway_port: gateway.map(|g| g.port.to_string()),
+            gateway_identity: gateway.map(|_| link.gateway_identity()),
+            probe_spec: gateway.map(|g| ProbeSpec {
+                path: g.probe_path.clone(),
+                port: g.probe_port.to_string(),
+                period: g.probe_period.clone(),
+                timeout: None,
+                failure_threshold: None,
+            }),
+            selector: gateway.map(|_| link.selector.clone()),
+            remote_discovery_selector: Some(link.remote_discovery_selector.clone()),
+            federated_service_selector: Some(link.federated_service_selector.clone()),
+        },
+    }
+}
+
+/// The Secret type Linkerd's destination controller requires of link credentials.
+pub const CREDENTIALS_SECRET_TYPE: &str = "mirror.linkerd.io/remote-kubeconfig";
+
+/// An ExternalSecret that builds one of the two `cluster-credentials-<target>` Secrets.
+/// The copy in the control-plane namespace carries the label and annotations the
+/// destination controller needs for remote discovery (linkerd2#11542).
+pub fn credentials(plan: &FleetPlan, link: &LinkPlan, namespace: &str, for_destination: bool) -> ExternalSecret {
+    let mut metadata = TemplateMetadata { labels: fleet_labels(plan), annotations: BTreeMap::new() };
+    if for_destination {
+        metadata
+            .labels
+            .insert("multicluster.linkerd.io/cluster-name".into(), link.link_name().to_string());
+        metadata
+            .annotations
+            .insert("multicluster.linkerd.io/trust-domain".into(), link.target_trust_domain.clone());
+        metadata
+            .annotations
+            .insert("multicluster.linkerd.io/cluster-domain".into(), link.target_cluster_domain.clone());
+    }
+    external_secret(
+        plan,
+        &link.credentials_secret(),
+        namespace,
+        CREDENTIALS_SECRET_TYPE,
+        &plan.vault.credentials_key(&link.source, &link.target),
+        &["kubeconfig"],
+        metadata,
+    )
+}
+
+/// Render a stage's manifest files to text.
+pub(crate) fn manifest_texts(plan: &FleetPlan, files: &[ManifestFile]) -> Result<Vec<(String, String)>, RenderError> {
+    files
+        .iter()
+        .map(|f| Ok((f.name.clone(), super::yaml_file(plan, &f.name, &f.objects)?)))
+        .collect()
+}

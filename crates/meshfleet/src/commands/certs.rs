@@ -1,0 +1,190 @@
+//! `meshfleet certs init [PATH]` and `meshfleet certs inspect FILE...`.
+
+use std::path::{Path, PathBuf};
+
+use meshfleet_core::identity::{self, CertInfo};
+use meshfleet_core::keys::{self, KeyFolder, KeysError};
+use serde_json::json;
+
+use super::{ExitStatus, hinted, now};
+use crate::cli::{CertsInitArgs, CertsInspectArgs, OutputFormat};
+use crate::printer::Printer;
+
+pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let (source, fleet) = match meshfleet_core::fleet::load(&args.path) {
+        Ok(loaded) => loaded,
+        Err(meshfleet_core::fleet::LoadError::Invalid { file, finding }) => {
+            printer.status(printer.findings(&file.path.display().to_string(), &file.text, &[*finding], false).trim_end());
+            return Ok(ExitStatus::Failure);
+        }
+        Err(e) => return Err(hinted(e.to_string(), "pass a fleet file, or a folder that holds `fleet.yaml`")),
+    };
+    let dir = source.dir();
+    let folder = args.keys.clone().map_or_else(|| KeyFolder::default_for(&dir), KeyFolder::new);
+    let report = match keys::init(&fleet, &dir, &folder, now()) {
+        Ok(report) => report,
+        Err(KeysError::Exists(path)) => {
+            printer.error(
+                &format!("`{}` exists; refusing to overwrite it (nothing was written)", path.display()),
+                Some("certificates are created once; to replace one, move the old files away first (a rotation keeps the old anchor in the bundle)"),
+            );
+            return Ok(ExitStatus::Failure);
+        }
+        Err(KeysError::AnchorKeyMissing { anchor, key }) => {
+            printer.error(
+                &format!(
+                    "the trust anchor `{}` exists but its key `{}` does not, so no issuer can be signed",
+                    anchor.display(),
+                    key.display()
+                ),
+                Some("pass the folder that holds `trust-anchor.key` with `--keys`"),
+            );
+            return Ok(ExitStatus::Failure);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if report.reused_anchor {
+        printer.status("kept the existing trust anchor and signed the missing issuers with its key");
+    }
+    for path in &report.public {
+        let text = fs_err::read_to_string(path)?;
+        let summary = identity::parse_pem_bundle(&text)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| format!(" ({}, valid until {}, sha256 {})", c.key_type, identity::format_time(c.not_after), c.sha256))
+            .unwrap_or_default();
+        printer.status(&format!("created `{}`{summary}", path.display()));
+    }
+    for path in &report.private {
+        printer.status(&format!("created private key `{}` (mode 0600, git-ignored)", path.display()));
+    }
+    printer.status(&format!(
+        "next: commit the public anchor, keep `{}` out of git, and run `meshfleet secrets sync` to store the keys in Vault",
+        folder.dir.display()
+    ));
+    Ok(ExitStatus::Success)
+}
+
+pub fn inspect(args: &CertsInspectArgs, output: OutputFormat, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let anchors = fleet_anchors(args.fleet.as_deref())?;
+    let at = now();
+    let mut reports = Vec::new();
+    let mut text = String::new();
+    let mut failed = false;
+    for file in &args.files {
+        let content = fs_err::read_to_string(file)
+            .map_err(|e| hinted(e.to_string(), "pass PEM certificate files"))?;
+        let certs = match identity::parse_pem_bundle(&content) {
+            Ok(certs) => certs,
+            Err(e) => {
+                printer.error(&format!("`{}`: {e}", file.display()), Some("pass PEM certificate files (not keys)"));
+                failed = true;
+                continue;
+            }
+        };
+        text.push_str(&format!("{}\n", file.display()));
+        for (i, cert) in certs.iter().enumerate() {
+            let chain = chain_status(&certs[i..], anchors.as_ref());
+            if certs.len() > 1 {
+                text.push_str(&format!("  [{}/{}]\n", i + 1, certs.len()));
+            }
+            text.push_str(&describe(cert, &chain, at));
+            reports.push(json!({
+                "file": file.display().to_string(),
+                "index": i,
+                "subject": cert.subject,
+                "issuer": cert.issuer,
+                "keyType": cert.key_type.to_string(),
+                "notBefore": identity::format_time(cert.not_before),
+                "notAfter": identity::format_time(cert.not_after),
+                "daysLeft": cert.days_left(at),
+                "validNow": cert.valid_at(at),
+                "isCA": cert.is_ca,
+                "pathLength": cert.path_len,
+                "sha256": cert.sha256,
+                "chainsToFleetAnchor": chain.json(),
+            }));
+        }
+    }
+    match output {
+        OutputFormat::Json => printer.data(&format!("{}\n", serde_json::to_string_pretty(&reports)?)),
+        OutputFormat::Text => printer.data(&text),
+    }
+    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+}
+
+enum Chain {
+    NoFleet,
+    IsAnchor,
+    Chains(String),
+    DoesNot,
+}
+
+impl Chain {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Self::NoFleet => serde_json::Value::Null,
+            Self::IsAnchor | Self::Chains(_) => true.into(),
+            Self::DoesNot => false.into(),
+        }
+    }
+}
+
+fn chain_status(chain: &[CertInfo], anchors: Option<&Vec<CertInfo>>) -> Chain {
+    let Some(anchors) = anchors else { return Chain::NoFleet };
+    if anchors.iter().any(|a| a.der == chain[0].der) {
+        return Chain::IsAnchor;
+    }
+    identity::chains_to(chain, anchors).map_or(Chain::DoesNot, |a| Chain::Chains(a.subject.clone()))
+}
+
+fn describe(cert: &CertInfo, chain: &Chain, now: time::OffsetDateTime) -> String {
+    let days = cert.days_left(now);
+    let validity = if cert.valid_at(now) {
+        format!("{days} days left")
+    } else if days < 0 {
+        "EXPIRED".to_string()
+    } else {
+        "NOT YET VALID".to_string()
+    };
+    let ca = if cert.is_ca {
+        match cert.path_len {
+            Some(n) => format!("yes, path length {n}"),
+            None => "yes, no path length limit".to_string(),
+        }
+    } else {
+        "no".to_string()
+    };
+    let issuer = if cert.is_self_signed() { format!("{} (self-signed)", cert.issuer) } else { cert.issuer.clone() };
+    let fleet = match chain {
+        Chain::NoFleet => "unknown (no fleet file here; pass `--fleet PATH`)".to_string(),
+        Chain::IsAnchor => "yes: this is the fleet's trust anchor".to_string(),
+        Chain::Chains(subject) => format!("yes: chains to the fleet's anchor `{subject}`"),
+        Chain::DoesNot => "NO: does not chain to the fleet's trust anchor".to_string(),
+    };
+    format!(
+        "  subject:      {}\n  issuer:       {issuer}\n  key:          {}\n  valid:        {} to {} ({validity})\n  CA:           {ca}\n  sha256:       {}\n  fleet anchor: {fleet}\n",
+        cert.subject,
+        cert.key_type,
+        identity::format_time(cert.not_before),
+        identity::format_time(cert.not_after),
+        cert.sha256,
+    )
+}
+
+/// The fleet's anchors: from `--fleet`, else from `./fleet.yaml` when present.
+fn fleet_anchors(fleet: Option<&Path>) -> anyhow::Result<Option<Vec<CertInfo>>> {
+    let path: PathBuf = match fleet {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("fleet.yaml").is_file() => PathBuf::from("fleet.yaml"),
+        None => return Ok(None),
+    };
+    let (source, fleet) = meshfleet_core::fleet::load(&path)
+        .map_err(|e| hinted(e.to_string(), "pass a valid fleet with `--fleet`"))?;
+    let anchor_path = meshfleet_core::validate::anchor_path(&source.dir(), &fleet);
+    let text = fs_err::read_to_string(&anchor_path)
+        .map_err(|e| hinted(e.to_string(), "run `meshfleet certs init` to create the anchor"))?;
+    let certs = identity::parse_pem_bundle(&text)
+        .map_err(|e| hinted(format!("`{}`: {e}", anchor_path.display()), "fix the fleet's trust anchor file"))?;
+    Ok(Some(certs))
+}

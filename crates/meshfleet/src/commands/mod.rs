@@ -1,0 +1,137 @@
+//! One file per command; each returns an [`ExitStatus`]. Shared here: loading and
+//! validating the fleet with findings printed the same way everywhere.
+
+mod certs;
+mod graph;
+mod render;
+mod schema;
+mod validate;
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use meshfleet_core::fleet::LoadError;
+use meshfleet_core::plan::FleetPlan;
+use meshfleet_core::validate::{CheckedFleet, check_file};
+
+use crate::cli::{CertsCommand, Cli, Command};
+use crate::printer::Printer;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Success.
+    Success,
+    /// The fleet or the clusters have problems (invalid fleet, failed check, drift).
+    Failure,
+    /// The command could not do its job.
+    Error,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Failure => ExitCode::from(1),
+            ExitStatus::Error => ExitCode::from(2),
+        }
+    }
+}
+
+/// An error with a `hint:` for the user.
+#[derive(Debug)]
+pub struct Hinted {
+    /// What went wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// Build a hinted error.
+pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted { message: message.into(), hint: hint.into() })
+}
+
+/// Run the chosen command.
+pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let output = cli.global.output;
+    match &cli.command {
+        Command::Validate(args) => validate::run(&args.path, output, printer),
+        Command::Render(args) => render::run(args, printer),
+        Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),
+        Command::Certs(CertsCommand::Inspect(args)) => certs::inspect(args, output, printer),
+        Command::Graph(args) => graph::run(args, printer),
+        Command::Schema => schema::run(printer),
+        Command::Completions(args) => schema::completions(args.shell, printer),
+        Command::Man => schema::man(printer),
+    }
+}
+
+/// Now, for certificate validity.
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// The outcome of loading a fleet for a command that needs a valid one.
+pub enum Loaded {
+    /// Valid (warnings were printed to stderr).
+    Valid(Box<CheckedFleet>),
+    /// Invalid: findings were printed; the command should exit with this status.
+    Invalid(ExitStatus),
+}
+
+/// Load and validate a fleet; print findings (errors and warnings) to stderr.
+pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
+    match check_file(path, now()) {
+        Err(LoadError::Unreadable { path, source }) => Err(hinted(
+            format!("cannot read `{}`: {source}", path.display()),
+            "pass a fleet file, or a folder that holds `fleet.yaml`",
+        )),
+        Err(LoadError::Invalid { file, finding }) => {
+            printer.status(printer.findings(&file.path.display().to_string(), &file.text, &[*finding], false).trim_end());
+            Ok(Loaded::Invalid(ExitStatus::Failure))
+        }
+        Ok(checked) => {
+            if !checked.findings.is_empty() {
+                let text = printer.findings(
+                    &checked.source.path.display().to_string(),
+                    &checked.source.text,
+                    &checked.findings,
+                    false,
+                );
+                printer.status(text.trim_end());
+            }
+            if checked.is_valid() {
+                Ok(Loaded::Valid(Box::new(checked)))
+            } else {
+                let errors = checked.findings.iter().filter(|f| f.is_error()).count();
+                printer.error(
+                    &format!("the fleet has {errors} error(s); nothing was written"),
+                    Some(&format!("fix them, then check with `meshfleet validate {}`", path.display())),
+                );
+                Ok(Loaded::Invalid(ExitStatus::Failure))
+            }
+        }
+    }
+}
+
+/// Load, validate and plan a fleet.
+pub fn load_plan(path: &Path, printer: Printer) -> anyhow::Result<Result<(Box<CheckedFleet>, FleetPlan), ExitStatus>> {
+    match load_checked(path, printer)? {
+        Loaded::Invalid(status) => Ok(Err(status)),
+        Loaded::Valid(checked) => {
+            let plan = meshfleet_core::plan::from_checked(&checked).context("cannot plan the fleet")?;
+            Ok(Ok((checked, plan)))
+        }
+    }
+}

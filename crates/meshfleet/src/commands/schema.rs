@@ -1,0 +1,31 @@
+//! `meshfleet schema`, `completions` and `man`: generated from the types.
+
+use clap::CommandFactory as _;
+use meshfleet_core::fleet::Fleet;
+
+use super::ExitStatus;
+use crate::cli::Cli;
+use crate::printer::Printer;
+
+pub fn run(printer: Printer) -> anyhow::Result<ExitStatus> {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Fleet))?;
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("$id".into(), "https://meshfleet.io/schema/fleet-v1alpha1.json".into());
+    }
+    printer.data(&format!("{}\n", serde_json::to_string_pretty(&schema)?));
+    Ok(ExitStatus::Success)
+}
+
+pub fn completions(shell: clap_complete::Shell, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "meshfleet", &mut out);
+    printer.data(&String::from_utf8_lossy(&out));
+    Ok(ExitStatus::Success)
+}
+
+pub fn man(printer: Printer) -> anyhow::Result<ExitStatus> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    printer.data(&String::from_utf8_lossy(&out));
+    Ok(ExitStatus::Success)
+}
