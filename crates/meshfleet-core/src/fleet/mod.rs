@@ -68,7 +68,9 @@ pub enum LoadError {
 
 /// Resolve a PATH argument: a fleet file, or a folder holding `fleet.yaml`.
 pub fn resolve_path(path: &Path) -> PathBuf {
-    if path.is_dir() {
+    if path == Path::new(".") {
+        PathBuf::from(FLEET_FILE_NAME)
+    } else if path.is_dir() {
         path.join(FLEET_FILE_NAME)
     } else {
         path.to_path_buf()
@@ -127,6 +129,10 @@ fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
 /// separately, so drop it from the message.
 fn strip_location_prefix(line: &str) -> &str {
     let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = match line.rfind(" at line ") {
+        Some(idx) if line[idx..].contains(", column ") => &line[..idx],
+        _ => line,
+    };
     if line.starts_with("line ")
         && let Some(idx) = line.find(": ")
     {

@@ -243,6 +243,7 @@ pub struct CaIssuer {
 pub struct CertificateSpec {
     pub secret_name: String,
     pub common_name: String,
+    #[serde(rename = "isCA")]
     pub is_ca: bool,
     pub duration: String,
     pub renew_before: String,

@@ -49,7 +49,7 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
         }
         OutputFormat::Text => {
             printer.data(&printer.findings(&path_text, &text, &findings, true));
-            let name = fleet_name.as_deref().unwrap_or("?");
+            let name = fleet_name.unwrap_or_else(|| path_text.clone());
             let line = if errors == 0 {
                 let (clusters, links) = summary.unwrap_or_default();
                 format!(
