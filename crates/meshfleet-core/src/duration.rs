@@ -37,8 +37,16 @@ pub fn parse_go_duration(text: &str) -> Result<i128, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "" => return Err(format!("`{text}` has a number without a unit (write `{text}s` for seconds)")),
-            other => return Err(format!("`{text}` has an unknown unit `{other}` (use ns, us, ms, s, m or h)")),
+            "" => {
+                return Err(format!(
+                    "`{text}` has a number without a unit (write `{text}s` for seconds)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "`{text}` has an unknown unit `{other}` (use ns, us, ms, s, m or h)"
+                ));
+            }
         };
         let value: f64 = number
             .parse()

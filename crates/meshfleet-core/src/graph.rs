@@ -24,7 +24,11 @@ pub fn hub(plan: &FleetPlan) -> Option<&ClusterPlan> {
 fn edges(plan: &FleetPlan) -> Vec<(&str, &str, LinkMode)> {
     plan.clusters
         .iter()
-        .flat_map(|c| c.outgoing.iter().map(move |l| (l.target.as_str(), c.name.as_str(), l.mode)))
+        .flat_map(|c| {
+            c.outgoing
+                .iter()
+                .map(move |l| (l.target.as_str(), c.name.as_str(), l.mode))
+        })
         .collect()
 }
 
@@ -47,8 +51,16 @@ pub fn dot(plan: &FleetPlan) -> String {
         let _ = writeln!(out, "  \"{}\" [{}];", c.name, attrs.join(", "));
     }
     for (from, to, mode) in edges(plan) {
-        let style = if mode == LinkMode::Gateway { "solid" } else { "dashed" };
-        let _ = writeln!(out, "  \"{from}\" -> \"{to}\" [label=\"{}\", style={style}];", mode.as_str());
+        let style = if mode == LinkMode::Gateway {
+            "solid"
+        } else {
+            "dashed"
+        };
+        let _ = writeln!(
+            out,
+            "  \"{from}\" -> \"{to}\" [label=\"{}\", style={style}];",
+            mode.as_str()
+        );
     }
     out.push_str("}\n");
     out
@@ -56,7 +68,11 @@ pub fn dot(plan: &FleetPlan) -> String {
 
 fn cluster_caption(c: &ClusterPlan) -> String {
     match &c.gateway {
-        Some(gw) => format!("gateway {}:{}", gw.addresses.first().map_or("?", String::as_str), gw.dialled_port()),
+        Some(gw) => format!(
+            "gateway {}:{}",
+            gw.addresses.first().map_or("?", String::as_str),
+            gw.dialled_port()
+        ),
         None => "no gateway".to_string(),
     }
 }
@@ -65,16 +81,29 @@ fn cluster_caption(c: &ClusterPlan) -> String {
 pub fn mermaid(plan: &FleetPlan) -> String {
     let hub = hub(plan).map(|h| h.name.as_str());
     let id = |name: &str| name.replace('-', "_");
-    let mut out = format!("%% fleet `{}`: arrows point from the exporting cluster to the mirroring one\nflowchart LR\n", plan.name);
+    let mut out = format!(
+        "%% fleet `{}`: arrows point from the exporting cluster to the mirroring one\nflowchart LR\n",
+        plan.name
+    );
     for c in &plan.clusters {
-        let _ = writeln!(out, "  {}[\"{}<br/>{}\"]", id(&c.name), c.name, cluster_caption(c));
+        let _ = writeln!(
+            out,
+            "  {}[\"{}<br/>{}\"]",
+            id(&c.name),
+            c.name,
+            cluster_caption(c)
+        );
     }
     for (from, to, mode) in edges(plan) {
         let arrow = if mode == LinkMode::Gateway { "-->" } else { "-.->" };
         let _ = writeln!(out, "  {} {arrow}|{}| {}", id(from), mode.as_str(), id(to));
     }
     if let Some(h) = hub {
-        let _ = writeln!(out, "  classDef hub fill:#fde68a,stroke:#b45309,stroke-width:3px\n  class {} hub", id(h));
+        let _ = writeln!(
+            out,
+            "  classDef hub fill:#fde68a,stroke:#b45309,stroke-width:3px\n  class {} hub",
+            id(h)
+        );
     }
     out
 }
@@ -82,7 +111,11 @@ pub fn mermaid(plan: &FleetPlan) -> String {
 /// A standalone SVG: clusters on a circle (the hub in the middle), arrows for links.
 pub fn svg(plan: &FleetPlan) -> String {
     let hub = hub(plan).map(|h| h.name.as_str());
-    let ring: Vec<&ClusterPlan> = plan.clusters.iter().filter(|c| Some(c.name.as_str()) != hub).collect();
+    let ring: Vec<&ClusterPlan> = plan
+        .clusters
+        .iter()
+        .filter(|c| Some(c.name.as_str()) != hub)
+        .collect();
     let n = ring.len().max(1);
     #[allow(clippy::cast_precision_loss)]
     let radius = (120.0_f64).max(n as f64 * 140.0 / std::f64::consts::TAU);
@@ -96,7 +129,10 @@ pub fn svg(plan: &FleetPlan) -> String {
     for (i, c) in ring.iter().enumerate() {
         #[allow(clippy::cast_precision_loss)]
         let angle = std::f64::consts::TAU * i as f64 / n as f64 - std::f64::consts::FRAC_PI_2;
-        pos.insert(c.name.as_str(), (center + radius * angle.cos(), center + radius * angle.sin()));
+        pos.insert(
+            c.name.as_str(),
+            (center + radius * angle.cos(), center + radius * angle.sin()),
+        );
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -109,14 +145,20 @@ pub fn svg(plan: &FleetPlan) -> String {
     out.push_str("  <defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#334155\"/></marker></defs>\n");
     let _ = writeln!(out, "  <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>");
     for (from, to, mode) in edges(plan) {
-        let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(from), pos.get(to)) else { continue };
+        let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(from), pos.get(to)) else {
+            continue;
+        };
         let (sx, sy) = clip(x1, y1, x2, y2, box_w / 2.0, box_h / 2.0);
         let (ex, ey) = clip(x2, y2, x1, y1, box_w / 2.0, box_h / 2.0);
         // Offset both directions of a pair so they do not overlap.
         let (dx, dy) = (ey - sy, sx - ex);
         let len = dx.hypot(dy).max(1.0);
         let (ox, oy) = (dx / len * 4.0, dy / len * 4.0);
-        let dash = if mode == LinkMode::Gateway { "" } else { " stroke-dasharray=\"6 4\"" };
+        let dash = if mode == LinkMode::Gateway {
+            ""
+        } else {
+            " stroke-dasharray=\"6 4\""
+        };
         let _ = writeln!(
             out,
             "  <line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#334155\" stroke-width=\"1.6\"{dash} marker-end=\"url(#arrow)\"><title>{from} → {to} ({})</title></line>",
@@ -128,9 +170,15 @@ pub fn svg(plan: &FleetPlan) -> String {
         );
     }
     for c in &plan.clusters {
-        let Some(&(x, y)) = pos.get(c.name.as_str()) else { continue };
+        let Some(&(x, y)) = pos.get(c.name.as_str()) else {
+            continue;
+        };
         let is_hub = hub == Some(c.name.as_str());
-        let (fill, stroke, width) = if is_hub { ("#fde68a", "#b45309", 3) } else { ("#e0f2fe", "#0369a1", 1) };
+        let (fill, stroke, width) = if is_hub {
+            ("#fde68a", "#b45309", 3)
+        } else {
+            ("#e0f2fe", "#0369a1", 1)
+        };
         let _ = writeln!(
             out,
             "  <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{box_w}\" height=\"{box_h}\" rx=\"8\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{width}\"/>",
@@ -147,8 +195,18 @@ pub fn svg(plan: &FleetPlan) -> String {
                 box_h + 6.0
             );
         }
-        let _ = writeln!(out, "  <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>", y - 3.0, xml(&c.name));
-        let _ = writeln!(out, "  <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#475569\">{}</text>", y + 13.0, xml(&cluster_caption(c)));
+        let _ = writeln!(
+            out,
+            "  <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">{}</text>",
+            y - 3.0,
+            xml(&c.name)
+        );
+        let _ = writeln!(
+            out,
+            "  <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" fill=\"#475569\">{}</text>",
+            y + 13.0,
+            xml(&cluster_caption(c))
+        );
     }
     let _ = writeln!(
         out,
@@ -171,5 +229,8 @@ fn clip(x1: f64, y1: f64, x2: f64, y2: f64, hw: f64, hh: f64) -> (f64, f64) {
 }
 
 fn xml(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

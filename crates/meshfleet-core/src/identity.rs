@@ -8,13 +8,13 @@
 
 use std::fmt::Write as _;
 
+use ::time::{Duration, OffsetDateTime};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SerialNumber,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use ::time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, Pem, X509Certificate};
 
 /// Common name of the fleet's trust anchor (Linkerd's convention).
@@ -61,7 +61,12 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn ca_params(common_name: &str, path_len: u8, not_before: OffsetDateTime, not_after: OffsetDateTime) -> CertificateParams {
+fn ca_params(
+    common_name: &str,
+    path_len: u8,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -215,7 +220,8 @@ pub fn format_time(unix: i64) -> String {
 pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
     let mut certs = Vec::new();
     for (index, pem) in Pem::iter_from_buffer(text.as_bytes()).enumerate() {
-        let pem = pem.map_err(|e| IdentityError::Parse(format!("block {} is not valid PEM: {e}", index + 1)))?;
+        let pem =
+            pem.map_err(|e| IdentityError::Parse(format!("block {} is not valid PEM: {e}", index + 1)))?;
         if pem.label != "CERTIFICATE" {
             return Err(IdentityError::Parse(format!(
                 "block {} is a `{}`, not a CERTIFICATE",
@@ -223,9 +229,11 @@ pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
                 pem.label
             )));
         }
-        certs.push(cert_info(&pem.contents).map_err(|e| {
-            IdentityError::Parse(format!("certificate {} cannot be parsed: {e}", index + 1))
-        })?);
+        certs.push(
+            cert_info(&pem.contents).map_err(|e| {
+                IdentityError::Parse(format!("certificate {} cannot be parsed: {e}", index + 1))
+            })?,
+        );
     }
     if certs.is_empty() {
         return Err(IdentityError::Parse("no PEM certificate found".into()));
@@ -304,7 +312,9 @@ pub fn chains_to<'a>(chain: &[CertInfo], anchors: &'a [CertInfo]) -> Option<&'a 
         if anchors.iter().any(|a| a.der == current.der) {
             return anchors.iter().find(|a| a.der == current.der);
         }
-        current = chain.iter().find(|c| c.der != current.der && signed_by(&current.der, &c.der))?;
+        current = chain
+            .iter()
+            .find(|c| c.der != current.der && signed_by(&current.der, &c.der))?;
     }
     None
 }
@@ -329,7 +339,13 @@ mod tests {
     fn anchor_and_issuer_chain() {
         let now = OffsetDateTime::now_utc();
         let anchor = generate_anchor(now).unwrap();
-        let issuer = generate_issuer(&anchor.cert_pem, &anchor.key_pem, "identity.linkerd.cluster.local", now).unwrap();
+        let issuer = generate_issuer(
+            &anchor.cert_pem,
+            &anchor.key_pem,
+            "identity.linkerd.cluster.local",
+            now,
+        )
+        .unwrap();
         let anchors = parse_pem_bundle(&anchor.cert_pem).unwrap();
         let issuers = parse_pem_bundle(&issuer.cert_pem).unwrap();
         assert_eq!(anchors[0].key_type, KeyType::EcdsaP256);

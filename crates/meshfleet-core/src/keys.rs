@@ -93,7 +93,12 @@ pub struct InitReport {
 }
 
 /// Create the anchor (when missing) and, with `issuer: vault`, every missing issuer.
-pub fn init(fleet: &Fleet, fleet_dir: &Path, keys: &KeyFolder, now: OffsetDateTime) -> Result<InitReport, KeysError> {
+pub fn init(
+    fleet: &Fleet,
+    fleet_dir: &Path,
+    keys: &KeyFolder,
+    now: OffsetDateTime,
+) -> Result<InitReport, KeysError> {
     let anchor_path = crate::validate::anchor_path(fleet_dir, fleet);
     let anchor_key_path = keys.anchor_key();
     let issuers_wanted = fleet
@@ -107,9 +112,15 @@ pub fn init(fleet: &Fleet, fleet_dir: &Path, keys: &KeyFolder, now: OffsetDateTi
     let (anchor_pem, anchor_key) = if anchor_path.exists() {
         if anchor_key_path.exists() && issuers_wanted {
             report.reused_anchor = true;
-            (fs_err::read_to_string(&anchor_path)?, KeyFolder::read_secret(&anchor_key_path)?)
+            (
+                fs_err::read_to_string(&anchor_path)?,
+                KeyFolder::read_secret(&anchor_key_path)?,
+            )
         } else if issuers_wanted {
-            return Err(KeysError::AnchorKeyMissing { anchor: anchor_path, key: anchor_key_path });
+            return Err(KeysError::AnchorKeyMissing {
+                anchor: anchor_path,
+                key: anchor_key_path,
+            });
         } else {
             return Err(KeysError::Exists(anchor_path));
         }
@@ -119,12 +130,26 @@ pub fn init(fleet: &Fleet, fleet_dir: &Path, keys: &KeyFolder, now: OffsetDateTi
         }
         let anchor = identity::generate_anchor(now)?;
         writes.push((anchor_path.clone(), anchor.cert_pem.clone(), false));
-        writes.push((anchor_key_path.clone(), anchor.key_pem.expose_secret().to_string(), true));
+        writes.push((
+            anchor_key_path.clone(),
+            anchor.key_pem.expose_secret().to_string(),
+            true,
+        ));
         (anchor.cert_pem, anchor.key_pem)
     };
     if issuers_wanted {
-        let ns = fleet.spec.linkerd.namespace.as_ref().map_or(crate::defaults::LINKERD_NAMESPACE, |n| &n.value);
-        let domain = fleet.spec.linkerd.trust_domain.as_ref().map_or(crate::defaults::CLUSTER_DOMAIN, |d| &d.value);
+        let ns = fleet
+            .spec
+            .linkerd
+            .namespace
+            .as_ref()
+            .map_or(crate::defaults::LINKERD_NAMESPACE, |n| &n.value);
+        let domain = fleet
+            .spec
+            .linkerd
+            .trust_domain
+            .as_ref()
+            .map_or(crate::defaults::CLUSTER_DOMAIN, |d| &d.value);
         for cluster in &fleet.spec.clusters {
             let name = &cluster.name.value;
             let (crt, key) = (keys.issuer_cert(name), keys.issuer_key(name));
@@ -134,7 +159,8 @@ pub fn init(fleet: &Fleet, fleet_dir: &Path, keys: &KeyFolder, now: OffsetDateTi
             if crt.exists() || key.exists() {
                 return Err(KeysError::Exists(if crt.exists() { crt } else { key }));
             }
-            let issuer = identity::generate_issuer(&anchor_pem, &anchor_key, &format!("identity.{ns}.{domain}"), now)?;
+            let issuer =
+                identity::generate_issuer(&anchor_pem, &anchor_key, &format!("identity.{ns}.{domain}"), now)?;
             writes.push((crt, issuer.cert_pem.clone(), false));
             writes.push((key, issuer.key_pem.expose_secret().to_string(), true));
         }
@@ -170,7 +196,10 @@ fn create_key_dir(dir: &Path) -> Result<(), KeysError> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot create `{}`: {e}", dir.display())))?;
     let ignore = dir.join(".gitignore");
     if !ignore.exists() {
-        fs_err::write(&ignore, "# Written by meshfleet: private keys never go to git.\n*\n")?;
+        fs_err::write(
+            &ignore,
+            "# Written by meshfleet: private keys never go to git.\n*\n",
+        )?;
     }
     Ok(())
 }
@@ -183,12 +212,18 @@ fn write_new(path: &Path, text: &str, private: bool) -> Result<(), KeysError> {
         fs_err::create_dir_all(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true).mode(if private { 0o600 } else { 0o644 });
+    options
+        .write(true)
+        .create_new(true)
+        .mode(if private { 0o600 } else { 0o644 });
     let mut file = options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             KeysError::Exists(path.to_path_buf())
         } else {
-            KeysError::Io(std::io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display())))
+            KeysError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot write `{}`: {e}", path.display()),
+            ))
         }
     })?;
     file.write_all(text.as_bytes())?;

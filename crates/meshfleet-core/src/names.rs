@@ -9,7 +9,10 @@ pub fn dns1123_label(name: &str) -> Result<(), String> {
     if name.len() > 63 {
         return Err(format!("is {} characters long; the limit is 63", name.len()));
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err("may only hold lowercase letters, digits and `-`".into());
     }
     if name.starts_with('-') || name.ends_with('-') {

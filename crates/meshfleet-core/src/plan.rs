@@ -153,7 +153,10 @@ pub struct ClusterPlan {
 impl ClusterPlan {
     /// The remote-access ServiceAccounts this cluster must have, one per incoming link.
     pub fn remote_access_service_accounts(&self) -> Vec<String> {
-        self.incoming_sources.iter().map(|s| remote_access_service_account(s)).collect()
+        self.incoming_sources
+            .iter()
+            .map(|s| remote_access_service_account(s))
+            .collect()
     }
 }
 
@@ -289,7 +292,12 @@ impl LinkPlan {
 pub fn from_checked(checked: &crate::validate::CheckedFleet) -> Result<FleetPlan, PlanError> {
     if !checked.is_valid() {
         return Err(PlanError::Invalid(
-            checked.findings.iter().filter(|f| f.is_error()).cloned().collect(),
+            checked
+                .findings
+                .iter()
+                .filter(|f| f.is_error())
+                .cloned()
+                .collect(),
         ));
     }
     let anchor = match &checked.anchor {
@@ -318,7 +326,12 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
             .map(|g| g.value.clone())
             .filter(|g| g != "external"),
         cluster_networks: l.cluster_networks.as_ref().map_or_else(
-            || defaults::CLUSTER_NETWORKS.iter().map(ToString::to_string).collect(),
+            || {
+                defaults::CLUSTER_NETWORKS
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            },
             |n| n.iter().map(|c| c.value.clone()).collect(),
         ),
         cluster_networks_set: l.cluster_networks.is_some(),
@@ -328,31 +341,52 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
     let gitops = GitopsPlan {
         engine: g.engine.value,
         install_method: g.install_method.as_ref().map_or(InstallMethod::Helm, |m| m.value),
-        jobs_image: g.jobs.as_ref().and_then(|j| j.image.as_ref()).map(|i| i.value.clone()),
+        jobs_image: g
+            .jobs
+            .as_ref()
+            .and_then(|j| j.image.as_ref())
+            .map(|i| i.value.clone()),
         repository_url: g.repository.url.value.clone(),
         branch: value_or(g.repository.branch.as_ref(), defaults::BRANCH),
         path: value_or(g.repository.path.as_ref(), defaults::REPOSITORY_PATH)
             .trim_matches('/')
             .to_string(),
-        argocd_namespace: value_or(argocd.and_then(|a| a.namespace.as_ref()), defaults::ARGOCD_NAMESPACE),
+        argocd_namespace: value_or(
+            argocd.and_then(|a| a.namespace.as_ref()),
+            defaults::ARGOCD_NAMESPACE,
+        ),
         argocd_project: value_or(argocd.and_then(|a| a.project.as_ref()), defaults::ARGOCD_PROJECT),
     };
     let identity = IdentityPlan {
         trust_anchor_pem: format!("{}\n", anchor_pem.trim()),
-        issuer: spec.identity.issuer.as_ref().map_or(IssuerKind::CertManager, |i| i.value),
+        issuer: spec
+            .identity
+            .issuer
+            .as_ref()
+            .map_or(IssuerKind::CertManager, |i| i.value),
     };
     let vault_spec = spec.secrets.as_ref().and_then(|s| s.vault.as_ref());
-    let k8s_auth = vault_spec.and_then(|v| v.auth.as_ref()).and_then(|a| a.kubernetes.as_ref());
+    let k8s_auth = vault_spec
+        .and_then(|v| v.auth.as_ref())
+        .and_then(|a| a.kubernetes.as_ref());
     let vault = VaultPlan {
         server: vault_spec.map(|v| v.server.value.clone()).unwrap_or_default(),
         mount: vault_spec.map(|v| v.mount.value.clone()).unwrap_or_default(),
-        path: vault_spec.map(|v| v.path.value.trim_matches('/').to_string()).unwrap_or_default(),
-        auth_mount: value_or(k8s_auth.and_then(|k| k.mount_path.as_ref()), defaults::VAULT_AUTH_MOUNT),
+        path: vault_spec
+            .map(|v| v.path.value.trim_matches('/').to_string())
+            .unwrap_or_default(),
+        auth_mount: value_or(
+            k8s_auth.and_then(|k| k.mount_path.as_ref()),
+            defaults::VAULT_AUTH_MOUNT,
+        ),
         auth_role: value_or(k8s_auth.and_then(|k| k.role.as_ref()), defaults::VAULT_AUTH_ROLE),
     };
     let mut clusters: Vec<ClusterPlan> = spec.clusters.iter().map(|c| cluster_plan(&c.value)).collect();
-    let index: std::collections::HashMap<String, usize> =
-        clusters.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+    let index: std::collections::HashMap<String, usize> = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.clone(), i))
+        .collect();
     for link in declared_links(fleet) {
         let (Some(&si), Some(&ti)) = (index.get(&link.source.value), index.get(&link.target.value)) else {
             continue;
@@ -381,8 +415,14 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
             mode: link.mode.value,
             gateway,
             selector: query(link.selector.as_ref(), defaults::SELECTOR),
-            remote_discovery_selector: query(link.remote_discovery_selector.as_ref(), defaults::REMOTE_DISCOVERY_SELECTOR),
-            federated_service_selector: query(link.federated_service_selector.as_ref(), defaults::FEDERATED_SERVICE_SELECTOR),
+            remote_discovery_selector: query(
+                link.remote_discovery_selector.as_ref(),
+                defaults::REMOTE_DISCOVERY_SELECTOR,
+            ),
+            federated_service_selector: query(
+                link.federated_service_selector.as_ref(),
+                defaults::FEDERATED_SERVICE_SELECTOR,
+            ),
             target_cluster_domain: linkerd.cluster_domain.clone(),
             target_linkerd_namespace: linkerd.namespace.clone(),
             target_trust_domain: linkerd.trust_domain.clone(),
@@ -392,7 +432,8 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
         clusters[si].outgoing.push(plan);
     }
     for c in &mut clusters {
-        c.outgoing.sort_by(|a, b| a.target_link_name.cmp(&b.target_link_name));
+        c.outgoing
+            .sort_by(|a, b| a.target_link_name.cmp(&b.target_link_name));
         c.incoming_sources.sort();
         c.incoming_sources.dedup();
     }
@@ -430,7 +471,10 @@ fn cluster_plan(c: &ClusterSpec) -> ClusterPlan {
                 .and_then(|n| u32::try_from(n / 1_000_000_000).ok())
                 .unwrap_or(3);
             GatewayPlan {
-                service_type: g.service_type.as_ref().map_or(ServiceType::LoadBalancer, |t| t.value),
+                service_type: g
+                    .service_type
+                    .as_ref()
+                    .map_or(ServiceType::LoadBalancer, |t| t.value),
                 addresses: g.addresses.iter().map(|a| a.value.clone()).collect(),
                 port: port(g.port.as_ref(), defaults::GATEWAY_PORT),
                 node_port: g.node_port.as_ref().and_then(|p| u16::try_from(p.value).ok()),

@@ -16,7 +16,9 @@ pub fn parse_label_query(query: &str) -> Result<LabelSelector, String> {
     for requirement in split_top_level(query)? {
         let req = requirement.trim();
         if req.is_empty() {
-            return Err(format!("`{query}` has an empty requirement (two commas in a row?)"));
+            return Err(format!(
+                "`{query}` has an empty requirement (two commas in a row?)"
+            ));
         }
         if let Some(key) = req.strip_prefix('!') {
             check_key(key.trim())?;
@@ -24,7 +26,11 @@ pub fn parse_label_query(query: &str) -> Result<LabelSelector, String> {
         } else if let Some((key, value)) = req.split_once("!=") {
             check_key(key.trim())?;
             check_value(value.trim())?;
-            match_expressions.push(expression(key.trim(), "NotIn", Some(vec![value.trim().to_string()])));
+            match_expressions.push(expression(
+                key.trim(),
+                "NotIn",
+                Some(vec![value.trim().to_string()]),
+            ));
         } else if let Some((key, value)) = req.split_once("==").or_else(|| req.split_once('=')) {
             check_key(key.trim())?;
             check_value(value.trim())?;
@@ -131,7 +137,12 @@ mod tests {
     #[test]
     fn set_and_existence_go_to_expressions() {
         let s = parse_label_query("tier in (a, b),!legacy,app!=x,team").unwrap();
-        let ops: Vec<_> = s.match_expressions.unwrap().into_iter().map(|e| e.operator).collect();
+        let ops: Vec<_> = s
+            .match_expressions
+            .unwrap()
+            .into_iter()
+            .map(|e| e.operator)
+            .collect();
         assert_eq!(ops, ["In", "DoesNotExist", "NotIn", "Exists"]);
     }
 

@@ -43,9 +43,15 @@ impl LinkerdVersion {
         let [y, m, n] = parts.as_slice() else {
             return Err(format!("`{text}` is not a chart version `YYYY.M.N`"));
         };
-        let year: u16 = y.parse().map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
-        let month: u8 = m.parse().map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
-        let number: u16 = n.parse().map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
+        let year: u16 = y
+            .parse()
+            .map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
+        let month: u8 = m
+            .parse()
+            .map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
+        let number: u16 = n
+            .parse()
+            .map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
         if !(2000..=2999).contains(&year) || !(1..=12).contains(&month) {
             return Err(format!("`{text}` is not a chart version `YYYY.M.N`"));
         }
@@ -149,7 +155,11 @@ mod tests {
         assert!(LinkerdVersion::parse("2025.10.7").unwrap() > v);
         assert_eq!(v.edge_tag(), "edge-25.4.4");
         assert_eq!(LINKERD_2_19.major(), "2.19");
-        assert!(LinkerdVersion::parse("edge-25.4.4").unwrap_err().contains("2025.4.4"));
+        assert!(
+            LinkerdVersion::parse("edge-25.4.4")
+                .unwrap_err()
+                .contains("2025.4.4")
+        );
         assert!(LinkerdVersion::parse("2.18").is_err());
     }
 }

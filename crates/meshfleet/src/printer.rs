@@ -13,6 +13,8 @@ pub struct Printer {
     color_err: bool,
 }
 
+// Every command takes the same printer; some methods do not read it yet.
+#[allow(clippy::unused_self)]
 impl Printer {
     /// A printer that colours only terminals, and never under `NO_COLOR`.
     pub fn new() -> Self {
@@ -24,7 +26,7 @@ impl Printer {
     }
 
     /// Data to stdout (a newline is not added).
-    pub fn data(&self, text: &str) {
+    pub fn data(self, text: &str) {
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) is not an error worth reporting.
         let _ = out.write_all(text.as_bytes());
@@ -32,12 +34,12 @@ impl Printer {
     }
 
     /// A status line to stderr.
-    pub fn status(&self, text: &str) {
+    pub fn status(self, text: &str) {
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 
     /// An error with optional hint to stderr.
-    pub fn error(&self, message: &str, hint: Option<&str>) {
+    pub fn error(self, message: &str, hint: Option<&str>) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{}: {message}", self.paint_err("error", "1;31"));
         if let Some(hint) = hint {
@@ -46,21 +48,25 @@ impl Printer {
     }
 
     fn paint(on: bool, text: &str, code: &str) -> String {
-        if on { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     /// `text` in colour `code` if stderr is a colour terminal.
-    pub fn paint_err(&self, text: &str, code: &str) -> String {
+    pub fn paint_err(self, text: &str, code: &str) -> String {
         Self::paint(self.color_err, text, code)
     }
 
     /// `text` in colour `code` if stdout is a colour terminal.
-    pub fn paint_out(&self, text: &str, code: &str) -> String {
+    pub fn paint_out(self, text: &str, code: &str) -> String {
         Self::paint(self.color_out, text, code)
     }
 
     /// Format findings with source snippets, for stdout (`to_stdout`) or stderr.
-    pub fn findings(&self, path: &str, source: &str, findings: &[Finding], to_stdout: bool) -> String {
+    pub fn findings(self, path: &str, source: &str, findings: &[Finding], to_stdout: bool) -> String {
         let color = if to_stdout { self.color_out } else { self.color_err };
         let lines: Vec<&str> = source.lines().collect();
         let mut out = String::new();
@@ -69,7 +75,12 @@ impl Printer {
                 Severity::Error => ("error", "1;31"),
                 Severity::Warning => ("warning", "1;33"),
             };
-            out.push_str(&format!("{}[{}]: {}\n", Self::paint(color, word, code), f.rule, f.message));
+            out.push_str(&format!(
+                "{}[{}]: {}\n",
+                Self::paint(color, word, code),
+                f.rule,
+                f.message
+            ));
             if let Some(at) = f.location {
                 let line_no = at.line as usize;
                 let gutter = line_no.to_string().len();
@@ -100,4 +111,3 @@ impl Printer {
         out
     }
 }
-

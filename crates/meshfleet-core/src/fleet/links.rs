@@ -66,21 +66,22 @@ pub fn declared_links(fleet: &Fleet) -> Vec<DeclaredLink> {
     let mut generated = Vec::new();
     if let Some(topology) = &fleet.spec.topology {
         let names: Vec<&Located<String>> = fleet.spec.clusters.iter().map(|c| &c.name).collect();
-        let mut push = |source: &Located<String>, target: &str, target_at: SourceLocation, mode: Located<LinkMode>| {
-            if !pairs.insert((source.value.clone(), target.to_string())) {
-                return;
-            }
-            generated.push(DeclaredLink {
-                source: Located::synthetic(source.value.clone(), topology.at),
-                target: Located::synthetic(target.to_string(), target_at),
-                mode,
-                selector: None,
-                remote_discovery_selector: None,
-                federated_service_selector: None,
-                at: topology.at,
-                explicit: false,
-            });
-        };
+        let mut push =
+            |source: &Located<String>, target: &str, target_at: SourceLocation, mode: Located<LinkMode>| {
+                if !pairs.insert((source.value.clone(), target.to_string())) {
+                    return;
+                }
+                generated.push(DeclaredLink {
+                    source: Located::synthetic(source.value.clone(), topology.at),
+                    target: Located::synthetic(target.to_string(), target_at),
+                    mode,
+                    selector: None,
+                    remote_discovery_selector: None,
+                    federated_service_selector: None,
+                    at: topology.at,
+                    explicit: false,
+                });
+            };
         if let Some(hs) = &topology.hub_and_spoke {
             let mode = hs
                 .mode
@@ -97,7 +98,12 @@ pub fn declared_links(fleet: &Fleet) -> Vec<DeclaredLink> {
             for source in &names {
                 for target in &names {
                     if source.value != target.value {
-                        push(source, &target.value, at, Located::synthetic(LinkMode::Gateway, at));
+                        push(
+                            source,
+                            &target.value,
+                            at,
+                            Located::synthetic(LinkMode::Gateway, at),
+                        );
                     }
                 }
             }

@@ -84,7 +84,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
                 .unwrap_or(1)
                 .max(1),
         };
-        Ok(Self { value: spanned.value, at })
+        Ok(Self {
+            value: spanned.value,
+            at,
+        })
     }
 }
 

@@ -38,9 +38,10 @@ impl FleetSource {
     /// The file name (`fleet.yaml`), for generated-file headers that must not depend on
     /// where the command ran.
     pub fn file_name(&self) -> String {
-        self.path
-            .file_name()
-            .map_or_else(|| FLEET_FILE_NAME.to_string(), |n| n.to_string_lossy().into_owned())
+        self.path.file_name().map_or_else(
+            || FLEET_FILE_NAME.to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 }
 
@@ -146,7 +147,10 @@ fn explain(message: &str, _text: &str, _at: SourceLocation) -> (&'static str, St
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = split_expected(rest);
         let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
-            Some(best) => format!("did you mean `{best}`? fields allowed here: {}", expected.join(", ")),
+            Some(best) => format!(
+                "did you mean `{best}`? fields allowed here: {}",
+                expected.join(", ")
+            ),
             None => format!("fields allowed here: {}", expected.join(", ")),
         };
         return ("unknown-field", hint);
@@ -222,9 +226,7 @@ fn token_len(text: &str, at: SourceLocation) -> Option<usize> {
         return None;
     }
     let rest = text.get(at.offset..)?;
-    let len = rest
-        .find(|c: char| c == ':' || c == ',' || c == '}' || c == ']' || c == '\n' || c == '#')
-        .unwrap_or(rest.len());
+    let len = rest.find([':', ',', '}', ']', '\n', '#']).unwrap_or(rest.len());
     let len = rest[..len].trim_end().len();
     (len > 0).then_some(len)
 }

@@ -18,7 +18,10 @@ pub const KIND: &str = "Fleet";
 /// A whole fleet file.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(title = "meshfleet Fleet", description = "One description of a Linkerd multicluster fleet")]
+#[schemars(
+    title = "meshfleet Fleet",
+    description = "One description of a Linkerd multicluster fleet"
+)]
 pub struct Fleet {
     /// Always `meshfleet.io/v1alpha1`.
     pub api_version: Located<String>,

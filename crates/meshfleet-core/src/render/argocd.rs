@@ -37,7 +37,12 @@ pub fn application_name(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKin
 fn waves(stages: &[Stage]) -> BTreeMap<StageKind, i32> {
     let mut waves: BTreeMap<StageKind, i32> = BTreeMap::new();
     for stage in stages {
-        let wave = stage.depends_on.iter().filter_map(|d| waves.get(d)).max().map_or(0, |w: &i32| w + 1);
+        let wave = stage
+            .depends_on
+            .iter()
+            .filter_map(|d| waves.get(d))
+            .max()
+            .map_or(0, |w: &i32| w + 1);
         waves.insert(stage.kind, wave);
     }
     waves
@@ -85,7 +90,11 @@ pub fn write_cluster(
                         values_object: chart.values.clone(),
                     }),
                 };
-                (source, chart.namespace.clone(), generated_certificates(stage.kind, &chart.namespace))
+                (
+                    source,
+                    chart.namespace.clone(),
+                    generated_certificates(stage.kind, &chart.namespace),
+                )
             }
             StageContent::GitKustomize { url, tag, path } => {
                 let source = ApplicationSource {
@@ -98,7 +107,11 @@ pub fn write_cluster(
                 (source, "default".to_string(), Vec::new())
             }
         };
-        let mut metadata = meta(plan, &application_name(plan, cluster, stage.kind), Some(&plan.gitops.argocd_namespace));
+        let mut metadata = meta(
+            plan,
+            &application_name(plan, cluster, stage.kind),
+            Some(&plan.gitops.argocd_namespace),
+        );
         metadata.annotations = Some(BTreeMap::from([(
             SYNC_WAVE.to_string(),
             waves.get(&stage.kind).copied().unwrap_or_default().to_string(),
@@ -125,7 +138,11 @@ pub fn write_cluster(
         files.insert(format!("{root}/{file}"), yaml_file(plan, &file, &[app])?);
     }
     let root_app = Application {
-        metadata: meta(plan, &format!("{}-{}", plan.name, cluster.name), Some(&plan.gitops.argocd_namespace)),
+        metadata: meta(
+            plan,
+            &format!("{}-{}", plan.name, cluster.name),
+            Some(&plan.gitops.argocd_namespace),
+        ),
         spec: ApplicationSpec {
             project: plan.gitops.argocd_project.clone(),
             source: ApplicationSource {
@@ -144,17 +161,27 @@ pub fn write_cluster(
             ignore_differences: Vec::new(),
         },
     };
-    files.insert(format!("{root}/app-of-apps.yaml"), yaml_file(plan, "app-of-apps.yaml", &[root_app])?);
+    files.insert(
+        format!("{root}/app-of-apps.yaml"),
+        yaml_file(plan, "app-of-apps.yaml", &[root_app])?,
+    );
     Ok(())
 }
 
 fn sync_policy(sync_options: Vec<String>) -> SyncPolicy {
     SyncPolicy {
-        automated: AutomatedSync { prune: true, self_heal: true },
+        automated: AutomatedSync {
+            prune: true,
+            self_heal: true,
+        },
         sync_options,
         retry: Some(SyncRetry {
             limit: 5,
-            backoff: SyncBackoff { duration: "30s".into(), factor: 2, max_duration: "5m".into() },
+            backoff: SyncBackoff {
+                duration: "30s".into(),
+                factor: 2,
+                max_duration: "5m".into(),
+            },
         }),
     }
 }
@@ -180,14 +207,26 @@ fn generated_certificates(stage: StageKind, namespace: &str) -> Vec<ResourceIgno
             secret("linkerd-proxy-injector-k8s-tls"),
             secret("linkerd-sp-validator-k8s-tls"),
             secret("linkerd-policy-validator-k8s-tls"),
-            webhook("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config"),
-            webhook("ValidatingWebhookConfiguration", "linkerd-sp-validator-webhook-config"),
-            webhook("ValidatingWebhookConfiguration", "linkerd-policy-validator-webhook-config"),
+            webhook(
+                "MutatingWebhookConfiguration",
+                "linkerd-proxy-injector-webhook-config",
+            ),
+            webhook(
+                "ValidatingWebhookConfiguration",
+                "linkerd-sp-validator-webhook-config",
+            ),
+            webhook(
+                "ValidatingWebhookConfiguration",
+                "linkerd-policy-validator-webhook-config",
+            ),
         ],
         StageKind::LinkerdViz => vec![
             secret("tap-k8s-tls"),
             secret("tap-injector-k8s-tls"),
-            webhook("MutatingWebhookConfiguration", "linkerd-tap-injector-webhook-config"),
+            webhook(
+                "MutatingWebhookConfiguration",
+                "linkerd-tap-injector-webhook-config",
+            ),
             ResourceIgnoreDifferences {
                 group: Some("apiregistration.k8s.io".into()),
                 kind: "APIService".into(),

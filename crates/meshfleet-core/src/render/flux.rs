@@ -17,9 +17,9 @@ use serde::Serialize;
 use crate::plan::{ClusterPlan, FleetPlan};
 
 use super::resources::{
-    GitRepository, GitRepositoryRef, GitRepositorySpec, HelmChartTemplateSpec, HelmRelease, HelmReleaseAction,
-    HelmReleaseChart, HelmReleaseSpec, HelmRepository, HelmRepositorySpec, Kustomization, KustomizationSpec,
-    NamedRef, Remediation,
+    GitRepository, GitRepositoryRef, GitRepositorySpec, HelmChartTemplateSpec, HelmRelease,
+    HelmReleaseAction, HelmReleaseChart, HelmReleaseSpec, HelmRepository, HelmRepositorySpec, Kustomization,
+    KustomizationSpec, NamedRef, Remediation,
 };
 use super::stages::{Stage, StageContent, StageKind, manifest_texts};
 use super::{RenderError, meta, yaml_file};
@@ -40,7 +40,11 @@ pub(crate) struct KustomizeFile {
 
 impl KustomizeFile {
     pub(crate) fn new(resources: Vec<String>) -> Self {
-        Self { api_version: "kustomize.config.k8s.io/v1beta1", kind: "Kustomization", resources }
+        Self {
+            api_version: "kustomize.config.k8s.io/v1beta1",
+            kind: "Kustomization",
+            resources,
+        }
     }
 }
 
@@ -71,14 +75,26 @@ pub fn write_cluster(
         spec: HelmRepositorySpec {
             interval: "1h".into(),
             url: plan.linkerd.chart_repository.clone(),
-            repo_type: plan.linkerd.chart_repository.starts_with("oci://").then(|| "oci".to_string()),
+            repo_type: plan
+                .linkerd
+                .chart_repository
+                .starts_with("oci://")
+                .then(|| "oci".to_string()),
         },
     };
-    put(files, format!("{root}/flux/helm-repository.yaml"), yaml_file(plan, "helm-repository.yaml", &[helm_repo])?);
+    put(
+        files,
+        format!("{root}/flux/helm-repository.yaml"),
+        yaml_file(plan, "helm-repository.yaml", &[helm_repo])?,
+    );
     entry.push("flux/helm-repository.yaml".to_string());
     for stage in stages {
         let stage_dir = format!("{root}/{}", stage.kind.name());
-        let mut source = NamedRef { kind: Some("GitRepository".into()), name: FLUX_SOURCE.into(), namespace: None };
+        let mut source = NamedRef {
+            kind: Some("GitRepository".into()),
+            name: FLUX_SOURCE.into(),
+            namespace: None,
+        };
         let mut path = format!("./{}/{stage_dir}", plan.gitops.path);
         match &stage.content {
             StageContent::Manifests(manifests) => {
@@ -87,11 +103,19 @@ pub fn write_cluster(
                 for (name, text) in texts {
                     put(files, format!("{stage_dir}/{name}"), text);
                 }
-                put(files, format!("{stage_dir}/kustomization.yaml"), kustomize(plan, names)?);
+                put(
+                    files,
+                    format!("{stage_dir}/kustomization.yaml"),
+                    kustomize(plan, names)?,
+                );
             }
             StageContent::HelmChart(chart) => {
                 let release = HelmRelease {
-                    metadata: meta(plan, &format!("{}-{}", plan.name, chart.chart), Some(FLUX_NAMESPACE)),
+                    metadata: meta(
+                        plan,
+                        &format!("{}-{}", plan.name, chart.chart),
+                        Some(FLUX_NAMESPACE),
+                    ),
                     spec: HelmReleaseSpec {
                         interval: "1h".into(),
                         release_name: Some(chart.chart.to_string()),
@@ -121,19 +145,38 @@ pub fn write_cluster(
                         values: Some(chart.values.clone()),
                     },
                 };
-                put(files, format!("{stage_dir}/helm-release.yaml"), yaml_file(plan, "helm-release.yaml", &[release])?);
-                put(files, format!("{stage_dir}/kustomization.yaml"), kustomize(plan, vec!["helm-release.yaml".into()])?);
+                put(
+                    files,
+                    format!("{stage_dir}/helm-release.yaml"),
+                    yaml_file(plan, "helm-release.yaml", &[release])?,
+                );
+                put(
+                    files,
+                    format!("{stage_dir}/kustomization.yaml"),
+                    kustomize(plan, vec!["helm-release.yaml".into()])?,
+                );
             }
-            StageContent::GitKustomize { url, tag, path: repo_path } => {
+            StageContent::GitKustomize {
+                url,
+                tag,
+                path: repo_path,
+            } => {
                 let git = GitRepository {
                     metadata: meta(plan, &gateway_api_source_name(plan), Some(FLUX_NAMESPACE)),
                     spec: GitRepositorySpec {
                         interval: "24h".into(),
                         url: url.clone(),
-                        reference: Some(GitRepositoryRef { branch: None, tag: Some(tag.clone()) }),
+                        reference: Some(GitRepositoryRef {
+                            branch: None,
+                            tag: Some(tag.clone()),
+                        }),
                     },
                 };
-                put(files, format!("{root}/flux/gateway-api-source.yaml"), yaml_file(plan, "gateway-api-source.yaml", &[git])?);
+                put(
+                    files,
+                    format!("{root}/flux/gateway-api-source.yaml"),
+                    yaml_file(plan, "gateway-api-source.yaml", &[git])?,
+                );
                 entry.push("flux/gateway-api-source.yaml".to_string());
                 source.name = gateway_api_source_name(plan);
                 path = format!("./{repo_path}");
@@ -152,22 +195,37 @@ pub fn write_cluster(
                 depends_on: stage
                     .depends_on
                     .iter()
-                    .map(|d| NamedRef { kind: None, name: kustomization_name(plan, *d), namespace: None })
+                    .map(|d| NamedRef {
+                        kind: None,
+                        name: kustomization_name(plan, *d),
+                        namespace: None,
+                    })
                     .collect(),
             },
         };
         let file = format!("flux/{}.yaml", stage.kind.name());
-        put(files, format!("{root}/{file}"), yaml_file(plan, &file, &[kustomization])?);
+        put(
+            files,
+            format!("{root}/{file}"),
+            yaml_file(plan, &file, &[kustomization])?,
+        );
         entry.push(file);
     }
     entry.sort();
-    put(files, format!("{root}/kustomization.yaml"), kustomize(plan, entry)?);
+    put(
+        files,
+        format!("{root}/kustomization.yaml"),
+        kustomize(plan, entry)?,
+    );
     Ok(())
 }
 
 fn kustomize(plan: &FleetPlan, resources: Vec<String>) -> Result<String, RenderError> {
     let mut text = super::header(plan);
-    text.push_str(&super::to_yaml("kustomization.yaml", &KustomizeFile::new(resources))?);
+    text.push_str(&super::to_yaml(
+        "kustomization.yaml",
+        &KustomizeFile::new(resources),
+    )?);
     Ok(text)
 }
 

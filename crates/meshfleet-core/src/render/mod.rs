@@ -108,7 +108,11 @@ pub(crate) fn fleet_labels(plan: &FleetPlan) -> BTreeMap<String, String> {
 }
 
 /// Serialise objects as one YAML file (documents separated by `---`), with the header.
-pub(crate) fn yaml_file<T: Serialize>(plan: &FleetPlan, file: &str, objects: &[T]) -> Result<String, RenderError> {
+pub(crate) fn yaml_file<T: Serialize>(
+    plan: &FleetPlan,
+    file: &str,
+    objects: &[T],
+) -> Result<String, RenderError> {
     let mut out = header(plan);
     for object in objects {
         out.push_str("---\n");
@@ -123,10 +127,11 @@ pub(crate) fn to_yaml<T: Serialize>(file: &str, value: &T) -> Result<String, Ren
     let mut options = serde_saphyr::SerializerOptions::default();
     options.folded_wrap_chars = 100_000;
     options.min_fold_chars = 100_000;
-    let mut text = serde_saphyr::to_string_with_options(value, options).map_err(|e| RenderError::Serialize {
-        file: file.to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut text =
+        serde_saphyr::to_string_with_options(value, options).map_err(|e| RenderError::Serialize {
+            file: file.to_string(),
+            reason: e.to_string(),
+        })?;
     if !text.ends_with('\n') {
         text.push('\n');
     }

@@ -28,7 +28,13 @@ pub struct NamedRef {
 // ---- Flux -------------------------------------------------------------------------
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "source.toolkit.fluxcd.io", version = "v1", kind = "GitRepository", namespaced, schema = "disabled")]
+#[kube(
+    group = "source.toolkit.fluxcd.io",
+    version = "v1",
+    kind = "GitRepository",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct GitRepositorySpec {
     pub interval: String,
@@ -47,7 +53,13 @@ pub struct GitRepositoryRef {
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "source.toolkit.fluxcd.io", version = "v1", kind = "HelmRepository", namespaced, schema = "disabled")]
+#[kube(
+    group = "source.toolkit.fluxcd.io",
+    version = "v1",
+    kind = "HelmRepository",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmRepositorySpec {
     pub interval: String,
@@ -82,7 +94,13 @@ pub struct KustomizationSpec {
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "helm.toolkit.fluxcd.io", version = "v2", kind = "HelmRelease", namespaced, schema = "disabled")]
+#[kube(
+    group = "helm.toolkit.fluxcd.io",
+    version = "v2",
+    kind = "HelmRelease",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmReleaseSpec {
     pub interval: String,
@@ -135,7 +153,12 @@ pub struct Remediation {
 // ---- External Secrets -------------------------------------------------------------
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "external-secrets.io", version = "v1", kind = "ClusterSecretStore", schema = "disabled")]
+#[kube(
+    group = "external-secrets.io",
+    version = "v1",
+    kind = "ClusterSecretStore",
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSecretStoreSpec {
     pub provider: SecretStoreProvider,
@@ -170,7 +193,13 @@ pub struct VaultKubernetesAuth {
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "external-secrets.io", version = "v1", kind = "ExternalSecret", namespaced, schema = "disabled")]
+#[kube(
+    group = "external-secrets.io",
+    version = "v1",
+    kind = "ExternalSecret",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalSecretSpec {
     pub refresh_interval: String,
@@ -225,7 +254,13 @@ pub struct RemoteRef {
 // ---- cert-manager -----------------------------------------------------------------
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "cert-manager.io", version = "v1", kind = "Issuer", namespaced, schema = "disabled")]
+#[kube(
+    group = "cert-manager.io",
+    version = "v1",
+    kind = "Issuer",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuerSpec {
     pub ca: CaIssuer,
@@ -238,7 +273,13 @@ pub struct CaIssuer {
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "cert-manager.io", version = "v1", kind = "Certificate", namespaced, schema = "disabled")]
+#[kube(
+    group = "cert-manager.io",
+    version = "v1",
+    kind = "Certificate",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateSpec {
     pub secret_name: String,
@@ -263,7 +304,13 @@ pub struct CertificatePrivateKey {
 // ---- Argo CD ----------------------------------------------------------------------
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "argoproj.io", version = "v1alpha1", kind = "Application", namespaced, schema = "disabled")]
+#[kube(
+    group = "argoproj.io",
+    version = "v1alpha1",
+    kind = "Application",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationSpec {
     pub project: String,
@@ -352,7 +399,13 @@ pub struct SyncBackoff {
 
 /// `multicluster.linkerd.io/v1alpha3` Link. Every scalar is a string, as the CRD requires.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[kube(group = "multicluster.linkerd.io", version = "v1alpha3", kind = "Link", namespaced, schema = "disabled")]
+#[kube(
+    group = "multicluster.linkerd.io",
+    version = "v1alpha3",
+    kind = "Link",
+    namespaced,
+    schema = "disabled"
+)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkSpec {
     pub target_cluster_name: String,

@@ -15,8 +15,8 @@ use crate::plan::{ClusterPlan, FleetPlan, LinkPlan};
 use super::resources::{
     CaIssuer, CertificatePrivateKey, CertificateSpec, ClusterSecretStore, ClusterSecretStoreSpec,
     ExternalSecret, ExternalSecretData, ExternalSecretSpec, ExternalSecretTarget, ExternalSecretTemplate,
-    Issuer, IssuerSpec, Link, LinkSpec, NamedRef, ProbeSpec, RemoteRef, SecretStoreProvider, TemplateMetadata,
-    VaultKubernetesAuth, VaultProvider, VaultProviderAuth,
+    Issuer, IssuerSpec, Link, LinkSpec, NamedRef, ProbeSpec, RemoteRef, SecretStoreProvider,
+    TemplateMetadata, VaultKubernetesAuth, VaultProvider, VaultProviderAuth,
 };
 use super::{RenderError, fleet_labels, meta, values};
 
@@ -112,7 +112,8 @@ pub const GATEWAY_API_REPOSITORY: &str = "https://github.com/kubernetes-sigs/gat
 /// The stages of one cluster, in order.
 pub fn cluster_stages(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<Stage> {
     use StageKind::{
-        GatewayApi, Identity, LinkerdControlPlane, LinkerdCrds, LinkerdMulticluster, LinkerdViz, Links, Namespaces,
+        GatewayApi, Identity, LinkerdControlPlane, LinkerdCrds, LinkerdMulticluster, LinkerdViz, Links,
+        Namespaces,
     };
     let ns = plan.linkerd.namespace.clone();
     let mut stages = vec![Stage {
@@ -195,9 +196,12 @@ pub fn secret_store_name(plan: &FleetPlan) -> String {
     format!("{}-vault", plan.name)
 }
 
+/// Labels or annotations as written.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
     let privileged = ("pod-security.kubernetes.io/enforce", "privileged");
-    let list: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 3] = [
+    let list: [(&str, Pairs<'_>, Pairs<'_>); 3] = [
         (
             &plan.linkerd.namespace,
             vec![
@@ -228,15 +232,22 @@ fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
         m.labels
             .get_or_insert_with(BTreeMap::new)
             .extend(labels.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut annotations: BTreeMap<String, String> =
-            annotations.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut annotations: BTreeMap<String, String> = annotations
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         // Removing the stage from Git must never delete a namespace full of workloads.
         match plan.gitops.engine {
             Engine::Flux => annotations.insert("kustomize.toolkit.fluxcd.io/prune".into(), "disabled".into()),
-            Engine::Argocd => annotations.insert("argocd.argoproj.io/sync-options".into(), "Prune=false".into()),
+            Engine::Argocd => {
+                annotations.insert("argocd.argoproj.io/sync-options".into(), "Prune=false".into())
+            }
         };
         m.annotations = Some(annotations);
-        objects.push(json(&Namespace { metadata: m, ..Namespace::default() }));
+        objects.push(json(&Namespace {
+            metadata: m,
+            ..Namespace::default()
+        }));
     }
     let store = ClusterSecretStore {
         metadata: meta(plan, &secret_store_name(plan), None),
@@ -257,8 +268,14 @@ fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
         },
     };
     vec![
-        ManifestFile { name: "namespaces.yaml".into(), objects },
-        ManifestFile { name: "cluster-secret-store.yaml".into(), objects: vec![json(&store)] },
+        ManifestFile {
+            name: "namespaces.yaml".into(),
+            objects,
+        },
+        ManifestFile {
+            name: "cluster-secret-store.yaml".into(),
+            objects: vec![json(&store)],
+        },
     ]
 }
 
@@ -299,7 +316,10 @@ fn external_secret(
                 .iter()
                 .map(|p| ExternalSecretData {
                     secret_key: (*p).to_string(),
-                    remote_ref: RemoteRef { key: key.to_string(), property: (*p).to_string() },
+                    remote_ref: RemoteRef {
+                        key: key.to_string(),
+                        property: (*p).to_string(),
+                    },
                 })
                 .collect(),
         },
@@ -313,7 +333,10 @@ pub const TRUST_ANCHOR_SECRET: &str = "linkerd-trust-anchor";
 
 fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
     let ns = plan.linkerd.namespace.as_str();
-    let labels = TemplateMetadata { labels: fleet_labels(plan), annotations: BTreeMap::new() };
+    let labels = TemplateMetadata {
+        labels: fleet_labels(plan),
+        annotations: BTreeMap::new(),
+    };
     match plan.identity.issuer {
         IssuerKind::Vault => {
             let secret = external_secret(
@@ -325,7 +348,10 @@ fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
                 &["tls.crt", "tls.key", "ca.crt"],
                 labels,
             );
-            vec![ManifestFile { name: "issuer.yaml".into(), objects: vec![json(&secret)] }]
+            vec![ManifestFile {
+                name: "issuer.yaml".into(),
+                objects: vec![json(&secret)],
+            }]
         }
         IssuerKind::CertManager => {
             let anchor = external_secret(
@@ -339,7 +365,11 @@ fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
             );
             let issuer = Issuer {
                 metadata: meta(plan, TRUST_ANCHOR_SECRET, Some(ns)),
-                spec: IssuerSpec { ca: CaIssuer { secret_name: TRUST_ANCHOR_SECRET.into() } },
+                spec: IssuerSpec {
+                    ca: CaIssuer {
+                        secret_name: TRUST_ANCHOR_SECRET.into(),
+                    },
+                },
             };
             let certificate = super::resources::Certificate {
                 metadata: meta(plan, ISSUER_SECRET, Some(ns)),
@@ -355,13 +385,28 @@ fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
                         size: 256,
                         rotation_policy: "Always".into(),
                     },
-                    usages: vec!["cert sign".into(), "crl sign".into(), "server auth".into(), "client auth".into()],
-                    issuer_ref: NamedRef { kind: Some("Issuer".into()), name: TRUST_ANCHOR_SECRET.into(), namespace: None },
+                    usages: vec![
+                        "cert sign".into(),
+                        "crl sign".into(),
+                        "server auth".into(),
+                        "client auth".into(),
+                    ],
+                    issuer_ref: NamedRef {
+                        kind: Some("Issuer".into()),
+                        name: TRUST_ANCHOR_SECRET.into(),
+                        namespace: None,
+                    },
                 },
             };
             vec![
-                ManifestFile { name: "trust-anchor.yaml".into(), objects: vec![json(&anchor), json(&issuer)] },
-                ManifestFile { name: "issuer.yaml".into(), objects: vec![json(&certificate)] },
+                ManifestFile {
+                    name: "trust-anchor.yaml".into(),
+                    objects: vec![json(&anchor), json(&issuer)],
+                },
+                ManifestFile {
+                    name: "issuer.yaml".into(),
+                    objects: vec![json(&certificate)],
+                },
             ]
         }
     }
@@ -421,18 +466,29 @@ pub const CREDENTIALS_SECRET_TYPE: &str = "mirror.linkerd.io/remote-kubeconfig";
 /// An ExternalSecret that builds one of the two `cluster-credentials-<target>` Secrets.
 /// The copy in the control-plane namespace carries the label and annotations the
 /// destination controller needs for remote discovery (linkerd2#11542).
-pub fn credentials(plan: &FleetPlan, link: &LinkPlan, namespace: &str, for_destination: bool) -> ExternalSecret {
-    let mut metadata = TemplateMetadata { labels: fleet_labels(plan), annotations: BTreeMap::new() };
+pub fn credentials(
+    plan: &FleetPlan,
+    link: &LinkPlan,
+    namespace: &str,
+    for_destination: bool,
+) -> ExternalSecret {
+    let mut metadata = TemplateMetadata {
+        labels: fleet_labels(plan),
+        annotations: BTreeMap::new(),
+    };
     if for_destination {
-        metadata
-            .labels
-            .insert("multicluster.linkerd.io/cluster-name".into(), link.link_name().to_string());
-        metadata
-            .annotations
-            .insert("multicluster.linkerd.io/trust-domain".into(), link.target_trust_domain.clone());
-        metadata
-            .annotations
-            .insert("multicluster.linkerd.io/cluster-domain".into(), link.target_cluster_domain.clone());
+        metadata.labels.insert(
+            "multicluster.linkerd.io/cluster-name".into(),
+            link.link_name().to_string(),
+        );
+        metadata.annotations.insert(
+            "multicluster.linkerd.io/trust-domain".into(),
+            link.target_trust_domain.clone(),
+        );
+        metadata.annotations.insert(
+            "multicluster.linkerd.io/cluster-domain".into(),
+            link.target_cluster_domain.clone(),
+        );
     }
     external_secret(
         plan,
@@ -446,7 +502,10 @@ pub fn credentials(plan: &FleetPlan, link: &LinkPlan, namespace: &str, for_desti
 }
 
 /// Render a stage's manifest files to text.
-pub(crate) fn manifest_texts(plan: &FleetPlan, files: &[ManifestFile]) -> Result<Vec<(String, String)>, RenderError> {
+pub(crate) fn manifest_texts(
+    plan: &FleetPlan,
+    files: &[ManifestFile],
+) -> Result<Vec<(String, String)>, RenderError> {
     files
         .iter()
         .map(|f| Ok((f.name.clone(), super::yaml_file(plan, &f.name, &f.objects)?)))

@@ -65,7 +65,10 @@ impl RenderedTree {
                     text.contains(marker)
                 };
                 if hit {
-                    return Err(RenderError::SecretInOutput { file: file.clone(), what: what.to_string() });
+                    return Err(RenderError::SecretInOutput {
+                        file: file.clone(),
+                        what: what.to_string(),
+                    });
                 }
             }
         }
@@ -85,7 +88,9 @@ impl RenderedTree {
             _ => PathBuf::from("."),
         };
         fs_err::create_dir_all(&parent)?;
-        let base = out.file_name().map_or_else(|| "tree".into(), |n| n.to_string_lossy().into_owned());
+        let base = out
+            .file_name()
+            .map_or_else(|| "tree".into(), |n| n.to_string_lossy().into_owned());
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{base}.meshfleet-"))
             .tempdir_in(&parent)?;

@@ -19,12 +19,15 @@ struct CrdsValues {
 
 /// `linkerd-crds` values.
 pub(crate) fn crds(_plan: &FleetPlan) -> Value {
-    to_value(&CrdsValues { install_gateway_api: false })
+    to_value(&CrdsValues {
+        install_gateway_api: false,
+    })
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ControlPlaneValues<'a> {
+    #[serde(rename = "identityTrustAnchorsPEM")]
     identity_trust_anchors_pem: &'a str,
     identity_trust_domain: &'a str,
     cluster_domain: &'a str,
@@ -56,7 +59,9 @@ pub(crate) fn control_plane(plan: &FleetPlan) -> Value {
             .cluster_networks_set
             .then(|| plan.linkerd.cluster_networks.join(",")),
         identity: IdentityValues {
-            issuer: IssuerValues { scheme: "kubernetes.io/tls" },
+            issuer: IssuerValues {
+                scheme: "kubernetes.io/tls",
+            },
         },
     })
 }
@@ -174,7 +179,9 @@ pub(crate) fn multicluster<'a>(plan: &'a FleetPlan, cluster: &'a ClusterPlan) ->
         .iter()
         .map(|link| ControllerValues {
             link: LinkRefValues {
-                reference: NameValue { name: link.link_name() },
+                reference: NameValue {
+                    name: link.link_name(),
+                },
             },
             // The controller probes `probe-<target>` on this port, and the Link's
             // endpoints carry `probeSpec.port`: both come from the same value, so a

@@ -35,7 +35,10 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             out.push(Finding::error(
                 "duplicate-cluster",
                 c.name.at,
-                format!("cluster `{}` is declared twice (first at line {})", c.name.value, first.line),
+                format!(
+                    "cluster `{}` is declared twice (first at line {})",
+                    c.name.value, first.line
+                ),
                 "give every cluster its own name, or remove the second entry",
             ));
         }
@@ -105,7 +108,9 @@ fn api_server(c: &ClusterSpec, is_target: bool, cluster_at: SourceLocation, out:
     let authority = rest.split('/').next().unwrap_or_default();
     let host = host_of(authority);
     let loopback = host == "localhost"
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
     if host.is_empty() {
         out.push(Finding::error(
             "api-server",
@@ -136,7 +141,10 @@ fn host_of(authority: &str) -> &str {
 
 fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<Finding>) {
     let g = &gateway.value;
-    let service_type = g.service_type.as_ref().map_or(ServiceType::LoadBalancer, |t| t.value);
+    let service_type = g
+        .service_type
+        .as_ref()
+        .map_or(ServiceType::LoadBalancer, |t| t.value);
     let type_at = g.service_type.as_ref().map_or(gateway.at, |t| t.at);
     let probe = g.probe.as_ref().map(|p| &p.value);
     for address in &g.addresses {
@@ -144,7 +152,10 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
             out.push(Finding::error(
                 "gateway-address",
                 address.at,
-                format!("gateway address `{}` of cluster `{}` {why}", address.value, c.name.value),
+                format!(
+                    "gateway address `{}` of cluster `{}` {why}",
+                    address.value, c.name.value
+                ),
                 "write a bare IP address or DNS name; the port comes from `port`/`nodePort`",
             ));
         }
@@ -174,14 +185,21 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
             out.push(Finding::error(
                 "node-port-type",
                 value.at,
-                format!("{what} `{}` is set on a `{}` gateway", value.value, service_type.as_str()),
+                format!(
+                    "{what} `{}` is set on a `{}` gateway",
+                    value.value,
+                    service_type.as_str()
+                ),
                 "NodePorts apply to `serviceType: NodePort` only; remove it or change the service type",
             ));
         } else if !(30_000..=32_767).contains(&value.value) {
             out.push(Finding::error(
                 "node-port-range",
                 value.at,
-                format!("{what} `{}` is outside the NodePort range 30000-32767", value.value),
+                format!(
+                    "{what} `{}` is outside the NodePort range 30000-32767",
+                    value.value
+                ),
                 "pick a port between 30000 and 32767 (Kubernetes' default `--service-node-port-range`)",
             ));
         }
@@ -263,5 +281,6 @@ fn gateway_address(address: &str) -> Result<(), String> {
     if address.contains(',') || address.contains(char::is_whitespace) {
         return Err("holds a list or spaces; give each address its own entry".into());
     }
-    names::dns1123_subdomain(&address.to_ascii_lowercase()).map_err(|why| format!("is not a DNS name: it {why}"))
+    names::dns1123_subdomain(&address.to_ascii_lowercase())
+        .map_err(|why| format!("is not a DNS name: it {why}"))
 }

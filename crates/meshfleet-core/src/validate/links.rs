@@ -18,7 +18,13 @@ const MIRROR_BUDGET_WARNING: usize = 20;
 
 pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     topology(ctx, out);
-    let cluster_names: Vec<&str> = ctx.fleet.spec.clusters.iter().map(|c| c.name.value.as_str()).collect();
+    let cluster_names: Vec<&str> = ctx
+        .fleet
+        .spec
+        .clusters
+        .iter()
+        .map(|c| c.name.value.as_str())
+        .collect();
     let mut seen: HashMap<(&str, &str), u32> = HashMap::new();
     for link in ctx.links {
         for end in [&link.source, &link.target] {
@@ -30,7 +36,11 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 out.push(Finding::error(
                     "link-unknown-cluster",
                     end.at,
-                    format!("link `{}` names cluster `{}`, which the fleet does not have", link.label(), end.value),
+                    format!(
+                        "link `{}` names cluster `{}`, which the fleet does not have",
+                        link.label(),
+                        end.value
+                    ),
                     hint,
                 ));
             }
@@ -39,7 +49,11 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             out.push(Finding::error(
                 "self-link",
                 link.target.at,
-                format!("link `{}` links cluster `{}` to itself", link.label(), link.source.value),
+                format!(
+                    "link `{}` links cluster `{}` to itself",
+                    link.label(),
+                    link.source.value
+                ),
                 "a link mirrors services from another cluster; remove it or change its target",
             ));
         }
@@ -49,7 +63,10 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 out.push(Finding::error(
                     "duplicate-link",
                     link.at,
-                    format!("link `{}` is declared twice (first at line {first_line})", link.label()),
+                    format!(
+                        "link `{}` is declared twice (first at line {first_line})",
+                        link.label()
+                    ),
                     "remove one of them; one link per source and target",
                 ));
             } else {
@@ -60,9 +77,14 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
     let mut budget_checked = HashSet::new();
     for link in ctx.valid_links() {
-        let Some(target) = ctx.cluster(&link.target.value) else { continue };
+        let Some(target) = ctx.cluster(&link.target.value) else {
+            continue;
+        };
         if link.mode.value == LinkMode::Gateway {
-            let gateway = target.gateway.as_ref().filter(|g| g.enabled.as_ref().is_none_or(|e| e.value));
+            let gateway = target
+                .gateway
+                .as_ref()
+                .filter(|g| g.enabled.as_ref().is_none_or(|e| e.value));
             match gateway {
                 None => out.push(Finding::error(
                     "gateway-missing",
@@ -91,13 +113,19 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             }
         }
         if budget_checked.insert(target.name.value.as_str()) {
-            mirror_budget(target.link_name.as_ref().unwrap_or(&target.name), &target.name.value, out);
+            mirror_budget(
+                target.link_name.as_ref().unwrap_or(&target.name),
+                &target.name.value,
+                out,
+            );
         }
     }
 }
 
 fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let Some(topology) = &ctx.fleet.spec.topology else { return };
+    let Some(topology) = &ctx.fleet.spec.topology else {
+        return;
+    };
     let full_mesh = topology.full_mesh.as_ref().is_some_and(|m| m.value);
     if let Some(hs) = &topology.hub_and_spoke {
         if full_mesh {
@@ -109,7 +137,13 @@ fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             ));
         }
         if ctx.cluster(&hs.hub.value).is_none() {
-            let names: Vec<&str> = ctx.fleet.spec.clusters.iter().map(|c| c.name.value.as_str()).collect();
+            let names: Vec<&str> = ctx
+                .fleet
+                .spec
+                .clusters
+                .iter()
+                .map(|c| c.name.value.as_str())
+                .collect();
             let hint = match did_you_mean(&hs.hub.value, names.iter().copied()) {
                 Some(best) => format!("did you mean `{best}`?"),
                 None => format!("use one of the clusters: {}", names.join(", ")),
@@ -126,9 +160,21 @@ fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 
 fn selectors(link: &crate::fleet::links::DeclaredLink, out: &mut Vec<Finding>) {
     let fields = [
-        ("selector", link.selector.as_ref(), link.mode.value == LinkMode::Gateway),
-        ("remoteDiscoverySelector", link.remote_discovery_selector.as_ref(), true),
-        ("federatedServiceSelector", link.federated_service_selector.as_ref(), true),
+        (
+            "selector",
+            link.selector.as_ref(),
+            link.mode.value == LinkMode::Gateway,
+        ),
+        (
+            "remoteDiscoverySelector",
+            link.remote_discovery_selector.as_ref(),
+            true,
+        ),
+        (
+            "federatedServiceSelector",
+            link.federated_service_selector.as_ref(),
+            true,
+        ),
     ];
     for (field, query, used) in fields {
         let Some(query) = query else { continue };

@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 
 use crate::diagnostic::Finding;
 use crate::fleet::Fleet;
-use crate::fleet::model::ClusterSpec;
 use crate::fleet::links::{DeclaredLink, declared_links};
+use crate::fleet::model::ClusterSpec;
 
 pub use anchor::AnchorFile;
 
@@ -33,53 +33,119 @@ pub use anchor::AnchorFile;
 /// consumers). Parse-time ids come first.
 pub const RULES: &[(&str, &str)] = &[
     ("yaml-syntax", "the file is not valid YAML"),
-    ("unknown-field", "a field the fleet schema does not have (with did-you-mean)"),
-    ("unknown-value", "a value outside an enumeration (with did-you-mean)"),
+    (
+        "unknown-field",
+        "a field the fleet schema does not have (with did-you-mean)",
+    ),
+    (
+        "unknown-value",
+        "a value outside an enumeration (with did-you-mean)",
+    ),
     ("missing-field", "a required field is missing"),
     ("invalid-type", "a value of the wrong type"),
     ("duplicate-key", "the same key twice in one mapping"),
-    ("api-version", "`apiVersion`/`kind` are not meshfleet.io/v1alpha1 Fleet"),
+    (
+        "api-version",
+        "`apiVersion`/`kind` are not meshfleet.io/v1alpha1 Fleet",
+    ),
     ("invalid-name", "a name is not a DNS-1123 label or subdomain"),
     ("linkerd-version", "the Linkerd chart version is malformed"),
-    ("linkerd-version-unsupported", "the Linkerd version has no declarative links (older than 2025.4.4)"),
-    ("linkerd-version-untested", "the Linkerd version is newer than meshfleet knows"),
-    ("gateway-api-version", "the Gateway API version is malformed or outside Linkerd's range"),
-    ("chart-repository", "the chart repository is not an http(s) or oci URL"),
+    (
+        "linkerd-version-unsupported",
+        "the Linkerd version has no declarative links (older than 2025.4.4)",
+    ),
+    (
+        "linkerd-version-untested",
+        "the Linkerd version is newer than meshfleet knows",
+    ),
+    (
+        "gateway-api-version",
+        "the Gateway API version is malformed or outside Linkerd's range",
+    ),
+    (
+        "chart-repository",
+        "the chart repository is not an http(s) or oci URL",
+    ),
     ("repository-url", "the GitOps repository URL or path is unusable"),
-    ("jobs-image-missing", "`installMethod: jobs` without `gitops.jobs.image`"),
-    ("setting-ignored", "a setting that has no effect with the chosen options"),
+    (
+        "jobs-image-missing",
+        "`installMethod: jobs` without `gitops.jobs.image`",
+    ),
+    (
+        "setting-ignored",
+        "a setting that has no effect with the chosen options",
+    ),
     ("vault-missing", "`spec.secrets.vault` is needed but absent"),
     ("vault-settings", "a Vault setting is malformed"),
     ("duplicate-cluster", "two clusters share a name"),
     ("duplicate-link-name", "two clusters share a `linkName`"),
     ("duplicate-context", "two clusters share a kubeconfig context"),
-    ("api-server", "`apiServer` is missing, malformed or a loopback address"),
+    (
+        "api-server",
+        "`apiServer` is missing, malformed or a loopback address",
+    ),
     ("gateway-address", "a gateway address is not an IP or DNS name"),
     ("port-range", "a port is outside 1-65535"),
     ("node-port-range", "a NodePort is outside 30000-32767"),
-    ("node-port-type", "a NodePort on a gateway that is not of type NodePort"),
+    (
+        "node-port-type",
+        "a NodePort on a gateway that is not of type NodePort",
+    ),
     ("node-port-missing", "a NodePort gateway without its NodePorts"),
     ("port-conflict", "two ports of one gateway collide"),
-    ("probe-period", "the probe period is not a Go duration in whole seconds"),
+    (
+        "probe-period",
+        "the probe period is not a Go duration in whole seconds",
+    ),
     ("probe-path", "the probe path does not start with `/`"),
-    ("link-unknown-cluster", "a link names a cluster the fleet does not have"),
+    (
+        "link-unknown-cluster",
+        "a link names a cluster the fleet does not have",
+    ),
     ("self-link", "a link from a cluster to itself"),
     ("duplicate-link", "the same source and target twice"),
     ("topology", "the topology shorthand is inconsistent"),
-    ("gateway-missing", "a gateway-mode link targets a cluster without an enabled gateway"),
-    ("gateway-addresses-missing", "a gateway-mode link targets a gateway without addresses"),
+    (
+        "gateway-missing",
+        "a gateway-mode link targets a cluster without an enabled gateway",
+    ),
+    (
+        "gateway-addresses-missing",
+        "a gateway-mode link targets a gateway without addresses",
+    ),
     ("selector", "a selector is not a valid label query"),
     ("selector-empty", "a selector that matches nothing"),
-    ("selector-ignored", "a selector that has no effect in the link's mode"),
-    ("mirror-name-budget", "the target's link name leaves too little room for mirrored service names"),
+    (
+        "selector-ignored",
+        "a selector that has no effect in the link's mode",
+    ),
+    (
+        "mirror-name-budget",
+        "the target's link name leaves too little room for mirrored service names",
+    ),
     ("cidr-invalid", "a CIDR does not parse or has host bits set"),
-    ("cidr-overlap", "CIDRs overlap within a cluster or across linked clusters"),
+    (
+        "cidr-overlap",
+        "CIDRs overlap within a cluster or across linked clusters",
+    ),
     ("network-missing", "a remote-discovery target without pod CIDRs"),
-    ("cluster-networks", "remote-discovery target pods lie outside `clusterNetworks`"),
+    (
+        "cluster-networks",
+        "remote-discovery target pods lie outside `clusterNetworks`",
+    ),
     ("trust-anchor-missing", "the trust anchor file does not exist"),
-    ("trust-anchor-invalid", "the trust anchor file is not a bundle of CA certificates"),
-    ("trust-anchor-expired", "a trust anchor is expired or not yet valid"),
-    ("trust-anchor-expiring", "a trust anchor has less than 60 days left"),
+    (
+        "trust-anchor-invalid",
+        "the trust anchor file is not a bundle of CA certificates",
+    ),
+    (
+        "trust-anchor-expired",
+        "a trust anchor is expired or not yet valid",
+    ),
+    (
+        "trust-anchor-expiring",
+        "a trust anchor has less than 60 days left",
+    ),
 ];
 
 /// What every rule module gets: the fleet, its expanded links and a name index.
@@ -95,7 +161,11 @@ impl<'a> Ctx<'a> {
         for c in &fleet.spec.clusters {
             by_name.entry(c.name.value.as_str()).or_insert(&c.value);
         }
-        Self { fleet, links, by_name }
+        Self {
+            fleet,
+            links,
+            by_name,
+        }
     }
 
     /// The cluster of that name (the first, if names repeat).
@@ -169,5 +239,10 @@ pub fn check_file(path: &Path, now: OffsetDateTime) -> Result<CheckedFleet, crat
     let (source, fleet) = crate::fleet::load(path)?;
     let anchor = AnchorFile::read(&anchor_path(&source.dir(), &fleet));
     let findings = validate(&fleet, &anchor, now);
-    Ok(CheckedFleet { source, fleet, anchor, findings })
+    Ok(CheckedFleet {
+        source,
+        fleet,
+        anchor,
+        findings,
+    })
 }

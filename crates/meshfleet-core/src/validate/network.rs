@@ -23,8 +23,14 @@ struct Cidr<'a> {
 
 pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let cluster_networks: Vec<IpNet> = match &ctx.fleet.spec.linkerd.cluster_networks {
-        Some(list) => list.iter().filter_map(|n| parse("clusterNetworks entry", n, out)).collect(),
-        None => defaults::CLUSTER_NETWORKS.iter().filter_map(|n| n.parse().ok()).collect(),
+        Some(list) => list
+            .iter()
+            .filter_map(|n| parse("clusterNetworks entry", n, out))
+            .collect(),
+        None => defaults::CLUSTER_NETWORKS
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect(),
     };
     let mut per_cluster = std::collections::HashMap::new();
     for cluster in &ctx.fleet.spec.clusters {
@@ -43,11 +49,17 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let (s, t) = (link.source.value.as_str(), link.target.value.as_str());
         let pair = if s < t { (s, t) } else { (t, s) };
         if pairs_checked.insert(pair) {
-            let (Some(a), Some(b)) = (per_cluster.get(pair.0), per_cluster.get(pair.1)) else { continue };
+            let (Some(a), Some(b)) = (per_cluster.get(pair.0), per_cluster.get(pair.1)) else {
+                continue;
+            };
             for x in a {
                 for y in b {
                     if overlaps(x.net, y.net) {
-                        let (first, second) = if x.at.offset <= y.at.offset { (x, y) } else { (y, x) };
+                        let (first, second) = if x.at.offset <= y.at.offset {
+                            (x, y)
+                        } else {
+                            (y, x)
+                        };
                         out.push(overlap_finding(second, first));
                     }
                 }
@@ -56,30 +68,39 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         if link.mode.value == LinkMode::RemoteDiscovery
             && let Some(target) = ctx.cluster(t)
         {
-            remote_discovery_target(target, link.label(), link.mode.at, &cluster_networks, out);
+            remote_discovery_target(target, &link.label(), link.mode.at, &cluster_networks, out);
         }
     }
 }
 
 fn remote_discovery_target(
     target: &ClusterSpec,
-    link: String,
+    link: &str,
     link_at: SourceLocation,
     cluster_networks: &[IpNet],
     out: &mut Vec<Finding>,
 ) {
-    let pods = target.network.as_ref().map(|n| n.pods.as_slice()).unwrap_or_default();
+    let pods = target
+        .network
+        .as_ref()
+        .map(|n| n.pods.as_slice())
+        .unwrap_or_default();
     if pods.is_empty() {
         out.push(Finding::error(
             "network-missing",
             link_at,
-            format!("link `{link}` uses remote discovery, but cluster `{}` declares no `network.pods`", target.name.value),
+            format!(
+                "link `{link}` uses remote discovery, but cluster `{}` declares no `network.pods`",
+                target.name.value
+            ),
             "remote discovery routes to pod IPs; add the target's pod CIDRs so meshfleet can check them",
         ));
         return;
     }
     for pod in pods {
-        let Ok(net) = pod.value.parse::<IpNet>() else { continue };
+        let Ok(net) = pod.value.parse::<IpNet>() else {
+            continue;
+        };
         if !cluster_networks.iter().any(|n| n.contains(&net)) {
             out.push(Finding::error(
                 "cluster-networks",
@@ -95,12 +116,23 @@ fn remote_discovery_target(
 }
 
 fn cluster_cidrs<'a>(cluster: &'a ClusterSpec, out: &mut Vec<Finding>) -> Vec<Cidr<'a>> {
-    let Some(network) = &cluster.network else { return Vec::new() };
+    let Some(network) = &cluster.network else {
+        return Vec::new();
+    };
     let mut cidrs = Vec::new();
     for (kind, list) in [("pod", &network.pods), ("service", &network.services)] {
         for value in list {
-            if let Some(net) = parse(&format!("{kind} CIDR of cluster `{}`", cluster.name.value), value, out) {
-                cidrs.push(Cidr { net, kind, cluster: &cluster.name.value, at: value.at });
+            if let Some(net) = parse(
+                &format!("{kind} CIDR of cluster `{}`", cluster.name.value),
+                value,
+                out,
+            ) {
+                cidrs.push(Cidr {
+                    net,
+                    kind,
+                    cluster: &cluster.name.value,
+                    at: value.at,
+                });
             }
         }
     }
@@ -147,7 +179,11 @@ fn overlap_finding(later: &Cidr<'_>, earlier: &Cidr<'_>) -> Finding {
             later.cluster,
             earlier.kind,
             earlier.net,
-            if same { "the same cluster".to_string() } else { format!("cluster `{}`", earlier.cluster) },
+            if same {
+                "the same cluster".to_string()
+            } else {
+                format!("cluster `{}`", earlier.cluster)
+            },
             earlier.at.line
         ),
         if same {

@@ -84,12 +84,17 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         Ok(_) => {}
     }
     if let Some(repo) = &spec.chart_repository
-        && !(repo.value.starts_with("https://") || repo.value.starts_with("http://") || repo.value.starts_with("oci://"))
+        && !(repo.value.starts_with("https://")
+            || repo.value.starts_with("http://")
+            || repo.value.starts_with("oci://"))
     {
         out.push(Finding::error(
             "chart-repository",
             repo.at,
-            format!("chart repository `{}` is not an http(s):// or oci:// URL", repo.value),
+            format!(
+                "chart repository `{}` is not an http(s):// or oci:// URL",
+                repo.value
+            ),
             "use `https://helm.linkerd.io/edge`, or your mirror's URL",
         ));
     }
@@ -131,7 +136,10 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 
 fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let gitops = &ctx.fleet.spec.gitops;
-    let method = gitops.install_method.as_ref().map_or(InstallMethod::Helm, |m| m.value);
+    let method = gitops
+        .install_method
+        .as_ref()
+        .map_or(InstallMethod::Helm, |m| m.value);
     let image = gitops.jobs.as_ref().and_then(|j| j.image.as_ref());
     match (method, image) {
         (InstallMethod::Jobs, None) => {
@@ -148,7 +156,9 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 "set `gitops.jobs: {image: ...}` to an image that has the `linkerd` CLI, a shell and `kubectl`; Linkerd's own CLI image is built FROM scratch and has neither",
             ));
         }
-        (InstallMethod::Jobs, Some(image)) if image.value.trim().is_empty() || image.value.contains(char::is_whitespace) => {
+        (InstallMethod::Jobs, Some(image))
+            if image.value.trim().is_empty() || image.value.contains(char::is_whitespace) =>
+        {
             out.push(Finding::error(
                 "jobs-image-missing",
                 image.at,
@@ -165,7 +175,10 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         _ => {}
     }
     if gitops.engine.value == Engine::Flux
-        && let Some(ns) = gitops.argocd.as_ref().and_then(|a| a.namespace.as_ref().or(a.project.as_ref()))
+        && let Some(ns) = gitops
+            .argocd
+            .as_ref()
+            .and_then(|a| a.namespace.as_ref().or(a.project.as_ref()))
     {
         out.push(Finding::warning(
             "setting-ignored",
@@ -225,7 +238,9 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .spec
             .secrets
             .as_ref()
-            .map_or(ctx.fleet.spec.identity.trust_anchor.at, |_| ctx.fleet.spec.identity.trust_anchor.at);
+            .map_or(ctx.fleet.spec.identity.trust_anchor.at, |_| {
+                ctx.fleet.spec.identity.trust_anchor.at
+            });
         out.push(Finding::error(
             "vault-missing",
             at,
@@ -245,7 +260,12 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
     for (what, value) in [("mount", &vault.mount), ("path", &vault.path)] {
         let v = value.value.as_str();
-        if v.is_empty() || v.starts_with('/') || v.ends_with('/') || v.contains(char::is_whitespace) || v.contains("//") {
+        if v.is_empty()
+            || v.starts_with('/')
+            || v.ends_with('/')
+            || v.contains(char::is_whitespace)
+            || v.contains("//")
+        {
             out.push(Finding::error(
                 "vault-settings",
                 value.at,

@@ -14,13 +14,25 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
     let (source, fleet) = match meshfleet_core::fleet::load(&args.path) {
         Ok(loaded) => loaded,
         Err(meshfleet_core::fleet::LoadError::Invalid { file, finding }) => {
-            printer.status(printer.findings(&file.path.display().to_string(), &file.text, &[*finding], false).trim_end());
+            printer.status(
+                printer
+                    .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
+                    .trim_end(),
+            );
             return Ok(ExitStatus::Failure);
         }
-        Err(e) => return Err(hinted(e.to_string(), "pass a fleet file, or a folder that holds `fleet.yaml`")),
+        Err(e) => {
+            return Err(hinted(
+                e.to_string(),
+                "pass a fleet file, or a folder that holds `fleet.yaml`",
+            ));
+        }
     };
     let dir = source.dir();
-    let folder = args.keys.clone().map_or_else(|| KeyFolder::default_for(&dir), KeyFolder::new);
+    let folder = args
+        .keys
+        .clone()
+        .map_or_else(|| KeyFolder::default_for(&dir), KeyFolder::new);
     let report = match keys::init(&fleet, &dir, &folder, now()) {
         Ok(report) => report,
         Err(KeysError::Exists(path)) => {
@@ -51,12 +63,22 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
         let summary = identity::parse_pem_bundle(&text)
             .ok()
             .and_then(|c| c.into_iter().next())
-            .map(|c| format!(" ({}, valid until {}, sha256 {})", c.key_type, identity::format_time(c.not_after), c.sha256))
+            .map(|c| {
+                format!(
+                    " ({}, valid until {}, sha256 {})",
+                    c.key_type,
+                    identity::format_time(c.not_after),
+                    c.sha256
+                )
+            })
             .unwrap_or_default();
         printer.status(&format!("created `{}`{summary}", path.display()));
     }
     for path in &report.private {
-        printer.status(&format!("created private key `{}` (mode 0600, git-ignored)", path.display()));
+        printer.status(&format!(
+            "created private key `{}` (mode 0600, git-ignored)",
+            path.display()
+        ));
     }
     printer.status(&format!(
         "next: commit the public anchor, keep `{}` out of git, and run `meshfleet secrets sync` to store the keys in Vault",
@@ -65,19 +87,26 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
     Ok(ExitStatus::Success)
 }
 
-pub fn inspect(args: &CertsInspectArgs, output: OutputFormat, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn inspect(
+    args: &CertsInspectArgs,
+    output: OutputFormat,
+    printer: Printer,
+) -> anyhow::Result<ExitStatus> {
     let anchors = fleet_anchors(args.fleet.as_deref())?;
     let at = now();
     let mut reports = Vec::new();
     let mut text = String::new();
     let mut failed = false;
     for file in &args.files {
-        let content = fs_err::read_to_string(file)
-            .map_err(|e| hinted(e.to_string(), "pass PEM certificate files"))?;
+        let content =
+            fs_err::read_to_string(file).map_err(|e| hinted(e.to_string(), "pass PEM certificate files"))?;
         let certs = match identity::parse_pem_bundle(&content) {
             Ok(certs) => certs,
             Err(e) => {
-                printer.error(&format!("`{}`: {e}", file.display()), Some("pass PEM certificate files (not keys)"));
+                printer.error(
+                    &format!("`{}`: {e}", file.display()),
+                    Some("pass PEM certificate files (not keys)"),
+                );
                 failed = true;
                 continue;
             }
@@ -110,7 +139,11 @@ pub fn inspect(args: &CertsInspectArgs, output: OutputFormat, printer: Printer) 
         OutputFormat::Json => printer.data(&format!("{}\n", serde_json::to_string_pretty(&reports)?)),
         OutputFormat::Text => printer.data(&text),
     }
-    Ok(if failed { ExitStatus::Failure } else { ExitStatus::Success })
+    Ok(if failed {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
 }
 
 enum Chain {
@@ -131,7 +164,9 @@ impl Chain {
 }
 
 fn chain_status(chain: &[CertInfo], anchors: Option<&Vec<CertInfo>>) -> Chain {
-    let Some(anchors) = anchors else { return Chain::NoFleet };
+    let Some(anchors) = anchors else {
+        return Chain::NoFleet;
+    };
     if anchors.iter().any(|a| a.der == chain[0].der) {
         return Chain::IsAnchor;
     }
@@ -155,7 +190,11 @@ fn describe(cert: &CertInfo, chain: &Chain, now: time::OffsetDateTime) -> String
     } else {
         "no".to_string()
     };
-    let issuer = if cert.is_self_signed() { format!("{} (self-signed)", cert.issuer) } else { cert.issuer.clone() };
+    let issuer = if cert.is_self_signed() {
+        format!("{} (self-signed)", cert.issuer)
+    } else {
+        cert.issuer.clone()
+    };
     let fleet = match chain {
         Chain::NoFleet => "unknown (no fleet file here; pass `--fleet PATH`)".to_string(),
         Chain::IsAnchor => "yes: this is the fleet's trust anchor".to_string(),
@@ -184,7 +223,11 @@ fn fleet_anchors(fleet: Option<&Path>) -> anyhow::Result<Option<Vec<CertInfo>>> 
     let anchor_path = meshfleet_core::validate::anchor_path(&source.dir(), &fleet);
     let text = fs_err::read_to_string(&anchor_path)
         .map_err(|e| hinted(e.to_string(), "run `meshfleet certs init` to create the anchor"))?;
-    let certs = identity::parse_pem_bundle(&text)
-        .map_err(|e| hinted(format!("`{}`: {e}", anchor_path.display()), "fix the fleet's trust anchor file"))?;
+    let certs = identity::parse_pem_bundle(&text).map_err(|e| {
+        hinted(
+            format!("`{}`: {e}", anchor_path.display()),
+            "fix the fleet's trust anchor file",
+        )
+    })?;
     Ok(Some(certs))
 }

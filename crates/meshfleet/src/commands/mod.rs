@@ -59,7 +59,10 @@ impl std::error::Error for Hinted {}
 
 /// Build a hinted error.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Hinted { message: message.into(), hint: hint.into() })
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
 }
 
 /// Run the chosen command.
@@ -98,7 +101,11 @@ pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
             "pass a fleet file, or a folder that holds `fleet.yaml`",
         )),
         Err(LoadError::Invalid { file, finding }) => {
-            printer.status(printer.findings(&file.path.display().to_string(), &file.text, &[*finding], false).trim_end());
+            printer.status(
+                printer
+                    .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
+                    .trim_end(),
+            );
             Ok(Loaded::Invalid(ExitStatus::Failure))
         }
         Ok(checked) => {
@@ -117,7 +124,10 @@ pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
                 let errors = checked.findings.iter().filter(|f| f.is_error()).count();
                 printer.error(
                     &format!("the fleet has {errors} error(s); nothing was written"),
-                    Some(&format!("fix them, then check with `meshfleet validate {}`", path.display())),
+                    Some(&format!(
+                        "fix them, then check with `meshfleet validate {}`",
+                        path.display()
+                    )),
                 );
                 Ok(Loaded::Invalid(ExitStatus::Failure))
             }
@@ -126,7 +136,10 @@ pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
 }
 
 /// Load, validate and plan a fleet.
-pub fn load_plan(path: &Path, printer: Printer) -> anyhow::Result<Result<(Box<CheckedFleet>, FleetPlan), ExitStatus>> {
+pub fn load_plan(
+    path: &Path,
+    printer: Printer,
+) -> anyhow::Result<Result<(Box<CheckedFleet>, FleetPlan), ExitStatus>> {
     match load_checked(path, printer)? {
         Loaded::Invalid(status) => Ok(Err(status)),
         Loaded::Valid(checked) => {

@@ -29,7 +29,11 @@ pub fn run(args: &RenderArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
     if args.check {
         let diffs = tree.differences(out)?;
         if diffs.is_empty() {
-            printer.status(&format!("`{}` is up to date ({} files)", out.display(), tree.files.len()));
+            printer.status(&format!(
+                "`{}` is up to date ({} files)",
+                out.display(),
+                tree.files.len()
+            ));
             return Ok(ExitStatus::Success);
         }
         let (mut added, mut changed, mut removed) = (0, 0, 0);
@@ -56,14 +60,23 @@ pub fn run(args: &RenderArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
         );
         for diff in diffs
             .iter()
-            .filter_map(|d| if let Difference::Changed(_, diff) = d { Some(diff) } else { None })
+            .filter_map(|d| {
+                if let Difference::Changed(_, diff) = d {
+                    Some(diff)
+                } else {
+                    None
+                }
+            })
             .take(DIFFS_SHOWN)
         {
             text.push('\n');
             text.push_str(diff);
         }
         if changed > DIFFS_SHOWN {
-            text.push_str(&format!("\n... and {} more changed file(s)\n", changed - DIFFS_SHOWN));
+            text.push_str(&format!(
+                "\n... and {} more changed file(s)\n",
+                changed - DIFFS_SHOWN
+            ));
         }
         printer.data(&text);
         printer.status(&format!(
@@ -77,13 +90,19 @@ pub fn run(args: &RenderArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
         Ok(()) => {}
         Err(TreeError::ForeignDirectory(dir)) => {
             printer.error(
-                &format!("`{}` is not empty and was not rendered by meshfleet; nothing was written", dir.display()),
+                &format!(
+                    "`{}` is not empty and was not rendered by meshfleet; nothing was written",
+                    dir.display()
+                ),
                 Some("render into a new or empty folder (it is replaced as a whole on every render)"),
             );
             return Ok(ExitStatus::Failure);
         }
         Err(TreeError::NotADirectory(path)) => {
-            return Err(hinted(format!("`{}` exists and is not a folder", path.display()), "choose another `--out`"));
+            return Err(hinted(
+                format!("`{}` exists and is not a folder", path.display()),
+                "choose another `--out`",
+            ));
         }
         Err(e) => return Err(e.into()),
     }

@@ -10,12 +10,16 @@ use crate::printer::Printer;
 pub fn run(printer: Printer) -> anyhow::Result<ExitStatus> {
     let mut schema = serde_json::to_value(schemars::schema_for!(Fleet))?;
     if let Some(obj) = schema.as_object_mut() {
-        obj.insert("$id".into(), "https://meshfleet.io/schema/fleet-v1alpha1.json".into());
+        obj.insert(
+            "$id".into(),
+            "https://meshfleet.io/schema/fleet-v1alpha1.json".into(),
+        );
     }
     printer.data(&format!("{}\n", serde_json::to_string_pretty(&schema)?));
     Ok(ExitStatus::Success)
 }
 
+#[allow(clippy::unnecessary_wraps)] // every command returns the same type
 pub fn completions(shell: clap_complete::Shell, printer: Printer) -> anyhow::Result<ExitStatus> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "meshfleet", &mut out);

@@ -19,7 +19,9 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
                 "pass a fleet file, or a folder that holds `fleet.yaml`",
             ));
         }
-        Err(LoadError::Invalid { file, finding }) => (file.path.clone(), file.text.clone(), None, vec![*finding], None),
+        Err(LoadError::Invalid { file, finding }) => {
+            (file.path.clone(), file.text.clone(), None, vec![*finding], None)
+        }
         Ok(checked) => {
             let links = meshfleet_core::fleet::links::declared_links(&checked.fleet).len();
             let clusters = checked.fleet.spec.clusters.len();
@@ -55,15 +57,26 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
                 format!(
                     "{} fleet `{name}` is valid: {clusters} cluster(s), {links} link(s){}\n",
                     printer.paint_out("✓", "1;32"),
-                    if warnings > 0 { format!(", {warnings} warning(s)") } else { String::new() }
+                    if warnings > 0 {
+                        format!(", {warnings} warning(s)")
+                    } else {
+                        String::new()
+                    }
                 )
             } else {
-                format!("{} fleet `{name}`: {errors} error(s), {warnings} warning(s)\n", printer.paint_out("×", "1;31"))
+                format!(
+                    "{} fleet `{name}`: {errors} error(s), {warnings} warning(s)\n",
+                    printer.paint_out("×", "1;31")
+                )
             };
             printer.data(&line);
         }
     }
-    Ok(if errors == 0 { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(if errors == 0 {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }
 
 fn finding_json(f: &Finding) -> serde_json::Value {

@@ -20,59 +20,343 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { name: "unknown field with did-you-mean", from: "        addresses: [east.example]", to: "        adresses: [east.example]", rule: "unknown-field", on_line: Some("adresses"), hint_has: "did you mean `addresses`" },
-    Case { name: "unknown enum value", from: "engine: flux", to: "engine: fluxcd", rule: "unknown-value", on_line: Some("fluxcd"), hint_has: "did you mean `flux`" },
-    Case { name: "missing required field", from: "      url: https://github.com/example/fleet.git\n", to: "      branch: main\n", rule: "missing-field", on_line: None, hint_has: "url" },
-    Case { name: "yaml syntax", from: "    - {source: east, target: west}", to: "    - {source: east, target: west", rule: "yaml-syntax", on_line: None, hint_has: "YAML" },
-    Case { name: "wrong type", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        port: many", rule: "invalid-type", on_line: Some("many"), hint_has: "type" },
-    Case { name: "duplicate cluster", from: "    - name: west", to: "    - name: east", rule: "duplicate-cluster", on_line: Some("- name: east"), hint_has: "own name" },
-    Case { name: "duplicate link", from: "    - {source: west, target: east}", to: "    - {source: west, target: east}\n    - {source: west, target: east}", rule: "duplicate-link", on_line: Some("source: west"), hint_has: "remove one" },
-    Case { name: "self-link", from: "{source: west, target: east}", to: "{source: west, target: west}", rule: "self-link", on_line: Some("target: west}"), hint_has: "another cluster" },
-    Case { name: "link to an unknown cluster", from: "{source: east, target: west}", to: "{source: east, target: wset}", rule: "link-unknown-cluster", on_line: Some("wset"), hint_has: "did you mean `west`" },
-    Case { name: "gateway link to a cluster without gateway", from: "      gateway:\n        addresses: [west.example]\n", to: "", rule: "gateway-missing", on_line: Some("target: west"), hint_has: "remote-discovery" },
-    Case { name: "gateway without addresses", from: "        addresses: [west.example]", to: "        serviceType: LoadBalancer", rule: "gateway-addresses-missing", on_line: Some("serviceType"), hint_has: "offline" },
-    Case { name: "NodePort out of range", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        serviceType: NodePort\n        nodePort: 40000\n        probe: {nodePort: 30191}", rule: "node-port-range", on_line: Some("40000"), hint_has: "30000" },
-    Case { name: "NodePort on a LoadBalancer gateway", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        nodePort: 30143", rule: "node-port-type", on_line: Some("30143"), hint_has: "serviceType: NodePort" },
-    Case { name: "NodePort gateway without nodePort", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        serviceType: NodePort", rule: "node-port-missing", on_line: Some("NodePort"), hint_has: "gateway.nodePort" },
-    Case { name: "port out of range", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        port: 70000", rule: "port-range", on_line: Some("70000"), hint_has: "65535" },
-    Case { name: "period that is not a Go duration", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        probe: {period: \"3\"}", rule: "probe-period", on_line: Some("period"), hint_has: "Go duration" },
-    Case { name: "period not in whole seconds", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        probe: {period: 1500ms}", rule: "probe-period", on_line: Some("1500ms"), hint_has: "seconds" },
-    Case { name: "Linkerd without declarative links", from: "version: 2025.4.4", to: "version: 2024.11.8", rule: "linkerd-version-unsupported", on_line: Some("2024.11.8"), hint_has: "2025.4.4" },
-    Case { name: "Linkerd edge tag instead of chart version", from: "version: 2025.4.4", to: "version: edge-25.4.4", rule: "linkerd-version", on_line: Some("edge-25.4.4"), hint_has: "2025.4.4" },
-    Case { name: "missing trust anchor", from: "trustAnchor: anchor.crt", to: "trustAnchor: missing.crt", rule: "trust-anchor-missing", on_line: Some("missing.crt"), hint_has: "certs init" },
-    Case { name: "bad CIDR", from: "pods: [10.1.0.0/16]", to: "pods: [10.1.0.0/33]", rule: "cidr-invalid", on_line: Some("10.1.0.0/33"), hint_has: "prefix" },
-    Case { name: "CIDR with host bits", from: "pods: [10.1.0.0/16]", to: "pods: [10.1.2.3/16]", rule: "cidr-invalid", on_line: Some("10.1.2.3/16"), hint_has: "10.1.0.0/16" },
-    Case { name: "overlapping pod CIDRs of linked clusters", from: "pods: [10.2.0.0/16]", to: "pods: [10.1.128.0/17]", rule: "cidr-overlap", on_line: Some("10.1.128.0/17"), hint_has: "disjoint" },
-    Case { name: "overlapping CIDRs in one cluster", from: "services: [10.101.0.0/16]", to: "services: [10.1.0.0/24]", rule: "cidr-overlap", on_line: Some("10.1.0.0/24"), hint_has: "disjoint" },
-    Case { name: "bad cluster name", from: "- name: west", to: "- name: West_1", rule: "invalid-name", on_line: Some("West_1"), hint_has: "DNS-1123" },
-    Case { name: "bad fleet name", from: "  name: test", to: "  name: Test", rule: "invalid-name", on_line: Some("name: Test"), hint_has: "DNS-1123" },
-    Case { name: "loopback API server", from: "https://west.example:6443", to: "https://127.0.0.1:6443", rule: "api-server", on_line: Some("127.0.0.1"), hint_has: "reachable" },
-    Case { name: "API server without https", from: "https://west.example:6443", to: "west.example:6443", rule: "api-server", on_line: Some("west.example:6443"), hint_has: "https" },
-    Case { name: "gateway address with a port", from: "addresses: [east.example]", to: "addresses: [\"east.example:4143\"]", rule: "gateway-address", on_line: Some("east.example:4143"), hint_has: "bare IP" },
-    Case { name: "wrong apiVersion", from: "apiVersion: meshfleet.io/v1alpha1", to: "apiVersion: meshfleet.io/v1", rule: "api-version", on_line: Some("meshfleet.io/v1"), hint_has: "v1alpha1" },
-    Case { name: "jobs install without image", from: "    engine: flux", to: "    engine: flux\n    installMethod: jobs", rule: "jobs-image-missing", on_line: Some("installMethod: jobs"), hint_has: "kubectl" },
-    Case { name: "no Vault", from: "  secrets:\n    vault:\n      server: https://vault.example:8200\n      mount: secret\n      path: linkerd\n", to: "", rule: "vault-missing", on_line: Some("trustAnchor"), hint_has: "secrets:" },
-    Case { name: "invalid selector", from: "{source: east, target: west}", to: "{source: east, target: west, selector: \"app in (a\"}", rule: "selector", on_line: Some("app in (a"), hint_has: "label query" },
-    Case { name: "unknown hub", from: "  links:\n    - {source: east, target: west}\n    - {source: west, target: east}\n", to: "  topology:\n    hubAndSpoke: {hub: eats}\n", rule: "link-unknown-cluster", on_line: Some("eats"), hint_has: "did you mean `east`" },
-    Case { name: "remote discovery outside clusterNetworks", from: "    version: 2025.4.4", to: "    version: 2025.4.4\n    clusterNetworks: [192.168.0.0/16]", rule: "cluster-networks", on_line: Some("10.2.0.0/16"), hint_has: "clusterNetworks" },
-    Case { name: "link name too long", from: "    - name: west\n", to: "    - name: west\n      linkName: a-very-long-link-name-that-leaves-no-room-for-the-probe-service-x\n", rule: "mirror-name-budget", on_line: Some("a-very-long"), hint_has: "shorter" },
-    Case { name: "two clusters, one context", from: "    - name: west\n", to: "    - name: west\n      context: east\n", rule: "duplicate-context", on_line: Some("context: east"), hint_has: "context" },
-    Case { name: "probe port equals gateway port", from: "        addresses: [east.example]", to: "        addresses: [east.example]\n        probe: {port: 4143}", rule: "port-conflict", on_line: Some("4143"), hint_has: "4191" },
+    Case {
+        name: "unknown field with did-you-mean",
+        from: "        addresses: [east.example]",
+        to: "        adresses: [east.example]",
+        rule: "unknown-field",
+        on_line: Some("adresses"),
+        hint_has: "did you mean `addresses`",
+    },
+    Case {
+        name: "unknown enum value",
+        from: "engine: flux",
+        to: "engine: fluxcd",
+        rule: "unknown-value",
+        on_line: Some("fluxcd"),
+        hint_has: "did you mean `flux`",
+    },
+    Case {
+        name: "missing required field",
+        from: "      url: https://github.com/example/fleet.git\n",
+        to: "      branch: main\n",
+        rule: "missing-field",
+        on_line: None,
+        hint_has: "url",
+    },
+    Case {
+        name: "yaml syntax",
+        from: "    - {source: east, target: west}",
+        to: "    - {source: east, target: west",
+        rule: "yaml-syntax",
+        on_line: None,
+        hint_has: "YAML",
+    },
+    Case {
+        name: "wrong type",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        port: many",
+        rule: "invalid-type",
+        on_line: Some("many"),
+        hint_has: "type",
+    },
+    Case {
+        name: "duplicate cluster",
+        from: "    - name: west",
+        to: "    - name: east",
+        rule: "duplicate-cluster",
+        on_line: Some("- name: east"),
+        hint_has: "own name",
+    },
+    Case {
+        name: "duplicate link",
+        from: "    - {source: west, target: east}",
+        to: "    - {source: west, target: east}\n    - {source: west, target: east}",
+        rule: "duplicate-link",
+        on_line: Some("source: west"),
+        hint_has: "remove one",
+    },
+    Case {
+        name: "self-link",
+        from: "{source: west, target: east}",
+        to: "{source: west, target: west}",
+        rule: "self-link",
+        on_line: Some("target: west}"),
+        hint_has: "another cluster",
+    },
+    Case {
+        name: "link to an unknown cluster",
+        from: "{source: east, target: west}",
+        to: "{source: east, target: wset}",
+        rule: "link-unknown-cluster",
+        on_line: Some("wset"),
+        hint_has: "did you mean `west`",
+    },
+    Case {
+        name: "gateway link to a cluster without gateway",
+        from: "      gateway:\n        addresses: [west.example]\n",
+        to: "",
+        rule: "gateway-missing",
+        on_line: Some("target: west"),
+        hint_has: "remote-discovery",
+    },
+    Case {
+        name: "gateway without addresses",
+        from: "        addresses: [west.example]",
+        to: "        serviceType: LoadBalancer",
+        rule: "gateway-addresses-missing",
+        on_line: Some("serviceType"),
+        hint_has: "offline",
+    },
+    Case {
+        name: "NodePort out of range",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        serviceType: NodePort\n        nodePort: 40000\n        probe: {nodePort: 30191}",
+        rule: "node-port-range",
+        on_line: Some("40000"),
+        hint_has: "30000",
+    },
+    Case {
+        name: "NodePort on a LoadBalancer gateway",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        nodePort: 30143",
+        rule: "node-port-type",
+        on_line: Some("30143"),
+        hint_has: "serviceType: NodePort",
+    },
+    Case {
+        name: "NodePort gateway without nodePort",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        serviceType: NodePort",
+        rule: "node-port-missing",
+        on_line: Some("NodePort"),
+        hint_has: "gateway.nodePort",
+    },
+    Case {
+        name: "port out of range",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        port: 70000",
+        rule: "port-range",
+        on_line: Some("70000"),
+        hint_has: "65535",
+    },
+    Case {
+        name: "period that is not a Go duration",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        probe: {period: \"3\"}",
+        rule: "probe-period",
+        on_line: Some("period"),
+        hint_has: "Go duration",
+    },
+    Case {
+        name: "period not in whole seconds",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        probe: {period: 1500ms}",
+        rule: "probe-period",
+        on_line: Some("1500ms"),
+        hint_has: "seconds",
+    },
+    Case {
+        name: "Linkerd without declarative links",
+        from: "version: 2025.4.4",
+        to: "version: 2024.11.8",
+        rule: "linkerd-version-unsupported",
+        on_line: Some("2024.11.8"),
+        hint_has: "2025.4.4",
+    },
+    Case {
+        name: "Linkerd edge tag instead of chart version",
+        from: "version: 2025.4.4",
+        to: "version: edge-25.4.4",
+        rule: "linkerd-version",
+        on_line: Some("edge-25.4.4"),
+        hint_has: "2025.4.4",
+    },
+    Case {
+        name: "missing trust anchor",
+        from: "trustAnchor: anchor.crt",
+        to: "trustAnchor: missing.crt",
+        rule: "trust-anchor-missing",
+        on_line: Some("missing.crt"),
+        hint_has: "certs init",
+    },
+    Case {
+        name: "bad CIDR",
+        from: "pods: [10.1.0.0/16]",
+        to: "pods: [10.1.0.0/33]",
+        rule: "cidr-invalid",
+        on_line: Some("10.1.0.0/33"),
+        hint_has: "prefix",
+    },
+    Case {
+        name: "CIDR with host bits",
+        from: "pods: [10.1.0.0/16]",
+        to: "pods: [10.1.2.3/16]",
+        rule: "cidr-invalid",
+        on_line: Some("10.1.2.3/16"),
+        hint_has: "10.1.0.0/16",
+    },
+    Case {
+        name: "overlapping pod CIDRs of linked clusters",
+        from: "pods: [10.2.0.0/16]",
+        to: "pods: [10.1.128.0/17]",
+        rule: "cidr-overlap",
+        on_line: Some("10.1.128.0/17"),
+        hint_has: "disjoint",
+    },
+    Case {
+        name: "overlapping CIDRs in one cluster",
+        from: "services: [10.101.0.0/16]",
+        to: "services: [10.1.0.0/24]",
+        rule: "cidr-overlap",
+        on_line: Some("10.1.0.0/24"),
+        hint_has: "disjoint",
+    },
+    Case {
+        name: "bad cluster name",
+        from: "- name: west",
+        to: "- name: West_1",
+        rule: "invalid-name",
+        on_line: Some("West_1"),
+        hint_has: "DNS-1123",
+    },
+    Case {
+        name: "bad fleet name",
+        from: "  name: test",
+        to: "  name: Test",
+        rule: "invalid-name",
+        on_line: Some("name: Test"),
+        hint_has: "DNS-1123",
+    },
+    Case {
+        name: "loopback API server",
+        from: "https://west.example:6443",
+        to: "https://127.0.0.1:6443",
+        rule: "api-server",
+        on_line: Some("127.0.0.1"),
+        hint_has: "reachable",
+    },
+    Case {
+        name: "API server without https",
+        from: "https://west.example:6443",
+        to: "west.example:6443",
+        rule: "api-server",
+        on_line: Some("west.example:6443"),
+        hint_has: "https",
+    },
+    Case {
+        name: "gateway address with a port",
+        from: "addresses: [east.example]",
+        to: "addresses: [\"east.example:4143\"]",
+        rule: "gateway-address",
+        on_line: Some("east.example:4143"),
+        hint_has: "bare IP",
+    },
+    Case {
+        name: "wrong apiVersion",
+        from: "apiVersion: meshfleet.io/v1alpha1",
+        to: "apiVersion: meshfleet.io/v1",
+        rule: "api-version",
+        on_line: Some("meshfleet.io/v1"),
+        hint_has: "v1alpha1",
+    },
+    Case {
+        name: "jobs install without image",
+        from: "    engine: flux",
+        to: "    engine: flux\n    installMethod: jobs",
+        rule: "jobs-image-missing",
+        on_line: Some("installMethod: jobs"),
+        hint_has: "kubectl",
+    },
+    Case {
+        name: "no Vault",
+        from: "  secrets:\n    vault:\n      server: https://vault.example:8200\n      mount: secret\n      path: linkerd\n",
+        to: "",
+        rule: "vault-missing",
+        on_line: Some("trustAnchor"),
+        hint_has: "secrets:",
+    },
+    Case {
+        name: "invalid selector",
+        from: "{source: east, target: west}",
+        to: "{source: east, target: west, selector: \"app in (a\"}",
+        rule: "selector",
+        on_line: Some("app in (a"),
+        hint_has: "label query",
+    },
+    Case {
+        name: "unknown hub",
+        from: "  links:\n    - {source: east, target: west}\n    - {source: west, target: east}\n",
+        to: "  topology:\n    hubAndSpoke: {hub: eats}\n",
+        rule: "link-unknown-cluster",
+        on_line: Some("eats"),
+        hint_has: "did you mean `east`",
+    },
+    Case {
+        name: "remote discovery outside clusterNetworks",
+        from: "    version: 2025.4.4",
+        to: "    version: 2025.4.4\n    clusterNetworks: [192.168.0.0/16]",
+        rule: "cluster-networks",
+        on_line: Some("10.2.0.0/16"),
+        hint_has: "clusterNetworks",
+    },
+    Case {
+        name: "link name too long",
+        from: "    - name: west\n",
+        to: "    - name: west\n      linkName: a-very-long-link-name-that-leaves-no-room-for-the-probe-service-x\n",
+        rule: "mirror-name-budget",
+        on_line: Some("a-very-long"),
+        hint_has: "shorter",
+    },
+    Case {
+        name: "two clusters, one context",
+        from: "    - name: west\n",
+        to: "    - name: west\n      context: east\n",
+        rule: "duplicate-context",
+        on_line: Some("context: east"),
+        hint_has: "context",
+    },
+    Case {
+        name: "probe port equals gateway port",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        probe: {port: 4143}",
+        rule: "port-conflict",
+        on_line: Some("4143"),
+        hint_has: "4191",
+    },
 ];
 
 /// Run one case: validate (text and JSON) and render.
 fn run_case(case: &Case, fleet: &TempFleet, text: &str) {
     let name = case.name;
     // Text report: located, with a hint, exit 1.
-    let out = meshfleet(fleet.path()).args(["validate", "."]).output().expect("validate");
+    let out = meshfleet(fleet.path())
+        .args(["validate", "."])
+        .output()
+        .expect("validate");
     let (stdout, stderr) = texts(&out);
-    assert_eq!(out.status.code(), Some(1), "{name}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name}: exit code\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let report = format!("{stdout}{stderr}");
-    assert!(report.contains(&format!("[{}]", case.rule)), "{name}: rule `{}` missing in:\n{report}", case.rule);
+    assert!(
+        report.contains(&format!("[{}]", case.rule)),
+        "{name}: rule `{}` missing in:\n{report}",
+        case.rule
+    );
     assert!(report.contains("hint: "), "{name}: no hint in:\n{report}");
-    assert!(report.contains(case.hint_has), "{name}: hint lacks `{}` in:\n{report}", case.hint_has);
+    assert!(
+        report.contains(case.hint_has),
+        "{name}: hint lacks `{}` in:\n{report}",
+        case.hint_has
+    );
     // JSON report: the stable rule id and the line.
-    let out = meshfleet(fleet.path()).args(["validate", ".", "-o", "json"]).output().expect("validate json");
+    let out = meshfleet(fleet.path())
+        .args(["validate", ".", "-o", "json"])
+        .output()
+        .expect("validate json");
     assert_eq!(out.status.code(), Some(1), "{name}: json exit code");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
     let finding = json["findings"]
@@ -84,13 +368,27 @@ fn run_case(case: &Case, fleet: &TempFleet, text: &str) {
     let line = finding["line"].as_u64().unwrap_or(0);
     if let Some(expected) = case.on_line {
         assert!(line > 0, "{name}: finding has no line: {finding}");
-        let written = text.lines().nth(usize::try_from(line).expect("line") - 1).unwrap_or_default();
-        assert!(written.contains(expected), "{name}: line {line} is `{written}`, expected it to contain `{expected}`");
-        assert!(report.contains(&format!("fleet.yaml:{line}:")), "{name}: no `fleet.yaml:{line}:` in:\n{report}");
+        let written = text
+            .lines()
+            .nth(usize::try_from(line).expect("line") - 1)
+            .unwrap_or_default();
+        assert!(
+            written.contains(expected),
+            "{name}: line {line} is `{written}`, expected it to contain `{expected}`"
+        );
+        assert!(
+            report.contains(&format!("fleet.yaml:{line}:")),
+            "{name}: no `fleet.yaml:{line}:` in:\n{report}"
+        );
     }
     // Render refuses and writes nothing.
     let out = fleet.render();
-    assert_eq!(out.status.code(), Some(1), "{name}: render exit code\n{}", texts(&out).1);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name}: render exit code\n{}",
+        texts(&out).1
+    );
     assert!(!fleet.path().join("out").exists(), "{name}: render wrote output");
 }
 
@@ -98,11 +396,19 @@ fn run_case(case: &Case, fleet: &TempFleet, text: &str) {
 fn every_bad_input_is_located_hinted_and_writes_nothing() {
     assert!(CASES.len() >= 25);
     for case in CASES {
-        assert!(BASE_FLEET.contains(case.from), "{}: base fleet lacks `{}`", case.name, case.from);
+        assert!(
+            BASE_FLEET.contains(case.from),
+            "{}: base fleet lacks `{}`",
+            case.name,
+            case.from
+        );
         let text = BASE_FLEET.replacen(case.from, case.to, 1);
         // Remote-discovery needs a mode switch on top of the network change.
         let text = if case.rule == "cluster-networks" {
-            text.replace("{source: east, target: west}", "{source: east, target: west, mode: remote-discovery}")
+            text.replace(
+                "{source: east, target: west}",
+                "{source: east, target: west, mode: remote-discovery}",
+            )
         } else {
             text
         };
@@ -114,17 +420,30 @@ fn every_bad_input_is_located_hinted_and_writes_nothing() {
 #[test]
 fn the_base_fleet_is_valid() {
     let fleet = TempFleet::new(BASE_FLEET);
-    let out = meshfleet(fleet.path()).args(["validate", "."]).output().expect("validate");
+    let out = meshfleet(fleet.path())
+        .args(["validate", "."])
+        .output()
+        .expect("validate");
     let (stdout, stderr) = texts(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("fleet `test` is valid: 2 cluster(s), 2 link(s)"), "{stdout}");
+    assert!(
+        stdout.contains("fleet `test` is valid: 2 cluster(s), 2 link(s)"),
+        "{stdout}"
+    );
 }
 
 /// Writes `pem` as the fleet's anchor and expects `rule` at the `trustAnchor` line.
 fn anchor_case(pem: &str, rule: &'static str, hint_has: &'static str) {
     let fleet = TempFleet::new(BASE_FLEET);
     std::fs::write(fleet.path().join("anchor.crt"), pem).expect("write anchor");
-    let case = Case { name: "anchor", from: "", to: "", rule, on_line: Some("trustAnchor"), hint_has };
+    let case = Case {
+        name: "anchor",
+        from: "",
+        to: "",
+        rule,
+        on_line: Some("trustAnchor"),
+        hint_has,
+    };
     run_case(&case, &fleet, BASE_FLEET);
 }
 
@@ -145,15 +464,34 @@ fn anchor_file_with_a_private_key_is_an_error() {
 fn anchor_that_is_not_a_ca_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
-        .args(["-subj", "/CN=leaf", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+        ])
+        .args([
+            "-subj",
+            "/CN=leaf",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
         .arg("-keyout")
         .arg(dir.path().join("k.pem"))
         .arg("-out")
         .arg(dir.path().join("c.pem"))
         .output()
         .expect("openssl");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let pem = std::fs::read_to_string(dir.path().join("c.pem")).expect("cert");
     anchor_case(&pem, "trust-anchor-invalid", "CA:TRUE");
 }
@@ -162,8 +500,23 @@ fn anchor_that_is_not_a_ca_is_an_error() {
 fn anchor_with_path_length_zero_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "365"])
-        .args(["-subj", "/CN=root", "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "365",
+        ])
+        .args([
+            "-subj",
+            "/CN=root",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:0",
+        ])
         .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         .arg("-keyout")
         .arg(dir.path().join("k.pem"))
@@ -181,8 +534,23 @@ fn anchor_under_sixty_days_is_a_warning_not_an_error() {
     let fleet = TempFleet::new(BASE_FLEET);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "20"])
-        .args(["-subj", "/CN=root.linkerd.cluster.local", "-addext", "basicConstraints=critical,CA:TRUE,pathlen:1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "20",
+        ])
+        .args([
+            "-subj",
+            "/CN=root.linkerd.cluster.local",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:1",
+        ])
         .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         .arg("-keyout")
         .arg(dir.path().join("k.pem"))
@@ -191,7 +559,10 @@ fn anchor_under_sixty_days_is_a_warning_not_an_error() {
         .output()
         .expect("openssl");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = meshfleet(fleet.path()).args(["validate", ".", "-o", "json"]).output().expect("validate");
+    let out = meshfleet(fleet.path())
+        .args(["validate", ".", "-o", "json"])
+        .output()
+        .expect("validate");
     assert_eq!(out.status.code(), Some(0));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["warnings"], 1, "{json:#}");
@@ -208,9 +579,17 @@ fn all_findings_are_reported_in_one_run() {
         .replace("{source: west, target: east}", "{source: west, target: west}")
         .replace("version: 2025.4.4", "version: 2024.1.1");
     let fleet = TempFleet::new(&text);
-    let out = meshfleet(fleet.path()).args(["validate", ".", "-o", "json"]).output().expect("validate");
+    let out = meshfleet(fleet.path())
+        .args(["validate", ".", "-o", "json"])
+        .output()
+        .expect("validate");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let rules: Vec<&str> = json["findings"].as_array().expect("findings").iter().filter_map(|f| f["rule"].as_str()).collect();
+    let rules: Vec<&str> = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
     for rule in ["cidr-invalid", "self-link", "linkerd-version-unsupported"] {
         assert!(rules.contains(&rule), "{rule} missing from {rules:?}");
     }
@@ -219,8 +598,14 @@ fn all_findings_are_reported_in_one_run() {
 #[test]
 fn unreadable_path_is_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = meshfleet(dir.path()).args(["validate", "nowhere"]).output().expect("validate");
+    let out = meshfleet(dir.path())
+        .args(["validate", "nowhere"])
+        .output()
+        .expect("validate");
     assert_eq!(out.status.code(), Some(2));
     let (_, stderr) = texts(&out);
-    assert!(stderr.contains("error: cannot read `nowhere`") && stderr.contains("hint: "), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot read `nowhere`") && stderr.contains("hint: "),
+        "{stderr}"
+    );
 }

@@ -90,7 +90,11 @@ fn check_example(example: &str, engine: &str, schemas: &BTreeMap<(String, String
             .iter_errors(&object)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "{example}/{engine}: {file} ({kind}) does not conform:\n{}", errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "{example}/{engine}: {file} ({kind}) does not conform:\n{}",
+            errors.join("\n")
+        );
         checked += 1;
     }
     checked

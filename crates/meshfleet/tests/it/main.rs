@@ -1,5 +1,9 @@
 //! meshfleet integration tests: one binary, one module per area.
 
 mod bad_input;
+mod certs;
 mod conformance;
+mod examples;
+mod links;
+mod render;
 mod support;

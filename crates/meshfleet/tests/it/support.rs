@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// `../shared` beside the repository (CRDs, seeds).
@@ -87,8 +90,11 @@ impl TempFleet {
         let anchor = identity::generate_anchor(OffsetDateTime::now_utc()).expect("anchor");
         std::fs::write(dir.path().join("anchor.crt"), &anchor.cert_pem).expect("write anchor");
         std::fs::create_dir_all(dir.path().join(".meshfleet/keys")).expect("keys");
-        std::fs::write(dir.path().join(".meshfleet/keys/trust-anchor.key"), anchor.key_pem.expose_secret())
-            .expect("write key");
+        std::fs::write(
+            dir.path().join(".meshfleet/keys/trust-anchor.key"),
+            anchor.key_pem.expose_secret(),
+        )
+        .expect("write key");
         Self { dir }
     }
 
@@ -104,7 +110,10 @@ impl TempFleet {
 
     /// Render into `<dir>/out` and return the output.
     pub fn render(&self) -> Output {
-        meshfleet(self.path()).args(["render", ".", "--out", "out"]).output().expect("run render")
+        meshfleet(self.path())
+            .args(["render", ".", "--out", "out"])
+            .output()
+            .expect("run render")
     }
 }
 
@@ -118,16 +127,27 @@ pub fn example_copy(name: &str, engine: &str) -> tempfile::TempDir {
         .replace("engine: argocd", &format!("engine: {engine}"));
     std::fs::write(dir.path().join("fleet.yaml"), text).expect("write");
     std::fs::create_dir_all(dir.path().join("certs")).expect("certs");
-    std::fs::copy(src.join("certs/trust-anchor.crt"), dir.path().join("certs/trust-anchor.crt")).expect("copy anchor");
+    std::fs::copy(
+        src.join("certs/trust-anchor.crt"),
+        dir.path().join("certs/trust-anchor.crt"),
+    )
+    .expect("copy anchor");
     dir
 }
 
 /// Render a fleet folder into `out` (a fresh folder inside it) and read every file back.
 pub fn render_files(fleet_dir: &Path) -> std::collections::BTreeMap<String, String> {
     let out = fleet_dir.join("rendered");
-    let output = meshfleet(fleet_dir).args(["render", ".", "--out"]).arg(&out).output().expect("render");
+    let output = meshfleet(fleet_dir)
+        .args(["render", ".", "--out"])
+        .arg(&out)
+        .output()
+        .expect("render");
     let (stdout, stderr) = texts(&output);
-    assert!(output.status.success(), "render failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "render failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     read_tree(&out)
 }
 
@@ -141,7 +161,11 @@ pub fn read_tree(root: &Path) -> std::collections::BTreeMap<String, String> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("prefix")
+                    .to_string_lossy()
+                    .into_owned();
                 files.insert(rel, std::fs::read_to_string(&path).expect("read"));
             }
         }
@@ -150,10 +174,14 @@ pub fn read_tree(root: &Path) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Every YAML document of every rendered `.yaml` file except kustomize files, as JSON.
-pub fn rendered_objects(files: &std::collections::BTreeMap<String, String>) -> Vec<(String, serde_json::Value)> {
+pub fn rendered_objects(
+    files: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, serde_json::Value)> {
     let mut objects = Vec::new();
     for (path, text) in files {
-        if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") {
+        if std::path::Path::new(path).extension().is_none_or(|e| e != "yaml")
+            || path.ends_with("kustomization.yaml")
+        {
             continue;
         }
         let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).expect("rendered YAML parses");
