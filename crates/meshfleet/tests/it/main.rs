@@ -1,5 +1,6 @@
 //! meshfleet integration tests: one binary, one module per area.
 
+mod apiserver;
 mod bad_input;
 mod certs;
 mod conformance;
@@ -7,3 +8,4 @@ mod examples;
 mod links;
 mod render;
 mod support;
+mod testenv;
