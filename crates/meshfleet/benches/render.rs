@@ -16,9 +16,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // Child mode: run one command and report its peak RSS (the only child of this process).
     if args.get(1).map(String::as_str) == Some("--peak-rss") {
-        let status = Command::new(&args[2]).args(&args[3..]).status().expect("run child");
+        let status = Command::new(&args[2])
+            .args(&args[3..])
+            .status()
+            .expect("run child");
         assert!(status.success(), "child failed");
-        let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage");
+        let usage =
+            nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage");
         println!("{}", usage.max_rss());
         return;
     }
@@ -29,19 +33,38 @@ fn main() {
         "{:<34} {:>7} {:>7} {:>10} {:>10} {:>7} {:>9} {:>10}",
         "fleet", "links", "files", "render", "cp -r", "ratio", "peak MB", "validate"
     );
-    for (name, text, links) in [hub_and_spoke(1000), full_mesh(50), hub_and_spoke(250), full_mesh(25)] {
+    for (name, text, links) in [
+        hub_and_spoke(1000),
+        full_mesh(50),
+        hub_and_spoke(250),
+        full_mesh(25),
+    ] {
         let dir = work.path().join(&name);
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("fleet.yaml"), &text).expect("write fleet");
-        let anchor = meshfleet_core::identity::generate_anchor(time::OffsetDateTime::now_utc()).expect("anchor");
+        let anchor =
+            meshfleet_core::identity::generate_anchor(time::OffsetDateTime::now_utc()).expect("anchor");
         std::fs::write(dir.join("anchor.crt"), anchor.cert_pem).expect("write anchor");
         let out = dir.join("out");
-        let render = median(|| run(&bin, &["render", dir.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]));
+        let render = median(|| {
+            run(
+                &bin,
+                &[
+                    "render",
+                    dir.to_str().expect("utf8"),
+                    "--out",
+                    out.to_str().expect("utf8"),
+                ],
+            )
+        });
         let files = count_files(&out);
         let copy = median(|| {
             let target = dir.join("copy");
             let _ = std::fs::remove_dir_all(&target);
-            run(Path::new("cp"), &["-r", out.to_str().expect("utf8"), target.to_str().expect("utf8")])
+            run(
+                Path::new("cp"),
+                &["-r", out.to_str().expect("utf8"), target.to_str().expect("utf8")],
+            )
         });
         let validate = median(|| run(&bin, &["validate", dir.to_str().expect("utf8")]));
         let peak_kb = peak_rss(&bin, &dir, &out);
@@ -50,7 +73,7 @@ fn main() {
             ms(render),
             ms(copy),
             render.as_secs_f64() / copy.as_secs_f64(),
-            peak_kb as f64 / 1024.0,
+            f64::from(u32::try_from(peak_kb).unwrap_or(u32::MAX)) / 1024.0,
             ms(validate)
         );
     }
@@ -64,7 +87,12 @@ fn run(program: &Path, args: &[&str]) -> Duration {
     let start = Instant::now();
     let out = Command::new(program).args(args).output().expect("spawn");
     let elapsed = start.elapsed();
-    assert!(out.status.success(), "{} {args:?} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     elapsed
 }
 
@@ -79,10 +107,18 @@ fn peak_rss(bin: &Path, dir: &Path, out: &Path) -> i64 {
     let output = Command::new(me)
         .arg("--peak-rss")
         .arg(bin)
-        .args(["render", dir.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")])
+        .args([
+            "render",
+            dir.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ])
         .output()
         .expect("peak");
-    String::from_utf8_lossy(&output.stdout).trim().parse().expect("rss")
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("rss")
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -117,7 +153,10 @@ fn cluster(text: &mut String, i: usize, gateway: bool) {
         i % 256
     );
     if gateway {
-        let _ = writeln!(text, "      gateway: {{serviceType: NodePort, addresses: [c{i}.example], nodePort: 30143, probe: {{nodePort: 30191}}}}");
+        let _ = writeln!(
+            text,
+            "      gateway: {{serviceType: NodePort, addresses: [c{i}.example], nodePort: 30143, probe: {{nodePort: 30191}}}}"
+        );
     }
 }
 

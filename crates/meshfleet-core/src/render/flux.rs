@@ -70,24 +70,29 @@ pub fn write_cluster(
 ) -> Result<(), RenderError> {
     let root = &cluster.name;
     let mut entry = Vec::new();
-    let helm_repo = HelmRepository {
-        metadata: meta(plan, &helm_repository_name(plan), Some(FLUX_NAMESPACE)),
-        spec: HelmRepositorySpec {
-            interval: "1h".into(),
-            url: plan.linkerd.chart_repository.clone(),
-            repo_type: plan
-                .linkerd
-                .chart_repository
-                .starts_with("oci://")
-                .then(|| "oci".to_string()),
-        },
-    };
-    put(
-        files,
-        format!("{root}/flux/helm-repository.yaml"),
-        yaml_file(plan, "helm-repository.yaml", &[helm_repo])?,
-    );
-    entry.push("flux/helm-repository.yaml".to_string());
+    if stages
+        .iter()
+        .any(|s| matches!(s.content, StageContent::HelmChart(_)))
+    {
+        let helm_repo = HelmRepository {
+            metadata: meta(plan, &helm_repository_name(plan), Some(FLUX_NAMESPACE)),
+            spec: HelmRepositorySpec {
+                interval: "1h".into(),
+                url: plan.linkerd.chart_repository.clone(),
+                repo_type: plan
+                    .linkerd
+                    .chart_repository
+                    .starts_with("oci://")
+                    .then(|| "oci".to_string()),
+            },
+        };
+        put(
+            files,
+            format!("{root}/flux/helm-repository.yaml"),
+            yaml_file(plan, "helm-repository.yaml", &[helm_repo])?,
+        );
+        entry.push("flux/helm-repository.yaml".to_string());
+    }
     for stage in stages {
         let stage_dir = format!("{root}/{}", stage.kind.name());
         let mut source = NamedRef {

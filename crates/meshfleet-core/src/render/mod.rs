@@ -13,6 +13,7 @@
 
 pub mod argocd;
 pub mod flux;
+pub mod jobs;
 pub mod resources;
 pub mod stages;
 pub mod tree;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::defaults;
-use crate::fleet::model::{Engine, IssuerKind};
+use crate::fleet::model::{Engine, InstallMethod, IssuerKind};
 use crate::plan::{ClusterPlan, FleetPlan, LinkPlan};
 
 use super::resources::{
@@ -18,7 +18,7 @@ use super::resources::{
     Issuer, IssuerSpec, Link, LinkSpec, NamedRef, ProbeSpec, RemoteRef, SecretStoreProvider,
     TemplateMetadata, VaultKubernetesAuth, VaultProvider, VaultProviderAuth,
 };
-use super::{RenderError, fleet_labels, meta, values};
+use super::{RenderError, fleet_labels, jobs, meta, values};
 
 /// The steps of a cluster's install, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -93,6 +93,20 @@ pub struct ManifestFile {
     pub name: String,
     /// The objects, already typed and converted to JSON values.
     pub objects: Vec<Value>,
+    /// Why each RBAC rule of the file is there, in order; written as a comment above
+    /// each rule.
+    pub rule_reasons: Vec<String>,
+}
+
+impl ManifestFile {
+    /// A file of objects without RBAC comments.
+    pub fn new(name: impl Into<String>, objects: Vec<Value>) -> Self {
+        Self {
+            name: name.into(),
+            objects,
+            rule_reasons: Vec::new(),
+        }
+    }
 }
 
 /// A Helm chart install.
@@ -142,40 +156,52 @@ pub fn cluster_stages(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<Stage> {
     stages.push(Stage {
         kind: LinkerdCrds,
         depends_on: crds_after,
-        content: StageContent::HelmChart(HelmChart {
-            chart: "linkerd-crds",
-            namespace: ns.clone(),
-            values: values::crds(plan),
-        }),
+        content: linkerd_component(
+            plan,
+            cluster,
+            LinkerdCrds,
+            "linkerd-crds",
+            ns.clone(),
+            values::crds(plan),
+        ),
     });
     stages.push(Stage {
         kind: LinkerdControlPlane,
         depends_on: vec![LinkerdCrds, Identity],
-        content: StageContent::HelmChart(HelmChart {
-            chart: "linkerd-control-plane",
-            namespace: ns,
-            values: values::control_plane(plan),
-        }),
+        content: linkerd_component(
+            plan,
+            cluster,
+            LinkerdControlPlane,
+            "linkerd-control-plane",
+            ns,
+            values::control_plane(plan),
+        ),
     });
     if plan.linkerd.viz {
         stages.push(Stage {
             kind: LinkerdViz,
             depends_on: vec![LinkerdControlPlane],
-            content: StageContent::HelmChart(HelmChart {
-                chart: "linkerd-viz",
-                namespace: defaults::VIZ_NAMESPACE.to_string(),
-                values: values::viz(plan),
-            }),
+            content: linkerd_component(
+                plan,
+                cluster,
+                LinkerdViz,
+                "linkerd-viz",
+                defaults::VIZ_NAMESPACE.to_string(),
+                values::viz(plan),
+            ),
         });
     }
     stages.push(Stage {
         kind: LinkerdMulticluster,
         depends_on: vec![LinkerdControlPlane],
-        content: StageContent::HelmChart(HelmChart {
-            chart: "linkerd-multicluster",
-            namespace: defaults::MULTICLUSTER_NAMESPACE.to_string(),
-            values: values::multicluster(plan, cluster),
-        }),
+        content: linkerd_component(
+            plan,
+            cluster,
+            LinkerdMulticluster,
+            "linkerd-multicluster",
+            defaults::MULTICLUSTER_NAMESPACE.to_string(),
+            values::multicluster(plan, cluster),
+        ),
     });
     if !cluster.outgoing.is_empty() {
         stages.push(Stage {
@@ -185,6 +211,28 @@ pub fn cluster_stages(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<Stage> {
         });
     }
     stages
+}
+
+/// A Linkerd component: a Helm chart, or with `installMethod: jobs` the Job that runs
+/// the CLI.
+fn linkerd_component(
+    plan: &FleetPlan,
+    cluster: &ClusterPlan,
+    kind: StageKind,
+    chart: &'static str,
+    namespace: String,
+    values: Value,
+) -> StageContent {
+    match plan.gitops.install_method {
+        InstallMethod::Helm => StageContent::HelmChart(HelmChart {
+            chart,
+            namespace,
+            values,
+        }),
+        InstallMethod::Jobs => {
+            StageContent::Manifests(jobs::stage_files(plan, cluster, kind).unwrap_or_default())
+        }
+    }
 }
 
 fn json<T: Serialize>(value: &T) -> Value {
@@ -268,14 +316,8 @@ fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
         },
     };
     vec![
-        ManifestFile {
-            name: "namespaces.yaml".into(),
-            objects,
-        },
-        ManifestFile {
-            name: "cluster-secret-store.yaml".into(),
-            objects: vec![json(&store)],
-        },
+        ManifestFile::new("namespaces.yaml", objects),
+        ManifestFile::new("cluster-secret-store.yaml", vec![json(&store)]),
     ]
 }
 
@@ -332,6 +374,17 @@ pub const ISSUER_SECRET: &str = "linkerd-identity-issuer";
 pub const TRUST_ANCHOR_SECRET: &str = "linkerd-trust-anchor";
 
 fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
+    let mut files = issuer(plan, cluster);
+    if plan.gitops.install_method == InstallMethod::Jobs {
+        files.push(ManifestFile::new(
+            "trust-anchors.yaml",
+            vec![jobs::trust_anchors_configmap(plan)],
+        ));
+    }
+    files
+}
+
+fn issuer(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
     let ns = plan.linkerd.namespace.as_str();
     let labels = TemplateMetadata {
         labels: fleet_labels(plan),
@@ -348,10 +401,7 @@ fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
                 &["tls.crt", "tls.key", "ca.crt"],
                 labels,
             );
-            vec![ManifestFile {
-                name: "issuer.yaml".into(),
-                objects: vec![json(&secret)],
-            }]
+            vec![ManifestFile::new("issuer.yaml", vec![json(&secret)])]
         }
         IssuerKind::CertManager => {
             let anchor = external_secret(
@@ -399,14 +449,8 @@ fn identity(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
                 },
             };
             vec![
-                ManifestFile {
-                    name: "trust-anchor.yaml".into(),
-                    objects: vec![json(&anchor), json(&issuer)],
-                },
-                ManifestFile {
-                    name: "issuer.yaml".into(),
-                    objects: vec![json(&certificate)],
-                },
+                ManifestFile::new("trust-anchor.yaml", vec![json(&anchor), json(&issuer)]),
+                ManifestFile::new("issuer.yaml", vec![json(&certificate)]),
             ]
         }
     }
@@ -416,13 +460,15 @@ fn links(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
     cluster
         .outgoing
         .iter()
-        .map(|link| ManifestFile {
-            name: format!("link-{}.yaml", link.link_name()),
-            objects: vec![
-                json(&link_object(plan, link)),
-                json(&credentials(plan, link, defaults::MULTICLUSTER_NAMESPACE, false)),
-                json(&credentials(plan, link, &plan.linkerd.namespace, true)),
-            ],
+        .map(|link| {
+            ManifestFile::new(
+                format!("link-{}.yaml", link.link_name()),
+                vec![
+                    json(&link_object(plan, link)),
+                    json(&credentials(plan, link, defaults::MULTICLUSTER_NAMESPACE, false)),
+                    json(&credentials(plan, link, &plan.linkerd.namespace, true)),
+                ],
+            )
         })
         .collect()
 }
@@ -508,6 +554,37 @@ pub(crate) fn manifest_texts(
 ) -> Result<Vec<(String, String)>, RenderError> {
     files
         .iter()
-        .map(|f| Ok((f.name.clone(), super::yaml_file(plan, &f.name, &f.objects)?)))
+        .map(|f| {
+            let text = super::yaml_file(plan, &f.name, &f.objects)?;
+            Ok((f.name.clone(), annotate_rules(&text, &f.rule_reasons)))
+        })
         .collect()
+}
+
+/// Put `# why` above each RBAC rule (`- apiGroups:` items of a `rules:` list), in order.
+fn annotate_rules(text: &str, reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        return text.to_string();
+    }
+    let mut reasons = reasons.iter();
+    let mut out = String::with_capacity(text.len() + reasons.len() * 80);
+    let mut in_rules = false;
+    for line in text.lines() {
+        if line == "rules:" {
+            in_rules = true;
+        } else if !line.starts_with('-') && !line.starts_with(' ') {
+            in_rules = false;
+        }
+        if in_rules
+            && line == "- apiGroups:"
+            && let Some(why) = reasons.next()
+        {
+            out.push_str("# ");
+            out.push_str(why);
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }

@@ -18,7 +18,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::support::{example_copy, render_files, rendered_objects, shared_dir};
+use crate::support::{example_copy_with, render_files, rendered_objects, shared_dir};
 use crate::testenv;
 
 const FIELD_MANAGER: &str = "meshfleet";
@@ -297,20 +297,33 @@ fn rendered_trees_pass_strict_server_side_apply() {
 
         let mut problems = Vec::new();
         let mut a_link = None;
-        for example in ["homelab", "hub-spoke"] {
+        for (example, method) in [
+            ("homelab", "helm"),
+            ("hub-spoke", "helm"),
+            ("homelab", "jobs"),
+            ("hub-spoke", "jobs"),
+        ] {
             for engine in ["flux", "argocd"] {
-                let fleet = example_copy(example, engine);
+                let fleet = example_copy_with(example, engine, method);
                 let files = render_files(fleet.path());
                 let docs = documents(&files);
                 // The same documents the other tests see, so none is skipped here.
                 assert_eq!(
                     docs.len(),
                     rendered_objects(&files).len(),
-                    "{example}/{engine}: document split differs from support::rendered_objects"
+                    "{example}/{engine}/{method}: document split differs from support::rendered_objects"
                 );
                 let kinds: BTreeSet<&str> = docs.iter().map(|d| d.field("/kind")).collect();
-                let expected: &[&str] = match engine {
-                    "flux" => &[
+                let expected: &[&str] = match (engine, method) {
+                    (_, "jobs") => &[
+                        "Namespace",
+                        "Job",
+                        "ServiceAccount",
+                        "ClusterRole",
+                        "RoleBinding",
+                        "ConfigMap",
+                    ],
+                    ("flux", _) => &[
                         "Namespace",
                         "HelmRelease",
                         "HelmRepository",
@@ -322,7 +335,7 @@ fn rendered_trees_pass_strict_server_side_apply() {
                 for kind in expected {
                     assert!(
                         kinds.contains(kind),
-                        "{example}/{engine}: no {kind} rendered (kinds: {kinds:?})"
+                        "{example}/{engine}/{method}: no {kind} rendered (kinds: {kinds:?})"
                     );
                 }
                 let not_rendered = ensure_namespaces(&client, &discovery, &docs).await;
@@ -331,7 +344,7 @@ fn rendered_trees_pass_strict_server_side_apply() {
                     match apply_clean(&client, &discovery, &doc.value, &doc.text, true).await {
                         Ok(()) => accepted += 1,
                         Err(problem) => {
-                            problems.push(format!("{example}/{engine} {}: {problem}", doc.label()));
+                            problems.push(format!("{example}/{engine}/{method} {}: {problem}", doc.label()));
                         }
                     }
                     if a_link.is_none() && doc.field("/kind") == "Link" {
@@ -339,10 +352,10 @@ fn rendered_trees_pass_strict_server_side_apply() {
                     }
                 }
                 eprintln!(
-                    "{example}/{engine}: {accepted}/{} objects accepted (kinds {kinds:?}); namespaces not rendered: {not_rendered:?}",
+                    "{example}/{engine}/{method}: {accepted}/{} objects accepted (kinds {kinds:?}); namespaces not rendered: {not_rendered:?}",
                     docs.len()
                 );
-                assert!(accepted > 0, "{example}/{engine}: nothing was applied");
+                assert!(accepted > 0, "{example}/{engine}/{method}: nothing was applied");
             }
         }
         assert!(

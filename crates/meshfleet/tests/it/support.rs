@@ -119,12 +119,26 @@ impl TempFleet {
 
 /// A copy of an example folder (fleet and public anchor) in a temp dir.
 pub fn example_copy(name: &str, engine: &str) -> tempfile::TempDir {
+    example_copy_with(name, engine, "helm")
+}
+
+/// The image the tests give `installMethod: jobs`.
+pub const JOBS_IMAGE: &str = "registry.example/linkerd-kubectl:edge-25.4.4";
+
+/// A copy of an example with another engine and install method (`helm` or `jobs`).
+pub fn example_copy_with(name: &str, engine: &str, install_method: &str) -> tempfile::TempDir {
     let src = repo_root().join("examples").join(name);
     let dir = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(src.join("fleet.yaml")).expect("example fleet");
+    let method = if install_method == "jobs" {
+        format!("installMethod: jobs\n    jobs: {{image: {JOBS_IMAGE}}}")
+    } else {
+        "installMethod: helm".to_string()
+    };
     let text = text
         .replace("engine: flux", &format!("engine: {engine}"))
-        .replace("engine: argocd", &format!("engine: {engine}"));
+        .replace("engine: argocd", &format!("engine: {engine}"))
+        .replace("installMethod: helm", &method);
     std::fs::write(dir.path().join("fleet.yaml"), text).expect("write");
     std::fs::create_dir_all(dir.path().join("certs")).expect("certs");
     std::fs::copy(
