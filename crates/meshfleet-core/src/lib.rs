@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod graph;
 pub mod identity;
 pub mod keys;
+pub mod live;
 pub mod names;
 pub mod plan;
 pub mod render;

@@ -52,6 +52,16 @@ pub enum Command {
     Certs(CertsCommand),
     /// Draw the fleet: clusters, links and their modes, the hub
     Graph(GraphArgs),
+    /// Write link credentials and identity keys to Vault (KV v2)
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Check that the live clusters match the fleet (all clusters in parallel)
+    Check(CheckArgs),
+    /// Read and compare the trust anchors the clusters really use
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Move links made by the deprecated `linkerd multicluster link` to declarative ones
+    Migrate(MigrateArgs),
     /// Print the JSON Schema of the fleet file
     Schema,
     /// Print shell completions
@@ -133,6 +143,75 @@ pub enum GraphFormat {
     Dot,
     /// A Mermaid flowchart (renders in GitHub and GitLab Markdown)
     Mermaid,
+}
+
+/// `secrets ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Write each link's kubeconfig and the identity material to Vault; unchanged values are not rewritten
+    Sync(SecretsSyncArgs),
+}
+
+/// `secrets sync`.
+#[derive(Debug, Args)]
+pub struct SecretsSyncArgs {
+    /// Fleet file, or a folder holding `fleet.yaml`
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Print what would change (values redacted) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Issue new link credentials (new service-account tokens) and write them
+    #[arg(long)]
+    pub rotate: bool,
+    /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Fleet file, or a folder holding `fleet.yaml`
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Check only this cluster (repeatable)
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub clusters: Vec<String>,
+    /// Seconds to wait for each cluster
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// `trust ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Print the anchor bundle a cluster really uses (PEM and fingerprints)
+    Extract(TrustExtractArgs),
+    /// Compare every cluster's anchor bundle with the fleet's
+    Verify(PathArg),
+}
+
+/// `trust extract`.
+#[derive(Debug, Args)]
+pub struct TrustExtractArgs {
+    /// kubeconfig context of the cluster
+    #[arg(long, value_name = "CTX")]
+    pub context: String,
+    /// Control-plane namespace
+    #[arg(long, default_value = "linkerd", value_name = "NS")]
+    pub linkerd_namespace: String,
+}
+
+/// `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Fleet file, or a folder holding `fleet.yaml`
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Remove legacy controllers whose declarative replacement is available
+    #[arg(long)]
+    pub apply: bool,
 }
 
 /// `completions`.

@@ -2,9 +2,13 @@
 //! validating the fleet with findings printed the same way everywhere.
 
 mod certs;
+mod check;
 mod graph;
+mod migrate;
 mod render;
 mod schema;
+mod secrets;
+mod trust;
 mod validate;
 
 use std::fmt;
@@ -16,7 +20,7 @@ use meshfleet_core::fleet::LoadError;
 use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::validate::{CheckedFleet, check_file};
 
-use crate::cli::{CertsCommand, Cli, Command};
+use crate::cli::{CertsCommand, Cli, Command, SecretsCommand, TrustCommand};
 use crate::printer::Printer;
 
 /// How a command ended.
@@ -74,10 +78,27 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),
         Command::Certs(CertsCommand::Inspect(args)) => certs::inspect(args, output, printer),
         Command::Graph(args) => graph::run(args, printer),
+        Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, &cli.global, printer),
+        Command::Check(args) => check::run(args, &cli.global, printer),
+        Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, &cli.global, printer),
+        Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, &cli.global, printer),
+        Command::Migrate(args) => migrate::run(args, &cli.global, printer),
         Command::Schema => schema::run(printer),
         Command::Completions(args) => schema::completions(args.shell, printer),
         Command::Man => schema::man(printer),
     }
+}
+
+/// A tokio runtime for the live commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// The user's kubeconfig (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`).
+pub fn kubeconfigs(global: &crate::cli::GlobalArgs) -> anyhow::Result<meshfleet_core::live::cluster::Kubeconfigs> {
+    meshfleet_core::live::cluster::Kubeconfigs::load(global.kubeconfig.as_deref()).map_err(|e| {
+        hinted(e.to_string(), "pass `--kubeconfig FILE` or set `KUBECONFIG` to a kubeconfig with the fleet's contexts")
+    })
 }
 
 /// Now, for certificate validity.

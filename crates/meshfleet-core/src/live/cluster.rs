@@ -1,0 +1,123 @@
+//! Kubernetes clients for the fleet's clusters, from the user's kubeconfig.
+//!
+//! The kubeconfig is `--kubeconfig`, else `KUBECONFIG` (a `:`-separated list, merged as
+//! kubectl does), else `~/.kube/config`. Each fleet cluster is reached through its
+//! `context` (its name by default). Clients get connect and read timeouts, so a stopped
+//! cluster is reported instead of hanging a command.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Default time to wait for a cluster to answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of reaching a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The kubeconfig could not be read or parsed.
+    #[error("cannot read the kubeconfig{}: {reason}", path.as_ref().map(|p| format!(" `{}`", p.display())).unwrap_or_default())]
+    Kubeconfig {
+        /// The file, when one was named.
+        path: Option<PathBuf>,
+        /// Why.
+        reason: String,
+    },
+    /// The fleet names a context the kubeconfig does not have.
+    #[error("the kubeconfig has no context `{context}` (cluster `{cluster}`)")]
+    UnknownContext {
+        /// The fleet cluster.
+        cluster: String,
+        /// The context it names.
+        context: String,
+        /// Contexts the kubeconfig has.
+        available: Vec<String>,
+    },
+    /// A client could not be built for the context (bad credentials, bad URL).
+    #[error("cannot build a client for context `{context}`: {reason}")]
+    Client {
+        /// The context.
+        context: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The user's kubeconfig, loaded once.
+#[derive(Clone)]
+pub struct Kubeconfigs {
+    config: Kubeconfig,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Kubeconfigs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print credentials.
+        f.debug_struct("Kubeconfigs").field("contexts", &self.contexts()).finish()
+    }
+}
+
+impl Kubeconfigs {
+    /// Load from `path`, else `KUBECONFIG`, else `~/.kube/config`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ClusterError> {
+        let config = match path {
+            Some(p) => Kubeconfig::read_from(p).map_err(|e| ClusterError::Kubeconfig {
+                path: Some(p.to_path_buf()),
+                reason: e.to_string(),
+            })?,
+            None => Kubeconfig::read().map_err(|e| ClusterError::Kubeconfig { path: None, reason: e.to_string() })?,
+        };
+        Ok(Self { config, timeout: DEFAULT_TIMEOUT })
+    }
+
+    /// Use another timeout for new clients.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The timeout new clients get.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Context names, sorted.
+    pub fn contexts(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.config.contexts.iter().map(|c| c.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// The API server URL of a context, when the kubeconfig says.
+    pub fn server(&self, context: &str) -> Option<String> {
+        let ctx = self.config.contexts.iter().find(|c| c.name == context)?;
+        let cluster = ctx.context.as_ref()?.cluster.clone();
+        self.config
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+    }
+
+    /// A client for fleet cluster `cluster` through kubeconfig context `context`.
+    pub async fn client(&self, cluster: &str, context: &str) -> Result<kube::Client, ClusterError> {
+        if !self.config.contexts.iter().any(|c| c.name == context) {
+            return Err(ClusterError::UnknownContext {
+                cluster: cluster.to_string(),
+                context: context.to_string(),
+                available: self.contexts(),
+            });
+        }
+        let options = KubeConfigOptions { context: Some(context.to_string()), ..KubeConfigOptions::default() };
+        let mut config = kube::Config::from_custom_kubeconfig(self.config.clone(), &options)
+            .await
+            .map_err(|e| ClusterError::Client { context: context.to_string(), reason: e.to_string() })?;
+        config.connect_timeout = Some(self.timeout);
+        config.read_timeout = Some(self.timeout);
+        config.write_timeout = Some(self.timeout);
+        kube::Client::try_from(config).map_err(|e| ClusterError::Client { context: context.to_string(), reason: e.to_string() })
+    }
+}

@@ -1,0 +1,9 @@
+//! `meshfleet secrets`: not written yet (placeholder until its issue lands).
+
+use super::{ExitStatus, hinted};
+use crate::cli::GlobalArgs;
+use crate::printer::Printer;
+
+pub fn sync(_args: &crate::cli::SecretsSyncArgs, _global: &GlobalArgs, _printer: Printer) -> anyhow::Result<ExitStatus> {
+    Err(hinted("this command is not available yet", "see the README"))
+}
