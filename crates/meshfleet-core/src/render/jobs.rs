@@ -73,7 +73,6 @@ fn rule(
 
 /// What a component's Job runs and may touch.
 struct Component {
-    stage: StageKind,
     /// Short name: `crds`, `control-plane`, `viz`, `multicluster`.
     short: &'static str,
     namespace: String,
@@ -88,7 +87,7 @@ struct Component {
 
 /// The manifests of a Jobs stage, or `None` for stages the Jobs method does not replace.
 pub fn stage_files(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Option<Vec<ManifestFile>> {
-    let component = component(plan, cluster, stage)?;
+    let component = component(plan, stage)?;
     let mut files = Vec::new();
     if stage == StageKind::LinkerdMulticluster {
         let values = values::multicluster(plan, cluster);
@@ -157,7 +156,7 @@ fn preamble(plan: &FleetPlan) -> String {
 
 const APPLY_CMD: &str = "kubectl apply --server-side --force-conflicts --field-manager=meshfleet-jobs -f -";
 
-fn component(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Option<Component> {
+fn component(plan: &FleetPlan, stage: StageKind) -> Option<Component> {
     let ns = plan.linkerd.namespace.clone();
     let l = &plan.linkerd;
     let read_config = || {
@@ -239,7 +238,6 @@ fn component(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Optio
     }
     let component = match stage {
         StageKind::LinkerdCrds => Component {
-            stage,
             short: "crds",
             namespace: ns,
             cluster_rules: vec![rule(
@@ -266,8 +264,7 @@ fn component(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Optio
                 ));
             }
             Component {
-                stage,
-                short: "control-plane",
+                    short: "control-plane",
                 namespace: ns.clone(),
                 cluster_rules: vec![
                     crd_read(),
@@ -299,7 +296,6 @@ fn component(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Optio
             }
         }
         StageKind::LinkerdViz => Component {
-            stage,
             short: "viz",
             namespace: defaults::VIZ_NAMESPACE.to_string(),
             cluster_rules: vec![
@@ -332,7 +328,6 @@ fn component(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Optio
             issuer_volume: false,
         },
         StageKind::LinkerdMulticluster => Component {
-            stage,
             short: "multicluster",
             namespace: defaults::MULTICLUSTER_NAMESPACE.to_string(),
             cluster_rules: vec![
@@ -356,7 +351,6 @@ fn component(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> Optio
         },
         _ => return None,
     };
-    let _ = cluster;
     Some(component)
 }
 
@@ -544,7 +538,6 @@ fn job(plan: &FleetPlan, c: &Component) -> Job {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     );
-    let _ = c.stage;
     Job {
         metadata,
         spec: Some(spec),
