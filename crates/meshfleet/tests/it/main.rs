@@ -5,6 +5,7 @@ mod bad_input;
 mod certs;
 mod conformance;
 mod examples;
+mod graph;
 mod jobs;
 mod links;
 mod render;
