@@ -233,14 +233,8 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 
 fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let Some(vault) = ctx.fleet.spec.secrets.as_ref().and_then(|s| s.vault.as_ref()) else {
-        let at = ctx
-            .fleet
-            .spec
-            .secrets
-            .as_ref()
-            .map_or(ctx.fleet.spec.identity.trust_anchor.at, |_| {
-                ctx.fleet.spec.identity.trust_anchor.at
-            });
+        // No line holds the missing block; point at the identity whose keys need Vault.
+        let at = ctx.fleet.spec.identity.trust_anchor.at;
         out.push(Finding::error(
             "vault-missing",
             at,
