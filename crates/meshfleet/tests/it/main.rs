@@ -9,5 +9,6 @@ mod graph;
 mod jobs;
 mod links;
 mod render;
+mod robustness;
 mod support;
 mod testenv;
