@@ -118,7 +118,7 @@ fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
     });
     let full = err.without_snippet().to_string();
     let message = strip_location_prefix(full.lines().next().unwrap_or_default()).to_string();
-    let (rule, hint) = explain(&message, text, at);
+    let (rule, hint) = explain(&message);
     let mut at = at;
     if let Some(len) = token_len(text, at) {
         at.len = len;
@@ -143,7 +143,7 @@ fn strip_location_prefix(line: &str) -> &str {
 }
 
 /// A rule id and a hint for a parser message.
-fn explain(message: &str, _text: &str, _at: SourceLocation) -> (&'static str, String) {
+fn explain(message: &str) -> (&'static str, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = split_expected(rest);
         let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
