@@ -17,12 +17,11 @@ use std::collections::BTreeMap;
 
 use crate::plan::{ClusterPlan, FleetPlan};
 
-use super::flux::KustomizeFile;
 use super::resources::{
     Application, ApplicationDestination, ApplicationHelm, ApplicationSource, ApplicationSpec, AutomatedSync,
     ResourceIgnoreDifferences, SyncBackoff, SyncPolicy, SyncRetry,
 };
-use super::stages::{Stage, StageContent, StageKind, manifest_texts};
+use super::stages::{Stage, StageContent, StageKind, write_manifest_folder};
 use super::{RenderError, meta, yaml_file};
 
 /// The annotation that orders resources within a sync.
@@ -61,15 +60,7 @@ pub fn write_cluster(
         let stage_dir = format!("{root}/{}", stage.kind.name());
         let (source, namespace, ignore) = match &stage.content {
             StageContent::Manifests(manifests) => {
-                let texts = manifest_texts(plan, manifests)?;
-                let mut names = Vec::new();
-                for (name, text) in texts {
-                    files.insert(format!("{stage_dir}/{name}"), text);
-                    names.push(name);
-                }
-                let mut text = super::header(plan);
-                text.push_str(&super::to_yaml("kustomization.yaml", &KustomizeFile::new(names))?);
-                files.insert(format!("{stage_dir}/kustomization.yaml"), text);
+                write_manifest_folder(plan, &stage_dir, manifests, files)?;
                 let source = ApplicationSource {
                     repo_url: plan.gitops.repository_url.clone(),
                     target_revision: plan.gitops.branch.clone(),

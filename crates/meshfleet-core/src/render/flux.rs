@@ -12,8 +12,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::plan::{ClusterPlan, FleetPlan};
 
 use super::resources::{
@@ -21,32 +19,13 @@ use super::resources::{
     HelmReleaseAction, HelmReleaseChart, HelmReleaseSpec, HelmRepository, HelmRepositorySpec, Kustomization,
     KustomizationSpec, NamedRef, Remediation,
 };
-use super::stages::{Stage, StageContent, StageKind, manifest_texts};
+use super::stages::{Stage, StageContent, StageKind, write_manifest_folder};
 use super::{RenderError, meta, yaml_file};
 
 /// Namespace of Flux's own objects.
 pub const FLUX_NAMESPACE: &str = "flux-system";
 /// The GitRepository `flux bootstrap` creates.
 pub const FLUX_SOURCE: &str = "flux-system";
-
-/// A kustomize `kustomization.yaml` (not a Kubernetes object).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct KustomizeFile {
-    api_version: &'static str,
-    kind: &'static str,
-    resources: Vec<String>,
-}
-
-impl KustomizeFile {
-    pub(crate) fn new(resources: Vec<String>) -> Self {
-        Self {
-            api_version: "kustomize.config.k8s.io/v1beta1",
-            kind: "Kustomization",
-            resources,
-        }
-    }
-}
 
 /// The Flux Kustomization name of a stage.
 pub fn kustomization_name(plan: &FleetPlan, stage: StageKind) -> String {
@@ -102,18 +81,7 @@ pub fn write_cluster(
         };
         let mut path = format!("./{}/{stage_dir}", plan.gitops.path);
         match &stage.content {
-            StageContent::Manifests(manifests) => {
-                let texts = manifest_texts(plan, manifests)?;
-                let names = texts.iter().map(|(n, _)| n.clone()).collect();
-                for (name, text) in texts {
-                    put(files, format!("{stage_dir}/{name}"), text);
-                }
-                put(
-                    files,
-                    format!("{stage_dir}/kustomization.yaml"),
-                    kustomize(plan, names)?,
-                );
-            }
+            StageContent::Manifests(manifests) => write_manifest_folder(plan, &stage_dir, manifests, files)?,
             StageContent::HelmChart(chart) => {
                 let release = HelmRelease {
                     metadata: meta(
@@ -158,7 +126,7 @@ pub fn write_cluster(
                 put(
                     files,
                     format!("{stage_dir}/kustomization.yaml"),
-                    kustomize(plan, vec!["helm-release.yaml".into()])?,
+                    super::kustomize_file(plan, vec!["helm-release.yaml".into()])?,
                 );
             }
             StageContent::GitKustomize {
@@ -220,18 +188,9 @@ pub fn write_cluster(
     put(
         files,
         format!("{root}/kustomization.yaml"),
-        kustomize(plan, entry)?,
+        super::kustomize_file(plan, entry)?,
     );
     Ok(())
-}
-
-fn kustomize(plan: &FleetPlan, resources: Vec<String>) -> Result<String, RenderError> {
-    let mut text = super::header(plan);
-    text.push_str(&super::to_yaml(
-        "kustomization.yaml",
-        &KustomizeFile::new(resources),
-    )?);
-    Ok(text)
 }
 
 fn put(files: &mut BTreeMap<String, String>, path: String, text: String) {

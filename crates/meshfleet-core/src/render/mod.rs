@@ -108,6 +108,30 @@ pub(crate) fn fleet_labels(plan: &FleetPlan) -> BTreeMap<String, String> {
     ])
 }
 
+/// A kustomize `kustomization.yaml` (not a Kubernetes object): every folder meshfleet
+/// writes lists its files, so Flux and Argo CD apply exactly those.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KustomizeFile {
+    api_version: &'static str,
+    kind: &'static str,
+    resources: Vec<String>,
+}
+
+/// The text of a `kustomization.yaml` listing `resources`.
+pub(crate) fn kustomize_file(plan: &FleetPlan, resources: Vec<String>) -> Result<String, RenderError> {
+    let file = KustomizeFile {
+        api_version: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        resources,
+    };
+    Ok(format!(
+        "{}{}",
+        header(plan),
+        to_yaml("kustomization.yaml", &file)?
+    ))
+}
+
 /// Serialise objects as one YAML file (documents separated by `---`), with the header.
 pub(crate) fn yaml_file<T: Serialize>(
     plan: &FleetPlan,

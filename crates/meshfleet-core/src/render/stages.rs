@@ -547,18 +547,27 @@ pub fn credentials(
     )
 }
 
-/// Render a stage's manifest files to text.
-pub(crate) fn manifest_texts(
+/// Write a manifests stage into `folder`: its files and a `kustomization.yaml` listing them.
+pub(crate) fn write_manifest_folder(
     plan: &FleetPlan,
-    files: &[ManifestFile],
-) -> Result<Vec<(String, String)>, RenderError> {
-    files
-        .iter()
-        .map(|f| {
-            let text = super::yaml_file(plan, &f.name, &f.objects)?;
-            Ok((f.name.clone(), annotate_rules(&text, &f.rule_reasons)))
-        })
-        .collect()
+    folder: &str,
+    manifests: &[ManifestFile],
+    files: &mut BTreeMap<String, String>,
+) -> Result<(), RenderError> {
+    let mut names = Vec::with_capacity(manifests.len());
+    for f in manifests {
+        let text = super::yaml_file(plan, &f.name, &f.objects)?;
+        files.insert(
+            format!("{folder}/{}", f.name),
+            annotate_rules(&text, &f.rule_reasons),
+        );
+        names.push(f.name.clone());
+    }
+    files.insert(
+        format!("{folder}/kustomization.yaml"),
+        super::kustomize_file(plan, names)?,
+    );
+    Ok(())
 }
 
 /// Put `# why` above each RBAC rule (`- apiGroups:` items of a `rules:` list), in order.

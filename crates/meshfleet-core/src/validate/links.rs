@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::diagnostic::{Finding, did_you_mean};
+use crate::diagnostic::Finding;
 use crate::fleet::located::Located;
 use crate::fleet::model::LinkMode;
 use crate::selector;
@@ -18,21 +18,11 @@ const MIRROR_BUDGET_WARNING: usize = 20;
 
 pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     topology(ctx, out);
-    let cluster_names: Vec<&str> = ctx
-        .fleet
-        .spec
-        .clusters
-        .iter()
-        .map(|c| c.name.value.as_str())
-        .collect();
     let mut seen: HashMap<(&str, &str), u32> = HashMap::new();
     for link in ctx.links {
         for end in [&link.source, &link.target] {
             if ctx.cluster(&end.value).is_none() {
-                let hint = match did_you_mean(&end.value, cluster_names.iter().copied()) {
-                    Some(best) => format!("did you mean `{best}`? clusters: {}", cluster_names.join(", ")),
-                    None => format!("use one of the clusters: {}", cluster_names.join(", ")),
-                };
+                let hint = ctx.unknown_cluster_hint(&end.value);
                 out.push(Finding::error(
                     "link-unknown-cluster",
                     end.at,
@@ -137,17 +127,7 @@ fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             ));
         }
         if ctx.cluster(&hs.hub.value).is_none() {
-            let names: Vec<&str> = ctx
-                .fleet
-                .spec
-                .clusters
-                .iter()
-                .map(|c| c.name.value.as_str())
-                .collect();
-            let hint = match did_you_mean(&hs.hub.value, names.iter().copied()) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("use one of the clusters: {}", names.join(", ")),
-            };
+            let hint = ctx.unknown_cluster_hint(&hs.hub.value);
             out.push(Finding::error(
                 "link-unknown-cluster",
                 hs.hub.at,

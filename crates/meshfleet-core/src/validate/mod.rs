@@ -173,6 +173,21 @@ impl<'a> Ctx<'a> {
         self.by_name.get(name).copied()
     }
 
+    /// A hint for a name that is not a cluster: the closest name, or the list.
+    pub fn unknown_cluster_hint(&self, name: &str) -> String {
+        let names: Vec<&str> = self
+            .fleet
+            .spec
+            .clusters
+            .iter()
+            .map(|c| c.name.value.as_str())
+            .collect();
+        match crate::diagnostic::did_you_mean(name, names.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? clusters: {}", names.join(", ")),
+            None => format!("use one of the clusters: {}", names.join(", ")),
+        }
+    }
+
     /// Links whose both ends exist and differ: the ones later rules reason about.
     pub fn valid_links(&self) -> impl Iterator<Item = &'a DeclaredLink> + '_ {
         self.links.iter().filter(move |l| {

@@ -460,45 +460,10 @@ fn anchor_file_with_a_private_key_is_an_error() {
     anchor_case(&pem, "trust-anchor-invalid", "keys belong");
 }
 
-#[test]
-fn anchor_that_is_not_a_ca_is_an_error() {
+/// A self-signed P-256 certificate made by openssl with the given BasicConstraints.
+fn openssl_cert(days: u32, subject: &str, basic_constraints: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "30",
-        ])
-        .args([
-            "-subj",
-            "/CN=leaf",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(dir.path().join("k.pem"))
-        .arg("-out")
-        .arg(dir.path().join("c.pem"))
-        .output()
-        .expect("openssl");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let pem = std::fs::read_to_string(dir.path().join("c.pem")).expect("cert");
-    anchor_case(&pem, "trust-anchor-invalid", "CA:TRUE");
-}
-
-#[test]
-fn anchor_with_path_length_zero_is_an_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (key, cert) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
     let out = std::process::Command::new("openssl")
         .args([
             "req",
@@ -508,57 +473,49 @@ fn anchor_with_path_length_zero_is_an_error() {
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
             "-nodes",
-            "-days",
-            "365",
+        ])
+        .args(["-days", &days.to_string(), "-subj", subject])
+        .args([
+            "-addext",
+            &format!("basicConstraints=critical,{basic_constraints}"),
         ])
         .args([
-            "-subj",
-            "/CN=root",
             "-addext",
-            "basicConstraints=critical,CA:TRUE,pathlen:0",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         ])
-        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
         .arg("-keyout")
-        .arg(dir.path().join("k.pem"))
+        .arg(&key)
         .arg("-out")
-        .arg(dir.path().join("c.pem"))
+        .arg(&cert)
         .output()
         .expect("openssl");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let pem = std::fs::read_to_string(dir.path().join("c.pem")).expect("cert");
-    anchor_case(&pem, "trust-anchor-invalid", "path length 1");
+    std::fs::read_to_string(cert).expect("cert")
+}
+
+#[test]
+fn anchor_that_is_not_a_ca_is_an_error() {
+    anchor_case(
+        &openssl_cert(30, "/CN=leaf", "CA:FALSE"),
+        "trust-anchor-invalid",
+        "CA:TRUE",
+    );
+}
+
+#[test]
+fn anchor_with_path_length_zero_is_an_error() {
+    anchor_case(
+        &openssl_cert(365, "/CN=root", "CA:TRUE,pathlen:0"),
+        "trust-anchor-invalid",
+        "path length 1",
+    );
 }
 
 #[test]
 fn anchor_under_sixty_days_is_a_warning_not_an_error() {
     let fleet = TempFleet::new(BASE_FLEET);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "20",
-        ])
-        .args([
-            "-subj",
-            "/CN=root.linkerd.cluster.local",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE,pathlen:1",
-        ])
-        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        .arg("-keyout")
-        .arg(dir.path().join("k.pem"))
-        .arg("-out")
-        .arg(fleet.path().join("anchor.crt"))
-        .output()
-        .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pem = openssl_cert(20, "/CN=root.linkerd.cluster.local", "CA:TRUE,pathlen:1");
+    std::fs::write(fleet.path().join("anchor.crt"), pem).expect("write anchor");
     let out = meshfleet(fleet.path())
         .args(["validate", ".", "-o", "json"])
         .output()
