@@ -54,7 +54,9 @@ pub struct Kubeconfigs {
 impl std::fmt::Debug for Kubeconfigs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print credentials.
-        f.debug_struct("Kubeconfigs").field("contexts", &self.contexts()).finish()
+        f.debug_struct("Kubeconfigs")
+            .field("contexts", &self.contexts())
+            .finish()
     }
 }
 
@@ -66,9 +68,15 @@ impl Kubeconfigs {
                 path: Some(p.to_path_buf()),
                 reason: e.to_string(),
             })?,
-            None => Kubeconfig::read().map_err(|e| ClusterError::Kubeconfig { path: None, reason: e.to_string() })?,
+            None => Kubeconfig::read().map_err(|e| ClusterError::Kubeconfig {
+                path: None,
+                reason: e.to_string(),
+            })?,
         };
-        Ok(Self { config, timeout: DEFAULT_TIMEOUT })
+        Ok(Self {
+            config,
+            timeout: DEFAULT_TIMEOUT,
+        })
     }
 
     /// Use another timeout for new clients.
@@ -111,13 +119,22 @@ impl Kubeconfigs {
                 available: self.contexts(),
             });
         }
-        let options = KubeConfigOptions { context: Some(context.to_string()), ..KubeConfigOptions::default() };
+        let options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..KubeConfigOptions::default()
+        };
         let mut config = kube::Config::from_custom_kubeconfig(self.config.clone(), &options)
             .await
-            .map_err(|e| ClusterError::Client { context: context.to_string(), reason: e.to_string() })?;
+            .map_err(|e| ClusterError::Client {
+                context: context.to_string(),
+                reason: e.to_string(),
+            })?;
         config.connect_timeout = Some(self.timeout);
         config.read_timeout = Some(self.timeout);
         config.write_timeout = Some(self.timeout);
-        kube::Client::try_from(config).map_err(|e| ClusterError::Client { context: context.to_string(), reason: e.to_string() })
+        kube::Client::try_from(config).map_err(|e| ClusterError::Client {
+            context: context.to_string(),
+            reason: e.to_string(),
+        })
     }
 }

@@ -264,7 +264,7 @@ fn component(plan: &FleetPlan, stage: StageKind) -> Option<Component> {
                 ));
             }
             Component {
-                    short: "control-plane",
+                short: "control-plane",
                 namespace: ns.clone(),
                 cluster_rules: vec![
                     crd_read(),
