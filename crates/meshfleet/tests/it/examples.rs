@@ -221,3 +221,27 @@ fn render_reports_what_it_wrote() {
         "{stderr}"
     );
 }
+
+/// The rendered trees committed next to the examples are what `render` writes today:
+/// a snapshot a reviewer can read, and a test that any change to the output is seen.
+#[test]
+fn committed_example_trees_are_current() {
+    for example in ["homelab", "hub-spoke"] {
+        let out = meshfleet(&repo_root())
+            .args([
+                "render",
+                &format!("examples/{example}"),
+                "--out",
+                &format!("examples/{example}/gitops"),
+                "--check",
+            ])
+            .output()
+            .expect("render --check");
+        let (stdout, stderr) = texts(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "examples/{example}/gitops is stale; run `meshfleet render examples/{example} --out examples/{example}/gitops`\n{stdout}{stderr}"
+        );
+    }
+}
