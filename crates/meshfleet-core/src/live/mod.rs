@@ -5,5 +5,8 @@
 //!
 //! - [`cluster`]: one Kubernetes client per fleet cluster, from the kubeconfig context
 //!   the fleet names, with timeouts so an unreachable cluster fails fast.
+//! - [`check`]: `meshfleet check`, every cluster read at once and judged against what
+//!   meshfleet renders, as a report of checks with stable ids.
 
+pub mod check;
 pub mod cluster;

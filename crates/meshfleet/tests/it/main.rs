@@ -3,8 +3,10 @@
 mod apiserver;
 mod bad_input;
 mod certs;
+mod check;
 mod conformance;
 mod examples;
+mod fixtures;
 mod graph;
 mod jobs;
 mod links;

@@ -1,0 +1,508 @@
+//! Phase 1: read what one cluster holds, once, concurrently, under one deadline.
+//!
+//! A snapshot is everything the checks need from one cluster, fetched with a handful of
+//! requests whose number does not grow with the cluster's size more than it must (one
+//! list of Services for exports, mirrors, gateways and probe Services; one list of
+//! controller Deployments for current and legacy controllers; per link only its two
+//! Secrets and its probe Endpoints). Each read keeps its own outcome, so a forbidden read
+//! fails the checks that need it and nothing else.
+//!
+//! Secrets are reduced on arrival to what the checks need: the issuer's private key and
+//! every other data value are zeroized and dropped, and a link's kubeconfig (it holds a
+//! token) is kept as a [`SecretString`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret, Service};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use secrecy::SecretString;
+use zeroize::Zeroize as _;
+
+use super::{CheckId, CheckResult};
+use crate::defaults;
+use crate::live::cluster::{ClusterError, Kubeconfigs};
+use crate::plan::{ClusterPlan, FleetPlan};
+use crate::render::resources::Link;
+use crate::render::stages::ISSUER_SECRET;
+
+/// The ConfigMap holding the control plane's values.
+pub(super) const LINKERD_CONFIG: &str = "linkerd-config";
+/// The ConfigMap the proxies read their anchors from.
+pub(super) const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
+
+/// Labels of the controllers `linkerd-multicluster` renders (`controller`) and of those
+/// the deprecated `linkerd multicluster link` made (`service-mirror`).
+const CONTROLLER_SELECTOR: &str = "component in (controller,service-mirror)";
+/// Page size of lists.
+const PAGE: u32 = 500;
+
+/// A read that failed (anything but "not found", which is an absent object).
+#[derive(Debug, Clone)]
+pub struct ReadFailure {
+    /// What was asked for, e.g. "read Secret `linkerd/linkerd-identity-issuer`".
+    pub action: String,
+    /// HTTP status of the server's refusal, if it answered.
+    pub code: Option<u16>,
+    /// The server's or the client's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "cannot {}: {} (HTTP {code})", self.action, self.message),
+            None => write!(f, "cannot {}: {}", self.action, self.message),
+        }
+    }
+}
+
+impl ReadFailure {
+    fn new(action: impl Into<String>, error: &kube::Error) -> Self {
+        let (code, message) = match error {
+            kube::Error::Api(status) => (Some(status.code), status.message.clone()),
+            other => (None, error_chain(other)),
+        };
+        Self {
+            action: action.into(),
+            code,
+            message,
+        }
+    }
+
+    /// A check result for a read that failed.
+    pub(super) fn to_result(&self, id: CheckId, context: &str) -> CheckResult {
+        let hint = if self.code == Some(403) {
+            format!(
+                "the user of context `{context}` may not do this; use a context with read access to the cluster"
+            )
+        } else {
+            "run `meshfleet check` again; if it persists, raise `--timeout`".to_string()
+        };
+        CheckResult::error(id, self.to_string()).hint(hint)
+    }
+}
+
+/// One read's outcome.
+pub(super) type Read<T> = Result<T, ReadFailure>;
+
+/// A link's credentials Secret, reduced to what the checks read.
+#[derive(Debug)]
+pub(super) struct CredentialsSecret {
+    /// `type`.
+    pub secret_type: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The `kubeconfig` data key (it holds a token).
+    pub kubeconfig: Option<SecretString>,
+}
+
+/// The identity issuer Secret, without its private key.
+#[derive(Debug)]
+pub(super) struct IssuerSecret {
+    /// `type`.
+    pub secret_type: Option<String>,
+    /// `tls.crt`: the issuer certificate (and intermediates).
+    pub tls_crt: Option<String>,
+    /// `ca.crt`: the anchor, as `linkerd check` reads it.
+    pub ca_crt: Option<String>,
+    /// Whether `tls.key` is there (its value is dropped on arrival).
+    pub has_key: bool,
+}
+
+/// A Link as the cluster holds it: raw (for the field-by-field comparison, which must
+/// also see fields meshfleet's type does not know) and typed.
+#[derive(Debug)]
+pub(super) struct LiveLink {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec` exactly as served.
+    pub spec: serde_json::Value,
+    /// The typed Link, when it decodes.
+    pub typed: Option<Link>,
+}
+
+/// Everything read from a reachable cluster.
+#[derive(Debug)]
+pub(super) struct ClusterState {
+    /// `gitVersion` of the API server.
+    pub version: String,
+    /// The kubeconfig context it was read through.
+    pub context: String,
+    /// `linkerd-config` in the control-plane namespace.
+    pub linkerd_config: Read<Option<ConfigMap>>,
+    /// `linkerd-identity-trust-roots`.
+    pub trust_roots: Read<Option<ConfigMap>>,
+    /// `linkerd-identity-issuer`.
+    pub issuer: Read<Option<IssuerSecret>>,
+    /// Every namespace.
+    pub namespaces: Read<Vec<Namespace>>,
+    /// Every Link, in all namespaces; `None` when the Link CRD is not served.
+    pub links: Read<Option<Vec<LiveLink>>>,
+    /// `cluster-credentials-<target>` by (namespace, name), for every outgoing link.
+    pub credentials: BTreeMap<(String, String), Read<Option<CredentialsSecret>>>,
+    /// Deployments labelled `component` `controller` or `service-mirror`, all namespaces.
+    pub controllers: Read<Vec<Deployment>>,
+    /// Endpoints `probe-<target>` by name, for every outgoing gateway-mode link.
+    pub probe_endpoints: BTreeMap<String, Read<Option<Endpoints>>>,
+    /// Every Service, all namespaces.
+    pub services: Read<Vec<Service>>,
+}
+
+impl ClusterState {
+    /// The Service `namespace/name`, if the Services could be read and it exists.
+    pub(super) fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.services.as_ref().ok()?.iter().find(|s| {
+            s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(name)
+        })
+    }
+
+    /// Whether the namespace exists (`None` when namespaces could not be read).
+    pub(super) fn has_namespace(&self, name: &str) -> Option<bool> {
+        let namespaces = self.namespaces.as_ref().ok()?;
+        Some(
+            namespaces
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some(name)),
+        )
+    }
+}
+
+/// Why a cluster could not be read at all.
+#[derive(Debug)]
+pub(super) enum Unreachable {
+    /// The kubeconfig has no such context.
+    UnknownContext {
+        /// The context the fleet names.
+        context: String,
+        /// Those the kubeconfig has.
+        available: Vec<String>,
+    },
+    /// No client could be built for the context.
+    Client(String),
+    /// The API server did not answer, or refused `/version`.
+    NoAnswer(String),
+    /// The deadline passed.
+    TimedOut(Duration),
+}
+
+impl Unreachable {
+    /// The `cluster-reachable` failure.
+    pub(super) fn to_result(&self, cluster: &ClusterPlan, server: Option<&str>) -> CheckResult {
+        let at = server.map(|s| format!(" `{s}`")).unwrap_or_default();
+        match self {
+            Self::UnknownContext { context, available } => CheckResult::error(
+                CheckId::ClusterReachable,
+                format!("the kubeconfig has no context `{context}`"),
+            )
+            .hint(format!(
+                "set `context:` of cluster `{}` in the fleet file to one of {}, or pass `--kubeconfig`",
+                cluster.name,
+                if available.is_empty() {
+                    "your contexts (the kubeconfig has none)".to_string()
+                } else {
+                    available
+                        .iter()
+                        .map(|c| format!("`{c}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )),
+            Self::Client(reason) => CheckResult::error(
+                CheckId::ClusterReachable,
+                format!("no client for context `{}`", cluster.context),
+            )
+            .details([reason.clone()])
+            .hint(format!(
+                "fix the credentials of context `{}` in your kubeconfig",
+                cluster.context
+            )),
+            Self::NoAnswer(reason) => CheckResult::error(
+                CheckId::ClusterReachable,
+                format!(
+                    "the API server{at} of context `{}` does not answer",
+                    cluster.context
+                ),
+            )
+            .details([reason.clone()])
+            .hint("is the cluster running, and reachable from this machine (VPN, firewall)?"),
+            Self::TimedOut(timeout) => CheckResult::error(
+                CheckId::ClusterReachable,
+                format!(
+                    "the API server{at} of context `{}` did not answer within {}",
+                    cluster.context,
+                    super::seconds(*timeout)
+                ),
+            )
+            .hint("is the cluster running and reachable? on a slow link raise `--timeout`"),
+        }
+    }
+}
+
+/// A cluster reached, or why not.
+#[derive(Debug)]
+pub(super) enum Reach {
+    /// Read.
+    Reachable(Box<ClusterState>),
+    /// Not read.
+    Unreachable(Unreachable),
+}
+
+/// One cluster's snapshot.
+#[derive(Debug)]
+pub(super) struct Snapshot {
+    /// The API server URL of the context, when the kubeconfig says.
+    pub server: Option<String>,
+    /// What was read.
+    pub state: Reach,
+}
+
+impl Snapshot {
+    /// The state, when the cluster was reached.
+    pub(super) fn reachable(&self) -> Option<&ClusterState> {
+        match &self.state {
+            Reach::Reachable(state) => Some(state),
+            Reach::Unreachable(_) => None,
+        }
+    }
+}
+
+/// Read one cluster under `timeout`.
+pub(super) async fn read(
+    plan: &FleetPlan,
+    cluster: &ClusterPlan,
+    kubeconfigs: &Kubeconfigs,
+    timeout: Duration,
+) -> Snapshot {
+    let server = kubeconfigs.server(&cluster.context);
+    let work = async {
+        let client = kubeconfigs
+            .client(&cluster.name, &cluster.context)
+            .await
+            .map_err(|e| match e {
+                ClusterError::UnknownContext {
+                    context, available, ..
+                } => Unreachable::UnknownContext { context, available },
+                other => Unreachable::Client(other.to_string()),
+            })?;
+        read_state(plan, cluster, &client)
+            .await
+            .map_err(Unreachable::NoAnswer)
+    };
+    let state = match tokio::time::timeout(timeout, work).await {
+        Err(_) => Reach::Unreachable(Unreachable::TimedOut(timeout)),
+        Ok(Err(why)) => Reach::Unreachable(why),
+        Ok(Ok(state)) => Reach::Reachable(Box::new(state)),
+    };
+    Snapshot { server, state }
+}
+
+async fn read_state(
+    plan: &FleetPlan,
+    cluster: &ClusterPlan,
+    client: &kube::Client,
+) -> Result<ClusterState, String> {
+    // First the version: an unreachable server is then found with one request.
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|e| error_chain(&e))?
+        .git_version;
+    let linkerd_ns = plan.linkerd.namespace.as_str();
+    let mc_ns = defaults::MULTICLUSTER_NAMESPACE;
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), linkerd_ns);
+    let secrets = |ns: &str| -> Api<Secret> { Api::namespaced(client.clone(), ns) };
+
+    let mut credential_names = Vec::new();
+    for link in &cluster.outgoing {
+        for ns in [mc_ns, linkerd_ns] {
+            credential_names.push((ns.to_string(), link.credentials_secret()));
+        }
+    }
+    let credentials = futures::future::join_all(credential_names.into_iter().map(|(ns, name)| {
+        let api = secrets(&ns);
+        async move {
+            let read = api
+                .get_opt(&name)
+                .await
+                .map(|s| s.map(credentials_from))
+                .map_err(|e| ReadFailure::new(format!("read Secret `{ns}/{name}`"), &e));
+            ((ns, name), read)
+        }
+    }));
+    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), mc_ns);
+    let probes = futures::future::join_all(cluster.outgoing.iter().filter(|l| l.gateway.is_some()).map(
+        |link| {
+            let api = endpoints.clone();
+            let name = link.probe_service();
+            async move {
+                let read = api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|e| ReadFailure::new(format!("read Endpoints `{mc_ns}/{name}`"), &e));
+                (name, read)
+            }
+        },
+    ));
+    let issuer_api = secrets(linkerd_ns);
+    let namespaces_api = Api::<Namespace>::all(client.clone());
+    let deployments_api = Api::<Deployment>::all(client.clone());
+    let services_api = Api::<Service>::all(client.clone());
+    let (linkerd_config, trust_roots, issuer, namespaces, links, controllers, services, credentials, probes) = tokio::join!(
+        get(&config_maps, LINKERD_CONFIG, linkerd_ns, "ConfigMap"),
+        get(&config_maps, TRUST_ROOTS, linkerd_ns, "ConfigMap"),
+        async {
+            issuer_api
+                .get_opt(ISSUER_SECRET)
+                .await
+                .map(|s| s.map(issuer_from))
+                .map_err(|e| ReadFailure::new(format!("read Secret `{linkerd_ns}/{ISSUER_SECRET}`"), &e))
+        },
+        list_all(&namespaces_api, None, "list Namespaces"),
+        read_links(client),
+        list_all(
+            &deployments_api,
+            Some(CONTROLLER_SELECTOR),
+            "list controller Deployments",
+        ),
+        list_all(&services_api, None, "list Services"),
+        credentials,
+        probes,
+    );
+    Ok(ClusterState {
+        version,
+        context: cluster.context.clone(),
+        linkerd_config,
+        trust_roots,
+        issuer,
+        namespaces,
+        links,
+        credentials: credentials.into_iter().collect(),
+        controllers,
+        probe_endpoints: probes.into_iter().collect(),
+        services,
+    })
+}
+
+async fn get<K>(api: &Api<K>, name: &str, namespace: &str, kind: &str) -> Read<Option<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| ReadFailure::new(format!("read {kind} `{namespace}/{name}`"), &e))
+}
+
+/// Every object of a list, page by page.
+async fn list_all<K>(api: &Api<K>, labels: Option<&str>, action: &str) -> Read<Vec<K>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut items = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(PAGE);
+        if let Some(labels) = labels {
+            params = params.labels(labels);
+        }
+        if let Some(token) = &token {
+            params = params.continue_token(token);
+        }
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| ReadFailure::new(action, &e))?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(next) if !next.is_empty() => token = Some(next),
+            _ => return Ok(items),
+        }
+    }
+}
+
+async fn read_links(client: &kube::Client) -> Read<Option<Vec<LiveLink>>> {
+    let resource = ApiResource::erase::<Link>(&());
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    match list_all(&api, None, "list Links").await {
+        Ok(objects) => Ok(Some(objects.into_iter().map(live_link).collect())),
+        // The Link CRD is not installed: no Links, reported by `link-present`.
+        Err(ReadFailure { code: Some(404), .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+fn live_link(object: DynamicObject) -> LiveLink {
+    let typed = serde_json::to_value(&object)
+        .ok()
+        .and_then(|v| serde_json::from_value::<Link>(v).ok());
+    let DynamicObject {
+        metadata, mut data, ..
+    } = object;
+    LiveLink {
+        namespace: metadata.namespace.unwrap_or_default(),
+        name: metadata.name.unwrap_or_default(),
+        spec: data
+            .get_mut("spec")
+            .map(serde_json::Value::take)
+            .unwrap_or_default(),
+        typed,
+    }
+}
+
+fn credentials_from(mut secret: Secret) -> CredentialsSecret {
+    let mut data = secret.data.take().unwrap_or_default();
+    let kubeconfig = data.remove("kubeconfig").map(|mut bytes| {
+        let text = SecretString::from(String::from_utf8_lossy(&bytes.0).into_owned());
+        bytes.0.zeroize();
+        text
+    });
+    for (_, mut value) in data {
+        value.0.zeroize();
+    }
+    CredentialsSecret {
+        secret_type: secret.type_,
+        labels: secret.metadata.labels.unwrap_or_default(),
+        annotations: secret.metadata.annotations.unwrap_or_default(),
+        kubeconfig,
+    }
+}
+
+fn issuer_from(mut secret: Secret) -> IssuerSecret {
+    let mut data = secret.data.take().unwrap_or_default();
+    let text = |data: &mut BTreeMap<String, k8s_openapi::ByteString>, key: &str| {
+        data.remove(key)
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    let tls_crt = text(&mut data, "tls.crt");
+    let ca_crt = text(&mut data, "ca.crt");
+    let has_key = data.contains_key("tls.key");
+    for (_, mut value) in data {
+        value.0.zeroize();
+    }
+    IssuerSecret {
+        secret_type: secret.type_,
+        tls_crt,
+        ca_crt,
+        has_key,
+    }
+}
+
+/// An error and its causes, `: `-separated (kube's own message is often just the outer layer).
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
