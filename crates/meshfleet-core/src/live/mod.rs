@@ -7,6 +7,9 @@
 //!   the fleet names, with timeouts so an unreachable cluster fails fast.
 //! - [`check`]: `meshfleet check`, every cluster read at once and judged against what
 //!   meshfleet renders, as a report of checks with stable ids.
+//! - [`trust`]: the anchor bundles a cluster really uses (`linkerd-config` and
+//!   `linkerd-identity-trust-roots`) compared with the fleet's (`trust extract`/`verify`).
 
 pub mod check;
 pub mod cluster;
+pub mod trust;

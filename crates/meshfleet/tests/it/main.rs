@@ -14,3 +14,4 @@ mod render;
 mod robustness;
 mod support;
 mod testenv;
+mod trust;
