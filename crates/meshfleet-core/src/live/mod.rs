@@ -9,7 +9,10 @@
 //!   meshfleet renders, as a report of checks with stable ids.
 //! - [`trust`]: the anchor bundles a cluster really uses (`linkerd-config` and
 //!   `linkerd-identity-trust-roots`) compared with the fleet's (`trust extract`/`verify`).
+//! - [`migrate`]: what the deprecated `linkerd multicluster link` left, and its removal
+//!   once the declarative controller of the same link is available (`migrate`).
 
 pub mod check;
 pub mod cluster;
+pub mod migrate;
 pub mod trust;

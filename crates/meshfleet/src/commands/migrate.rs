@@ -1,9 +1,295 @@
-//! `meshfleet migrate`: not written yet (placeholder until its issue lands).
+//! `meshfleet migrate [PATH] [--apply]`: from the deprecated `linkerd multicluster link`
+//! to declarative Links, in an order that never leaves a link without a controller.
+//!
+//! Without `--apply` it only reads and prints the plan, per cluster and link: sync the
+//! rendered tree, wait for `controller-<n>`, delete the legacy controller's objects, and
+//! what to do with Links nobody manages. With `--apply` it deletes the legacy objects of
+//! the links whose declarative controller is available, and says why it skipped others.
 
-use super::{ExitStatus, hinted};
-use crate::cli::GlobalArgs;
+use meshfleet_core::live::migrate::{
+    self, ClusterMigration, ClusterSurvey, ControllerState, DeletionOutcome, LegacyLink, LegacyObject,
+    MigrationReport, Removal, UnmanagedLink,
+};
+use meshfleet_core::plan::FleetPlan;
+use meshfleet_core::render::stages::StageKind;
+use serde_json::{Value, json};
+
+use super::{ExitStatus, kubeconfigs, load_plan, runtime};
+use crate::cli::{GlobalArgs, MigrateArgs, OutputFormat};
 use crate::printer::Printer;
 
-pub fn run(_args: &crate::cli::MigrateArgs, _global: &GlobalArgs, _printer: Printer) -> anyhow::Result<ExitStatus> {
-    Err(hinted("this command is not available yet", "see the README"))
+pub fn run(args: &MigrateArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let (_checked, plan) = match load_plan(&args.path, printer)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(status),
+    };
+    let kubeconfigs = kubeconfigs(global)?;
+    let report = runtime()?.block_on(migrate::migrate_fleet(&kubeconfigs, &plan, args.apply));
+    match global.output {
+        OutputFormat::Json => printer.data(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report_json(&report))?
+        )),
+        OutputFormat::Text => printer.data(&report_text(&report, &plan)),
+    }
+    for cluster in &report.clusters {
+        if let Err(e) = &cluster.survey {
+            printer.error(
+                &format!("cluster `{}` (context `{}`): {e}", cluster.cluster, cluster.context),
+                Some(&format!(
+                    "check that context `{0}` reaches the cluster (`kubectl --context {0} get --raw /readyz`); nothing was changed there",
+                    cluster.context
+                )),
+            );
+        }
+    }
+    printer.status(&summary(&report));
+    Ok(if report.none_reachable() {
+        ExitStatus::Error
+    } else if report.legacy_remaining() > 0 || report.any_unreachable() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn summary(report: &MigrationReport) -> String {
+    let surveys = || report.clusters.iter().filter_map(|c| c.survey.as_ref().ok());
+    let found = surveys().map(|s| s.legacy.len()).sum::<usize>();
+    let remaining = report.legacy_remaining();
+    let removed = found - remaining;
+    if found == 0 {
+        "no legacy `linkerd multicluster link` controllers found".to_string()
+    } else if !report.apply {
+        format!(
+            "{found} legacy link controller(s) found; nothing was changed. Follow the steps above, then run `meshfleet migrate --apply`"
+        )
+    } else if remaining == 0 {
+        format!("removed the legacy controllers of {removed} link(s); none is left")
+    } else if removed == 0 {
+        format!("nothing was deleted: {remaining} legacy link controller(s) still there (see above)")
+    } else {
+        format!("removed the legacy controllers of {removed} link(s); {remaining} still there (see above)")
+    }
+}
+
+/// The plan (and what `--apply` did) as text.
+fn report_text(report: &MigrationReport, plan: &FleetPlan) -> String {
+    let mut out = String::new();
+    for cluster in &report.clusters {
+        let Ok(survey) = &cluster.survey else {
+            out.push_str(&format!(
+                "cluster `{}` (context `{}`): unreachable\n",
+                cluster.cluster, cluster.context
+            ));
+            continue;
+        };
+        if survey.legacy.is_empty() && survey.unmanaged_links.is_empty() {
+            out.push_str(&format!(
+                "cluster `{}` (context `{}`): nothing left of `linkerd multicluster link`\n",
+                cluster.cluster, cluster.context
+            ));
+            continue;
+        }
+        out.push_str(&format!(
+            "cluster `{}` (context `{}`)\n",
+            cluster.cluster, cluster.context
+        ));
+        for link in &survey.legacy {
+            link_text(&mut out, cluster, survey, link, plan);
+        }
+        unmanaged_text(&mut out, cluster, survey);
+    }
+    out
+}
+
+fn link_text(
+    out: &mut String,
+    cluster: &ClusterMigration,
+    survey: &ClusterSurvey,
+    link: &LegacyLink,
+    plan: &FleetPlan,
+) {
+    let name = &link.name;
+    let source = &cluster.cluster;
+    let controller = format!("{}/{}", link.namespace, migrate::legacy_controller(name));
+    let Some(target) = &link.fleet_target else {
+        out.push_str(&format!(
+            "  link `{name}`: legacy controller `{controller}`; the fleet declares no link from `{source}` to a cluster with linkName `{name}`\n    to migrate it, add that link to the fleet file and run `meshfleet migrate` again; to drop it, delete these objects by hand (meshfleet does not, since nothing would replace them):\n"
+        ));
+        for object in &link.objects {
+            out.push_str(&format!("      {object}\n"));
+        }
+        return;
+    };
+    out.push_str(&format!(
+        "  link `{name}`: legacy controller `{controller}`, replaced by the fleet's link `{source}` -> `{target}`\n"
+    ));
+    out.push_str(&format!(
+        "    1. commit and sync the rendered tree of `{source}`: `{}/{source}/{}/` (Link `{name}` and its `cluster-credentials-{name}` Secrets) and the `{}` stage (its `controllers` entry `{name}`)\n",
+        plan.gitops.path,
+        StageKind::Links.name(),
+        StageKind::LinkerdMulticluster.name(),
+    ));
+    if let Some(existing) = survey
+        .unmanaged_links
+        .iter()
+        .find(|l| l.declared && &l.name == name)
+    {
+        out.push_str(&format!(
+            "       the Link `{}/{}` is not labelled as meshfleet's yet; the sync takes it over\n",
+            existing.namespace, existing.name
+        ));
+    }
+    out.push_str(&format!(
+        "    2. wait until Deployment `{}/{}` is available: {}\n",
+        meshfleet_core::defaults::MULTICLUSTER_NAMESPACE,
+        link.controller_name,
+        link.controller
+    ));
+    match &link.removal {
+        Removal::Planned => {
+            out.push_str("    3. delete the legacy controller's objects:\n");
+            for object in &link.objects {
+                out.push_str(&format!("         {object}\n"));
+            }
+            let when = if link.blocker().is_none() {
+                "now"
+            } else {
+                "once step 2 is done"
+            };
+            out.push_str(&format!(
+                "       `meshfleet migrate --apply` does this {when} (the Link, its Secrets and the Lease stay)\n"
+            ));
+        }
+        Removal::Skipped(blocker) => {
+            out.push_str(&format!(
+                "    3. delete the legacy controller's objects: SKIPPED, {blocker}; left in place:\n"
+            ));
+            for object in &link.objects {
+                out.push_str(&format!("         {object}\n"));
+            }
+        }
+        Removal::Attempted(deletions) => {
+            out.push_str("    3. delete the legacy controller's objects:\n");
+            for (object, outcome) in deletions {
+                let outcome = match outcome {
+                    DeletionOutcome::Deleted => "deleted".to_string(),
+                    DeletionOutcome::AlreadyGone => "already gone".to_string(),
+                    DeletionOutcome::Failed(reason) => format!("FAILED: {reason}"),
+                };
+                out.push_str(&format!("         {object}: {outcome}\n"));
+            }
+            for object in link.objects.iter().skip(deletions.len()) {
+                out.push_str(&format!("         {object}: not attempted\n"));
+            }
+        }
+    }
+}
+
+fn unmanaged_text(out: &mut String, cluster: &ClusterMigration, survey: &ClusterSurvey) {
+    let undeclared: Vec<&UnmanagedLink> = survey.unmanaged_links.iter().filter(|l| !l.declared).collect();
+    let legacy: Vec<&str> = survey.legacy.iter().map(|l| l.name.as_str()).collect();
+    for link in survey
+        .unmanaged_links
+        .iter()
+        .filter(|l| l.declared && !legacy.contains(&l.name.as_str()))
+    {
+        out.push_str(&format!(
+            "  Link `{}/{}`: declared by the fleet but not labelled as meshfleet's; commit and sync the rendered tree of `{}` to take it over\n",
+            link.namespace, link.name, cluster.cluster
+        ));
+    }
+    if undeclared.is_empty() {
+        return;
+    }
+    // Step 4 of the plan when there is one; a note of its own otherwise.
+    let step = if survey.legacy.is_empty() { "" } else { "4. " };
+    out.push_str(&format!(
+        "  {step}Links not managed by meshfleet that the fleet does not declare (meshfleet never deletes them):\n"
+    ));
+    for link in undeclared {
+        out.push_str(&format!(
+            "       Link `{ns}/{name}`: to keep it, add a link from `{source}` to the cluster whose linkName is `{name}` to the fleet file; to remove it, `kubectl --context {ctx} -n {ns} delete link {name}` and its `cluster-credentials-{name}` Secrets\n",
+            ns = link.namespace,
+            name = link.name,
+            source = cluster.cluster,
+            ctx = cluster.context,
+        ));
+    }
+}
+
+fn object_json(object: &LegacyObject) -> Value {
+    json!({"kind": object.resource.kind, "namespace": object.namespace, "name": object.name})
+}
+
+fn link_json(link: &LegacyLink) -> Value {
+    let (state, available) = match link.controller {
+        ControllerState::Missing => ("missing", 0),
+        ControllerState::Unavailable { available, .. } => ("unavailable", available),
+        ControllerState::Available { available } => ("available", available),
+    };
+    let (action, reason, deletions) = match &link.removal {
+        Removal::Planned => ("planned", None, Vec::new()),
+        Removal::Skipped(blocker) => ("skipped", Some(blocker.to_string()), Vec::new()),
+        Removal::Attempted(deletions) => (
+            if link.remains() { "failed" } else { "removed" },
+            None,
+            deletions
+                .iter()
+                .map(|(object, outcome)| {
+                    let (outcome, error) = match outcome {
+                        DeletionOutcome::Deleted => ("deleted", None),
+                        DeletionOutcome::AlreadyGone => ("already-gone", None),
+                        DeletionOutcome::Failed(e) => ("failed", Some(e.clone())),
+                    };
+                    let mut value = object_json(object);
+                    value["outcome"] = json!(outcome);
+                    value["error"] = json!(error);
+                    value
+                })
+                .collect(),
+        ),
+    };
+    json!({
+        "link": link.name,
+        "namespace": link.namespace,
+        "fleetTarget": link.fleet_target,
+        "controller": {"name": link.controller_name, "state": state, "availableReplicas": available},
+        "objects": link.objects.iter().map(object_json).collect::<Vec<_>>(),
+        "action": action,
+        "skipReason": reason,
+        "deletions": deletions,
+        "remains": link.remains(),
+    })
+}
+
+fn report_json(report: &MigrationReport) -> Value {
+    let clusters: Vec<Value> = report
+        .clusters
+        .iter()
+        .map(|c| match &c.survey {
+            Ok(survey) => json!({
+                "cluster": c.cluster,
+                "context": c.context,
+                "error": null,
+                "legacyLinks": survey.legacy.iter().map(link_json).collect::<Vec<_>>(),
+                "unmanagedLinks": survey.unmanaged_links.iter().map(|l| json!({
+                    "namespace": l.namespace, "name": l.name, "declared": l.declared,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({
+                "cluster": c.cluster,
+                "context": c.context,
+                "error": e.to_string(),
+                "legacyLinks": [],
+                "unmanagedLinks": [],
+            }),
+        })
+        .collect();
+    json!({
+        "apply": report.apply,
+        "legacyRemaining": report.legacy_remaining(),
+        "clusters": clusters,
+    })
 }

@@ -10,6 +10,7 @@ mod fixtures;
 mod graph;
 mod jobs;
 mod links;
+mod migrate;
 mod render;
 mod robustness;
 mod support;
