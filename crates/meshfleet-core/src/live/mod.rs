@@ -7,6 +7,8 @@
 //!   the fleet names, with timeouts so an unreachable cluster fails fast.
 //! - [`check`]: `meshfleet check`, every cluster read at once and judged against what
 //!   meshfleet renders, as a report of checks with stable ids.
+//! - [`vault`] and [`secrets`]: a small KV v2 client, and `secrets sync`, which puts link
+//!   kubeconfigs and identity keys where the rendered ExternalSecrets read them.
 //! - [`trust`]: the anchor bundles a cluster really uses (`linkerd-config` and
 //!   `linkerd-identity-trust-roots`) compared with the fleet's (`trust extract`/`verify`).
 //! - [`migrate`]: what the deprecated `linkerd multicluster link` left, and its removal
@@ -15,4 +17,6 @@
 pub mod check;
 pub mod cluster;
 pub mod migrate;
+pub mod secrets;
 pub mod trust;
+pub mod vault;
