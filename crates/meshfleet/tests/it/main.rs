@@ -13,6 +13,7 @@ mod links;
 mod migrate;
 mod render;
 mod robustness;
+mod secrets_sync;
 mod support;
 mod testenv;
 mod trust;

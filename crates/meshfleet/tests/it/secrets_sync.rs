@@ -1,0 +1,419 @@
+//! `meshfleet secrets sync` against real API servers, their real token controller and a
+//! real OpenBao (`testenv::private`: each test has its own environment, because these
+//! tests seal Vault, stop a controller manager and rotate tokens).
+//!
+//! The fleets' `apiServer`s are `https://kubernetes.default.svc:<port>`. Validation
+//! rightly refuses a loopback address for a real fleet, and the test API servers listen
+//! on 127.0.0.1 only, with certificates for `127.0.0.1`, `localhost` and the
+//! `kubernetes.default.svc` names. So a client built from a kubeconfig that meshfleet
+//! wrote dials 127.0.0.1 and checks the server's certificate against the written name
+//! (`tls_server_name`), as a cluster whose DNS resolves that name would: the CA, the
+//! name, the token and its RBAC are all the real ones.
+
+mod faults;
+mod setup;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use kube::api::{Api, ListParams};
+use kube::config::Kubeconfig;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+use self::setup::{
+    NS, SERVER_NAME, account, bao, client_from, filled_token, fleet_dir, fleet_text, grant_remote_access,
+    kv_data, kv_version, may, port, read, status_of, sync, sync_with,
+};
+use crate::testenv;
+
+/// The happy path end to end: dry run, first sync, what the kubeconfig may do on the
+/// target, a second sync that writes nothing, `-o json`, and a rotation.
+#[test]
+fn sync_writes_kubeconfigs_that_read_services_but_not_secrets() {
+    let started = Instant::now();
+    let env = testenv::private(&["studio", "pro"]);
+    testenv::block_on(async {
+        let studio_token = grant_remote_access(&env, "pro", "studio").await;
+        let pro_token = grant_remote_access(&env, "studio", "pro").await;
+        let dir = fleet_dir(&fleet_text(
+            &env,
+            &["studio", "pro"],
+            "secret",
+            "meshfleet/links",
+            "cert-manager",
+        ));
+        let anchor_key = read(dir.path().join(".meshfleet/keys/trust-anchor.key"));
+        let secrets = [studio_token.as_str(), pro_token.as_str(), anchor_key.as_str()];
+        let keys = [
+            "trust-anchor",
+            "credentials/studio-to-pro",
+            "credentials/pro-to-studio",
+        ];
+        let key = |k: &str| format!("meshfleet/links/{k}");
+
+        // A dry run says what it would create and writes nothing.
+        let dry = sync(&env, dir.path(), &["--dry-run", "-vv"]);
+        dry.expect(0, &secrets);
+        assert!(
+            dry.entry("credentials/studio-to-pro")
+                .starts_with("+ credentials/studio-to-pro: would create kubeconfig (values redacted)"),
+            "{}",
+            dry.all()
+        );
+        assert!(
+            dry.entry("trust-anchor")
+                .contains("would create tls.crt, tls.key"),
+            "{}",
+            dry.all()
+        );
+        assert!(dry.stdout.contains("nothing was written"), "{}", dry.all());
+        for k in keys {
+            assert_eq!(
+                kv_version(&env, "secret", &key(k)).await,
+                None,
+                "dry run wrote {k}"
+            );
+        }
+
+        let first = sync(&env, dir.path(), &["-vv"]);
+        first.expect(0, &secrets);
+        for k in keys {
+            assert!(
+                first.entry(k).starts_with(&format!("✓ {k}: written (version 1)")),
+                "{}",
+                first.all()
+            );
+        }
+
+        // The kubeconfig: one cluster, one user, one context; the fleet's server, the CA inline.
+        let written = kv_data(&env, "secret", &key("credentials/studio-to-pro"))
+            .await
+            .expect("credentials written");
+        assert_eq!(written.keys().collect::<Vec<_>>(), ["kubeconfig"]);
+        let kubeconfig = &written["kubeconfig"];
+        let parsed = Kubeconfig::from_yaml(kubeconfig).expect("parses");
+        assert_eq!(
+            (
+                parsed.clusters.len(),
+                parsed.auth_infos.len(),
+                parsed.contexts.len()
+            ),
+            (1, 1, 1),
+            "{parsed:?}"
+        );
+        let cluster = parsed.clusters[0].cluster.clone().expect("cluster");
+        assert_eq!(
+            cluster.server,
+            Some(format!("https://{SERVER_NAME}:{}", port(&env, "pro")))
+        );
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(cluster.certificate_authority_data.expect("inline CA"))
+            .expect("base64");
+        assert_eq!(ca, env.ca_pem("pro"));
+        assert!(cluster.certificate_authority.is_none() && cluster.insecure_skip_tls_verify.is_none());
+        let user = parsed.auth_infos[0].auth_info.clone().expect("user");
+        assert_eq!(user.token.expect("token").expose_secret(), studio_token);
+
+        // It reaches the target and may do what a service mirror does, and no more.
+        let remote = client_from(kubeconfig, &env, "pro").await;
+        let services = Api::<Service>::all(remote.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("list services");
+        assert!(
+            services
+                .items
+                .iter()
+                .any(|s| s.metadata.name.as_deref() == Some("kubernetes"))
+        );
+        for verb in ["get", "list", "watch"] {
+            assert!(may(&remote, verb, "services", None).await, "{verb} services");
+            assert!(may(&remote, verb, "endpoints", None).await, "{verb} endpoints");
+        }
+        assert!(may(&remote, "get", "configmaps", Some("linkerd-config")).await);
+        assert!(!may(&remote, "get", "secrets", None).await);
+        let remote_secrets: Api<Secret> = Api::namespaced(remote.clone(), NS);
+        assert_eq!(
+            status_of(remote_secrets.list(&ListParams::default()).await),
+            Some(403)
+        );
+        assert_eq!(
+            status_of(remote_secrets.get(&format!("{}-token", account("studio"))).await),
+            Some(403)
+        );
+        // The other direction is written from studio's own token and CA.
+        let back = kv_data(&env, "secret", &key("credentials/pro-to-studio"))
+            .await
+            .expect("pro-to-studio");
+        let studio = client_from(&back["kubeconfig"], &env, "studio").await;
+        assert!(may(&studio, "list", "services", None).await);
+
+        // The anchor key pair, for cert-manager's CA Issuer.
+        let anchor = kv_data(&env, "secret", &key("trust-anchor"))
+            .await
+            .expect("anchor written");
+        assert_eq!(anchor["tls.crt"], read(dir.path().join("certs/trust-anchor.crt")));
+        assert_eq!(anchor["tls.key"], anchor_key);
+
+        // Nothing changed: nothing is written, no new version.
+        let second = sync(&env, dir.path(), &[]);
+        second.expect(0, &secrets);
+        for k in keys {
+            assert!(
+                second
+                    .entry(k)
+                    .starts_with(&format!("✓ {k}: unchanged (version 1)")),
+                "{}",
+                second.all()
+            );
+            assert_eq!(kv_version(&env, "secret", &key(k)).await, Some(1));
+        }
+        let json_run = sync(&env, dir.path(), &["-o", "json"]);
+        json_run.expect(0, &secrets);
+        let report: Value = serde_json::from_str(&json_run.stdout).expect("JSON on stdout");
+        assert_eq!(report["summary"]["unchanged"], json!(3), "{report}");
+        let entry = &report["entries"][1];
+        assert_eq!(entry["id"], json!("credentials/pro-to-studio"), "{report}");
+        assert_eq!(
+            entry["path"],
+            json!("secret/meshfleet/links/credentials/pro-to-studio")
+        );
+        assert_eq!(
+            (&entry["status"], &entry["version"], &entry["error"]),
+            (&json!("unchanged"), &json!(1), &Value::Null)
+        );
+
+        // --rotate: the dry run touches nothing; the real one issues new tokens. A legacy
+        // token is a deterministic signature over namespace, Secret name, account name and
+        // account UID: recreating only the Secret gives the same token back (this test first
+        // caught that), so the account is recreated too and the old token must be refused.
+        let pro_accounts: Api<ServiceAccount> = Api::namespaced(env.client("pro").await, NS);
+        let old_account_uid = pro_accounts
+            .get(&account("studio"))
+            .await
+            .expect("account")
+            .metadata
+            .uid;
+        let token_secrets: Api<Secret> = Api::namespaced(env.client("pro").await, NS);
+        let old_uid = token_secrets
+            .get(&format!("{}-token", account("studio")))
+            .await
+            .expect("token Secret")
+            .metadata
+            .uid;
+        let planned = sync(&env, dir.path(), &["--rotate", "--dry-run"]);
+        planned.expect(0, &secrets);
+        assert!(
+            planned
+                .entry("credentials/studio-to-pro")
+                .contains("would update kubeconfig (values redacted, after rotating the token)"),
+            "{}",
+            planned.all()
+        );
+        assert_eq!(
+            token_secrets
+                .get(&format!("{}-token", account("studio")))
+                .await
+                .expect("still there")
+                .metadata
+                .uid,
+            old_uid
+        );
+        assert_eq!(
+            kv_version(&env, "secret", &key("credentials/studio-to-pro")).await,
+            Some(1)
+        );
+
+        let rotated = sync(&env, dir.path(), &["--rotate", "-vv"]);
+        rotated.expect(0, &secrets);
+        assert!(
+            rotated
+                .entry("credentials/studio-to-pro")
+                .starts_with("✓ credentials/studio-to-pro: written with a new token (version 2)"),
+            "{}",
+            rotated.all()
+        );
+        assert!(
+            rotated.entry("trust-anchor").contains("unchanged (version 1)"),
+            "{}",
+            rotated.all()
+        );
+        let fresh = token_secrets
+            .get(&format!("{}-token", account("studio")))
+            .await
+            .expect("recreated");
+        assert_ne!(fresh.metadata.uid, old_uid);
+        let new_account = pro_accounts
+            .get(&account("studio"))
+            .await
+            .expect("account recreated");
+        assert_ne!(new_account.metadata.uid, old_account_uid);
+        assert_eq!(
+            fresh.type_.as_deref(),
+            Some("kubernetes.io/service-account-token")
+        );
+        let labels = fresh.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+            Some("meshfleet")
+        );
+        assert_eq!(labels.get("meshfleet.io/fleet").map(String::as_str), Some("sync"));
+        let new_kubeconfig = kv_data(&env, "secret", &key("credentials/studio-to-pro"))
+            .await
+            .expect("rotated")["kubeconfig"]
+            .clone();
+        let new_token = filled_token(&env.client("pro").await, &format!("{}-token", account("studio"))).await;
+        assert_ne!(new_token, studio_token);
+        assert!(
+            new_kubeconfig.contains(&new_token)
+                && !rotated.stdout.contains(&new_token)
+                && !rotated.stderr.contains(&new_token)
+        );
+        // The old token is refused (once the API server's 10 s cache of successful token
+        // authentications has let go of it); the new one works.
+        let old_services = Api::<Service>::all(remote);
+        let refused = Instant::now();
+        while status_of(old_services.list(&ListParams::default()).await) != Some(401) {
+            assert!(
+                refused.elapsed() < Duration::from_secs(30),
+                "the old token still works after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        eprintln!(
+            "old token refused {:.1}s after the rotation",
+            refused.elapsed().as_secs_f64()
+        );
+        let renewed = client_from(&new_kubeconfig, &env, "pro").await;
+        assert!(
+            Api::<Service>::all(renewed.clone())
+                .list(&ListParams::default())
+                .await
+                .is_ok()
+        );
+        assert!(!may(&renewed, "get", "secrets", None).await);
+    });
+    eprintln!(
+        "sync_writes_kubeconfigs_that_read_services_but_not_secrets: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// With `identity.issuer: vault`, each cluster's issuer goes to `issuer/<cluster>` with
+/// the anchor bundle as `ca.crt`; an issuer whose key does not match is refused, alone.
+#[test]
+fn issuers_land_in_vault_and_a_mismatched_key_is_refused() {
+    let started = Instant::now();
+    let env = testenv::private(&["solo"]);
+    testenv::block_on(async {
+        let text = fleet_text(&env, &["east", "west"], "secret", "identity", "vault");
+        let dir = fleet_dir(text.split("  links:").next().expect("fleet"));
+        let keys = dir.path().join(".meshfleet/keys");
+        let east_key = read(keys.join("issuer/east.key"));
+        let west_key = read(keys.join("issuer/west.key"));
+        // west's key replaced by east's: it no longer matches west's certificate.
+        std::fs::write(keys.join("issuer/west.key"), &east_key).expect("swap key");
+        let anchor_key = read(keys.join("trust-anchor.key"));
+        let secrets = [east_key.as_str(), west_key.as_str(), anchor_key.as_str()];
+
+        let run = sync(&env, dir.path(), &["-vv"]);
+        run.expect(2, &secrets);
+        assert!(
+            run.entry("issuer/east")
+                .starts_with("✓ issuer/east: written (version 1)"),
+            "{}",
+            run.all()
+        );
+        let west = run.entry("issuer/west");
+        assert!(
+            west.starts_with("× issuer/west: the private key `")
+                && west.contains("west.key` does not match the issuer"),
+            "{}",
+            run.all()
+        );
+        assert!(west.contains("hint: "), "{}", run.all());
+        assert_eq!(kv_version(&env, "secret", "identity/issuer/west").await, None);
+        assert_eq!(
+            kv_version(&env, "secret", "identity/trust-anchor").await,
+            None,
+            "the anchor key stays local"
+        );
+
+        let east = kv_data(&env, "secret", "identity/issuer/east")
+            .await
+            .expect("issuer/east");
+        assert_eq!(east.keys().collect::<Vec<_>>(), ["ca.crt", "tls.crt", "tls.key"]);
+        assert_eq!(east["ca.crt"], read(dir.path().join("certs/trust-anchor.crt")));
+        assert_eq!(east["tls.crt"], read(keys.join("issuer/east.crt")));
+        assert_eq!(east["tls.key"], east_key);
+
+        // Restored, west is written and east stays as it was.
+        std::fs::write(keys.join("issuer/west.key"), &west_key).expect("restore key");
+        let run = sync(&env, dir.path(), &[]);
+        run.expect(0, &secrets);
+        assert!(
+            run.entry("issuer/west")
+                .starts_with("✓ issuer/west: written (version 1)"),
+            "{}",
+            run.all()
+        );
+        assert!(
+            run.entry("issuer/east")
+                .starts_with("✓ issuer/east: unchanged (version 1)"),
+            "{}",
+            run.all()
+        );
+        assert_eq!(
+            kv_data(&env, "secret", "identity/issuer/west")
+                .await
+                .expect("issuer/west")["tls.key"],
+            west_key
+        );
+
+        // Vault's conventions: the token from `~/.vault-token`, a namespace from
+        // `VAULT_NAMESPACE` (OpenBao has namespaces; `team/` in a path addresses one).
+        let (status, _) = bao(&env, reqwest::Method::POST, "sys/namespaces/team", None).await;
+        assert_eq!(status, 200, "namespace");
+        let kv2 = json!({"type": "kv", "options": {"version": "2"}});
+        let (status, _) = bao(&env, reqwest::Method::POST, "team/sys/mounts/kv", Some(kv2)).await;
+        assert_eq!(status, 204, "mount in the namespace");
+        std::fs::write(
+            dir.path().join("fleet.yaml"),
+            text.split("  links:")
+                .next()
+                .expect("fleet")
+                .replace("mount: secret", "mount: kv"),
+        )
+        .expect("write fleet");
+        std::fs::write(dir.path().join(".vault-token"), env.vault_token().expose_secret())
+            .expect("token file");
+        let vault = [("VAULT_ADDR", env.vault_addr()), ("VAULT_NAMESPACE", "team")];
+        let run = sync_with(dir.path(), &env.kubeconfig(), &vault, &[]);
+        run.expect(
+            0,
+            &[
+                east_key.as_str(),
+                west_key.as_str(),
+                env.vault_token().expose_secret(),
+            ],
+        );
+        assert!(
+            run.entry("issuer/west")
+                .starts_with("✓ issuer/west: written (version 1)"),
+            "{}",
+            run.all()
+        );
+        assert_eq!(
+            kv_data(&env, "team/kv", "identity/issuer/west")
+                .await
+                .expect("in the namespace")["tls.key"],
+            west_key
+        );
+    });
+    eprintln!(
+        "issuers_land_in_vault_and_a_mismatched_key_is_refused: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
