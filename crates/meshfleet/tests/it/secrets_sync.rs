@@ -389,8 +389,10 @@ fn issuers_land_in_vault_and_a_mismatched_key_is_refused() {
         .expect("write fleet");
         std::fs::write(dir.path().join(".vault-token"), env.vault_token().expose_secret())
             .expect("token file");
+        // ... and the key folder elsewhere, named with `--keys`.
+        std::fs::rename(&keys, dir.path().join("moved-keys")).expect("move the key folder");
         let vault = [("VAULT_ADDR", env.vault_addr()), ("VAULT_NAMESPACE", "team")];
-        let run = sync_with(dir.path(), &env.kubeconfig(), &vault, &[]);
+        let run = sync_with(dir.path(), &env.kubeconfig(), &vault, &["--keys", "moved-keys"]);
         run.expect(
             0,
             &[
