@@ -95,9 +95,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The user's kubeconfig (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`).
-pub fn kubeconfigs(global: &crate::cli::GlobalArgs) -> anyhow::Result<meshfleet_core::live::cluster::Kubeconfigs> {
+pub fn kubeconfigs(
+    global: &crate::cli::GlobalArgs,
+) -> anyhow::Result<meshfleet_core::live::cluster::Kubeconfigs> {
     meshfleet_core::live::cluster::Kubeconfigs::load(global.kubeconfig.as_deref()).map_err(|e| {
-        hinted(e.to_string(), "pass `--kubeconfig FILE` or set `KUBECONFIG` to a kubeconfig with the fleet's contexts")
+        hinted(
+            e.to_string(),
+            "pass `--kubeconfig FILE` or set `KUBECONFIG` to a kubeconfig with the fleet's contexts",
+        )
     })
 }
 

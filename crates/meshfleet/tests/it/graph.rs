@@ -5,20 +5,43 @@ use crate::support::{meshfleet, repo_root, texts};
 #[test]
 fn graph_draws_clusters_links_modes_and_the_hub() {
     let root = repo_root();
-    let out = meshfleet(&root).args(["graph", "examples/hub-spoke", "--format", "dot"]).output().expect("dot");
+    let out = meshfleet(&root)
+        .args(["graph", "examples/hub-spoke", "--format", "dot"])
+        .output()
+        .expect("dot");
     let (dot, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(dot.contains("\"in-cluster-local\" -> \"production\" [label=\"gateway\", style=solid]"), "{dot}");
-    assert!(dot.contains("fillcolor=\"#fde68a\""), "the hub is highlighted: {dot}");
+    assert!(
+        dot.contains("\"in-cluster-local\" -> \"production\" [label=\"gateway\", style=solid]"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("fillcolor=\"#fde68a\""),
+        "the hub is highlighted: {dot}"
+    );
     assert!(dot.contains("gateway tfx-internal.gerega.net:30143"), "{dot}");
-    let out = meshfleet(&root).args(["graph", "examples/hub-spoke", "--format", "mermaid"]).output().expect("mermaid");
+    let out = meshfleet(&root)
+        .args(["graph", "examples/hub-spoke", "--format", "mermaid"])
+        .output()
+        .expect("mermaid");
     let (mermaid, _) = texts(&out);
-    assert!(mermaid.starts_with("%% fleet `hub-spoke`") && mermaid.contains("flowchart LR"), "{mermaid}");
-    assert!(mermaid.contains("in_cluster_local -->|gateway| nonproduction"), "{mermaid}");
+    assert!(
+        mermaid.starts_with("%% fleet `hub-spoke`") && mermaid.contains("flowchart LR"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("in_cluster_local -->|gateway| nonproduction"),
+        "{mermaid}"
+    );
     assert!(mermaid.contains("class in_cluster_local hub"), "{mermaid}");
-    let out = meshfleet(&root).args(["graph", "examples/homelab"]).output().expect("svg");
+    let out = meshfleet(&root)
+        .args(["graph", "examples/homelab"])
+        .output()
+        .expect("svg");
     let (svg, _) = texts(&out);
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>"));
+    assert!(
+        svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.trim_end().ends_with("</svg>")
+    );
     assert_eq!(svg.matches("<line ").count(), 2, "two links: {svg}");
     assert!(svg.contains(">studio<") && svg.contains(">pro<"));
 }
@@ -27,7 +50,10 @@ fn graph_draws_clusters_links_modes_and_the_hub() {
 fn completions_and_man_page_are_generated() {
     let root = repo_root();
     for shell in ["bash", "zsh", "fish"] {
-        let out = meshfleet(&root).args(["completions", shell]).output().expect("completions");
+        let out = meshfleet(&root)
+            .args(["completions", shell])
+            .output()
+            .expect("completions");
         assert!(out.status.success());
         assert!(texts(&out).0.contains("render"), "{shell}");
     }
