@@ -35,10 +35,17 @@ pub fn run(args: &MigrateArgs, global: &GlobalArgs, printer: Printer) -> anyhow:
     for cluster in &report.clusters {
         if let Err(e) = &cluster.survey {
             printer.error(
-                &format!("cluster `{}` (context `{}`): {e}", cluster.cluster, cluster.context),
+                &format!(
+                    "cluster `{}` (context `{}`): {e}",
+                    cluster.cluster, cluster.context
+                ),
                 Some(&format!(
-                    "check that context `{0}` reaches the cluster (`kubectl --context {0} get --raw /readyz`); nothing was changed there",
-                    cluster.context
+                    "{}; nothing was changed there",
+                    super::trust::reach_hint(
+                        e,
+                        &cluster.context,
+                        "list and delete Deployments, Services, RBAC and ServiceAccounts"
+                    )
                 )),
             );
         }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use comfy_table::{Table, presets};
 use meshfleet_core::identity::{self, CertInfo};
+use meshfleet_core::live::cluster::ClusterError;
 use meshfleet_core::live::trust::{
     self, AnchorSource, ClusterAnchors, ClusterTrust, ReadError, SourceBundle, TrustReport, Verdict,
 };
@@ -128,27 +129,27 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
 
 /// A cluster that could not be read at all: exit 2 with a hint.
 fn read_failure(error: &ReadError, context: &str) -> anyhow::Error {
-    let hint = match error {
-        ReadError::Cluster(meshfleet_core::live::cluster::ClusterError::UnknownContext {
-            available, ..
-        }) => {
-            format!(
-                "the kubeconfig has these contexts: {}; pass one with `--context`, or another kubeconfig with `--kubeconfig`",
-                available
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-        ReadError::Refused { .. } => format!(
-            "the credentials of context `{context}` must allow reading ConfigMaps in the Linkerd namespace"
+    let hint = reach_hint(error, context, "read ConfigMaps in the Linkerd namespace");
+    hinted(format!("cannot read context `{context}`: {error}"), hint)
+}
+
+/// What to do about a cluster that could not be read; `needs` says what its
+/// credentials must allow. Shared with `migrate`.
+pub(super) fn reach_hint(error: &ReadError, context: &str, needs: &str) -> String {
+    match error {
+        ReadError::Cluster(ClusterError::UnknownContext { available, .. }) => format!(
+            "the kubeconfig has these contexts: {}; set the cluster's `context` in the fleet file (or pass `--context`), or use another kubeconfig with `--kubeconfig`",
+            available
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
+        ReadError::Refused { .. } => format!("the credentials of context `{context}` must allow to {needs}"),
         _ => format!(
             "check that context `{context}` points at a running cluster (`kubectl --context {context} get --raw /readyz`)"
         ),
-    };
-    hinted(format!("cannot read context `{context}`: {error}"), hint)
+    }
 }
 
 fn warn(printer: Printer, message: &str, hint: &str) {
@@ -397,8 +398,10 @@ fn explain(
         Err(e) => {
             printer.error(
                 &format!("cluster `{name}` (context `{context}`): {e}"),
-                Some(&format!(
-                    "check that context `{context}` reaches the cluster (`kubectl --context {context} get --raw /readyz`), or set the cluster's `context` in the fleet file"
+                Some(&reach_hint(
+                    e,
+                    context,
+                    "read ConfigMaps in the Linkerd namespace",
                 )),
             );
             return;

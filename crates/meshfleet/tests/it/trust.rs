@@ -380,7 +380,7 @@ fn extract_prints_the_bundle_proxies_use_and_explains_what_is_missing() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("hint: check that context `west` reaches the cluster"),
+        stderr.contains("hint: check that context `west` points at a running cluster"),
         "{stderr}"
     );
     let (code, report) = verify_json(dir, &stopped);
