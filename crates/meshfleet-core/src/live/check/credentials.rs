@@ -200,11 +200,11 @@ pub(super) fn credentials_kubeconfig(
             format!("not verified: `{}` is unreachable", link.target),
         )),
         (Some(_), None) => None,
-        (Some(_), Some(Access::Verified { version, route, denied })) if denied.is_empty() => Some(CheckResult::ok(
+        (Some(target), Some(Access::Verified { route, denied })) if denied.is_empty() => Some(CheckResult::ok(
             CheckId::CredentialsAccess,
             format!(
-                "`{}` ({version}, dialled at `{route}`) accepts the token and allows get, list and watch on services",
-                link.target
+                "`{}` ({}, dialled at `{route}`) accepts the token and allows get, list and watch on services",
+                link.target, target.version
             ),
         )),
         (Some(_), Some(Access::Verified { denied, .. })) => Some(

@@ -1,11 +1,12 @@
 //! Phase 1: read what one cluster holds, once, concurrently, under one deadline.
 //!
-//! A snapshot is everything the checks need from one cluster, fetched with a handful of
-//! requests whose number does not grow with the cluster's size more than it must (one
-//! list of Services for exports, mirrors, gateways and probe Services; one list of
-//! controller Deployments for current and legacy controllers; per link only its two
-//! Secrets and its probe Endpoints). Each read keeps its own outcome, so a forbidden read
-//! fails the checks that need it and nothing else.
+//! A snapshot is everything the checks need from one cluster, in a FIXED number of
+//! requests whatever the number of links or the size of the cluster's objects: one list
+//! each of ConfigMaps of the control plane, credentials Secrets (by type) of the two
+//! namespaces that hold them, Endpoints of the multicluster namespace, Namespaces,
+//! Links, controller Deployments (current and legacy) and Services, plus the version
+//! and the issuer. Each read keeps its own outcome, so a forbidden read fails the checks
+//! that need it and nothing else.
 //!
 //! Secrets are reduced on arrival to what the checks need: the issuer's private key and
 //! every other data value are zeroized and dropped, and a link's kubeconfig (it holds a
@@ -25,7 +26,7 @@ use crate::defaults;
 use crate::live::cluster::{ClusterError, Kubeconfigs};
 use crate::plan::{ClusterPlan, FleetPlan};
 use crate::render::resources::Link;
-use crate::render::stages::ISSUER_SECRET;
+use crate::render::stages::{self, ISSUER_SECRET};
 
 /// The ConfigMap holding the control plane's values.
 pub(super) const LINKERD_CONFIG: &str = "linkerd-config";
@@ -307,109 +308,154 @@ async fn read_state(
     cluster: &ClusterPlan,
     client: &kube::Client,
 ) -> Result<ClusterState, String> {
-    // First the version: an unreachable server is then found with one request.
-    let version = client
-        .apiserver_version()
-        .await
-        .map_err(|e| error_chain(&e))?
-        .git_version;
     let linkerd_ns = plan.linkerd.namespace.as_str();
     let mc_ns = defaults::MULTICLUSTER_NAMESPACE;
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), linkerd_ns);
-    let secrets = |ns: &str| -> Api<Secret> { Api::namespaced(client.clone(), ns) };
-
-    let mut credential_names = Vec::new();
-    for link in &cluster.outgoing {
+    let credentials_type = format!("type={}", stages::CREDENTIALS_SECRET_TYPE);
+    let all = ListParams::default();
+    // A fixed set of reads, whatever the number of links, on two lanes of sequential
+    // requests: kube's client speaks HTTP/1.1, so every concurrent request would cost a
+    // TLS handshake of its own, and handshakes, not reads, dominate the CPU of client and
+    // server. Two keep-alive connections keep that low and the round trips few (about
+    // seven on each lane); the clusters themselves are all read at once.
+    let lane_a = async {
+        // The version first: a server that does not answer fails here, at once.
+        let version = client
+            .apiserver_version()
+            .await
+            .map_err(|e| error_chain(&e))?
+            .git_version;
+        let config_maps = list_all(
+            &Api::<ConfigMap>::namespaced(client.clone(), linkerd_ns),
+            all.clone(),
+            &format!("list ConfigMaps in `{linkerd_ns}`"),
+        )
+        .await;
+        let issuer = Api::<Secret>::namespaced(client.clone(), linkerd_ns)
+            .get_opt(ISSUER_SECRET)
+            .await
+            .map(|s| s.map(issuer_from))
+            .map_err(|e| ReadFailure::new(format!("read Secret `{linkerd_ns}/{ISSUER_SECRET}`"), &e));
+        let mut credentials = Vec::new();
         for ns in [mc_ns, linkerd_ns] {
-            credential_names.push((ns.to_string(), link.credentials_secret()));
+            let listed = list_all(
+                &Api::<Secret>::namespaced(client.clone(), ns),
+                all.clone().fields(&credentials_type),
+                &format!("list link credentials Secrets in `{ns}`"),
+            )
+            .await;
+            credentials.push((ns, listed));
+        }
+        Ok::<_, String>((version, config_maps, issuer, credentials))
+    };
+    let lane_b = async {
+        let namespaces = list_all(
+            &Api::<Namespace>::all(client.clone()),
+            all.clone(),
+            "list Namespaces",
+        )
+        .await;
+        let links = read_links(client).await;
+        let controllers = list_all(
+            &Api::<Deployment>::all(client.clone()),
+            all.clone().labels(CONTROLLER_SELECTOR),
+            "list controller Deployments",
+        )
+        .await;
+        let services = list_all(&Api::<Service>::all(client.clone()), all.clone(), "list Services").await;
+        let endpoints = list_all(
+            &Api::<Endpoints>::namespaced(client.clone(), mc_ns),
+            all.clone(),
+            &format!("list Endpoints in `{mc_ns}`"),
+        )
+        .await;
+        (namespaces, links, controllers, services, endpoints)
+    };
+    let (lane_a, (namespaces, links, controllers, services, endpoints)) = tokio::join!(lane_a, lane_b);
+    let (version, config_maps, issuer, listed_credentials) = lane_a?;
+
+    let named = |list: &Read<Vec<ConfigMap>>, name: &str| -> Read<Option<ConfigMap>> {
+        list.as_ref()
+            .map(|items| {
+                items
+                    .iter()
+                    .find(|c| c.metadata.name.as_deref() == Some(name))
+                    .cloned()
+            })
+            .map_err(Clone::clone)
+    };
+    let mut credentials = BTreeMap::new();
+    for (ns, listed) in listed_credentials {
+        let mut listed = listed.map(|items| {
+            items
+                .into_iter()
+                .filter_map(|s| Some((s.metadata.name.clone()?, s)))
+                .collect::<BTreeMap<_, _>>()
+        });
+        for link in &cluster.outgoing {
+            let name = link.credentials_secret();
+            let read = match &mut listed {
+                Err(failure) => Err(failure.clone()),
+                Ok(by_name) => match by_name.remove(&name) {
+                    Some(secret) => Ok(Some(credentials_from(secret))),
+                    // Not of the credentials type, or absent: a read by name tells which.
+                    None => Api::<Secret>::namespaced(client.clone(), ns)
+                        .get_opt(&name)
+                        .await
+                        .map(|s| s.map(credentials_from))
+                        .map_err(|e| ReadFailure::new(format!("read Secret `{ns}/{name}`"), &e)),
+                },
+            };
+            credentials.insert((ns.to_string(), name), read);
+        }
+        // Credentials of links the fleet does not know are not kept: no token lingers.
+        if let Ok(rest) = listed {
+            for secret in rest.into_values() {
+                drop(credentials_from(secret));
+            }
         }
     }
-    let credentials = futures::future::join_all(credential_names.into_iter().map(|(ns, name)| {
-        let api = secrets(&ns);
-        async move {
-            let read = api
-                .get_opt(&name)
-                .await
-                .map(|s| s.map(credentials_from))
-                .map_err(|e| ReadFailure::new(format!("read Secret `{ns}/{name}`"), &e));
-            ((ns, name), read)
-        }
-    }));
-    let endpoints: Api<Endpoints> = Api::namespaced(client.clone(), mc_ns);
-    let probes = futures::future::join_all(cluster.outgoing.iter().filter(|l| l.gateway.is_some()).map(
-        |link| {
-            let api = endpoints.clone();
+    let probe_endpoints = cluster
+        .outgoing
+        .iter()
+        .filter(|l| l.gateway.is_some())
+        .map(|link| {
             let name = link.probe_service();
-            async move {
-                let read = api
-                    .get_opt(&name)
-                    .await
-                    .map_err(|e| ReadFailure::new(format!("read Endpoints `{mc_ns}/{name}`"), &e));
-                (name, read)
-            }
-        },
-    ));
-    let issuer_api = secrets(linkerd_ns);
-    let namespaces_api = Api::<Namespace>::all(client.clone());
-    let deployments_api = Api::<Deployment>::all(client.clone());
-    let services_api = Api::<Service>::all(client.clone());
-    let (linkerd_config, trust_roots, issuer, namespaces, links, controllers, services, credentials, probes) = tokio::join!(
-        get(&config_maps, LINKERD_CONFIG, linkerd_ns, "ConfigMap"),
-        get(&config_maps, TRUST_ROOTS, linkerd_ns, "ConfigMap"),
-        async {
-            issuer_api
-                .get_opt(ISSUER_SECRET)
-                .await
-                .map(|s| s.map(issuer_from))
-                .map_err(|e| ReadFailure::new(format!("read Secret `{linkerd_ns}/{ISSUER_SECRET}`"), &e))
-        },
-        list_all(&namespaces_api, None, "list Namespaces"),
-        read_links(client),
-        list_all(
-            &deployments_api,
-            Some(CONTROLLER_SELECTOR),
-            "list controller Deployments",
-        ),
-        list_all(&services_api, None, "list Services"),
-        credentials,
-        probes,
-    );
+            let read = endpoints
+                .as_ref()
+                .map(|items| {
+                    items
+                        .iter()
+                        .find(|e| e.metadata.name.as_deref() == Some(name.as_str()))
+                        .cloned()
+                })
+                .map_err(Clone::clone);
+            (name, read)
+        })
+        .collect();
     Ok(ClusterState {
         version,
         context: cluster.context.clone(),
-        linkerd_config,
-        trust_roots,
+        linkerd_config: named(&config_maps, LINKERD_CONFIG),
+        trust_roots: named(&config_maps, TRUST_ROOTS),
         issuer,
         namespaces,
         links,
-        credentials: credentials.into_iter().collect(),
+        credentials,
         controllers,
-        probe_endpoints: probes.into_iter().collect(),
+        probe_endpoints,
         services,
     })
 }
 
-async fn get<K>(api: &Api<K>, name: &str, namespace: &str, kind: &str) -> Read<Option<K>>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    api.get_opt(name)
-        .await
-        .map_err(|e| ReadFailure::new(format!("read {kind} `{namespace}/{name}`"), &e))
-}
-
 /// Every object of a list, page by page.
-async fn list_all<K>(api: &Api<K>, labels: Option<&str>, action: &str) -> Read<Vec<K>>
+async fn list_all<K>(api: &Api<K>, base: ListParams, action: &str) -> Read<Vec<K>>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let mut items = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut params = ListParams::default().limit(PAGE);
-        if let Some(labels) = labels {
-            params = params.labels(labels);
-        }
+        let mut params = base.clone().limit(PAGE);
         if let Some(token) = &token {
             params = params.continue_token(token);
         }
@@ -428,7 +474,7 @@ where
 async fn read_links(client: &kube::Client) -> Read<Option<Vec<LiveLink>>> {
     let resource = ApiResource::erase::<Link>(&());
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    match list_all(&api, None, "list Links").await {
+    match list_all(&api, ListParams::default(), "list Links").await {
         Ok(objects) => Ok(Some(objects.into_iter().map(live_link).collect())),
         // The Link CRD is not installed: no Links, reported by `link-present`.
         Err(ReadFailure { code: Some(404), .. }) => Ok(None),
