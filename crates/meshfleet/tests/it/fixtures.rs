@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+// An explicit path, so that a bench can include this file with `#[path]` too.
+#[path = "fixtures/objects.rs"]
 mod objects;
 
 use k8s_openapi::api::apps::v1::Deployment;
