@@ -6,7 +6,8 @@
 //! - builders (plain functions) that return typed objects: the `linkerd-config` and
 //!   trust-roots ConfigMaps, the issuer Secret, the gateway Service, the remote-access
 //!   account of a link with its token Secret and the chart's RBAC (reference section 3.3),
-//!   the credentials Secrets exactly as the rendered ExternalSecret templates make them,
+//!   the credentials Secrets exactly as the rendered ExternalSecret templates make them
+//!   (around the kubeconfig `secrets sync` writes, made by its own builder),
 //!   controller Deployments, probe Services and Endpoints, exported and mirror Services;
 //! - [`FleetFixture::install`], which applies all of them to every cluster of a fleet.
 //!
@@ -235,8 +236,8 @@ impl FleetFixture {
         .await;
     }
 
-    /// The kubeconfig `secrets sync` writes for a link: the fleet's `apiServer` of the
-    /// target, the CA and token of the target's remote-access token Secret.
+    /// The kubeconfig `secrets sync` writes for a link (its own builder): the fleet's
+    /// `apiServer` of the target, the CA and token of the target's remote-access token Secret.
     pub async fn credentials_kubeconfig(&self, target: &kube::Client, link: &LinkPlan) -> SecretString {
         let (token, ca) = wait_for_token(target, &plan::remote_access_token_secret(&link.source)).await;
         let server = self
@@ -244,7 +245,14 @@ impl FleetFixture {
             .api_server
             .clone()
             .expect("link targets have an apiServer");
-        credentials_kubeconfig(&server, &ca, &token)
+        meshfleet_core::live::secrets::link_kubeconfig(
+            &link.source,
+            &link.target,
+            &server,
+            ca.as_bytes(),
+            &token,
+        )
+        .expect("link kubeconfig")
     }
 }
 

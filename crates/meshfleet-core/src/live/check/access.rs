@@ -472,6 +472,23 @@ mod tests {
     }
 
     #[test]
+    fn what_secrets_sync_writes_passes() {
+        let anchor = crate::identity::generate_anchor(time::OffsetDateTime::now_utc()).unwrap();
+        let token = SecretString::from("a-token".to_string());
+        let text = crate::live::secrets::link_kubeconfig(
+            "studio",
+            "pro",
+            "https://pro.example:6443",
+            anchor.cert_pem.as_bytes(),
+            &token,
+        )
+        .unwrap();
+        let report = inspect(&text, Some("https://pro.example:6443"));
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert!(report.credentials.is_some());
+    }
+
+    #[test]
     fn loopback_hosts() {
         for url in [
             "https://127.0.0.1:6443",

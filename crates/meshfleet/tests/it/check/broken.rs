@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams};
 use meshfleet_core::defaults;
 use meshfleet_core::identity;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -309,4 +310,56 @@ fn signal(pid: u32, sig: &str) {
         .status()
         .expect("kill");
     assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[test]
+fn a_rejected_token_fails_credentials_access() {
+    let live = live();
+    let _lock = lock();
+    let plan = &live.fixture.plan;
+    let link = live.fixture.link("pro", "studio");
+    let (code, report) = testenv::block_on(async {
+        let pro = live.client("pro").await;
+        let studio = live.client("studio").await;
+        let good = live.fixture.credentials_kubeconfig(&studio, link).await;
+        let server = live
+            .fixture
+            .cluster("studio")
+            .api_server
+            .clone()
+            .expect("apiServer");
+        let ca = live.env.ca_pem("studio");
+        let forged = SecretString::from("not-a-token-studio-knows".to_string());
+        let bad = meshfleet_core::live::secrets::link_kubeconfig("pro", "studio", &server, &ca, &forged)
+            .expect("kubeconfig");
+        let namespaces = [
+            (defaults::MULTICLUSTER_NAMESPACE, false),
+            (plan.linkerd.namespace.as_str(), true),
+        ];
+        for (ns, for_destination) in namespaces {
+            fixtures::apply(
+                &pro,
+                &fixtures::credentials_secret(plan, link, ns, for_destination, &bad),
+            )
+            .await;
+        }
+        let result = live.check_json(&[]);
+        for (ns, for_destination) in namespaces {
+            fixtures::apply(
+                &pro,
+                &fixtures::credentials_secret(plan, link, ns, for_destination, &good),
+            )
+            .await;
+        }
+        result
+    });
+    assert_fails_only(code, &report, &[("pro", "credentials-access", Some("studio"))]);
+    let r = &results(&report, "pro", "credentials-access", Some("studio"))[0];
+    assert!(
+        r["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("rejects the token")),
+        "{r}"
+    );
+    assert!(r["details"].to_string().contains("401"), "{r}");
 }
