@@ -12,8 +12,6 @@
 //! warn forever: the warning threshold is the smaller of 60 days and a third of the
 //! certificate's own lifetime (cert-manager renews at about half of it).
 
-use std::collections::BTreeSet;
-
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -22,6 +20,7 @@ use super::files::{self, TreeFiles, in_tree};
 use super::snapshot::{ClusterState, IssuerSecret, LINKERD_CONFIG, TRUST_ROOTS};
 use super::{CheckId, CheckResult, Status, plural, short_fingerprint};
 use crate::identity::{self, CertInfo, EXPIRY_WARNING_DAYS, KeyType};
+use crate::live::trust::{self, AnchorSource, fingerprints};
 use crate::plan::{ClusterPlan, FleetPlan};
 use crate::render::stages::{ISSUER_SECRET, StageKind};
 
@@ -35,44 +34,28 @@ pub(super) fn check(
     out: &mut Vec<CheckResult>,
 ) {
     let ns = &plan.linkerd.namespace;
-    let values = match &state.linkerd_config {
-        Err(failure) => {
-            out.push(failure.to_result(CheckId::LinkerdInstalled, &state.context));
-            None
-        }
-        Ok(None) => {
-            out.push(
-                CheckResult::error(
-                    CheckId::LinkerdInstalled,
-                    format!("Linkerd is not installed: there is no ConfigMap `{ns}/{LINKERD_CONFIG}`"),
-                )
-                .hint(format!(
-                    "the control plane is installed from {}; {}",
-                    in_tree(&files.control_plane(cluster)),
-                    files.applied(cluster, StageKind::LinkerdControlPlane)
-                ))
-                .file(files.control_plane(cluster)),
-            );
-            None
-        }
+    out.push(match &state.linkerd_config {
+        Err(failure) => failure.to_result(CheckId::LinkerdInstalled, &state.context),
+        Ok(None) => CheckResult::error(
+            CheckId::LinkerdInstalled,
+            format!("Linkerd is not installed: there is no ConfigMap `{ns}/{LINKERD_CONFIG}`"),
+        )
+        .hint(format!(
+            "the control plane is installed from {}; {}",
+            in_tree(&files.control_plane(cluster)),
+            files.applied(cluster, StageKind::LinkerdControlPlane)
+        ))
+        .file(files.control_plane(cluster)),
         Ok(Some(config_map)) => match config_values(config_map) {
-            Ok(values) => {
-                out.push(installed(plan, cluster, &values, files));
-                Some(values)
-            }
-            Err(why) => {
-                out.push(
-                    CheckResult::error(
-                        CheckId::LinkerdInstalled,
-                        format!("`{ns}/{LINKERD_CONFIG}` has no readable `values`: {why}"),
-                    )
-                    .hint("reinstall or upgrade the control plane so that its chart rewrites the ConfigMap"),
-                );
-                None
-            }
+            Ok(values) => installed(plan, cluster, &values, files),
+            Err(why) => CheckResult::error(
+                CheckId::LinkerdInstalled,
+                format!("`{ns}/{LINKERD_CONFIG}` has no readable `values`: {why}"),
+            )
+            .hint("reinstall or upgrade the control plane so that its chart rewrites the ConfigMap"),
         },
-    };
-    out.push(anchors(plan, cluster, state, values.as_ref(), files));
+    });
+    out.push(anchors(plan, cluster, state, files));
     out.push(issuer(plan, cluster, state, files, now));
 }
 
@@ -138,22 +121,10 @@ fn installed(plan: &FleetPlan, cluster: &ClusterPlan, values: &Value, files: &Tr
     )
 }
 
-/// One place that holds an anchor bundle, as found.
-enum Bundle {
-    Missing(String),
-    Unreadable(String),
-    Certs(Vec<CertInfo>),
-}
-
-fn fingerprints(certs: &[CertInfo]) -> BTreeSet<&str> {
-    certs.iter().map(|c| c.sha256.as_str()).collect()
-}
-
 fn anchors(
     plan: &FleetPlan,
     cluster: &ClusterPlan,
     state: &ClusterState,
-    values: Option<&Value>,
     files: &TreeFiles<'_>,
 ) -> CheckResult {
     let ns = &plan.linkerd.namespace;
@@ -166,78 +137,63 @@ fn anchors(
         .hint("run `meshfleet validate`");
     };
     let fleet_set = fingerprints(&fleet);
-    let from_config = match (&state.linkerd_config, values) {
-        (Err(failure), _) => Bundle::Unreadable(failure.to_string()),
-        (Ok(None), _) => Bundle::Missing(format!("there is no ConfigMap `{ns}/{LINKERD_CONFIG}`")),
-        (Ok(Some(_)), None) => Bundle::Unreadable("its `values` do not parse".into()),
-        (Ok(Some(_)), Some(values)) => match text_at(values, "identityTrustAnchorsPEM") {
-            None => Bundle::Missing("`identityTrustAnchorsPEM` is empty".into()),
-            Some(pem) => match identity::parse_pem_bundle(pem) {
-                Ok(certs) => Bundle::Certs(certs),
-                Err(e) => Bundle::Unreadable(e.to_string()),
-            },
-        },
+    // Both copies are read the way `trust extract` reads them.
+    let found = trust::anchors_from_config_maps(
+        ns,
+        state.linkerd_config.as_ref().ok().and_then(Option::as_ref),
+        state.trust_roots.as_ref().ok().and_then(Option::as_ref),
+    );
+    let read_failure = |source: AnchorSource| match source {
+        AnchorSource::LinkerdConfig => state.linkerd_config.as_ref().err(),
+        AnchorSource::TrustRoots => state.trust_roots.as_ref().err(),
     };
-    let from_roots = match &state.trust_roots {
-        Err(failure) => Bundle::Unreadable(failure.to_string()),
-        Ok(None) => Bundle::Missing(format!("there is no ConfigMap `{ns}/{TRUST_ROOTS}`")),
-        Ok(Some(config_map)) => match config_map.data.as_ref().and_then(|d| d.get("ca-bundle.crt")) {
-            None => Bundle::Missing("it has no `ca-bundle.crt`".into()),
-            Some(pem) => match identity::parse_pem_bundle(pem) {
-                Ok(certs) => Bundle::Certs(certs),
-                Err(e) => Bundle::Unreadable(e.to_string()),
-            },
-        },
-    };
-    let sources = [
-        (
-            format!("`{LINKERD_CONFIG}` (identityTrustAnchorsPEM)"),
-            from_config,
-        ),
-        (format!("`{TRUST_ROOTS}` (ca-bundle.crt)"), from_roots),
-    ];
     let mut details = Vec::new();
     let mut differ = Vec::new();
-    for (name, bundle) in &sources {
-        match bundle {
-            Bundle::Missing(why) | Bundle::Unreadable(why) => {
-                details.push(format!("{name}: {why}"));
-                differ.push(name.clone());
-            }
-            Bundle::Certs(certs) => {
-                let live = fingerprints(certs);
-                if live == fleet_set {
-                    details.push(format!("{name}: matches"));
-                    continue;
-                }
-                differ.push(name.clone());
-                let extra: Vec<String> = live
-                    .difference(&fleet_set)
-                    .map(|f| short_fingerprint(f))
-                    .collect();
-                let lacking: Vec<String> = fleet_set
-                    .difference(&live)
-                    .map(|f| short_fingerprint(f))
-                    .collect();
-                let mut line = format!("{name}:");
-                if !extra.is_empty() {
-                    line.push_str(&format!(
-                        " holds {} the fleet does not ({})",
-                        plural(extra.len(), "anchor"),
-                        extra.join(", ")
-                    ));
-                }
-                if !lacking.is_empty() {
-                    line.push_str(&format!(
-                        "{} lacks {} of the fleet ({})",
-                        if extra.is_empty() { "" } else { ";" },
-                        plural(lacking.len(), "anchor"),
-                        lacking.join(", ")
-                    ));
-                }
-                details.push(line);
-            }
+    for source in [AnchorSource::LinkerdConfig, AnchorSource::TrustRoots] {
+        let name = format!(
+            "`{}` ({})",
+            source.config_map(),
+            source.location().replace('`', "")
+        );
+        let problem = read_failure(source)
+            .map(ToString::to_string)
+            .or_else(|| found.source(source).problem(source, ns));
+        let Some(certs) = found.source(source).certs().filter(|_| problem.is_none()) else {
+            details.push(format!("{name}: {}", problem.unwrap_or_default()));
+            differ.push(name);
+            continue;
+        };
+        let live = fingerprints(certs);
+        if live == fleet_set {
+            details.push(format!("{name}: matches"));
+            continue;
         }
+        let extra: Vec<String> = live
+            .difference(&fleet_set)
+            .map(|f| short_fingerprint(f))
+            .collect();
+        let lacking: Vec<String> = fleet_set
+            .difference(&live)
+            .map(|f| short_fingerprint(f))
+            .collect();
+        let mut line = format!("{name}:");
+        if !extra.is_empty() {
+            line.push_str(&format!(
+                " holds {} the fleet does not ({})",
+                plural(extra.len(), "anchor"),
+                extra.join(", ")
+            ));
+        }
+        if !lacking.is_empty() {
+            line.push_str(&format!(
+                "{} lacks {} of the fleet ({})",
+                if extra.is_empty() { "" } else { ";" },
+                plural(lacking.len(), "anchor"),
+                lacking.join(", ")
+            ));
+        }
+        details.push(line);
+        differ.push(name);
     }
     if differ.is_empty() {
         let list: Vec<String> = fleet.iter().map(|c| short_fingerprint(&c.sha256)).collect();

@@ -28,10 +28,8 @@ use crate::plan::{ClusterPlan, FleetPlan};
 use crate::render::resources::Link;
 use crate::render::stages::{self, ISSUER_SECRET};
 
-/// The ConfigMap holding the control plane's values.
-pub(super) const LINKERD_CONFIG: &str = "linkerd-config";
-/// The ConfigMap the proxies read their anchors from.
-pub(super) const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
+// The control plane's ConfigMaps, named where `trust` reads the same anchors.
+pub(super) use crate::live::trust::{LINKERD_CONFIG, TRUST_ROOTS};
 
 /// Labels of the controllers `linkerd-multicluster` renders (`controller`) and of those
 /// the deprecated `linkerd multicluster link` made (`service-mirror`).

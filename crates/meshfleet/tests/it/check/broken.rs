@@ -38,7 +38,9 @@ fn another_anchor_fails_trust_anchors_match() {
     let anchors = &results(&report, "studio", "trust-anchors-match", None)[0];
     let details = anchors["details"].to_string();
     assert!(
-        details.contains("`linkerd-config` (identityTrustAnchorsPEM): holds 1 anchor the fleet does not"),
+        details.contains(
+            "`linkerd-config` (identityTrustAnchorsPEM in values): holds 1 anchor the fleet does not"
+        ),
         "{details}"
     );
     assert!(
