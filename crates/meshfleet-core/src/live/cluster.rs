@@ -5,10 +5,14 @@
 //! `context` (its name by default). Clients get connect and read timeouts, so a stopped
 //! cluster is reported instead of hanging a command.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::live::error_chain;
+use crate::plan::ClusterPlan;
 
 /// Default time to wait for a cluster to answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,4 +141,82 @@ impl Kubeconfigs {
             reason: e.to_string(),
         })
     }
+}
+
+/// Why a cluster could not be read. Shared by the live commands that read many clusters.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No client for the cluster (unknown context, unusable credentials).
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The API server did not answer (stopped, wrong address, TLS failure).
+    #[error("cannot reach the API server: {0}")]
+    Unreachable(String),
+    /// The API server answered too slowly.
+    #[error("no answer within {} s", .0.as_secs())]
+    TimedOut(Duration),
+    /// The API server answered with an error other than "not found".
+    #[error("the API server refused to {action}: {message} (HTTP {code})")]
+    Refused {
+        /// What meshfleet asked for.
+        action: String,
+        /// HTTP status code.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// A task of the parallel run died (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ReadError {
+    /// Classify a client error: an API answer is a refusal, anything else means the
+    /// server could not be talked to.
+    pub fn from_kube(action: &str, error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => Self::Refused {
+                action: action.to_string(),
+                code: status.code,
+                message: status.message,
+            },
+            other => Self::Unreachable(error_chain(&other)),
+        }
+    }
+}
+
+/// Run `work` against every cluster at once, each with its own client from its
+/// context; the results come back in fleet order. Timeouts are up to `work` (the
+/// clients already have connect and read timeouts).
+pub async fn for_each_cluster<T, F, Fut>(
+    kubeconfigs: &Kubeconfigs,
+    clusters: &[ClusterPlan],
+    work: F,
+) -> Vec<Result<T, ReadError>>
+where
+    F: Fn(kube::Client, ClusterPlan) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<T, ReadError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = clusters
+        .iter()
+        .map(|cluster| {
+            let kubeconfigs = kubeconfigs.clone();
+            let cluster = cluster.clone();
+            let work = work.clone();
+            tokio::spawn(async move {
+                let client = kubeconfigs.client(&cluster.name, &cluster.context).await?;
+                work(client, cluster).await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(
+            handle
+                .await
+                .unwrap_or_else(|e| Err(ReadError::Internal(e.to_string()))),
+        );
+    }
+    results
 }

@@ -32,7 +32,7 @@ use kube::api::{
 };
 
 use super::cluster::Kubeconfigs;
-use super::trust::{ReadError, for_each_cluster};
+use super::cluster::{ReadError, for_each_cluster};
 use crate::defaults::MULTICLUSTER_NAMESPACE;
 use crate::plan::{ClusterPlan, FleetPlan};
 use crate::render::resources::Link;

@@ -14,11 +14,10 @@
 //! fingerprints: during a rotation the fleet's bundle holds the old and the new anchor,
 //! and the order of the certificates does not matter to a proxy.
 //!
-//! [`for_each_cluster`] and [`ReadError`] are shared with [`super::migrate`]: one client
-//! per fleet cluster, all at once, an unreachable cluster reported beside the others.
+//! Clusters are read with [`crate::live::cluster::for_each_cluster`]: one client per
+//! fleet cluster, all at once, an unreachable cluster reported beside the others.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -26,8 +25,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
 use crate::identity::{self, CertInfo, IdentityError};
-use crate::live::cluster::{ClusterError, Kubeconfigs};
-use crate::plan::{ClusterPlan, FleetPlan};
+use crate::live::cluster::{Kubeconfigs, ReadError, for_each_cluster};
+use crate::plan::FleetPlan;
 
 /// The ConfigMap whose `values` hold the chart values, `identityTrustAnchorsPEM` among them.
 pub const LINKERD_CONFIG: &str = "linkerd-config";
@@ -39,100 +38,6 @@ pub const ANCHORS_FIELD: &str = "identityTrustAnchorsPEM";
 pub const TRUST_ROOTS: &str = "linkerd-identity-trust-roots";
 /// The data key of [`TRUST_ROOTS`].
 pub const TRUST_ROOTS_KEY: &str = "ca-bundle.crt";
-
-/// Why a cluster could not be read. Shared by the live commands that read many clusters.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// No client for the cluster (unknown context, unusable credentials).
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    /// The API server did not answer (stopped, wrong address, TLS failure).
-    #[error("cannot reach the API server: {0}")]
-    Unreachable(String),
-    /// The API server answered too slowly.
-    #[error("no answer within {} s", .0.as_secs())]
-    TimedOut(Duration),
-    /// The API server answered with an error other than "not found".
-    #[error("the API server refused to {action}: {message} (HTTP {code})")]
-    Refused {
-        /// What meshfleet asked for.
-        action: String,
-        /// HTTP status code.
-        code: u16,
-        /// The server's message.
-        message: String,
-    },
-    /// A task of the parallel run died (a bug).
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl ReadError {
-    /// Classify a client error: an API answer is a refusal, anything else means the
-    /// server could not be talked to.
-    pub fn from_kube(action: &str, error: kube::Error) -> Self {
-        match error {
-            kube::Error::Api(status) => Self::Refused {
-                action: action.to_string(),
-                code: status.code,
-                message: status.message,
-            },
-            other => Self::Unreachable(error_chain(&other)),
-        }
-    }
-}
-
-/// An error and its sources, `: `-separated (kube's top-level messages alone, such as
-/// "client error (Connect)", do not say what failed).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Run `work` against every cluster at once, each with its own client from its
-/// context; the results come back in fleet order. Timeouts are up to `work` (the
-/// clients already have connect and read timeouts).
-pub async fn for_each_cluster<T, F, Fut>(
-    kubeconfigs: &Kubeconfigs,
-    clusters: &[ClusterPlan],
-    work: F,
-) -> Vec<Result<T, ReadError>>
-where
-    F: Fn(kube::Client, ClusterPlan) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<T, ReadError>> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<_> = clusters
-        .iter()
-        .map(|cluster| {
-            let kubeconfigs = kubeconfigs.clone();
-            let cluster = cluster.clone();
-            let work = work.clone();
-            tokio::spawn(async move {
-                let client = kubeconfigs.client(&cluster.name, &cluster.context).await?;
-                work(client, cluster).await
-            })
-        })
-        .collect();
-    let mut results = Vec::with_capacity(handles.len());
-    for handle in handles {
-        results.push(
-            handle
-                .await
-                .unwrap_or_else(|e| Err(ReadError::Internal(e.to_string()))),
-        );
-    }
-    results
-}
 
 /// Where an anchor bundle was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -23,6 +23,7 @@
 
 mod error;
 
+use crate::live::error_chain;
 use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::path::{Path, PathBuf};
@@ -496,21 +497,6 @@ fn vault_message(body: &Value) -> String {
 /// Whether Vault said there is no mount for the path.
 fn no_route(body: &Value) -> bool {
     vault_message(body).contains("no handler for route")
-}
-
-/// An error and its causes, e.g. "error sending request: connection refused".
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

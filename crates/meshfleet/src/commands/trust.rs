@@ -10,9 +10,9 @@ use std::path::Path;
 
 use comfy_table::{Table, presets};
 use meshfleet_core::identity::{self, CertInfo};
-use meshfleet_core::live::cluster::ClusterError;
+use meshfleet_core::live::cluster::{ClusterError, ReadError};
 use meshfleet_core::live::trust::{
-    self, AnchorSource, ClusterAnchors, ClusterTrust, ReadError, SourceBundle, TrustReport, Verdict,
+    self, AnchorSource, ClusterAnchors, ClusterTrust, SourceBundle, TrustReport, Verdict,
 };
 use serde_json::{Value, json};
 

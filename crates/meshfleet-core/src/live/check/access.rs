@@ -27,9 +27,10 @@ use kube::config::Kubeconfig;
 use secrecy::{ExposeSecret as _, SecretString};
 use x509_parser::prelude::Pem;
 
-use super::snapshot::{ClusterState, Snapshot, error_chain};
+use super::snapshot::{ClusterState, Snapshot};
 use crate::defaults;
 use crate::live::cluster::Kubeconfigs;
+use crate::live::error_chain;
 use crate::plan::{FleetPlan, LinkPlan};
 
 /// The verbs the service mirror needs on services, cluster-wide.

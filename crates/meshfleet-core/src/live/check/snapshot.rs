@@ -12,6 +12,7 @@
 //! every other data value are zeroized and dropped, and a link's kubeconfig (it holds a
 //! token) is kept as a [`SecretString`].
 
+use crate::live::error_chain;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -534,19 +535,4 @@ fn issuer_from(mut secret: Secret) -> IssuerSecret {
         ca_crt,
         has_key,
     }
-}
-
-/// An error and its causes, `: `-separated (kube's own message is often just the outer layer).
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

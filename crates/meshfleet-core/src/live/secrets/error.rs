@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::remote_access::{SERVICE_ACCOUNT_ANNOTATION, TOKEN_SECRET_TYPE};
 use crate::defaults::MULTICLUSTER_NAMESPACE as NS;
 use crate::live::cluster::ClusterError;
-use crate::live::vault::{VaultError, error_chain};
+use crate::live::error_chain;
+use crate::live::vault::VaultError;
 
 /// Why one entry could not be synced. [`SyncError::hint`] says how to fix it.
 #[derive(Debug, Clone, thiserror::Error)]
