@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 // An explicit path, so that a bench can include this file with `#[path]` too.
 #[path = "fixtures/objects.rs"]
-mod objects;
+pub mod objects;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};

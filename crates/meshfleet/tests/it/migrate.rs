@@ -384,19 +384,11 @@ fn migrate(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (i32, String, String
     (output.status.code().unwrap_or(-1), stdout, stderr)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 #[test]
 fn apply_removes_a_legacy_controller_only_once_its_replacement_is_available() {
     let env = testenv::private(&["east", "west"]);
     // One runtime for the whole test: a client dies with the runtime it was made on.
-    let rt = runtime();
+    let rt = testenv::runtime();
     let fleet = TempFleet::new(BASE_FLEET);
     let (dir, kubeconfig) = (fleet.path(), env.kubeconfig());
     let east = rt.block_on(env.client("east"));

@@ -121,14 +121,19 @@ impl TestEnv {
     }
 }
 
-/// Run `future` to completion on a fresh multi-threaded tokio runtime, for sync `#[test]`s.
-pub fn block_on<F: Future>(future: F) -> F::Output {
+/// A multi-threaded tokio runtime for sync `#[test]`s. Keep one per test when clients
+/// are reused across `block_on` calls: a client dies with the runtime it was made on.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime")
-        .block_on(future)
+}
+
+/// Run `future` to completion on a fresh runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    runtime().block_on(future)
 }
 
 /// The environment shared by every test of this run (clusters `east` and `west`).

@@ -128,19 +128,11 @@ fn cluster_status(report: &Value, cluster: &str) -> String {
         .to_string()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 #[test]
 fn verify_compares_every_cluster_with_the_fleet_bundle() {
     let env = testenv::private(&["east", "west"]);
     // One runtime for the whole test: a client dies with the runtime it was made on.
-    let rt = runtime();
+    let rt = testenv::runtime();
     let fleet = fleet_with_anchor();
     let dir = fleet.path();
     let kubeconfig = env.kubeconfig();
@@ -280,7 +272,7 @@ fn with_stopped_context(kubeconfig: &Path, copy_of: &str, name: &str, out: &Path
 #[test]
 fn extract_prints_the_bundle_proxies_use_and_explains_what_is_missing() {
     let env = testenv::private(&["east"]);
-    let rt = runtime();
+    let rt = testenv::runtime();
     let fleet = fleet_with_anchor();
     let dir = fleet.path();
     let kubeconfig = env.kubeconfig();

@@ -10,13 +10,14 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
+use crate::fixtures::objects::RemoteAccess;
 use crate::support::{meshfleet, texts};
 use crate::testenv::TestEnv;
 
@@ -225,7 +226,7 @@ where
 /// Returns the token once the token controller has filled it.
 pub(super) async fn grant_remote_access(env: &TestEnv, target: &str, source: &str) -> String {
     let client = env.client(target).await;
-    let sa = account(source);
+    let access = RemoteAccess::new(source);
     create(
         &Api::<Namespace>::all(client.clone()),
         &Namespace {
@@ -236,67 +237,22 @@ pub(super) async fn grant_remote_access(env: &TestEnv, target: &str, source: &st
     .await;
     create(
         &Api::<ServiceAccount>::namespaced(client.clone(), NS),
-        &ServiceAccount {
-            metadata: meta(&sa, Some(NS)),
-            ..ServiceAccount::default()
-        },
+        &access.service_account,
     )
     .await;
     create(
         &Api::<Secret>::namespaced(client.clone(), NS),
-        &token_secret(source),
+        &access.token_secret,
     )
     .await;
-    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
-        api_groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
-        resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
-        verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
-        ..PolicyRule::default()
-    };
-    let read = ["list", "get", "watch"];
-    let mut config = rule(&[""], &["configmaps"], &["get"]);
-    config.resource_names = Some(vec!["linkerd-config".into()]);
-    let role = ClusterRole {
-        metadata: meta(&sa, None),
-        rules: Some(vec![
-            rule(&["apps"], &["replicasets"], &read),
-            rule(&["batch"], &["jobs"], &read),
-            rule(&[""], &["pods", "endpoints", "services"], &read),
-            rule(&["discovery.k8s.io"], &["endpointslices"], &read),
-            rule(&["policy.linkerd.io"], &["servers"], &read),
-            config,
-            rule(&[""], &["events"], &["create", "patch"]),
-        ]),
-        ..ClusterRole::default()
-    };
-    create(&Api::<ClusterRole>::all(client.clone()), &role).await;
-    let binding = ClusterRoleBinding {
-        metadata: meta(&sa, None),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "ClusterRole".into(),
-            name: sa.clone(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".into(),
-            name: sa.clone(),
-            namespace: Some(NS.into()),
-            ..Subject::default()
-        }]),
-    };
-    create(&Api::<ClusterRoleBinding>::all(client.clone()), &binding).await;
-    filled_token(&client, &format!("{sa}-token")).await
+    create(&Api::<ClusterRole>::all(client.clone()), &access.cluster_role).await;
+    create(&Api::<ClusterRoleBinding>::all(client.clone()), &access.binding).await;
+    filled_token(&client, &format!("{}-token", account(source))).await
 }
 
 /// `<account>-token` as the chart writes it.
 pub(super) fn token_secret(source: &str) -> Secret {
-    let mut metadata = meta(&format!("{}-token", account(source)), Some(NS));
-    metadata.annotations = Some([("kubernetes.io/service-account.name".to_owned(), account(source))].into());
-    Secret {
-        metadata,
-        type_: Some("kubernetes.io/service-account-token".into()),
-        ..Secret::default()
-    }
+    RemoteAccess::new(source).token_secret
 }
 
 /// Wait for the token controller to fill a token Secret; its token.
