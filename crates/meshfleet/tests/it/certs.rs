@@ -31,6 +31,16 @@ fn openssl_verify(anchor: &std::path::Path, cert: &std::path::Path) {
     );
 }
 
+/// What `openssl x509 -text` says about a certificate file.
+fn x509_text(cert: &std::path::Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(cert)
+        .output()
+        .expect("x509");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
@@ -52,12 +62,7 @@ fn init_makes_an_anchor_and_issuers_that_openssl_accepts() {
         let cert = keys.join(format!("issuer/{cluster}.crt"));
         openssl_verify(&anchor, &cert);
         assert_eq!(mode(&keys.join(format!("issuer/{cluster}.key"))), 0o600);
-        let text = Command::new("openssl")
-            .args(["x509", "-noout", "-text", "-in"])
-            .arg(&cert)
-            .output()
-            .expect("x509");
-        let text = String::from_utf8_lossy(&text.stdout);
+        let text = x509_text(&cert);
         assert!(
             text.contains("CA:TRUE, pathlen:0") && text.contains("P-256"),
             "{text}"
@@ -70,12 +75,7 @@ fn init_makes_an_anchor_and_issuers_that_openssl_accepts() {
     }
     assert_eq!(mode(&keys.join("trust-anchor.key")), 0o600);
     assert_eq!(mode(&keys), 0o700);
-    let anchor_text = Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(&anchor)
-        .output()
-        .expect("x509");
-    let anchor_text = String::from_utf8_lossy(&anchor_text.stdout);
+    let anchor_text = x509_text(&anchor);
     assert!(
         anchor_text.contains("CA:TRUE, pathlen:1") && anchor_text.contains("root.linkerd.cluster.local"),
         "{anchor_text}"

@@ -52,17 +52,7 @@ fn name_the_entry_give_a_hint_and_write_nothing() {
         let expect_broken = |run: &Run, message: &str, hint: &str| {
             eprintln!("{}", run.stdout);
             run.expect(2, &secrets);
-            let line = run.entry(broken);
-            assert!(
-                line.starts_with(&format!("× {broken}: ")) && line.contains(message),
-                "{message}:\n{}",
-                run.all()
-            );
-            assert!(
-                line.contains("\n  hint: ") && line.contains(hint),
-                "{hint}:\n{}",
-                run.all()
-            );
+            run.expect_failed(broken, message, hint);
         };
 
         // The account is missing: one bad entry does not stop the others.
@@ -187,17 +177,7 @@ fn name_the_entry_give_a_hint_and_write_nothing() {
                 "credentials/studio-to-pro",
                 "credentials/pro-to-studio",
             ] {
-                let line = run.entry(entry);
-                assert!(
-                    line.starts_with(&format!("× {entry}: ")) && line.contains(message),
-                    "{message}:\n{}",
-                    run.all()
-                );
-                assert!(
-                    line.contains("\n  hint: ") && line.contains(hint),
-                    "{hint}:\n{}",
-                    run.all()
-                );
+                run.expect_failed(entry, message, hint);
             }
         };
 

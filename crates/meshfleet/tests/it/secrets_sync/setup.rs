@@ -117,6 +117,21 @@ impl Run {
             .unwrap_or_else(|| panic!("no line for {entry}:\n{}", self.all()));
         lines[at..(at + 2).min(lines.len())].join("\n")
     }
+
+    /// Assert that `entry` failed with `message`, followed by a hint holding `hint`.
+    pub(super) fn expect_failed(&self, entry: &str, message: &str, hint: &str) {
+        let line = self.entry(entry);
+        assert!(
+            line.starts_with(&format!("× {entry}: ")) && line.contains(message),
+            "{message}:\n{}",
+            self.all()
+        );
+        assert!(
+            line.contains("\n  hint: ") && line.contains(hint),
+            "{hint}:\n{}",
+            self.all()
+        );
+    }
 }
 
 /// `meshfleet --kubeconfig K secrets sync . ARGS` with exactly the Vault variables in
