@@ -45,6 +45,7 @@ godebug=$(grep '^godebug ' "$gomod" | sort -u || true)
 rm -f go.sum
 
 go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$V" "k8s.io/kubernetes/cmd/kube-controller-manager@$V" \
+	"k8s.io/kubernetes/cmd/kube-scheduler@$V" "k8s.io/kubernetes/cmd/kubectl@$V" \
 	"go.etcd.io/etcd/server/v3@$etcd"
 go mod tidy
 echo "pinned k8s.io/kubernetes $V, go.etcd.io/etcd/server/v3 $etcd"

@@ -139,6 +139,9 @@ fn host_of(authority: &str) -> &str {
     }
 }
 
+/// The gateway proxy's admin port: the only port on the gateway pod that answers the probe.
+const GATEWAY_ADMIN_PORT: i64 = 4191;
+
 fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<Finding>) {
     let g = &gateway.value;
     let service_type = g
@@ -203,6 +206,23 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
                 "pick a port between 30000 and 32767 (Kubernetes' default `--service-node-port-range`)",
             ));
         }
+    }
+    // The chart's gateway Service port `mc-probe` has no targetPort, so the pod is probed
+    // on `probe.port` itself, and only the gateway proxy's admin server (4191) answers.
+    if let Some(pp) = probe.and_then(|p| p.port.as_ref())
+        && pp.value != GATEWAY_ADMIN_PORT
+    {
+        out.push(Finding::error(
+            "probe-port",
+            pp.at,
+            format!(
+                "probe port `{}` of cluster `{}`: nothing on the gateway pod listens there",
+                pp.value, c.name.value
+            ),
+            format!(
+                "remove `probe.port` or set it to {GATEWAY_ADMIN_PORT}, the gateway proxy's admin port that the chart's `mc-probe` Service port targets; to expose the probe on another port use `serviceType: NodePort` with `probe.nodePort`"
+            ),
+        ));
     }
     let gw_port = g.port.as_ref().map_or(4143, |p| p.value);
     let probe_port = probe.and_then(|p| p.port.as_ref());

@@ -99,6 +99,10 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     ("probe-path", "the probe path does not start with `/`"),
     (
+        "probe-port",
+        "a gateway probe port other than the gateway proxy's admin port 4191",
+    ),
+    (
         "link-unknown-cluster",
         "a link names a cluster the fleet does not have",
     ),

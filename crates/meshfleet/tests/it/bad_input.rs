@@ -324,6 +324,16 @@ const CASES: &[Case] = &[
         on_line: Some("4143"),
         hint_has: "4191",
     },
+    Case {
+        // The chart's `mc-probe` port has no targetPort: the pod is probed on this port,
+        // where nothing listens (only the gateway proxy's admin port 4191 answers).
+        name: "probe port nothing serves",
+        from: "        addresses: [east.example]",
+        to: "        addresses: [east.example]\n        probe: {port: 4192}",
+        rule: "probe-port",
+        on_line: Some("4192"),
+        hint_has: "4191",
+    },
 ];
 
 /// Run one case: validate (text and JSON) and render.

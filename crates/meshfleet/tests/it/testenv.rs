@@ -121,6 +121,53 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// `testenv/run mesh`: install the rendered tree's folders on the clusters of the same
+    /// name with Linkerd's real CLI, and run the environment's controllers (the kubelet
+    /// for Linkerd's controllers, the External Secrets and cert-manager stand-ins).
+    /// Panics with the command's stderr when it fails.
+    pub fn mesh(&self, tree: &Path) -> Duration {
+        let started = Instant::now();
+        let output = Command::new(run_script())
+            .args(["mesh", "--dir"])
+            .arg(&self.dir)
+            .arg("--tree")
+            .arg(tree)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run testenv/run mesh");
+        assert!(
+            output.status.success(),
+            "`testenv/run mesh --tree {}` failed ({}); its stderr:\n{}",
+            tree.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        started.elapsed()
+    }
+
+    /// The log of a process the environment runs (e.g. `east-linkerd-multicluster-controller-west`).
+    pub fn log(&self, component: &str) -> String {
+        std::fs::read_to_string(self.dir.join("logs").join(format!("{component}.log"))).unwrap_or_default()
+    }
+
+    /// The real Linkerd CLI of a chart version (`2025.4.4` → `edge-25.4.4`), from
+    /// `MESHFLEET_LINKERD_DIR` or what `testenv/run build` unpacked.
+    pub fn linkerd_cli(version: &str) -> PathBuf {
+        let (year, rest) = version.split_once('.').expect("a YYYY.M.N chart version");
+        let release = format!("edge-{}.{rest}", &year[2..]);
+        let root = std::env::var_os("MESHFLEET_LINKERD_DIR")
+            .map_or_else(|| support::repo_root().join("testenv/bin/linkerd"), PathBuf::from);
+        let cli = root.join(release).join("linkerd");
+        assert!(
+            cli.exists(),
+            "no Linkerd CLI at {} (run testenv/run build)",
+            cli.display()
+        );
+        cli
+    }
+}
+
 /// A multi-threaded tokio runtime for sync `#[test]`s. Keep one per test when clients
 /// are reused across `block_on` calls: a client dies with the runtime it was made on.
 pub fn runtime() -> tokio::runtime::Runtime {

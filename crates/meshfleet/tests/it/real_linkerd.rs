@@ -1,0 +1,225 @@
+//! meshfleet's rendered trees run by Linkerd's own code: the real CLI renders the charts
+//! with meshfleet's values, the real service mirror and destination controllers act on
+//! meshfleet's Links and credentials (`testenv/run mesh`, see testenv/README.md).
+//!
+//! Each scenario is a private environment whose clusters are named after the fleet's,
+//! set up the way a user would: `certs init`, `render`, `secrets sync` (the anchor or
+//! issuers reach Vault; link credentials fail until the targets' remote-access accounts
+//! exist), `testenv/run mesh`, `secrets sync` again, and the External Secrets stand-in
+//! builds the credentials Secrets from what it wrote.
+//!
+//! Test-time substitutions, and why: `apiServer` is `https://kubernetes.default.svc:<port>`
+//! (a name the test API servers' certificates carry; the controllers dial it through
+//! the environment's cluster network, see testenv/lib/network.py); gateway addresses are
+//! TEST-NET IP addresses (the service mirror resolves a DNS name into the mirror's
+//! Endpoints, and example names like `pro.vpn.example` do not resolve here; nothing is
+//! ever sent to them).
+
+mod scenario;
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use self::scenario::{Scenario, wait_for};
+
+/// Linkerd's releases in `../shared/linkerd`, as chart versions.
+const RELEASES: [&str; 2] = ["2025.4.4", "2026.8.3"];
+
+/// The mixed fleet: three clusters, every gateway service type, a remote-discovery link,
+/// a non-default linkerd namespace, trust domain and cluster domain, and link names that
+/// differ from the cluster names.
+fn mixed_fleet(version: &str, ports: &BTreeMap<&str, String>) -> String {
+    format!(
+        "apiVersion: meshfleet.io/v1alpha1
+kind: Fleet
+metadata:
+  name: mixed
+spec:
+  linkerd:
+    version: {version}
+    namespace: l5d
+    trustDomain: mesh.example
+    clusterDomain: cluster.example
+    viz: false
+  gitops:
+    engine: flux
+    repository: {{url: https://github.com/example/fleet.git}}
+  identity:
+    trustAnchor: certs/trust-anchor.crt
+    issuer: vault
+  secrets:
+    vault:
+      server: https://vault.example:8200
+      mount: secret
+      path: mixed
+  clusters:
+    - name: alpha
+      linkName: alpha-lb
+      apiServer: https://kubernetes.default.svc:{alpha}
+      network: {{pods: [10.1.0.0/16], services: [10.101.0.0/16]}}
+      gateway:
+        serviceType: LoadBalancer
+        addresses: [192.0.2.11]
+    - name: beta
+      linkName: beta-np
+      apiServer: https://kubernetes.default.svc:{beta}
+      network: {{pods: [10.2.0.0/16], services: [10.102.0.0/16]}}
+      gateway:
+        serviceType: NodePort
+        addresses: [192.0.2.12]
+        nodePort: 30143
+        probe: {{nodePort: 30191, period: 5s}}
+    - name: gamma
+      apiServer: https://kubernetes.default.svc:{gamma}
+      network: {{pods: [10.3.0.0/16], services: [10.103.0.0/16]}}
+      gateway:
+        serviceType: ClusterIP
+        addresses: [192.0.2.13]
+  links:
+    - {{source: alpha, target: beta}}
+    - {{source: beta, target: alpha}}
+    - {{source: gamma, target: alpha}}
+    - {{source: alpha, target: gamma, mode: remote-discovery}}
+",
+        alpha = ports["alpha"],
+        beta = ports["beta"],
+        gamma = ports["gamma"],
+    )
+}
+
+fn mixed(version: &str) -> Scenario {
+    Scenario::start(&["alpha", "beta", "gamma"], |ports| mixed_fleet(version, ports))
+}
+
+#[test]
+fn mixed_fleet_at_2025_4_4() {
+    every_link_mirrors(&mixed(RELEASES[0]));
+}
+
+#[test]
+fn mixed_fleet_at_2026_8_3() {
+    every_link_mirrors(&mixed(RELEASES[1]));
+}
+
+fn ports_of(service: &Value) -> Vec<i64> {
+    service["spec"]["ports"]
+        .as_array()
+        .map(|ports| ports.iter().filter_map(|p| p["port"].as_i64()).collect())
+        .unwrap_or_default()
+}
+
+/// (IPs, ports) of an Endpoints object's subsets, ready or not (the service mirror marks
+/// a gateway's addresses not ready once its probe fails, which it does here: see the
+/// module header of testenv/lib/kubelet.py).
+fn endpoint_addresses(endpoints: &Value) -> (Vec<String>, Vec<i64>) {
+    let mut ips = Vec::new();
+    let mut ports = Vec::new();
+    for subset in endpoints["subsets"].as_array().into_iter().flatten() {
+        for key in ["addresses", "notReadyAddresses"] {
+            for a in subset[key].as_array().into_iter().flatten() {
+                ips.push(a["ip"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        for p in subset["ports"].as_array().into_iter().flatten() {
+            ports.push(p["port"].as_i64().unwrap_or_default());
+        }
+    }
+    (ips, ports)
+}
+
+/// Every link mirrors what its target exports the way its Link says: gateway links with
+/// Endpoints at the gateway, remote-discovery links without; annotation-only exports are
+/// not mirrored; port changes and deletions propagate.
+fn every_link_mirrors(s: &Scenario) {
+    let links = s.links();
+    let targets: std::collections::BTreeSet<&str> = links.iter().map(|l| l.target.as_str()).collect();
+    for target in &targets {
+        s.export(target, "web", Some("true"), &[(80, "http")]);
+        s.export(target, "disco", Some("remote-discovery"), &[(8080, "http")]);
+        s.export(target, "legacy", None, &[(80, "http")]);
+    }
+    for link in &links {
+        let name = link.link_name();
+        match &link.gateway {
+            Some(gateway) => {
+                let mirror = s.wait_mirror(link, "web", |m| ports_of(m) == [80]);
+                assert_eq!(
+                    mirror["metadata"]["labels"]["mirror.linkerd.io/cluster-name"],
+                    json!(name)
+                );
+                let endpoints = wait_for(
+                    &format!("{} endpoints of web-{name}", link.credentials_id()),
+                    || {
+                        s.endpoints(&link.source, scenario::APPS, &format!("web-{name}"))
+                            .filter(|e| !endpoint_addresses(e).0.is_empty())
+                    },
+                );
+                assert_eq!(
+                    endpoints["metadata"]["annotations"]["mirror.linkerd.io/remote-gateway-identity"],
+                    json!(link.gateway_identity()),
+                    "{}: {endpoints}",
+                    link.credentials_id()
+                );
+                let (ips, ports) = endpoint_addresses(&endpoints);
+                assert_eq!(
+                    ips,
+                    vec![gateway.address.clone()],
+                    "{}: {endpoints}",
+                    link.credentials_id()
+                );
+                assert_eq!(
+                    ports,
+                    vec![i64::from(gateway.port)],
+                    "{}: {endpoints}",
+                    link.credentials_id()
+                );
+            }
+            None => {
+                let mirror = s.wait_mirror(link, "disco", |m| ports_of(m) == [8080]);
+                assert_eq!(
+                    mirror["metadata"]["labels"]["multicluster.linkerd.io/remote-discovery"],
+                    json!(name),
+                    "{}: {mirror}",
+                    link.credentials_id()
+                );
+                let endpoints = s.endpoints(&link.source, scenario::APPS, &format!("disco-{name}"));
+                assert!(
+                    endpoints
+                        .as_ref()
+                        .is_none_or(|e| endpoint_addresses(e).0.is_empty()),
+                    "{}: a remote-discovery mirror has no Endpoints: {endpoints:?}",
+                    link.credentials_id()
+                );
+            }
+        }
+    }
+    // By now every link has synced its target's services: the annotation did nothing.
+    for link in &links {
+        let name = link.link_name();
+        assert!(
+            s.service(&link.source, scenario::APPS, &format!("legacy-{name}"))
+                .is_none(),
+            "{}: an annotation-only export was mirrored",
+            link.credentials_id()
+        );
+    }
+    // A port change and a deletion on the target reach every source.
+    for target in &targets {
+        s.export(target, "web", Some("true"), &[(8081, "http")]);
+    }
+    for link in links.iter().filter(|l| l.gateway.is_some()) {
+        s.wait_mirror(link, "web", |m| ports_of(m) == [8081]);
+    }
+    for target in &targets {
+        s.delete_service(target, "web");
+    }
+    for link in links.iter().filter(|l| l.gateway.is_some()) {
+        let mirror = format!("web-{}", link.link_name());
+        wait_for(&format!("{} deleting {mirror}", link.credentials_id()), || {
+            s.service(&link.source, scenario::APPS, &mirror)
+                .is_none()
+                .then_some(())
+        });
+    }
+}

@@ -1,0 +1,199 @@
+"""Runs Linkerd's real controllers for the Deployments the charts made, as a kubelet would.
+
+KWOK gives every pod a Running, Ready status but runs nothing. For the Linkerd
+containers whose behaviour meshfleet depends on, this runs the real `controller`
+binary of the Deployment's release (from its image tag, e.g.
+`cr.l5d.io/linkerd/controller:edge-25.4.4`) as a process on this machine:
+
+  * every container whose first argument is `service-mirror` (the chart's
+    `controller-<link>` Deployments and `linkerd-local-service-mirror`);
+  * the `destination` container of `linkerd-destination` (its cluster store registers
+    remote-discovery targets from the credentials Secrets in the linkerd namespace).
+
+Each process gets the Deployment's arguments with `-kubeconfig` (a TokenRequest token
+of the pod's ServiceAccount, so the chart's RBAC is what it can do) and its listen
+addresses moved to free ports on 127.0.0.1 inserted before the positional arguments,
+the container's literal and downward-API environment, `HOSTNAME` set to a pod-like
+name (the service mirror names its Lease holder after it), and `HTTPS_PROXY` set to the
+cluster network (network.py), through which they dial other clusters' `apiServer`s. It is restarted whenever
+the Deployment's pod template changes (`kubectl rollout restart`, a changed argument)
+and stopped when the Deployment is deleted or scaled to zero; the token is re-requested
+at each start. Logs: DIR/logs/<cluster>-<namespace>-<deployment>.log, with a line at
+every start and stop.
+
+Not run: the proxies (no data plane), the policy controller (Rust, not in the
+controller binary), the proxy injector and the validating webhooks (their
+configurations are left out of the install, see mesh.py), identity (issue 12 adds it).
+"""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from kube import ApiError, token_kubeconfig
+
+LISTEN_FLAGS = {
+    "service-mirror": ("-metrics-addr",),
+    "destination": ("-addr", "-metrics-addr"),
+}
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def release_of(image):
+    tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    return tag
+
+
+def template_hash(deploy):
+    return hashlib.sha256(json.dumps(deploy["spec"]["template"], sort_keys=True).encode()).hexdigest()[:10]
+
+
+def wanted_containers(deploy):
+    """(container, subcommand) pairs of a Deployment that this kubelet runs."""
+    out = []
+    for c in deploy["spec"]["template"]["spec"].get("containers", []):
+        args = c.get("args") or []
+        if args and args[0] == "service-mirror":
+            out.append((c, "service-mirror"))
+        elif deploy["metadata"]["name"] == "linkerd-destination" and c["name"] == "destination":
+            out.append((c, "destination"))
+    return out
+
+
+def controller_argv(binary, container, subcommand, kubeconfig, ports):
+    args = list(container.get("args") or [])[1:]
+    flags = [a for a in args if a.startswith("-")]
+    positional = [a for a in args if not a.startswith("-")]
+    ours = ["-kubeconfig=%s" % kubeconfig]
+    ours += ["%s=127.0.0.1:%d" % (flag, ports[flag]) for flag in LISTEN_FLAGS[subcommand]]
+    # Go's flag package stops at the first positional argument and the last
+    # occurrence of a flag wins: ours go after the chart's flags, before positionals.
+    return [binary, subcommand] + flags + ours + positional
+
+
+def container_env(container, deploy, pod_name):
+    env = {}
+    for e in container.get("env") or []:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            field = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+            if field == "metadata.namespace":
+                env[e["name"]] = deploy["metadata"]["namespace"]
+            elif field == "metadata.name":
+                env[e["name"]] = pod_name
+    return env
+
+
+class Process:
+    def __init__(self, key, popen, template, log_path):
+        self.key = key
+        self.popen = popen
+        self.template = template
+        self.log_path = log_path
+        self.exited_at = None
+
+    def stop(self, why):
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        with open(self.log_path, "ab") as fh:
+            fh.write(("==== %s kubelet: stopped (%s)\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), why)).encode())
+
+
+class Kubelet:
+    """Keeps one process per wanted container of every cluster's Deployments."""
+
+    def __init__(self, env_dir, clusters, binaries, log, proxy=None):
+        self.dir = env_dir
+        self.proxy = proxy  # HTTPS_PROXY of the cluster network (network.py)
+        self.clusters = clusters
+        self.binaries = binaries  # release -> {"controller": path}
+        self.log = log
+        self.procs = {}
+        os.makedirs(os.path.join(env_dir, "kubelet"), mode=0o700, exist_ok=True)
+
+    def reconcile(self):
+        seen = set()
+        for cluster in self.clusters:
+            for deploy in cluster.list("apps/v1", "deployments"):
+                if deploy["spec"].get("replicas", 1) == 0:
+                    continue
+                for container, sub in wanted_containers(deploy):
+                    key = (cluster.name, deploy["metadata"]["namespace"], deploy["metadata"]["name"], container["name"])
+                    seen.add(key)
+                    self.ensure(cluster, deploy, container, sub, key)
+        for key in [k for k in self.procs if k not in seen]:
+            self.procs.pop(key).stop("Deployment deleted or scaled to zero")
+            self.log("%s: stopped %s/%s (gone)" % key[:3])
+
+    def ensure(self, cluster, deploy, container, sub, key):
+        tmpl = template_hash(deploy)
+        proc = self.procs.get(key)
+        if proc and proc.template == tmpl:
+            if proc.popen.poll() is None:
+                return
+            # Exited on its own: restart it like a kubelet, after a few seconds so that a
+            # controller failing at start does not spin.
+            if proc.exited_at is None:
+                proc.exited_at = time.time()
+            if time.time() - proc.exited_at < 5:
+                return
+        if proc:
+            proc.stop("pod template changed" if proc.template != tmpl else "exited, restarting")
+        release = release_of(container.get("image", ""))
+        binary = (self.binaries.get(release) or {}).get("controller")
+        if not binary:
+            self.log("%s: no controller binary for image %s (have %s)" % (
+                "/".join(key[:3]), container.get("image"), ", ".join(sorted(self.binaries))))
+            return
+        ns, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
+        account = deploy["spec"]["template"]["spec"].get("serviceAccountName") or "default"
+        try:
+            token = cluster.service_account_token(ns, account)
+        except ApiError as e:
+            self.log("%s: cannot get a token for ServiceAccount %s/%s: %s" % ("/".join(key[:3]), ns, account, e))
+            return
+        kcfg = os.path.join(self.dir, "kubelet", "%s-%s-%s-%s.kubeconfig" % key)
+        fd = os.open(kcfg + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token_kubeconfig(cluster, token))
+        os.replace(kcfg + ".tmp", kcfg)
+        ports = {flag: free_port() for flag in LISTEN_FLAGS[sub]}
+        pod_name = "%s-%s-kubelet" % (name, tmpl)
+        argv = controller_argv(binary, container, sub, kcfg, ports)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": pod_name}
+        if self.proxy:
+            env["HTTPS_PROXY"] = self.proxy
+        env.update(container_env(container, deploy, pod_name))
+        log_path = os.path.join(self.dir, "logs", "%s-%s-%s.log" % (cluster.name, ns, name))
+        logf = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        logf.write(("==== %s kubelet: start %s (template %s, release %s)\n" % (
+            time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(a if not a.startswith("-kubeconfig") else "-kubeconfig=<token>" for a in argv[1:]),
+            tmpl, release)).encode())
+        logf.flush()
+        popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                 env=env, cwd=self.dir, close_fds=True)
+        logf.close()
+        self.procs[key] = Process(key, popen, tmpl, log_path)
+        self.log("%s: started %s %s (%s)" % (cluster.name, sub, "%s/%s" % (ns, name), release))
+
+    def stop_all(self):
+        for proc in self.procs.values():
+            proc.stop("environment stopping")
+        self.procs.clear()
