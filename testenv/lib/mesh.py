@@ -30,7 +30,9 @@ AuthorizationPolicy objects) and the APIService of viz's tap API (an unavailable
 aggregated API breaks discovery for every client).
 
 Prerequisites a real cluster would have are installed first: the External Secrets and
-cert-manager CRDs from ../shared/crds. Their controllers' work is done by the stand-ins
+cert-manager CRDs from ../shared/crds, and the Gateway API CRDs (as above: a fleet with
+`gatewayAPI: external` expects the user to have them, and `linkerd upgrade` refuses a
+cluster without them). Their controllers' work is done by the stand-ins
 (standins.py) and Linkerd's controllers are run by the kubelet (kubelet.py), both in the
 `testenv/run controllers` process that `mesh` starts once per environment.
 
@@ -155,7 +157,26 @@ class Installer:
         docs = []
         for name in PREREQUISITE_CRDS:
             docs += load_docs(os.path.join(SHARED_CRDS, name))
-        self.apply(context, docs, "prerequisites", what="the External Secrets and cert-manager CRDs")
+        # With `gatewayAPI: external` the user provides them, and `linkerd upgrade` refuses
+        # a cluster without them; a tree's gateway-api stage applies the same again.
+        docs += self.gateway_api_crds()
+        self.apply(context, docs, "prerequisites",
+                   what="the External Secrets, cert-manager and Gateway API CRDs")
+
+    def gateway_api_crds(self):
+        if not hasattr(self, "_gateway_api"):
+            out = self.cli("20" + GATEWAY_API_RELEASE[len("edge-"):], "install", "--crds", "--ignore-cluster",
+                           "--set", "installGatewayAPI=true", what="rendering the Gateway API CRDs")
+            self._gateway_api = [d for d in yaml.safe_load_all(out)
+                                 if d and d["metadata"]["name"].endswith(".gateway.networking.k8s.io")]
+            # As the Gateway API project publishes them: without the marks of Linkerd's
+            # chart (with them, `linkerd upgrade` takes them for its own and refuses).
+            for d in self._gateway_api:
+                md = d["metadata"]
+                md.pop("labels", None)
+                md["annotations"] = {k: v for k, v in (md.get("annotations") or {}).items()
+                                     if k.startswith(("gateway.networking.k8s.io/", "api-approved."))}
+        return self._gateway_api
 
     @staticmethod
     def stage_folder(tree, path):
@@ -229,11 +250,7 @@ class Installer:
         t0 = time.time()
         manager = FIELD_MANAGER[engine]
         if stage.get("gateway_api"):
-            docs = [d for d in yaml.safe_load_all(self.cli(
-                "20" + GATEWAY_API_RELEASE[len("edge-"):], "install", "--crds", "--ignore-cluster",
-                "--set", "installGatewayAPI=true", what="rendering the Gateway API CRDs")) if d]
-            docs = [d for d in docs if d["metadata"]["name"].endswith(".gateway.networking.k8s.io")]
-            self.apply(context, docs, manager, what=stage["name"])
+            self.apply(context, self.gateway_api_crds(), manager, what=stage["name"])
         elif stage.get("chart"):
             self.install_chart(context, stage["chart"], stage["version"], stage["values"], stage["namespace"],
                                stage["name"])

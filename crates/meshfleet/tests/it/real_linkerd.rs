@@ -94,12 +94,170 @@ fn mixed(version: &str) -> Scenario {
 
 #[test]
 fn mixed_fleet_at_2025_4_4() {
-    every_link_mirrors(&mixed(RELEASES[0]));
+    linkerd_agrees(&mixed(RELEASES[0]));
 }
 
 #[test]
 fn mixed_fleet_at_2026_8_3() {
-    every_link_mirrors(&mixed(RELEASES[1]));
+    linkerd_agrees(&mixed(RELEASES[1]));
+}
+
+/// Everything this module proves, on one installed fleet.
+fn linkerd_agrees(s: &Scenario) {
+    meshfleet_check_is_green(s);
+    probes_match_links(s);
+    links_equal_link_gen(s);
+    destination_registers_targets(s);
+    multicluster_check_passes(s);
+    every_link_mirrors(s);
+}
+
+/// `meshfleet check` passes every check on what the real charts and controllers made,
+/// once they have converged (External Secrets synced, the controllers started): checked
+/// the way a user would, by running it again until it is green.
+fn meshfleet_check_is_green(s: &Scenario) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let (code, stdout, stderr) = loop {
+        let (code, stdout, stderr) = s.meshfleet(&["check", ".", "-o", "json"]);
+        if code == 0 || std::time::Instant::now() > deadline {
+            break (code, stdout, stderr);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert_eq!(code, 0, "meshfleet check:\n{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("check -o json");
+    let failing: Vec<&Value> = report["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["checks"].as_array().into_iter().flatten())
+        .filter(|c| c["status"] != "ok")
+        .collect();
+    assert!(failing.is_empty(), "not ok: {failing:#?}");
+}
+
+/// The chart's `probe-<link>` Service has the Link's probe port, and the real controller
+/// writes its Endpoints at the gateway's address and that port.
+fn probes_match_links(s: &Scenario) {
+    for link in s.links() {
+        let Some(gateway) = &link.gateway else { continue };
+        let id = link.credentials_id();
+        let probe = link.probe_service();
+        let service = s
+            .service(&link.source, scenario::MULTICLUSTER, &probe)
+            .unwrap_or_else(|| panic!("{id}: the chart made no Service {probe}"));
+        assert_eq!(ports_of(&service), [i64::from(gateway.probe_port)], "{id}: {service}");
+        let endpoints = wait_for(&format!("{id}: Endpoints {probe}"), || {
+            s.endpoints(&link.source, scenario::MULTICLUSTER, &probe)
+                .filter(|e| !endpoint_addresses(e).0.is_empty())
+        });
+        assert_eq!(
+            endpoint_addresses(&endpoints),
+            (vec![gateway.address.clone()], vec![i64::from(gateway.probe_port)]),
+            "{id}: {endpoints}"
+        );
+    }
+}
+
+/// meshfleet's Link and credentials Secrets equal what `linkerd multicluster link-gen`
+/// writes for the same target. Intended differences: meshfleet's objects carry its
+/// `managed-by` and `fleet` labels; meshfleet leaves out the empty `probeSpec` link-gen
+/// writes for a link without a gateway; link-gen's `creationTimestamp: null` and empty
+/// status are not objects' content.
+fn links_equal_link_gen(s: &Scenario) {
+    for link in s.links() {
+        let id = link.credentials_id();
+        let generated = s.link_gen(&link);
+        let rendered = s.rendered_link_objects(&link);
+        let find = |objects: &[Value], kind: &str, ns: &str| -> Value {
+            objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["namespace"] == ns)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id}: no {kind} in {ns}"))
+        };
+        let ours = find(&rendered, "Link", scenario::MULTICLUSTER);
+        let mut theirs = find(&generated, "Link", scenario::MULTICLUSTER);
+        // For a link without a gateway link-gen writes `probeSpec: {}`; meshfleet leaves
+        // the empty object out (the same Link to the API server and the controller).
+        if theirs["spec"]["probeSpec"] == json!({}) {
+            theirs["spec"].as_object_mut().expect("spec").remove("probeSpec");
+        }
+        assert_eq!(ours["spec"], theirs["spec"], "{id}: Link spec differs from link-gen's");
+        assert_eq!(ours["metadata"]["name"], theirs["metadata"]["name"], "{id}");
+        assert_eq!(ours["metadata"]["annotations"], theirs["metadata"]["annotations"], "{id}");
+        for ns in [scenario::MULTICLUSTER, s.plan.linkerd.namespace.as_str()] {
+            let theirs = find(&generated, "Secret", ns);
+            let ours = s.secret(&link.source, ns, &link.credentials_secret());
+            assert_eq!(ours["type"], theirs["type"], "{id}: type of the Secret in {ns}");
+            assert_eq!(ours["metadata"]["name"], theirs["metadata"]["name"], "{id}");
+            for key in ["labels", "annotations"] {
+                for (k, v) in theirs["metadata"][key].as_object().into_iter().flatten() {
+                    assert_eq!(&ours["metadata"][key][k], v, "{id}: {key} {k} of the Secret in {ns}");
+                }
+            }
+            // Compared, never printed: the token is a secret.
+            assert!(
+                scenario::kubeconfig_identity(&ours) == scenario::kubeconfig_identity(&theirs),
+                "{id}: the kubeconfig in {ns} differs from link-gen's (server, CA or token)"
+            );
+        }
+    }
+}
+
+/// The destination controller's cluster store registers every link's target from
+/// meshfleet's Secret in the linkerd namespace (remote discovery needs it).
+fn destination_registers_targets(s: &Scenario) {
+    let ns = &s.plan.linkerd.namespace;
+    for link in s.links() {
+        let log = format!("{}-{ns}-linkerd-destination", link.source);
+        let line = format!("Added cluster {} to ClusterStore", link.link_name());
+        wait_for(&format!("{}: `{line}` in {log}.log", link.credentials_id()), || {
+            s.env.log(&log).contains(&line).then_some(())
+        });
+        assert!(!s.env.log(&log).contains("Error adding cluster"), "{}", s.env.log(&log));
+    }
+}
+
+/// `linkerd multicluster check` passes its configuration checks on every source. What
+/// cannot pass here, and why: the gateway probe goes through the controller pod's proxy
+/// (no proxies run, so no `gateway_alive` metric), proxies' health and version (none).
+fn multicluster_check_passes(s: &Scenario) {
+    const CANNOT_PASS: [&str; 4] = [
+        "probe services able to communicate with all gateway mirrors",
+        "multicluster extension proxies are healthy",
+        "multicluster extension proxies are up-to-date",
+        "multicluster extension proxies and cli versions match",
+    ];
+    let sources: std::collections::BTreeSet<String> = s.links().into_iter().map(|l| l.source).collect();
+    for source in sources {
+        let checks = s.multicluster_check(&source);
+        let passed: Vec<&str> = checks
+            .iter()
+            .filter(|(_, result, _)| result == "success")
+            .map(|(d, _, _)| d.as_str())
+            .collect();
+        for must in [
+            "Link CRD exists",
+            "Link resources are valid",
+            "remote cluster access credentials are valid",
+            "clusters share trust anchors",
+            "service mirror controller has required permissions",
+            "service mirror controllers are running",
+            "extension is managing controllers",
+        ] {
+            assert!(
+                passed.iter().any(|d| d.starts_with(must)),
+                "{source}: `{must}` did not pass: {checks:#?}"
+            );
+        }
+        for (description, result, error) in &checks {
+            assert!(
+                result == "success" || CANNOT_PASS.iter().any(|c| description.starts_with(c)),
+                "{source}: `{description}` {result}: {error}"
+            );
+        }
+    }
 }
 
 fn ports_of(service: &Value) -> Vec<i64> {

@@ -146,6 +146,15 @@ impl TestEnv {
         started.elapsed()
     }
 
+    /// The HTTPS proxy through which the environment's controllers reach the fleet's
+    /// `apiServer`s (testenv/lib/network.py); set by `mesh`.
+    pub fn cluster_network(&self) -> String {
+        std::fs::read_to_string(self.dir.join("cluster-network"))
+            .expect("DIR/cluster-network (run mesh first)")
+            .trim()
+            .to_owned()
+    }
+
     /// The log of a process the environment runs (e.g. `east-linkerd-multicluster-controller-west`).
     pub fn log(&self, component: &str) -> String {
         std::fs::read_to_string(self.dir.join("logs").join(format!("{component}.log"))).unwrap_or_default()

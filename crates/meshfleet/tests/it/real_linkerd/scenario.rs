@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use meshfleet_core::fleet::model::ServiceType;
 use meshfleet_core::plan::{self, FleetPlan, LinkPlan};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -17,6 +18,8 @@ use crate::testenv::{self, PrivateEnv};
 
 /// The namespace of the exported services (and so of their mirrors).
 pub const APPS: &str = "apps";
+/// The multicluster extension's namespace.
+pub const MULTICLUSTER: &str = "linkerd-multicluster";
 /// The field manager of what the tests apply.
 const MANAGER: &str = "meshfleet-tests";
 
@@ -95,6 +98,20 @@ impl Scenario {
             .iter()
             .map(|n| ((*n).to_owned(), rt.block_on(env.client(n))))
             .collect();
+        // A cloud's load-balancer controller would publish the gateway's address.
+        for cluster in &plan.clusters {
+            let Some(gateway) = cluster.gateway.as_ref().filter(|g| g.service_type == ServiceType::LoadBalancer) else {
+                continue;
+            };
+            let ingress: Vec<Value> = gateway.addresses.iter().map(|a| json!({"ip": a})).collect();
+            let api = Api::<Service>::namespaced(rt.block_on(env.client(&cluster.name)), MULTICLUSTER);
+            rt.block_on(api.patch_status(
+                "linkerd-gateway",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"loadBalancer": {"ingress": ingress}}})),
+            ))
+            .unwrap_or_else(|e| panic!("gateway status on {}: {e}", cluster.name));
+        }
         let s = Self {
             tree: dir.path().join("gitops"),
             fleet: dir,
@@ -240,6 +257,117 @@ impl Scenario {
             self.service(&link.source, APPS, &mirror).filter(|s| ok(s))
         })
     }
+}
+
+impl Scenario {
+    /// What `linkerd multicluster link-gen` of the fleet's release writes for a link's
+    /// target (Secrets' data stays inside this process).
+    pub fn link_gen(&self, link: &LinkPlan) -> Vec<Value> {
+        let target = self
+            .plan
+            .clusters
+            .iter()
+            .find(|c| c.name == link.target)
+            .expect("target");
+        let mut cmd = std::process::Command::new(testenv::TestEnv::linkerd_cli(&self.plan.linkerd.version.to_string()));
+        cmd.args(["multicluster", "link-gen", "--kubeconfig"])
+            .arg(self.env.kubeconfig())
+            .args(["--context", &link.target, "--cluster-name", link.link_name()])
+            .args(["-L", &self.plan.linkerd.namespace])
+            .args(["--api-server-address", target.api_server.as_deref().expect("apiServer")])
+            .args(["--service-account-name", &plan::remote_access_service_account(&link.source)]);
+        match (&link.gateway, &target.gateway) {
+            (Some(_), Some(gw)) if gw.service_type != ServiceType::LoadBalancer => {
+                cmd.args(["--gateway-addresses", &gw.addresses.join(",")]);
+            }
+            (Some(_), _) => {}
+            (None, _) => {
+                cmd.arg("--gateway=false");
+            }
+        }
+        let output = cmd.output().expect("run link-gen");
+        assert!(
+            output.status.success(),
+            "link-gen for {}: {}",
+            link.credentials_id(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_saphyr::from_multiple::<Value>(&String::from_utf8_lossy(&output.stdout))
+            .expect("link-gen YAML")
+            .into_iter()
+            .filter(|v| !v.is_null())
+            .collect()
+    }
+
+    /// The Link and ExternalSecrets meshfleet rendered for a link.
+    pub fn rendered_link_objects(&self, link: &LinkPlan) -> Vec<Value> {
+        let path = self
+            .tree
+            .join(&link.source)
+            .join("links")
+            .join(format!("link-{}.yaml", link.link_name()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_saphyr::from_multiple::<Value>(&text)
+            .expect("rendered YAML")
+            .into_iter()
+            .filter(|v| !v.is_null())
+            .collect()
+    }
+
+    /// A Secret as JSON (the tests compare its data, never print it).
+    pub fn secret(&self, cluster: &str, namespace: &str, name: &str) -> Value {
+        let api = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client(cluster), namespace);
+        let secret = self
+            .block_on(api.get(name))
+            .unwrap_or_else(|e| panic!("get secret {namespace}/{name} on {cluster}: {e}"));
+        serde_json::to_value(secret).expect("json")
+    }
+
+    /// `linkerd multicluster check` on a source, as (description, result, error), with
+    /// the fleet's `apiServer`s reached through the environment's cluster network.
+    pub fn multicluster_check(&self, source: &str) -> Vec<(String, String, String)> {
+        let output = std::process::Command::new(testenv::TestEnv::linkerd_cli(&self.plan.linkerd.version.to_string()))
+            .args(["multicluster", "check", "--wait", "10s", "-o", "json", "--kubeconfig"])
+            .arg(self.env.kubeconfig())
+            .args(["--context", source, "-L", &self.plan.linkerd.namespace])
+            .env("HTTPS_PROXY", self.env.cluster_network())
+            .output()
+            .expect("run linkerd multicluster check");
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "linkerd multicluster check on {source}: {e}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        report["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["checks"].as_array().into_iter().flatten())
+            .map(|c| {
+                let text = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
+                (text("description"), text("result"), text("error"))
+            })
+            .collect()
+    }
+}
+
+/// (server, CA, token) of the kubeconfig inside a credentials Secret: what decides which
+/// cluster it reaches and as whom. Compare it; never print it.
+pub fn kubeconfig_identity(secret: &Value) -> (String, String, String) {
+    use base64::Engine as _;
+    let data = secret["data"]["kubeconfig"].as_str().expect("kubeconfig data");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64");
+    let kubeconfig: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&bytes)).expect("kubeconfig YAML");
+    let cluster = &kubeconfig["clusters"][0]["cluster"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (
+        text(&cluster["server"]),
+        text(&cluster["certificate-authority-data"]),
+        text(&kubeconfig["users"][0]["user"]["token"]),
+    )
 }
 
 /// Poll `f` every 250 ms until it returns `Some`, for up to 60 s (the service mirror
