@@ -35,7 +35,7 @@ spec:
     - name: b
       apiServer: https://b.example:6443
       network: {pods: [10.20.0.0/16], services: [10.120.0.0/16]}
-      gateway: {addresses: [b.example], port: 4443, probe: {port: 4192, path: /live}}
+      gateway: {addresses: [b.example], port: 4443, probe: {path: /live, period: 7s}}
     - name: c
       apiServer: https://c.example:6443
       network: {pods: [10.30.0.0/16], services: [10.130.0.0/16]}
@@ -49,7 +49,7 @@ spec:
 fn expected_gateways() -> BTreeMap<&'static str, (&'static str, &'static str, u64)> {
     BTreeMap::from([
         ("a", ("alpha", "31000", 31001)),
-        ("b", ("b", "4443", 4192)),
+        ("b", ("b", "4443", 4191)),
         ("c", ("c", "4143", 4191)),
     ])
 }

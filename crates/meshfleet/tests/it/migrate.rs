@@ -45,6 +45,9 @@ fn meta(name: &str, namespace: Option<&str>, labels: &[(&str, &str)]) -> ObjectM
     }
 }
 
+/// A node selector no node of the test clusters matches.
+const UNSCHEDULABLE: (&str, &str) = ("meshfleet.test/no-such-node", "true");
+
 fn deployment(name: &str, labels: &[(&str, &str)], pod_component: &str) -> Deployment {
     let pod_labels = BTreeMap::from([("component".to_string(), pod_component.to_string())]);
     Deployment {
@@ -67,6 +70,13 @@ fn deployment(name: &str, labels: &[(&str, &str)], pod_component: &str) -> Deplo
                         args: Some(vec!["service-mirror".into(), "west".into()]),
                         ..Container::default()
                     }],
+                    // No node matches, so the pods stay Pending until a test lifts it:
+                    // the test clusters' scheduler and KWOK would otherwise make the
+                    // Deployment available at once.
+                    node_selector: Some(BTreeMap::from([(
+                        UNSCHEDULABLE.0.to_string(),
+                        UNSCHEDULABLE.1.to_string(),
+                    )])),
                     ..PodSpec::default()
                 }),
             },
@@ -453,16 +463,29 @@ fn apply_removes_a_legacy_controller_only_once_its_replacement_is_available() {
     );
     assert_eq!(rt.block_on(legacy_left(&east)), all_legacy);
 
-    // Available: exactly the legacy objects go.
+    // Available (schedulable: the deployment controller, the scheduler and KWOK make it
+    // so): exactly the legacy objects go.
     rt.block_on(async {
-        Api::<Deployment>::namespaced(east.clone(), NS)
-            .patch_status(
-                "controller-west",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1}})),
-            )
-            .await
-            .expect("patch status");
+        let api = Api::<Deployment>::namespaced(east.clone(), NS);
+        api.patch(
+            "controller-west",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"nodeSelector": null}}}})),
+        )
+        .await
+        .expect("patch the node selector away");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let d = api.get("controller-west").await.expect("get controller-west");
+            if d.status.and_then(|s| s.available_replicas) == Some(1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "controller-west never became available"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     });
     let (code, stdout, stderr) = migrate(dir, &kubeconfig, &["-o", "json", "--apply"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");

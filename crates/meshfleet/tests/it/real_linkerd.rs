@@ -102,6 +102,92 @@ fn mixed_fleet_at_2026_8_3() {
     linkerd_agrees(&mixed(RELEASES[1]));
 }
 
+/// An example's fleet file with the module header's substitutions: `apiServer` →
+/// `https://kubernetes.default.svc:<port>`, gateway addresses → TEST-NET addresses, and no
+/// `context` (the environment's contexts are named after the clusters).
+fn example_fleet(name: &str, ports: &BTreeMap<&str, String>) -> String {
+    let text = std::fs::read_to_string(
+        crate::support::repo_root()
+            .join("examples")
+            .join(name)
+            .join("fleet.yaml"),
+    )
+    .expect("example fleet");
+    let mut cluster = String::new();
+    let mut gateways = 0;
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        if let Some(n) = trimmed.strip_prefix("- name: ") {
+            cluster = n.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+        if trimmed.starts_with("context:") {
+            continue;
+        } else if trimmed.starts_with("apiServer:") {
+            out.push_str(&format!(
+                "{indent}apiServer: https://kubernetes.default.svc:{}\n",
+                ports[cluster.as_str()]
+            ));
+        } else if trimmed.starts_with("addresses:") {
+            gateways += 1;
+            out.push_str(&format!("{indent}addresses: [192.0.2.{}]\n", 20 + gateways));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Seed 000's fleet: Flux, cert-manager issuers, LoadBalancer gateways, both ways.
+#[test]
+fn homelab_example() {
+    let s = Scenario::start(&["studio", "pro"], |ports| example_fleet("homelab", ports));
+    linkerd_agrees(&s);
+}
+
+/// Seed 003's fleet: Argo CD, static issuers in Vault, a NodePort hub whose link name
+/// `internal` differs from its cluster name `in-cluster-local`.
+#[test]
+fn hub_spoke_example() {
+    let s = Scenario::start(&["in-cluster-local", "production", "nonproduction"], |ports| {
+        example_fleet("hub-spoke", ports)
+    });
+    linkerd_agrees(&s);
+}
+
+/// `meshfleet migrate` on what the deprecated `linkerd multicluster link` really writes:
+/// it finds the legacy controller, and `--apply` removes it only once the declarative
+/// controller is available, after which the link mirrors through it.
+#[test]
+fn migrate_from_a_real_legacy_link() {
+    let s = mixed(RELEASES[0]);
+    let link = s
+        .links()
+        .into_iter()
+        .find(|l| l.source == "alpha" && l.target == "beta")
+        .expect("alpha-to-beta");
+    s.install_legacy_link(&link);
+    let (code, stdout, stderr) = s.meshfleet(&["migrate", "."]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let legacy = format!("linkerd-service-mirror-{}", link.link_name());
+    assert!(stdout.contains(&legacy), "{stdout}");
+    let (code, stdout, stderr) = s.meshfleet(&["migrate", ".", "--apply"]);
+    assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
+    assert!(
+        s.deployment(&link.source, scenario::MULTICLUSTER, &legacy)
+            .is_none(),
+        "the legacy controller is still there:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        s.deployment(&link.source, scenario::MULTICLUSTER, &link.controller_name())
+            .is_some()
+    );
+    s.export(&link.target, "after", Some("true"), &[(80, "http")]);
+    s.wait_mirror(&link, "after", |m| ports_of(m) == [80]);
+}
+
 /// Everything this module proves, on one installed fleet.
 fn linkerd_agrees(s: &Scenario) {
     meshfleet_check_is_green(s);
@@ -146,7 +232,11 @@ fn probes_match_links(s: &Scenario) {
         let service = s
             .service(&link.source, scenario::MULTICLUSTER, &probe)
             .unwrap_or_else(|| panic!("{id}: the chart made no Service {probe}"));
-        assert_eq!(ports_of(&service), [i64::from(gateway.probe_port)], "{id}: {service}");
+        assert_eq!(
+            ports_of(&service),
+            [i64::from(gateway.probe_port)],
+            "{id}: {service}"
+        );
         let endpoints = wait_for(&format!("{id}: Endpoints {probe}"), || {
             s.endpoints(&link.source, scenario::MULTICLUSTER, &probe)
                 .filter(|e| !endpoint_addresses(e).0.is_empty())
@@ -183,9 +273,15 @@ fn links_equal_link_gen(s: &Scenario) {
         if theirs["spec"]["probeSpec"] == json!({}) {
             theirs["spec"].as_object_mut().expect("spec").remove("probeSpec");
         }
-        assert_eq!(ours["spec"], theirs["spec"], "{id}: Link spec differs from link-gen's");
+        assert_eq!(
+            ours["spec"], theirs["spec"],
+            "{id}: Link spec differs from link-gen's"
+        );
         assert_eq!(ours["metadata"]["name"], theirs["metadata"]["name"], "{id}");
-        assert_eq!(ours["metadata"]["annotations"], theirs["metadata"]["annotations"], "{id}");
+        assert_eq!(
+            ours["metadata"]["annotations"], theirs["metadata"]["annotations"],
+            "{id}"
+        );
         for ns in [scenario::MULTICLUSTER, s.plan.linkerd.namespace.as_str()] {
             let theirs = find(&generated, "Secret", ns);
             let ours = s.secret(&link.source, ns, &link.credentials_secret());
@@ -193,7 +289,10 @@ fn links_equal_link_gen(s: &Scenario) {
             assert_eq!(ours["metadata"]["name"], theirs["metadata"]["name"], "{id}");
             for key in ["labels", "annotations"] {
                 for (k, v) in theirs["metadata"][key].as_object().into_iter().flatten() {
-                    assert_eq!(&ours["metadata"][key][k], v, "{id}: {key} {k} of the Secret in {ns}");
+                    assert_eq!(
+                        &ours["metadata"][key][k], v,
+                        "{id}: {key} {k} of the Secret in {ns}"
+                    );
                 }
             }
             // Compared, never printed: the token is a secret.
@@ -212,10 +311,15 @@ fn destination_registers_targets(s: &Scenario) {
     for link in s.links() {
         let log = format!("{}-{ns}-linkerd-destination", link.source);
         let line = format!("Added cluster {} to ClusterStore", link.link_name());
-        wait_for(&format!("{}: `{line}` in {log}.log", link.credentials_id()), || {
-            s.env.log(&log).contains(&line).then_some(())
-        });
-        assert!(!s.env.log(&log).contains("Error adding cluster"), "{}", s.env.log(&log));
+        wait_for(
+            &format!("{}: `{line}` in {log}.log", link.credentials_id()),
+            || s.env.log(&log).contains(&line).then_some(()),
+        );
+        assert!(
+            !s.env.log(&log).contains("Error adding cluster"),
+            "{}",
+            s.env.log(&log)
+        );
     }
 }
 

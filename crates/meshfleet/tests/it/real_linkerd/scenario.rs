@@ -31,8 +31,6 @@ pub struct Scenario {
     pub plan: FleetPlan,
     rt: tokio::runtime::Runtime,
     clients: BTreeMap<String, kube::Client>,
-    /// How long `testenv/run mesh` took.
-    pub mesh_time: Duration,
 }
 
 impl Scenario {
@@ -67,6 +65,12 @@ impl Scenario {
             .output()
             .expect("certs init");
         assert!(init.status.success(), "certs init: {:?}", texts(&init));
+        let checked =
+            meshfleet_core::validate::check_file(dir.path(), OffsetDateTime::now_utc()).expect("fleet loads");
+        let plan = plan::from_checked(&checked).expect("the scenario's fleet is valid");
+        let rt = testenv::runtime();
+        // The user's Vault has the fleet's KV v2 mount; the dev server has only `secret/`.
+        rt.block_on(enable_kv2(&env, &plan.vault.mount));
         let render = meshfleet(dir.path())
             .args(["render", ".", "--out", "gitops"])
             .output()
@@ -77,6 +81,11 @@ impl Scenario {
         let (code, stdout, stderr) = run(&["secrets", "sync", "."]);
         assert!(code == 0 || code == 2, "secrets sync: {code}\n{stdout}\n{stderr}");
         let mesh_time = env.mesh(&dir.path().join("gitops"));
+        eprintln!(
+            "testenv mesh: {:.1}s for {}",
+            mesh_time.as_secs_f64(),
+            names.join(",")
+        );
         // Now every target has its remote-access accounts: every credential syncs.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -90,17 +99,17 @@ impl Scenario {
             );
             std::thread::sleep(Duration::from_millis(500));
         }
-        let checked =
-            meshfleet_core::validate::check_file(dir.path(), OffsetDateTime::now_utc()).expect("fleet loads");
-        let plan = plan::from_checked(&checked).expect("the scenario's fleet is valid");
-        let rt = testenv::runtime();
         let clients = names
             .iter()
             .map(|n| ((*n).to_owned(), rt.block_on(env.client(n))))
             .collect();
         // A cloud's load-balancer controller would publish the gateway's address.
         for cluster in &plan.clusters {
-            let Some(gateway) = cluster.gateway.as_ref().filter(|g| g.service_type == ServiceType::LoadBalancer) else {
+            let Some(gateway) = cluster
+                .gateway
+                .as_ref()
+                .filter(|g| g.service_type == ServiceType::LoadBalancer)
+            else {
                 continue;
             };
             let ingress: Vec<Value> = gateway.addresses.iter().map(|a| json!({"ip": a})).collect();
@@ -119,7 +128,6 @@ impl Scenario {
             plan,
             rt,
             clients,
-            mesh_time,
         };
         for name in names {
             s.apply(
@@ -269,13 +277,21 @@ impl Scenario {
             .iter()
             .find(|c| c.name == link.target)
             .expect("target");
-        let mut cmd = std::process::Command::new(testenv::TestEnv::linkerd_cli(&self.plan.linkerd.version.to_string()));
+        let mut cmd = std::process::Command::new(testenv::TestEnv::linkerd_cli(
+            &self.plan.linkerd.version.to_string(),
+        ));
         cmd.args(["multicluster", "link-gen", "--kubeconfig"])
             .arg(self.env.kubeconfig())
             .args(["--context", &link.target, "--cluster-name", link.link_name()])
             .args(["-L", &self.plan.linkerd.namespace])
-            .args(["--api-server-address", target.api_server.as_deref().expect("apiServer")])
-            .args(["--service-account-name", &plan::remote_access_service_account(&link.source)]);
+            .args([
+                "--api-server-address",
+                target.api_server.as_deref().expect("apiServer"),
+            ])
+            .args([
+                "--service-account-name",
+                &plan::remote_access_service_account(&link.source),
+            ]);
         match (&link.gateway, &target.gateway) {
             (Some(_), Some(gw)) if gw.service_type != ServiceType::LoadBalancer => {
                 cmd.args(["--gateway-addresses", &gw.addresses.join(",")]);
@@ -326,13 +342,23 @@ impl Scenario {
     /// `linkerd multicluster check` on a source, as (description, result, error), with
     /// the fleet's `apiServer`s reached through the environment's cluster network.
     pub fn multicluster_check(&self, source: &str) -> Vec<(String, String, String)> {
-        let output = std::process::Command::new(testenv::TestEnv::linkerd_cli(&self.plan.linkerd.version.to_string()))
-            .args(["multicluster", "check", "--wait", "10s", "-o", "json", "--kubeconfig"])
-            .arg(self.env.kubeconfig())
-            .args(["--context", source, "-L", &self.plan.linkerd.namespace])
-            .env("HTTPS_PROXY", self.env.cluster_network())
-            .output()
-            .expect("run linkerd multicluster check");
+        let output = std::process::Command::new(testenv::TestEnv::linkerd_cli(
+            &self.plan.linkerd.version.to_string(),
+        ))
+        .args([
+            "multicluster",
+            "check",
+            "--wait",
+            "3s",
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(self.env.kubeconfig())
+        .args(["--context", source, "-L", &self.plan.linkerd.namespace])
+        .env("HTTPS_PROXY", self.env.cluster_network())
+        .output()
+        .expect("run linkerd multicluster check");
         let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!(
                 "linkerd multicluster check on {source}: {e}\n{}",
@@ -352,6 +378,104 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// What the deprecated `linkerd multicluster link` (the fleet's release) writes for a
+    /// link's target, applied to its source: the legacy controller
+    /// `linkerd-service-mirror-<link>` with its account, RBAC and probe Service. Its Link
+    /// and credentials Secret are left out: they have the names of the declarative ones
+    /// that meshfleet's tree already made.
+    pub fn install_legacy_link(&self, link: &LinkPlan) {
+        let target = self
+            .plan
+            .clusters
+            .iter()
+            .find(|c| c.name == link.target)
+            .expect("target");
+        let gateway = target.gateway.as_ref().expect("a gateway link");
+        let output = std::process::Command::new(testenv::TestEnv::linkerd_cli(
+            &self.plan.linkerd.version.to_string(),
+        ))
+        .args(["multicluster", "link", "--kubeconfig"])
+        .arg(self.env.kubeconfig())
+        .args(["--context", &link.target, "--cluster-name", link.link_name()])
+        .args(["-L", &self.plan.linkerd.namespace])
+        .args([
+            "--api-server-address",
+            target.api_server.as_deref().expect("apiServer"),
+        ])
+        .args([
+            "--service-account-name",
+            &plan::remote_access_service_account(&link.source),
+        ])
+        .args(["--gateway-addresses", &gateway.addresses.join(",")])
+        .output()
+        .expect("run linkerd multicluster link");
+        assert!(
+            output.status.success(),
+            "linkerd multicluster link: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(&String::from_utf8_lossy(&output.stdout)).expect("link YAML");
+        let legacy: Vec<Value> = docs
+            .into_iter()
+            .filter(|d| !d.is_null() && d["kind"] != "Link" && d["kind"] != "Secret")
+            .collect();
+        assert!(
+            legacy.iter().any(|d| d["kind"] == "Deployment"),
+            "`linkerd multicluster link` wrote no controller"
+        );
+        let yaml: String = legacy
+            .iter()
+            .map(|d| format!("---\n{}", serde_json::to_string(d).expect("json")))
+            .collect();
+        let kubectl = crate::support::repo_root().join("testenv/bin/kubectl");
+        let mut child = std::process::Command::new(kubectl)
+            .args(["apply", "--server-side", "-f", "-", "--kubeconfig"])
+            .arg(self.env.kubeconfig())
+            .args(["--context", &link.source])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), yaml.as_bytes()).expect("write");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn deployment(&self, cluster: &str, namespace: &str, name: &str) -> Option<Value> {
+        let api = Api::<Deployment>::namespaced(self.client(cluster), namespace);
+        self.block_on(api.get_opt(name))
+            .unwrap_or_else(|e| panic!("get deployment {namespace}/{name} on {cluster}: {e}"))
+            .map(|d| serde_json::to_value(d).expect("json"))
+    }
+}
+
+/// Enable a KV v2 mount in the environment's OpenBao (a mount that exists is fine).
+async fn enable_kv2(env: &testenv::TestEnv, mount: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/sys/mounts/{mount}", env.vault_addr()))
+        .header(
+            "X-Vault-Token",
+            secrecy::ExposeSecret::expose_secret(env.vault_token()),
+        )
+        .json(&json!({"type": "kv", "options": {"version": "2"}}))
+        .send()
+        .await
+        .expect("OpenBao answers");
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    assert!(
+        status < 300 || body.contains("existing mount"),
+        "enabling the KV v2 mount {mount}: {status} {body}"
+    );
+}
+
 /// (server, CA, token) of the kubeconfig inside a credentials Secret: what decides which
 /// cluster it reaches and as whom. Compare it; never print it.
 pub fn kubeconfig_identity(secret: &Value) -> (String, String, String) {
@@ -360,7 +484,8 @@ pub fn kubeconfig_identity(secret: &Value) -> (String, String, String) {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
         .expect("base64");
-    let kubeconfig: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&bytes)).expect("kubeconfig YAML");
+    let kubeconfig: Value =
+        serde_saphyr::from_str(&String::from_utf8_lossy(&bytes)).expect("kubeconfig YAML");
     let cluster = &kubeconfig["clusters"][0]["cluster"];
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     (
