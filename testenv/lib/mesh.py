@@ -59,6 +59,9 @@ PREREQUISITE_CRDS = [
     "cert-manager.io_clusterissuers.yaml",
     "cert-manager.io_certificates.yaml",
 ]
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                  "ClusterSecretStore", "ClusterIssuer", "MutatingWebhookConfiguration",
+                  "ValidatingWebhookConfiguration", "APIService", "PriorityClass", "Node"}
 LEFT_OUT_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
 GATEWAY_API_RELEASE = "edge-25.4.4"
 FIELD_MANAGER = {"flux": "kustomize-controller", "argocd": "argocd-controller"}
@@ -109,12 +112,16 @@ class Installer:
         docs = [d for d in docs if d.get("kind") not in LEFT_OUT_KINDS]
         crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
         rest = [d for d in docs if d.get("kind") != "CustomResourceDefinition"]
+        if namespace:
+            # As Flux's targetNamespace and Argo CD's destination namespace do: the
+            # namespace of objects that name none; objects that name one keep theirs.
+            for d in rest:
+                if d.get("kind") not in CLUSTER_SCOPED and not d["metadata"].get("namespace"):
+                    d["metadata"]["namespace"] = namespace
         for batch in (crds, rest):
             if not batch:
                 continue
             args = ["apply", "--server-side", "--force-conflicts", "--field-manager", manager, "-f", "-"]
-            if namespace:
-                args += ["--namespace", namespace]
             self.kube(context, *args, stdin=yaml.safe_dump_all(batch, sort_keys=False), what=what)
             if batch is crds:
                 self.wait_established(context, [d["metadata"]["name"] for d in crds], what)
