@@ -13,7 +13,7 @@ use crate::diagnostic::Finding;
 use crate::duration::parse_go_duration;
 use crate::fleet::Fleet;
 use crate::fleet::links::declared_links;
-use crate::fleet::model::{ClusterSpec, Engine, InstallMethod, IssuerKind, LinkMode, ServiceType};
+use crate::fleet::model::{ClusterSpec, Engine, InstallMethod, IssuerKind, LinkMode, RotationPhase, ServiceType};
 use crate::selector::parse_label_query;
 use crate::version::LinkerdVersion;
 
@@ -148,15 +148,16 @@ pub struct ClusterPlan {
     pub outgoing: Vec<LinkPlan>,
     /// Source clusters that link to this one (each gets a remote-access account here).
     pub incoming_sources: Vec<String>,
+    /// The remote-access accounts this cluster grants (see
+    /// [`ClusterPlan::remote_access_service_accounts`]), sorted.
+    pub remote_access_accounts: Vec<String>,
 }
 
 impl ClusterPlan {
-    /// The remote-access ServiceAccounts this cluster must have, one per incoming link.
+    /// The remote-access ServiceAccounts this cluster must have: per incoming link the
+    /// account it uses, and during the `granting` phase of a rotation the next one too.
     pub fn remote_access_service_accounts(&self) -> Vec<String> {
-        self.incoming_sources
-            .iter()
-            .map(|s| remote_access_service_account(s))
-            .collect()
+        self.remote_access_accounts.clone()
     }
 }
 
@@ -164,6 +165,26 @@ impl ClusterPlan {
 /// `linkerd-service-mirror-remote-access-<source>`.
 pub fn remote_access_service_account(source: &str) -> String {
     format!("linkerd-service-mirror-remote-access-{source}")
+}
+
+/// The remote-access account of a given generation: generation 0 is
+/// [`remote_access_service_account`], generation N appends `-gN`. A new generation is a new
+/// account, so a new UID: only that revokes a legacy token for good.
+pub fn remote_access_account(source: &str, generation: u32) -> String {
+    if generation == 0 {
+        remote_access_service_account(source)
+    } else {
+        format!("{}-g{generation}", remote_access_service_account(source))
+    }
+}
+
+/// A link's credentials rotation, as the fleet file records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkRotation {
+    /// The phase.
+    pub phase: RotationPhase,
+    /// The generation the link moves to (`granting`) or moved from (`retiring`).
+    pub other_generation: u32,
 }
 
 /// The token Secret the multicluster chart creates for a remote-access account.
@@ -236,6 +257,10 @@ pub struct LinkPlan {
     pub target_linkerd_namespace: String,
     /// Target trust domain.
     pub target_trust_domain: String,
+    /// The generation of the remote-access account the link's credentials use.
+    pub generation: u32,
+    /// A credentials rotation of this link, if one is in progress.
+    pub rotation: Option<LinkRotation>,
 }
 
 /// The target's gateway as a link dials it.
@@ -253,7 +278,47 @@ pub struct LinkGateway {
     pub probe_period: String,
 }
 
+/// A link's current account generation and rotation, from `spec.secrets.linkCredentials`.
+/// During `retiring` the generation has already moved: the other one is the previous.
+fn link_credentials(spec: &crate::fleet::model::FleetSpec, id: &str) -> (u32, Option<LinkRotation>) {
+    let Some(creds) = spec
+        .secrets
+        .as_ref()
+        .and_then(|s| s.link_credentials.as_ref())
+    else {
+        return (0, None);
+    };
+    let generation = creds
+        .value
+        .generations
+        .get(id)
+        .map_or(0, |g| u32::try_from(g.value).unwrap_or(0));
+    let rotation = creds.value.rotation.as_ref().and_then(|r| {
+        r.value.links.iter().any(|l| l.value == id).then(|| {
+            let phase = r.value.phase.value;
+            let other_generation = match phase {
+                RotationPhase::Granting => generation + 1,
+                RotationPhase::Retiring => generation.saturating_sub(1),
+            };
+            LinkRotation { phase, other_generation }
+        })
+    });
+    (generation, rotation)
+}
+
 impl LinkPlan {
+    /// The remote-access account this link's credentials use on the target.
+    pub fn account(&self) -> String {
+        remote_access_account(&self.source, self.generation)
+    }
+
+    /// The account a rotation moves this link to, while the targets grant both.
+    pub fn next_account(&self) -> Option<String> {
+        self.rotation
+            .filter(|r| r.phase == RotationPhase::Granting)
+            .map(|r| remote_access_account(&self.source, r.other_generation))
+    }
+
     /// The Link's name: the target's link name.
     pub fn link_name(&self) -> &str {
         &self.target_link_name
@@ -426,8 +491,20 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
             target_cluster_domain: linkerd.cluster_domain.clone(),
             target_linkerd_namespace: linkerd.namespace.clone(),
             target_trust_domain: linkerd.trust_domain.clone(),
+            generation: 0,
+            rotation: None,
         };
+        let mut plan = plan;
+        let (generation, rotation) = link_credentials(spec, &plan.credentials_id());
+        plan.generation = generation;
+        plan.rotation = rotation;
         let source_name = clusters[si].name.clone();
+        clusters[ti].remote_access_accounts.push(plan.account());
+        if let Some(r) = rotation.filter(|r| r.phase == RotationPhase::Granting) {
+            clusters[ti]
+                .remote_access_accounts
+                .push(remote_access_account(&plan.source, r.other_generation));
+        }
         clusters[ti].incoming_sources.push(source_name);
         clusters[si].outgoing.push(plan);
     }
@@ -436,6 +513,8 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
             .sort_by(|a, b| a.target_link_name.cmp(&b.target_link_name));
         c.incoming_sources.sort();
         c.incoming_sources.dedup();
+        c.remote_access_accounts.sort();
+        c.remote_access_accounts.dedup();
     }
     FleetPlan {
         name: fleet.metadata.name.value.clone(),
@@ -500,5 +579,6 @@ fn cluster_plan(c: &ClusterSpec) -> ClusterPlan {
         gateway,
         outgoing: Vec::new(),
         incoming_sources: Vec::new(),
+        remote_access_accounts: Vec::new(),
     }
 }

@@ -196,6 +196,57 @@ pub struct SecretsSpec {
     /// Vault (KV v2) that holds link credentials and identity keys.
     #[serde(default)]
     pub vault: Option<Located<VaultSpec>>,
+    /// Which remote-access account each link uses, and a credential rotation in
+    /// progress. Written by `meshfleet secrets sync --rotate`; review it like any change.
+    #[serde(default)]
+    pub link_credentials: Option<Located<LinkCredentialsSpec>>,
+}
+
+/// `spec.secrets.linkCredentials`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LinkCredentialsSpec {
+    /// Per link, keyed `<source>-to-<target>`: the generation of the remote-access account
+    /// the link uses on its target [0]. Generation 0 is
+    /// `linkerd-service-mirror-remote-access-<source>`, generation N
+    /// `linkerd-service-mirror-remote-access-<source>-gN`.
+    #[serde(default)]
+    pub generations: std::collections::BTreeMap<String, Located<i64>>,
+    /// A rotation in progress.
+    #[serde(default)]
+    pub rotation: Option<Located<RotationSpec>>,
+}
+
+/// `spec.secrets.linkCredentials.rotation`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// The links being rotated, `<source>-to-<target>`.
+    pub links: Vec<Located<String>>,
+    /// Where the rotation is.
+    pub phase: Located<RotationPhase>,
+}
+
+/// The phases of a link credential rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum RotationPhase {
+    /// The targets grant the next account beside the current one; the links still use the
+    /// current one.
+    #[serde(rename = "granting")]
+    Granting,
+    /// The links use the new account; the old one leaves the targets.
+    #[serde(rename = "retiring")]
+    Retiring,
+}
+
+impl RotationPhase {
+    /// The fleet-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Granting => "granting",
+            Self::Retiring => "retiring",
+        }
+    }
 }
 
 /// `spec.secrets.vault`.

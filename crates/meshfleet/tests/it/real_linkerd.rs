@@ -99,7 +99,116 @@ fn mixed_fleet_at_2025_4_4() {
 
 #[test]
 fn mixed_fleet_at_2026_8_3() {
-    linkerd_agrees(&mixed(RELEASES[1]));
+    let s = mixed(RELEASES[1]);
+    linkerd_agrees(&s);
+    broken_objects_fail_their_check(&s);
+}
+
+/// The check ids that are not ok for `cluster`, after the fleet had converged.
+fn failing_checks(s: &Scenario, cluster: &str) -> Vec<String> {
+    let (_, stdout, stderr) = s.meshfleet(&["check", ".", "-o", "json", "--cluster", cluster]);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let mut ids: Vec<String> = report["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["checks"].as_array().into_iter().flatten())
+        .filter(|c| c["status"] != "ok")
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Breaking what the real charts and controllers made fails exactly the check that
+/// watches it, and putting it back heals it.
+fn broken_objects_fail_their_check(s: &Scenario) {
+    let link = s
+        .links()
+        .into_iter()
+        .find(|l| l.source == "alpha" && l.target == "beta")
+        .expect("alpha-to-beta");
+    let kubectl = |args: &[&str]| s.kubectl(&link.source, args);
+    // What is not ok already (the annotation-only export `every_link_mirrors` left is a
+    // warning on purpose); each case below must add exactly its own id.
+    let baseline = failing_checks(s, &link.source);
+    let failing_checks = |s: &Scenario, cluster: &str| -> Vec<String> {
+        failing_checks(s, cluster)
+            .into_iter()
+            .filter(|id| !baseline.contains(id))
+            .collect()
+    };
+    // The chart's controller scaled away.
+    kubectl(&[
+        "-n",
+        scenario::MULTICLUSTER,
+        "scale",
+        "deploy",
+        &link.controller_name(),
+        "--replicas=0",
+    ]);
+    let failing = wait_for("controller-available to fail", || {
+        let ids = failing_checks(s, &link.source);
+        (!ids.is_empty()).then_some(ids)
+    });
+    assert_eq!(failing, ["controller-available"], "scaled to zero");
+    kubectl(&[
+        "-n",
+        scenario::MULTICLUSTER,
+        "scale",
+        "deploy",
+        &link.controller_name(),
+        "--replicas=1",
+    ]);
+    wait_for("controller-available to heal", || {
+        failing_checks(s, &link.source).is_empty().then_some(())
+    });
+    // The Link edited by hand.
+    kubectl(&[
+        "-n",
+        scenario::MULTICLUSTER,
+        "patch",
+        "link",
+        link.link_name(),
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"gatewayPort":"4999"}}"#,
+    ]);
+    assert_eq!(
+        failing_checks(s, &link.source),
+        ["link-drift"],
+        "a hand-edited Link"
+    );
+    let rendered = s
+        .tree
+        .join(&link.source)
+        .join("links")
+        .join(format!("link-{}.yaml", link.link_name()));
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "kustomize-controller",
+        "-f",
+        &rendered.to_string_lossy(),
+    ]);
+    wait_for("link-drift to heal", || {
+        failing_checks(s, &link.source).is_empty().then_some(())
+    });
+    // The target's remote-access token revoked (its Secret deleted; the chart's next
+    // apply would bring it back).
+    let token_secret = meshfleet_core::plan::remote_access_token_secret(&link.source);
+    s.kubectl(
+        &link.target,
+        &["-n", scenario::MULTICLUSTER, "delete", "secret", &token_secret],
+    );
+    let failing = wait_for("credentials-access to fail", || {
+        let ids = failing_checks(s, &link.source);
+        (!ids.is_empty()).then_some(ids)
+    });
+    assert_eq!(failing, ["credentials-access"], "a revoked token");
 }
 
 /// An example's fleet file with the module header's substitutions: `apiServer` →

@@ -448,6 +448,23 @@ impl Scenario {
         );
     }
 
+    /// Run the environment's kubectl on a cluster; panics when it fails.
+    pub fn kubectl(&self, cluster: &str, args: &[&str]) -> String {
+        let output = std::process::Command::new(crate::support::repo_root().join("testenv/bin/kubectl"))
+            .arg("--kubeconfig")
+            .arg(self.env.kubeconfig())
+            .args(["--context", cluster])
+            .args(args)
+            .output()
+            .expect("run kubectl");
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} on {cluster}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     pub fn deployment(&self, cluster: &str, namespace: &str, name: &str) -> Option<Value> {
         let api = Api::<Deployment>::namespaced(self.client(cluster), namespace);
         self.block_on(api.get_opt(name))
