@@ -13,7 +13,9 @@ use crate::diagnostic::Finding;
 use crate::duration::parse_go_duration;
 use crate::fleet::Fleet;
 use crate::fleet::links::declared_links;
-use crate::fleet::model::{ClusterSpec, Engine, InstallMethod, IssuerKind, LinkMode, RotationPhase, ServiceType};
+use crate::fleet::model::{
+    ClusterSpec, Engine, InstallMethod, IssuerKind, LinkMode, RotationPhase, ServiceType,
+};
 use crate::selector::parse_label_query;
 use crate::version::LinkerdVersion;
 
@@ -280,12 +282,8 @@ pub struct LinkGateway {
 
 /// A link's current account generation and rotation, from `spec.secrets.linkCredentials`.
 /// During `retiring` the generation has already moved: the other one is the previous.
-fn link_credentials(spec: &crate::fleet::model::FleetSpec, id: &str) -> (u32, Option<LinkRotation>) {
-    let Some(creds) = spec
-        .secrets
-        .as_ref()
-        .and_then(|s| s.link_credentials.as_ref())
-    else {
+fn link_credentials(spec: &crate::fleet::model::Spec, id: &str) -> (u32, Option<LinkRotation>) {
+    let Some(creds) = spec.secrets.as_ref().and_then(|s| s.link_credentials.as_ref()) else {
         return (0, None);
     };
     let generation = creds
@@ -300,7 +298,10 @@ fn link_credentials(spec: &crate::fleet::model::FleetSpec, id: &str) -> (u32, Op
                 RotationPhase::Granting => generation + 1,
                 RotationPhase::Retiring => generation.saturating_sub(1),
             };
-            LinkRotation { phase, other_generation }
+            LinkRotation {
+                phase,
+                other_generation,
+            }
         })
     });
     (generation, rotation)

@@ -246,7 +246,7 @@ impl FleetFixture {
             .clone()
             .expect("link targets have an apiServer");
         meshfleet_core::live::secrets::link_kubeconfig(
-            &link.source,
+            &link.account(),
             &link.target,
             &server,
             ca.as_bytes(),

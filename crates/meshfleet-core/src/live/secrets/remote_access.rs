@@ -55,7 +55,7 @@ impl Rotation {
     pub(super) async fn rotate(&self, wait: Duration) -> Result<Values, SyncError> {
         let token = reissue(self, wait).await?;
         let kubeconfig = link_kubeconfig(
-            &self.source,
+            &plan::remote_access_service_account(&self.source),
             &self.cluster,
             &self.server,
             &token.ca_pem,
@@ -82,12 +82,12 @@ struct RemoteAccess {
 pub(super) async fn link_entries(plan: &FleetPlan, kubeconfigs: Option<&Kubeconfigs>) -> Vec<Pending> {
     let mut reads = tokio::task::JoinSet::new();
     for target in &plan.clusters {
-        let sources: Vec<String> = plan
+        let sources: Vec<(String, String)> = plan
             .clusters
             .iter()
             .flat_map(|c| &c.outgoing)
             .filter(|l| l.target == target.name)
-            .map(|l| l.source.clone())
+            .map(|l| (l.source.clone(), l.account()))
             .collect();
         if sources.is_empty() || target.api_server.is_none() {
             continue;
@@ -128,8 +128,13 @@ pub(super) async fn link_entries(plan: &FleetPlan, kubeconfigs: Option<&Kubeconf
                 }),
                 (Some(_), Some((Err(e), _))) => Err(e),
                 (Some(server), Some((Ok(RemoteAccess { account, token }), client))) => {
-                    let kubeconfig =
-                        link_kubeconfig(&link.source, &target.name, server, &token.ca_pem, &token.bearer);
+                    let kubeconfig = link_kubeconfig(
+                        &link.account(),
+                        &target.name,
+                        server,
+                        &token.ca_pem,
+                        &token.bearer,
+                    );
                     rotation = client.map(|client| Rotation {
                         client,
                         cluster: target.name.clone(),
@@ -166,7 +171,7 @@ async fn read_target(
     kubeconfigs: Option<Kubeconfigs>,
     cluster: String,
     context: String,
-    sources: Vec<String>,
+    sources: Vec<(String, String)>,
 ) -> TargetReads {
     let client = match kubeconfigs {
         None => Err(SyncError::NoKubeconfig {
@@ -179,10 +184,10 @@ async fn read_target(
     };
     let mut unreachable: Option<SyncError> = None;
     let mut out = Vec::new();
-    for source in sources {
+    for (source, account) in sources {
         let result = match (&client, &unreachable) {
             (Err(e), _) | (Ok(_), Some(e)) => Err(e.clone()),
-            (Ok(client), None) => read_token(client, &cluster, &context, &source).await,
+            (Ok(client), None) => read_token(client, &cluster, &context, &account).await,
         };
         // One timeout per cluster is enough: the next links would wait as long again.
         if let Err(e @ SyncError::ClusterUnreachable { .. }) = &result {
@@ -193,16 +198,16 @@ async fn read_target(
     out
 }
 
-/// The token of `source`'s remote-access account on the target `cluster`: its
+/// The token of a link's remote-access `account` on the target `cluster`: its
 /// `<account>-token` Secret, or like `link-gen` any token Secret annotated with it.
 async fn read_token(
     client: &kube::Client,
     cluster: &str,
     context: &str,
-    source: &str,
+    account: &str,
 ) -> Result<RemoteAccess, SyncError> {
-    let account = plan::remote_access_service_account(source);
-    let name = plan::remote_access_token_secret(source);
+    let account = account.to_owned();
+    let name = format!("{account}-token");
     tracing::debug!(cluster, account, "reading the remote-access token");
     let kube_error = |action: &str| {
         let action = action.to_string();
@@ -457,13 +462,13 @@ where
 /// cluster (`server` = the target's `apiServer`, CA inline), one user (the token) and
 /// one context.
 pub fn link_kubeconfig(
-    source: &str,
+    account: &str,
     target: &str,
     server: &str,
     ca_pem: &[u8],
     token: &SecretString,
 ) -> Result<SecretString, SyncError> {
-    let user = plan::remote_access_service_account(source);
+    let user = account.to_owned();
     let config = Kubeconfig {
         api_version: Some("v1".into()),
         kind: Some("Config".into()),
@@ -515,8 +520,22 @@ mod tests {
     fn kubeconfig_has_one_of_each_and_parses_back() {
         let token = SecretString::from("eyJhbGciOiJSUzI1NiJ9.".repeat(40));
         let ca = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let text = link_kubeconfig("studio", "pro", "https://pro.example:6443", ca, &token).unwrap();
-        let again = link_kubeconfig("studio", "pro", "https://pro.example:6443", ca, &token).unwrap();
+        let text = link_kubeconfig(
+            "linkerd-service-mirror-remote-access-studio",
+            "pro",
+            "https://pro.example:6443",
+            ca,
+            &token,
+        )
+        .unwrap();
+        let again = link_kubeconfig(
+            "linkerd-service-mirror-remote-access-studio",
+            "pro",
+            "https://pro.example:6443",
+            ca,
+            &token,
+        )
+        .unwrap();
         assert_eq!(text.expose_secret(), again.expose_secret(), "deterministic");
         let parsed = Kubeconfig::from_yaml(text.expose_secret()).unwrap();
         assert_eq!(
