@@ -70,10 +70,10 @@ pub enum Command {
     Man,
 }
 
-/// A fleet file, or a folder holding `fleet.yaml`.
+/// A fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml`.
 #[derive(Debug, Args)]
 pub struct PathArg {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
 }
@@ -81,7 +81,7 @@ pub struct PathArg {
 /// `render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Folder of the rendered tree; replaced as a whole, atomically
@@ -104,7 +104,7 @@ pub enum CertsCommand {
 /// `certs init`.
 #[derive(Debug, Args)]
 pub struct CertsInitArgs {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Key folder for private keys [default: <fleet folder>/.meshfleet/keys]
@@ -118,7 +118,7 @@ pub struct CertsInspectArgs {
     /// PEM files (certificates or bundles)
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Fleet whose trust anchor the certificates should chain to [default: ./fleet.yaml if present]
+    /// Fleet whose trust anchor the certificates should chain to [default: ./fleet.yaml or ./meshfleet.yaml if present]
     #[arg(long, value_name = "PATH")]
     pub fleet: Option<PathBuf>,
 }
@@ -126,7 +126,7 @@ pub struct CertsInspectArgs {
 /// `graph`.
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Picture format
@@ -155,7 +155,7 @@ pub enum SecretsCommand {
 /// `secrets sync`.
 #[derive(Debug, Args)]
 pub struct SecretsSyncArgs {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Print what would change (values redacted) and write nothing
@@ -172,7 +172,7 @@ pub struct SecretsSyncArgs {
 /// `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Check only this cluster (repeatable)
@@ -206,7 +206,7 @@ pub struct TrustExtractArgs {
 /// `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Fleet file, or a folder holding `fleet.yaml`
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Remove legacy controllers whose declarative replacement is available

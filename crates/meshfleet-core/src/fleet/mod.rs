@@ -17,10 +17,15 @@ pub use model::Fleet;
 /// The name of the fleet file inside a fleet folder.
 pub const FLEET_FILE_NAME: &str = "fleet.yaml";
 
+/// The other name a fleet folder may use: Rancher Fleet treats any folder holding a
+/// `fleet.yaml` as one of its bundles, so its users need a name of their own.
+pub const MESHFLEET_FILE_NAME: &str = "meshfleet.yaml";
+
 /// A fleet file as read from disk.
 #[derive(Debug, Clone)]
 pub struct FleetSource {
-    /// The path as the user gave it (or `<folder>/fleet.yaml`), used in messages.
+    /// The path as the user gave it (or `<folder>/fleet.yaml` or `<folder>/meshfleet.yaml`),
+    /// used in messages.
     pub path: PathBuf,
     /// The file's text.
     pub text: String,
@@ -35,7 +40,7 @@ impl FleetSource {
         }
     }
 
-    /// The file name (`fleet.yaml`), for generated-file headers that must not depend on
+    /// The file name (`fleet.yaml` or `meshfleet.yaml`), for generated-file headers that must not depend on
     /// where the command ran.
     pub fn file_name(&self) -> String {
         self.path.file_name().map_or_else(
@@ -57,6 +62,13 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// A folder holds both `fleet.yaml` and `meshfleet.yaml`, so which one is the fleet
+    /// is not clear.
+    #[error("`{}` holds both `{FLEET_FILE_NAME}` and `{MESHFLEET_FILE_NAME}`; meshfleet cannot tell which one is the fleet", folder.display())]
+    Ambiguous {
+        /// The folder given as PATH.
+        folder: PathBuf,
+    },
     /// The file is not a valid fleet file (syntax, unknown field, wrong type).
     #[error("`{}` is not a valid fleet file", file.path.display())]
     Invalid {
@@ -67,20 +79,36 @@ pub enum LoadError {
     },
 }
 
-/// Resolve a PATH argument: a fleet file, or a folder holding `fleet.yaml`.
-pub fn resolve_path(path: &Path) -> PathBuf {
+/// Resolve a PATH argument: a fleet file, or a folder holding `fleet.yaml` or
+/// `meshfleet.yaml` (not both). A folder with neither resolves to its `fleet.yaml`, so
+/// the error names the file users most likely meant.
+pub fn resolve_path(path: &Path) -> Result<PathBuf, LoadError> {
     if path == Path::new(".") {
-        PathBuf::from(FLEET_FILE_NAME)
+        // `./fleet.yaml` is printed as `fleet.yaml`, as users type it.
+        resolve_in(path, |name| PathBuf::from(name))
     } else if path.is_dir() {
-        path.join(FLEET_FILE_NAME)
+        resolve_in(path, |name| path.join(name))
     } else {
-        path.to_path_buf()
+        Ok(path.to_path_buf())
     }
 }
 
-/// Read the fleet file at `path` (a file or a folder holding `fleet.yaml`).
+fn resolve_in(folder: &Path, join: impl Fn(&str) -> PathBuf) -> Result<PathBuf, LoadError> {
+    let fleet = join(FLEET_FILE_NAME);
+    let meshfleet = join(MESHFLEET_FILE_NAME);
+    match (fleet.is_file(), meshfleet.is_file()) {
+        (true, true) => Err(LoadError::Ambiguous {
+            folder: folder.to_path_buf(),
+        }),
+        (false, true) => Ok(meshfleet),
+        _ => Ok(fleet),
+    }
+}
+
+/// Read the fleet file at `path` (a file, or a folder holding `fleet.yaml` or
+/// `meshfleet.yaml`).
 pub fn read(path: &Path) -> Result<FleetSource, LoadError> {
-    let path = resolve_path(path);
+    let path = resolve_path(path)?;
     let text = fs_err::read_to_string(&path).map_err(|source| LoadError::Unreadable {
         path: path.clone(),
         source,
@@ -242,6 +270,21 @@ mod tests {
         assert_eq!(finding.rule, "unknown-field");
         assert_eq!(finding.location.unwrap().line, 4);
         assert!(finding.hint.contains("did you mean `name`"), "{}", finding.hint);
+    }
+
+    #[test]
+    fn a_folder_may_hold_meshfleet_yaml_but_not_both_names() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_path(dir.path()).unwrap(), dir.path().join("fleet.yaml"));
+        std::fs::write(dir.path().join("meshfleet.yaml"), "").unwrap();
+        assert_eq!(resolve_path(dir.path()).unwrap(), dir.path().join("meshfleet.yaml"));
+        std::fs::write(dir.path().join("fleet.yaml"), "").unwrap();
+        let err = resolve_path(dir.path()).unwrap_err();
+        assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");
+        assert!(err.to_string().contains("both `fleet.yaml` and `meshfleet.yaml`"), "{err}");
+        // A file given by name is taken as it is.
+        let file = dir.path().join("fleet.yaml");
+        assert_eq!(resolve_path(&file).unwrap(), file);
     }
 
     #[test]

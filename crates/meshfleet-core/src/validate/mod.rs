@@ -253,7 +253,8 @@ impl CheckedFleet {
     }
 }
 
-/// Read, parse and validate the fleet at `path` (a file or a folder with `fleet.yaml`).
+/// Read, parse and validate the fleet at `path` (a file, or a folder with `fleet.yaml` or
+/// `meshfleet.yaml`).
 pub fn check_file(path: &Path, now: OffsetDateTime) -> Result<CheckedFleet, crate::fleet::LoadError> {
     let (source, fleet) = crate::fleet::load(path)?;
     let anchor = AnchorFile::read(&anchor_path(&source.dir(), &fleet));

@@ -2,18 +2,19 @@
 
 use std::path::{Path, PathBuf};
 
+use meshfleet_core::fleet::{FLEET_FILE_NAME, LoadError, MESHFLEET_FILE_NAME};
 use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
 use serde_json::json;
 
-use super::{ExitStatus, hinted, now};
+use super::{ExitStatus, hinted, now, unreadable_fleet};
 use crate::cli::{CertsInitArgs, CertsInspectArgs, OutputFormat};
 use crate::printer::Printer;
 
 pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
     let (source, fleet) = match meshfleet_core::fleet::load(&args.path) {
         Ok(loaded) => loaded,
-        Err(meshfleet_core::fleet::LoadError::Invalid { file, finding }) => {
+        Err(LoadError::Invalid { file, finding }) => {
             printer.status(
                 printer
                     .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
@@ -21,12 +22,7 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
             );
             return Ok(ExitStatus::Failure);
         }
-        Err(e) => {
-            return Err(hinted(
-                e.to_string(),
-                "pass a fleet file, or a folder that holds `fleet.yaml`",
-            ));
-        }
+        Err(e) => return Err(unreadable_fleet(e)),
     };
     let dir = source.dir();
     let folder = args
@@ -211,15 +207,23 @@ fn describe(cert: &CertInfo, chain: &Chain, now: time::OffsetDateTime) -> String
     )
 }
 
-/// The fleet's anchors: from `--fleet`, else from `./fleet.yaml` when present.
+/// The fleet's anchors: from `--fleet`, else from `./fleet.yaml` or `./meshfleet.yaml`
+/// when present.
 fn fleet_anchors(fleet: Option<&Path>) -> anyhow::Result<Option<Vec<CertInfo>>> {
     let path: PathBuf = match fleet {
         Some(p) => p.to_path_buf(),
-        None if Path::new("fleet.yaml").is_file() => PathBuf::from("fleet.yaml"),
+        None if [FLEET_FILE_NAME, MESHFLEET_FILE_NAME]
+            .iter()
+            .any(|name| Path::new(name).is_file()) =>
+        {
+            PathBuf::from(".")
+        }
         None => return Ok(None),
     };
-    let (source, fleet) = meshfleet_core::fleet::load(&path)
-        .map_err(|e| hinted(e.to_string(), "pass a valid fleet with `--fleet`"))?;
+    let (source, fleet) = meshfleet_core::fleet::load(&path).map_err(|e| match e {
+        LoadError::Ambiguous { .. } => unreadable_fleet(e),
+        e => hinted(e.to_string(), "pass a valid fleet with `--fleet`"),
+    })?;
     let anchor_path = meshfleet_core::validate::anchor_path(&source.dir(), &fleet);
     let text = fs_err::read_to_string(&anchor_path)
         .map_err(|e| hinted(e.to_string(), "run `meshfleet certs init` to create the anchor"))?;

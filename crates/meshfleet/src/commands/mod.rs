@@ -119,13 +119,29 @@ pub enum Loaded {
     Invalid(ExitStatus),
 }
 
+/// A fleet file that could not be found or read, as an error with a hint (exit 2).
+/// `Invalid` is not one of these: its finding is printed like any other.
+pub fn unreadable_fleet(error: LoadError) -> anyhow::Error {
+    match &error {
+        LoadError::Unreadable { path, source } => hinted(
+            format!("cannot read `{}`: {source}", path.display()),
+            "pass a fleet file, or a folder that holds `fleet.yaml` or `meshfleet.yaml`",
+        ),
+        LoadError::Ambiguous { folder } => hinted(
+            error.to_string(),
+            format!(
+                "keep one: keep `meshfleet.yaml` if Rancher Fleet also reads this folder (it takes any `fleet.yaml` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
+                folder.join("meshfleet.yaml").display()
+            ),
+        ),
+        LoadError::Invalid { .. } => anyhow::Error::new(error),
+    }
+}
+
 /// Load and validate a fleet; print findings (errors and warnings) to stderr.
 pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
     match check_file(path, now()) {
-        Err(LoadError::Unreadable { path, source }) => Err(hinted(
-            format!("cannot read `{}`: {source}", path.display()),
-            "pass a fleet file, or a folder that holds `fleet.yaml`",
-        )),
+        Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => Err(unreadable_fleet(e)),
         Err(LoadError::Invalid { file, finding }) => {
             printer.status(
                 printer

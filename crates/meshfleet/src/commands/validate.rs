@@ -7,17 +7,14 @@ use meshfleet_core::fleet::LoadError;
 use meshfleet_core::validate::check_file;
 use serde_json::json;
 
-use super::{ExitStatus, hinted, now};
+use super::{ExitStatus, now, unreadable_fleet};
 use crate::cli::OutputFormat;
 use crate::printer::Printer;
 
 pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Result<ExitStatus> {
     let (file, text, fleet_name, findings, summary) = match check_file(path, now()) {
-        Err(LoadError::Unreadable { path, source }) => {
-            return Err(hinted(
-                format!("cannot read `{}`: {source}", path.display()),
-                "pass a fleet file, or a folder that holds `fleet.yaml`",
-            ));
+        Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => {
+            return Err(unreadable_fleet(e));
         }
         Err(LoadError::Invalid { file, finding }) => {
             (file.path.clone(), file.text.clone(), None, vec![*finding], None)
