@@ -132,6 +132,13 @@ pub struct GraphArgs {
     /// Picture format
     #[arg(long, value_enum, default_value_t = GraphFormat::Svg)]
     pub format: GraphFormat,
+    /// Run the live checks first and colour every cluster and link by what they found
+    /// (failing check ids in the tooltips); exit 1 when a check failed, as `check` does
+    #[arg(long)]
+    pub live: bool,
+    /// With `--live`: seconds to wait for each cluster
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", requires = "live")]
+    pub timeout: u64,
 }
 
 /// `graph --format`.

@@ -77,7 +77,7 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Render(args) => render::run(args, printer),
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),
         Command::Certs(CertsCommand::Inspect(args)) => certs::inspect(args, output, printer),
-        Command::Graph(args) => graph::run(args, printer),
+        Command::Graph(args) => graph::run(args, &cli.global, printer),
         Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, &cli.global, printer),
         Command::Check(args) => check::run(args, &cli.global, printer),
         Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, &cli.global, printer),
