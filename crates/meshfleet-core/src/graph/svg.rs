@@ -17,8 +17,10 @@ use super::{FleetGraph, FleetHealth, Health, cluster_caption, xml};
 use crate::fleet::model::LinkMode;
 use crate::live::check::Status;
 
-/// Widest line of text in a box; longer text is shortened (full value in the tooltip).
+/// Widest line of text under a cluster's name; longer text is shortened (full value in
+/// the tooltip). Names are never shortened: a DNS-1123 label fits in 63 characters.
 const MAX_TEXT: f64 = 300.0;
+const MAX_NAME: f64 = 640.0;
 /// Offset of a gateway cluster's second border.
 const RING: f64 = 4.0;
 /// Padding between a box's border and its text.
@@ -88,7 +90,11 @@ impl ClusterBox {
         }
         let lines: Vec<(String, Font)> = full
             .into_iter()
-            .map(|(text, font)| (font.fit(&text, MAX_TEXT).into_owned(), font))
+            .enumerate()
+            .map(|(k, (text, font))| {
+                let max = if k == 0 { MAX_NAME } else { MAX_TEXT };
+                (font.fit(&text, max).into_owned(), font)
+            })
             .collect();
         let text_w = lines.iter().map(|(t, f)| f.width(t)).fold(0.0, f64::max);
         let text_h: f64 = lines.iter().map(|(_, f)| line_height(*f)).sum();

@@ -11,6 +11,7 @@ mod graph;
 mod jobs;
 mod links;
 mod migrate;
+mod picture;
 mod real_linkerd;
 mod render;
 mod robustness;

@@ -2,8 +2,10 @@
 //!
 //! Every box lies wholly outside the circle, and a chord between two points of a circle
 //! stays inside it, so a link can only meet its own two boxes. The radius grows until
-//! neighbouring boxes, seen from the centre, leave a gap between them; each link then
-//! leaves its box through a short radial lead that stays inside its box's angle.
+//! neighbouring boxes, seen from the centre, leave a gap between them. A link is drawn
+//! straight from box to box when that line meets no other box; otherwise it leaves its
+//! box through a radial lead that stays inside its box's angle, crosses the circle as a
+//! chord, and enters the other box the same way.
 //!
 //! The ends of a cluster's links get separate ports across its side that faces the
 //! centre, sorted by where the other end lies, so that chords leaving one box do not
@@ -16,8 +18,9 @@ use super::{Layout, Point, Rect, Shape, Spec};
 
 /// Gap between the circle and the nearest point of any box: room for the arrowhead.
 const LEAD: f64 = 14.0;
-/// Smallest gap between neighbouring boxes, measured along the circle.
-const GAP: f64 = 18.0;
+/// Smallest gap between neighbouring boxes, measured along the circle: room for the two
+/// arrows of a pair linked both ways.
+const GAP: f64 = 50.0;
 /// Fraction of a box's angle left free at each side when spreading its ports.
 const PORT_MARGIN: f64 = 0.15;
 
@@ -64,12 +67,25 @@ pub fn place(spec: &Spec) -> Layout {
             continue;
         };
         let on_circle = |phi: f64| Point::new(radius * phi.cos(), radius * phi.sin());
-        layout.routes[edge] = vec![
-            entry(&placed[from].rect, a),
-            on_circle(a),
-            on_circle(b),
-            entry(&placed[to].rect, b),
-        ];
+        let (start, end) = (entry(&placed[from].rect, a), entry(&placed[to].rect, b));
+        // Straight from port to port, or else straight between the two boxes' centres
+        // (the two directions of a pair shifted apart), when that crosses no box, its own
+        // two included; else through the ports on the circle, which never crosses one.
+        let clear = |p: Point, q: Point| {
+            !layout.boxes.iter().enumerate().any(|(k, r)| {
+                let room = if k == from || k == to { r.inflate(-0.5) } else { r.inflate(3.0) };
+                room.hit_by(p, q)
+            })
+        };
+        layout.routes[edge] = if clear(start, end) {
+            vec![start, end]
+        } else if let Some((p, q)) =
+            between_centres(&placed[from].rect, &placed[to].rect, from < to).filter(|&(p, q)| clear(p, q))
+        {
+            vec![p, q]
+        } else {
+            vec![start, on_circle(a), on_circle(b), end]
+        };
     }
     layout
 }
@@ -182,6 +198,36 @@ fn ports(
         }
     }
     ports
+}
+
+/// The line between the centres of two boxes, from border to border, shifted 4 px to
+/// one side (`left`) or the other so that the two links of a pair run side by side.
+fn between_centres(from: &Rect, to: &Rect, left: bool) -> Option<(Point, Point)> {
+    let (a, b) = (from.centre(), to.centre());
+    let (dx, dy) = (b.x - a.x, b.y - a.y);
+    let len = dx.hypot(dy);
+    if len < 1.0 {
+        return None;
+    }
+    let side = if left { 4.0 } else { -4.0 };
+    let (ox, oy) = (-dy / len * side, dx / len * side);
+    let (a, b) = (Point::new(a.x + ox, a.y + oy), Point::new(b.x + ox, b.y + oy));
+    Some((exit(from, a, b)?, exit(to, b, a)?))
+}
+
+/// Where the segment from `inside` (a point in `rect`) towards `outside` leaves `rect`.
+fn exit(rect: &Rect, inside: Point, outside: Point) -> Option<Point> {
+    let (dx, dy) = (outside.x - inside.x, outside.y - inside.y);
+    let mut t: f64 = 1.0;
+    if dx.abs() > f64::EPSILON {
+        let edge = if dx > 0.0 { rect.right() } else { rect.x };
+        t = t.min((edge - inside.x) / dx);
+    }
+    if dy.abs() > f64::EPSILON {
+        let edge = if dy > 0.0 { rect.bottom() } else { rect.y };
+        t = t.min((edge - inside.y) / dy);
+    }
+    (t > 0.0 && t < 1.0).then(|| Point::new(inside.x + dx * t, inside.y + dy * t))
 }
 
 /// Where the ray from the centre at angle `phi` enters `rect` (the ray is known to meet
