@@ -48,7 +48,7 @@ pub(super) fn dot(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Strin
             }
             attrs.retain(|a| !a.starts_with("fillcolor"));
             attrs.push(format!("fillcolor=\"{fill}\", color=\"{line}\""));
-            label = format!("{} {label}\\n{}", h.symbol(), h.summary());
+            label = format!("{} {label}\\n{}", h.symbol(), h.headline());
             attrs.push(format!(
                 "tooltip=\"{}\"",
                 dot_string(&h.problem_lines().join("\n"))
@@ -97,7 +97,7 @@ pub(super) fn mermaid(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> S
         }
         if let Some(health) = health {
             let h = health.cluster(&c.name);
-            label = format!("{} {label}<br/>{}", h.symbol(), h.summary());
+            label = format!("{} {label}<br/>{}", h.symbol(), h.headline());
         }
         let _ = writeln!(out, "  {}[\"{label}\"]", id(i));
     }

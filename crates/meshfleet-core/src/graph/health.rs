@@ -71,6 +71,26 @@ impl Health {
         }
     }
 
+    /// One line for a box: the summary when all is well, else which checks failed
+    /// ("failed: trust-anchors-match, issuer-valid") or warned.
+    pub fn headline(&self) -> String {
+        if self.problems.is_empty() {
+            return self.summary();
+        }
+        let mut ids: Vec<&str> = Vec::new();
+        for p in &self.problems {
+            if !ids.contains(&p.id.as_str()) {
+                ids.push(p.id.as_str());
+            }
+        }
+        let verb = if self.count(Status::Error) > 0 {
+            "failed"
+        } else {
+            "warning"
+        };
+        format!("{verb}: {}", ids.join(", "))
+    }
+
     /// Tooltip lines: one per problem, `× id: message`.
     pub fn problem_lines(&self) -> Vec<String> {
         self.problems
@@ -199,6 +219,7 @@ mod tests {
         assert_eq!(studio.status, Some(Status::Warning));
         assert_eq!(studio.passed, 1);
         assert_eq!(studio.summary(), "1 warning");
+        assert_eq!(studio.headline(), "warning: issuer-valid");
         let link = health.link("studio", "pro");
         assert_eq!(link.status, Some(Status::Error));
         assert_eq!(link.problem_lines(), ["× link-drift: differs"]);

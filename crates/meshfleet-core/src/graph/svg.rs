@@ -67,7 +67,7 @@ impl ClusterBox {
         }
         full.push((cluster_caption(c), Font::CAPTION));
         if let Some(h) = health {
-            full.push((h.summary(), Font::CAPTION));
+            full.push((h.headline(), Font::CAPTION));
         }
         let mut tooltip = vec![c.name.clone()];
         if let Some(gw) = &c.gateway {

@@ -12,6 +12,7 @@
 //! context anyway, with the link's CA and token.
 
 mod broken;
+mod live_graph;
 
 use std::collections::BTreeMap;
 use std::process::Output;

@@ -6,6 +6,7 @@ mod certs;
 mod check;
 mod conformance;
 mod examples;
+mod fleet_file;
 mod fixtures;
 mod graph;
 mod jobs;

@@ -220,7 +220,7 @@ fn extent(r: &Rendered, n: usize) -> Area {
 }
 
 /// Everything wrong with a picture, in words; empty when it reads well.
-fn problems(svg: &str) -> Vec<String> {
+pub fn problems(svg: &str) -> Vec<String> {
     let r = render(svg, 1.0);
     let mut found = Vec::new();
     let canvas = Area {
@@ -316,6 +316,11 @@ fn problems(svg: &str) -> Vec<String> {
     found
 }
 
+/// The picture as a PNG at twice its size.
+pub fn png(svg: &str) -> Vec<u8> {
+    render(svg, 2.0).pixmap.encode_png().expect("png")
+}
+
 fn graph_svg(dir: &Path, path: &str) -> String {
     let out = meshfleet(dir)
         .args(["graph", path, "--format", "svg"])
@@ -398,7 +403,7 @@ fn example_pictures_keep_every_label_in_its_box_and_match_their_pngs() {
     for example in ["homelab", "hub-spoke"] {
         let svg = graph_svg(&root, &format!("examples/{example}"));
         assert_reads_well(example, &svg);
-        let png = render(&svg, 2.0).pixmap.encode_png().expect("png");
+        let png = png(&svg);
         let path = root.join("examples").join(example).join("graph.png");
         if std::env::var_os("MESHFLEET_UPDATE_PICTURES").is_some() {
             std::fs::write(&path, &png).expect("write png");
