@@ -277,11 +277,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(resolve_path(dir.path()).unwrap(), dir.path().join("fleet.yaml"));
         std::fs::write(dir.path().join("meshfleet.yaml"), "").unwrap();
-        assert_eq!(resolve_path(dir.path()).unwrap(), dir.path().join("meshfleet.yaml"));
+        assert_eq!(
+            resolve_path(dir.path()).unwrap(),
+            dir.path().join("meshfleet.yaml")
+        );
         std::fs::write(dir.path().join("fleet.yaml"), "").unwrap();
         let err = resolve_path(dir.path()).unwrap_err();
         assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");
-        assert!(err.to_string().contains("both `fleet.yaml` and `meshfleet.yaml`"), "{err}");
+        assert!(
+            err.to_string().contains("both `fleet.yaml` and `meshfleet.yaml`"),
+            "{err}"
+        );
         // A file given by name is taken as it is.
         let file = dir.path().join("fleet.yaml");
         assert_eq!(resolve_path(&file).unwrap(), file);

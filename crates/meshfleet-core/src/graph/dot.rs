@@ -102,7 +102,11 @@ pub(super) fn mermaid(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> S
         let _ = writeln!(out, "  {}[\"{label}\"]", id(i));
     }
     for e in &graph.edges {
-        let arrow = if e.mode() == LinkMode::Gateway { "-->" } else { "-.->" };
+        let arrow = if e.mode() == LinkMode::Gateway {
+            "-->"
+        } else {
+            "-.->"
+        };
         let mut label = e.mode().as_str().to_string();
         if let Some(health) = health {
             label = format!("{} {label}", health.link(&e.link.source, &e.link.target).symbol());

@@ -121,18 +121,13 @@ impl FleetHealth {
         let mut health = Self::default();
         for cluster_report in &report.clusters {
             let plan_cluster = plan.clusters.iter().find(|c| c.name == cluster_report.name);
-            let cluster = health
-                .clusters
-                .entry(cluster_report.name.clone())
-                .or_default();
+            let cluster = health.clusters.entry(cluster_report.name.clone()).or_default();
             let mut links: Vec<((String, String), CheckId, Status, &str)> = Vec::new();
             for result in &cluster_report.checks {
-                let link = result.link.as_deref().and_then(|link_name| {
-                    plan_cluster?
-                        .outgoing
-                        .iter()
-                        .find(|l| l.link_name() == link_name)
-                });
+                let link = result
+                    .link
+                    .as_deref()
+                    .and_then(|link_name| plan_cluster?.outgoing.iter().find(|l| l.link_name() == link_name));
                 match link {
                     Some(link) => links.push((
                         (link.source.clone(), link.target.clone()),

@@ -121,7 +121,10 @@ fn label_text(mode: LinkMode, health: Option<&Health>) -> String {
 
 fn label_size(text: &str) -> (f64, f64) {
     let f = Font::LABEL;
-    (f.width(text).ceil() + 6.0, (f.ascent() + f.descent()).ceil() + 2.0)
+    (
+        f.width(text).ceil() + 6.0,
+        (f.ascent() + f.descent()).ceil() + 2.0,
+    )
 }
 
 /// Draw the graph.
@@ -150,10 +153,7 @@ pub(super) fn draw(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Stri
         boxes: boxes.iter().map(|b| (b.width, b.height)).collect(),
         links: graph.edges.iter().map(|e| (e.from, e.to)).collect(),
         hub: graph.hub,
-        labels: labels
-            .iter()
-            .map(|t| labelled.then(|| label_size(t)))
-            .collect(),
+        labels: labels.iter().map(|t| labelled.then(|| label_size(t))).collect(),
     };
     let layout = layout::layout(&spec);
     let title = title(graph, health);
@@ -161,10 +161,7 @@ pub(super) fn draw(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Stri
     let inner_w = layout.width.max(legend.width).max(Font::TITLE.width(&title));
     let width = (inner_w + 2.0 * MARGIN).ceil();
     let title_h = line_height(Font::TITLE);
-    let origin = Point::new(
-        MARGIN + (inner_w - layout.width) / 2.0,
-        MARGIN + title_h + 14.0,
-    );
+    let origin = Point::new(MARGIN + (inner_w - layout.width) / 2.0, MARGIN + title_h + 14.0);
     let legend_y = origin.y + layout.height + 22.0;
     let height = (legend_y + legend.height + MARGIN).ceil();
 
@@ -257,20 +254,17 @@ fn title(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> String {
 fn marker_colours(live: bool) -> Vec<(&'static str, &'static str)> {
     let mut markers = vec![("plain", INK)];
     if live {
-        markers.extend([
-            Some(Status::Ok),
-            Some(Status::Warning),
-            Some(Status::Error),
-            None,
-        ]
-        .into_iter()
-        .map(|status| {
-            let h = Health {
-                status,
-                ..Health::default()
-            };
-            (status_id(status), health_colours(&h).1)
-        }));
+        markers.extend(
+            [Some(Status::Ok), Some(Status::Warning), Some(Status::Error), None]
+                .into_iter()
+                .map(|status| {
+                    let h = Health {
+                        status,
+                        ..Health::default()
+                    };
+                    (status_id(status), health_colours(&h).1)
+                }),
+        );
     }
     markers
 }
@@ -372,11 +366,7 @@ fn draw_cluster(
         None => ("#e0f2fe", "#0369a1"),
     };
     let stroke_w = if hub { 3.0 } else { 1.2 };
-    let _ = write!(
-        out,
-        "<g id=\"cluster-{i}\"><title>{}</title>",
-        xml(&b.tooltip)
-    );
+    let _ = write!(out, "<g id=\"cluster-{i}\"><title>{}</title>", xml(&b.tooltip));
     let main = if c.gateway.is_some() {
         let _ = write!(
             out,
@@ -441,8 +431,7 @@ impl Legend {
         let mut items: Vec<(Sample, String)> = vec![
             (
                 Sample::None,
-                "arrows: services flow from the exporting cluster to the one that mirrors them"
-                    .to_string(),
+                "arrows: services flow from the exporting cluster to the one that mirrors them".to_string(),
             ),
             (Sample::Line { dashed: false }, "gateway link".to_string()),
             (Sample::Line { dashed: true }, "remote-discovery link".to_string()),
@@ -453,7 +442,10 @@ impl Legend {
         }
         if live {
             items.extend([
-                (Sample::Status(Some(Status::Ok)), "✓ every check passes".to_string()),
+                (
+                    Sample::Status(Some(Status::Ok)),
+                    "✓ every check passes".to_string(),
+                ),
                 (Sample::Status(Some(Status::Warning)), "‼ a warning".to_string()),
                 (
                     Sample::Status(Some(Status::Error)),

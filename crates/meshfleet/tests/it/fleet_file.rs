@@ -7,8 +7,11 @@ use crate::support::{BASE_FLEET, TempFleet, meshfleet, texts};
 #[test]
 fn a_folder_may_hold_meshfleet_yaml_instead_of_fleet_yaml() {
     let fleet = TempFleet::new(BASE_FLEET);
-    std::fs::rename(fleet.path().join("fleet.yaml"), fleet.path().join("meshfleet.yaml"))
-        .expect("rename");
+    std::fs::rename(
+        fleet.path().join("fleet.yaml"),
+        fleet.path().join("meshfleet.yaml"),
+    )
+    .expect("rename");
     for args in [vec!["validate", "."], vec!["graph", ".", "--format", "dot"]] {
         let out = meshfleet(fleet.path()).args(&args).output().expect("run");
         let (_, stderr) = texts(&out);
@@ -24,8 +27,8 @@ fn a_folder_may_hold_meshfleet_yaml_instead_of_fleet_yaml() {
         .output()
         .expect("render");
     assert!(out.status.success(), "{}", texts(&out).1);
-    let header = std::fs::read_to_string(fleet.path().join("out/east/kustomization.yaml"))
-        .expect("rendered file");
+    let header =
+        std::fs::read_to_string(fleet.path().join("out/east/kustomization.yaml")).expect("rendered file");
     assert!(header.contains("(meshfleet.yaml)"), "{header}");
 }
 

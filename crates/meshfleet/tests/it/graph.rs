@@ -45,8 +45,14 @@ fn graph_draws_clusters_links_modes_and_the_hub() {
     assert_eq!(svg.matches("<path id=\"edge-").count(), 2, "two links: {svg}");
     assert!(svg.contains(">studio<") && svg.contains(">pro<"));
     // The two links between studio and pro are two lines, each with its own tooltip.
-    assert!(svg.contains("<title>studio → pro: gateway link; pro mirrors the services studio exports"), "{svg}");
-    assert!(svg.contains("<title>pro → studio: gateway link; studio mirrors the services pro exports"), "{svg}");
+    assert!(
+        svg.contains("<title>studio → pro: gateway link; pro mirrors the services studio exports"),
+        "{svg}"
+    );
+    assert!(
+        svg.contains("<title>pro → studio: gateway link; studio mirrors the services pro exports"),
+        "{svg}"
+    );
 }
 
 #[test]

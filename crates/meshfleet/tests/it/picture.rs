@@ -234,7 +234,9 @@ pub fn problems(svg: &str) -> Vec<String> {
     }
     for (id, area, drawn) in &r.texts {
         if !drawn {
-            found.push(format!("text `{id}` was not drawn (no glyphs: is DejaVu Sans installed?)"));
+            found.push(format!(
+                "text `{id}` was not drawn (no glyphs: is DejaVu Sans installed?)"
+            ));
         }
         if !area.inside(&canvas, 0.0) {
             found.push(format!("text `{id}` {area:?} leaves the canvas {canvas:?}"));
@@ -274,13 +276,18 @@ pub fn problems(svg: &str) -> Vec<String> {
     for (edge, from, to, segs) in &r.links {
         for &k in &keys {
             if k != *from && k != *to && segs.iter().any(|(p, q)| extent(&r, k).shrink(1.0).hit_by(*p, *q)) {
-                found.push(format!("link {edge} ({from} → {to}) runs through cluster box {k}"));
+                found.push(format!(
+                    "link {edge} ({from} → {to}) runs through cluster box {k}"
+                ));
             }
         }
     }
     // The wiring starts at the hub's bottom edge, so it never enters a box, not even the hub's.
     for &k in &keys {
-        if r.bus.iter().any(|(p, q)| extent(&r, k).shrink(1.0).hit_by(*p, *q)) {
+        if r.bus
+            .iter()
+            .any(|(p, q)| extent(&r, k).shrink(1.0).hit_by(*p, *q))
+        {
             found.push(format!("the shared wiring runs through cluster box {k}"));
         }
     }
@@ -292,28 +299,43 @@ pub fn problems(svg: &str) -> Vec<String> {
     }
     // Pixels: nothing drawn touches the canvas edge (nothing cut off), and no edge of
     // the canvas is far from the drawing (the canvas fits it).
-    let (mut left, mut top, mut right, mut bottom) = (u32::MAX, u32::MAX, 0, 0);
-    let w = r.pixmap.width();
-    for (i, px) in r.pixmap.pixels().iter().enumerate() {
-        let c = px.demultiply();
-        if c.alpha() > 0 && (c.red() < 235 || c.green() < 235 || c.blue() < 235) {
-            #[allow(clippy::cast_possible_truncation)]
-            let (x, y) = ((i as u32) % w, (i as u32) / w);
+    let margins = ink_margins(&r.pixmap);
+    if margins.iter().any(|&m| m < 2) {
+        found.push(format!(
+            "the drawing touches the canvas edge (margins {margins:?}: left, top, right, bottom)"
+        ));
+    }
+    if margins.iter().any(|&m| m > 28) {
+        found.push(format!(
+            "the canvas does not fit the drawing (margins {margins:?}: left, top, right, bottom)"
+        ));
+    }
+    found
+}
+
+/// How far the drawn pixels (anything darker than near-white) stay from each edge of
+/// the canvas: left, top, right, bottom.
+fn ink_margins(pixmap: &tiny_skia::Pixmap) -> [u32; 4] {
+    let (width, height) = (pixmap.width(), pixmap.height());
+    let (mut left, mut top, mut right, mut bottom) = (width, height, 0, 0);
+    for (index, pixel) in pixmap.pixels().iter().enumerate() {
+        let colour = pixel.demultiply();
+        let ink = colour.alpha() > 0 && (colour.red() < 235 || colour.green() < 235 || colour.blue() < 235);
+        if ink {
+            let index = u32::try_from(index).expect("pixel index");
+            let (x, y) = (index % width, index / width);
             left = left.min(x);
             right = right.max(x);
             top = top.min(y);
             bottom = bottom.max(y);
         }
     }
-    let h = r.pixmap.height();
-    let margins = [left, top, w.saturating_sub(right + 1), h.saturating_sub(bottom + 1)];
-    if margins.iter().any(|&m| m < 2) {
-        found.push(format!("the drawing touches the canvas edge (margins {margins:?}: left, top, right, bottom)"));
-    }
-    if margins.iter().any(|&m| m > 28) {
-        found.push(format!("the canvas does not fit the drawing (margins {margins:?}: left, top, right, bottom)"));
-    }
-    found
+    [
+        left,
+        top,
+        width.saturating_sub(right + 1),
+        height.saturating_sub(bottom + 1),
+    ]
 }
 
 /// The picture as a PNG at twice its size.
@@ -333,7 +355,12 @@ fn graph_svg(dir: &Path, path: &str) -> String {
 
 fn assert_reads_well(name: &str, svg: &str) {
     let found = problems(svg);
-    assert!(found.is_empty(), "{name}: {} problem(s):\n{}", found.len(), found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "{name}: {} problem(s):\n{}",
+        found.len(),
+        found.join("\n")
+    );
 }
 
 /// A generated fleet: `star` (hub and spoke) or `mesh` (every pair both ways) of `n`
@@ -440,7 +467,13 @@ fn example_pictures_keep_every_label_in_its_box_and_match_their_pngs() {
 
 #[test]
 fn pictures_of_10_and_50_clusters_have_no_overlaps() {
-    for (kind, n) in [("star", 10), ("mesh", 10), ("mixed", 10), ("star", 50), ("mesh", 50)] {
+    for (kind, n) in [
+        ("star", 10),
+        ("mesh", 10),
+        ("mixed", 10),
+        ("star", 50),
+        ("mesh", 50),
+    ] {
         let fleet = generated(kind, n);
         let svg = graph_svg(fleet.path(), ".");
         assert_reads_well(&format!("{kind} of {n}"), &svg);
@@ -460,10 +493,19 @@ fn long_names_are_shortened_with_the_full_value_in_the_tooltip() {
     let fleet = generated("mixed", 10);
     let svg = graph_svg(fleet.path(), ".");
     let address = "gateway-3.payments.eu-west.internal.corp.example.com";
-    assert!(svg.contains(&format!("gateway {address} (NodePort), port 30143")), "tooltip");
-    assert!(!svg.contains(&format!(">gateway {address}:30143<")), "shortened in the box");
+    assert!(
+        svg.contains(&format!("gateway {address} (NodePort), port 30143")),
+        "tooltip"
+    );
+    assert!(
+        !svg.contains(&format!(">gateway {address}:30143<")),
+        "shortened in the box"
+    );
     assert!(svg.contains("…"), "{svg}");
-    assert!(svg.contains("stroke-dasharray"), "remote-discovery links are dashed");
+    assert!(
+        svg.contains("stroke-dasharray"),
+        "remote-discovery links are dashed"
+    );
 }
 
 #[test]
@@ -480,7 +522,12 @@ fn a_thousand_spoke_fleet_is_a_readable_grid() {
         r.height,
         svg.len()
     );
-    assert!(r.width < 2.0 * r.height && r.height < r.width, "{} x {}", r.width, r.height);
+    assert!(
+        r.width < 2.0 * r.height && r.height < r.width,
+        "{} x {}",
+        r.width,
+        r.height
+    );
     assert_reads_well("star of 1000", &svg);
 }
 
@@ -497,11 +544,15 @@ fn the_checker_sees_what_the_old_pictures_got_wrong() {
 </svg>"##;
     let found = problems(svg);
     assert!(
-        found.iter().any(|p| p.starts_with("text `box-0-line-1`") && p.contains("leaves its box")),
+        found
+            .iter()
+            .any(|p| p.starts_with("text `box-0-line-1`") && p.contains("leaves its box")),
         "{found:#?}"
     );
     assert!(
-        found.iter().any(|p| p.starts_with("text `legend-0`") && p.contains("leaves the canvas")),
+        found
+            .iter()
+            .any(|p| p.starts_with("text `legend-0`") && p.contains("leaves the canvas")),
         "{found:#?}"
     );
     assert!(found.iter().any(|p| p.contains("does not fit")), "{found:#?}");

@@ -82,6 +82,7 @@ impl Rect {
     }
 
     /// Grown by `d` on every side (shrunk when negative).
+    #[must_use]
     pub fn inflate(&self, d: f64) -> Self {
         Self {
             x: self.x - d,
@@ -97,6 +98,7 @@ impl Rect {
     }
 
     /// The smallest rectangle holding both.
+    #[must_use]
     pub fn union(&self, other: &Self) -> Self {
         let x = self.x.min(other.x);
         let y = self.y.min(other.y);
@@ -206,7 +208,7 @@ pub fn segments(points: &[Point]) -> impl Iterator<Item = (Point, Point)> + '_ {
 fn place_labels(layout: &mut Layout, sizes: &[Option<(f64, f64)>]) {
     layout.labels = vec![None; layout.routes.len()];
     for (edge, size) in sizes.iter().enumerate() {
-        let (Some((w, h)), Some(route)) = (size, layout.routes.get(edge)) else {
+        let (Some((width, height)), Some(route)) = (size, layout.routes.get(edge)) else {
             continue;
         };
         let Some((a, b)) = segments(route).max_by(|(a1, b1), (a2, b2)| {
@@ -218,14 +220,14 @@ fn place_labels(layout: &mut Layout, sizes: &[Option<(f64, f64)>]) {
         };
         let len = (b.x - a.x).hypot(b.y - a.y).max(1e-9);
         let (nx, ny) = (-(b.y - a.y) / len, (b.x - a.x) / len);
-        let offset = (nx.abs() * w + ny.abs() * h) / 2.0 + 3.0;
+        let offset = f64::midpoint(nx.abs() * width, ny.abs() * height) + 3.0;
         'spots: for t in [0.5, 0.4, 0.6, 0.3, 0.7] {
             for side in [1.0, -1.0] {
-                let c = Point::new(
+                let centre = Point::new(
                     a.x + (b.x - a.x) * t + nx * side * offset,
                     a.y + (b.y - a.y) * t + ny * side * offset,
                 );
-                let rect = Rect::centred(c, *w, *h);
+                let rect = Rect::centred(centre, *width, *height);
                 if is_free(layout, &rect) {
                     layout.labels[edge] = Some(rect);
                     break 'spots;
@@ -333,7 +335,13 @@ mod tests {
         }
         for (k, b) in layout.boxes.iter().enumerate() {
             if Some(k) != spec.hub {
-                assert!(!layout.bus.iter().flat_map(|r| segments(r)).any(|(p, q)| b.inflate(-0.5).hit_by(p, q)));
+                assert!(
+                    !layout
+                        .bus
+                        .iter()
+                        .flat_map(|r| segments(r))
+                        .any(|(p, q)| b.inflate(-0.5).hit_by(p, q))
+                );
             }
         }
     }
@@ -359,7 +367,12 @@ mod tests {
     fn a_thousand_spokes_make_a_grid_not_a_line() {
         let s = spec(1000, (1..1000).map(|i| (0, i)).collect(), Some(0));
         let l = layout(&s);
-        assert!(l.width < 3.0 * l.height && l.height < 3.0 * l.width, "{} x {}", l.width, l.height);
+        assert!(
+            l.width < 3.0 * l.height && l.height < 3.0 * l.width,
+            "{} x {}",
+            l.width,
+            l.height
+        );
         assert!(l.width < 10_000.0, "{}", l.width);
     }
 }

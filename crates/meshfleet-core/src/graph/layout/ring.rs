@@ -73,7 +73,11 @@ pub fn place(spec: &Spec) -> Layout {
         // two included; else through the ports on the circle, which never crosses one.
         let clear = |p: Point, q: Point| {
             !layout.boxes.iter().enumerate().any(|(k, r)| {
-                let room = if k == from || k == to { r.inflate(-0.5) } else { r.inflate(3.0) };
+                let room = if k == from || k == to {
+                    r.inflate(-0.5)
+                } else {
+                    r.inflate(3.0)
+                };
                 room.hit_by(p, q)
             })
         };
@@ -108,17 +112,17 @@ fn place_all(spec: &Spec, angles: &[f64], radius: f64) -> Vec<Placed> {
 
 /// Push a box out along its direction until its nearest point is `LEAD` beyond the
 /// circle.
-fn place_one(w: f64, h: f64, theta: f64, radius: f64) -> Placed {
+fn place_one(width: f64, height: f64, theta: f64, radius: f64) -> Placed {
     let (ux, uy) = (theta.cos(), theta.sin());
-    let (a, b) = (w / 2.0, h / 2.0);
-    let nearest = |d: f64| {
-        let dx = ((d * ux).abs() - a).max(0.0);
-        let dy = ((d * uy).abs() - b).max(0.0);
+    let (half_w, half_h) = (width / 2.0, height / 2.0);
+    let nearest = |distance: f64| {
+        let dx = ((distance * ux).abs() - half_w).max(0.0);
+        let dy = ((distance * uy).abs() - half_h).max(0.0);
         dx.hypot(dy)
     };
     let want = radius + LEAD;
-    // `nearest` grows with the distance, and reaches `want` by `want + a + b`.
-    let (mut lo, mut hi) = (0.0, want + a + b);
+    // `nearest` grows with the distance, and reaches `want` by `want + half_w + half_h`.
+    let (mut lo, mut hi) = (0.0, want + half_w + half_h);
     for _ in 0..60 {
         let mid = f64::midpoint(lo, hi);
         if nearest(mid) >= want {
@@ -127,16 +131,16 @@ fn place_one(w: f64, h: f64, theta: f64, radius: f64) -> Placed {
             lo = mid;
         }
     }
-    let rect = Rect::centred(Point::new(hi * ux, hi * uy), w, h);
+    let rect = Rect::centred(Point::new(hi * ux, hi * uy), width, height);
     let relative = |x: f64, y: f64| {
-        let mut d = y.atan2(x) - theta;
-        while d > PI {
-            d -= TAU;
+        let mut angle = y.atan2(x) - theta;
+        while angle > PI {
+            angle -= TAU;
         }
-        while d <= -PI {
-            d += TAU;
+        while angle <= -PI {
+            angle += TAU;
         }
-        d
+        angle
     };
     let corners = [
         relative(rect.x, rect.y),
@@ -163,11 +167,7 @@ fn apart(placed: &[Placed], angles: &[f64], radius: f64) -> bool {
 }
 
 /// The angle of every link end: (link, cluster) → angle of its port on the circle.
-fn ports(
-    spec: &Spec,
-    angles: &[f64],
-    placed: &[Placed],
-) -> std::collections::HashMap<(usize, usize), f64> {
+fn ports(spec: &Spec, angles: &[f64], placed: &[Placed]) -> std::collections::HashMap<(usize, usize), f64> {
     let n = angles.len();
     let mut ends: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
     for (edge, &(from, to)) in spec.links.iter().enumerate() {

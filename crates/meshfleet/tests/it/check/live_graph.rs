@@ -44,7 +44,10 @@ fn a_healthy_fleet_is_green_everywhere() {
         assert!(g.contains(">8 checks pass<"), "{g}");
     }
     let link = element(&svg, "pro → studio: gateway link");
-    assert!(link.contains("stroke=\"#15803d\"") && link.contains("✓ 11 checks pass"), "{link}");
+    assert!(
+        link.contains("stroke=\"#15803d\"") && link.contains("✓ 11 checks pass"),
+        "{link}"
+    );
     let found = problems(&svg);
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
@@ -80,7 +83,10 @@ fn failed_checks_colour_their_cluster_and_link_and_name_the_check_ids() {
     // The cluster: red, ×, and the failing check id in its tooltip.
     let studio = element(&svg, "studio\n");
     assert!(studio.contains("fill=\"#fee2e2\""), "{studio}");
-    assert!(studio.contains(">× studio<") && studio.contains(">failed: trust-anchors-match<"), "{studio}");
+    assert!(
+        studio.contains(">× studio<") && studio.contains(">failed: trust-anchors-match<"),
+        "{studio}"
+    );
     assert!(studio.contains("× trust-anchors-match: "), "{studio}");
     // The link studio mirrors pro through: red, thick, its check id in the tooltip.
     let failing = element(&svg, "pro → studio: gateway link");
