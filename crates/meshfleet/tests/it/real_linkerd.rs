@@ -229,11 +229,15 @@ fn example_fleet(name: &str, ports: &BTreeMap<&str, String>) -> String {
         let trimmed = line.trim_start();
         let indent = &line[..line.len() - trimmed.len()];
         if let Some(n) = trimmed.strip_prefix("- name: ") {
-            cluster = n.split_whitespace().next().unwrap_or_default().to_owned();
+            n.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .clone_into(&mut cluster);
         }
         if trimmed.starts_with("context:") {
             continue;
-        } else if trimmed.starts_with("apiServer:") {
+        }
+        if trimmed.starts_with("apiServer:") {
             out.push_str(&format!(
                 "{indent}apiServer: https://kubernetes.default.svc:{}\n",
                 ports[cluster.as_str()]
@@ -512,57 +516,54 @@ fn every_link_mirrors(s: &Scenario) {
     }
     for link in &links {
         let name = link.link_name();
-        match &link.gateway {
-            Some(gateway) => {
-                let mirror = s.wait_mirror(link, "web", |m| ports_of(m) == [80]);
-                assert_eq!(
-                    mirror["metadata"]["labels"]["mirror.linkerd.io/cluster-name"],
-                    json!(name)
-                );
-                let endpoints = wait_for(
-                    &format!("{} endpoints of web-{name}", link.credentials_id()),
-                    || {
-                        s.endpoints(&link.source, scenario::APPS, &format!("web-{name}"))
-                            .filter(|e| !endpoint_addresses(e).0.is_empty())
-                    },
-                );
-                assert_eq!(
-                    endpoints["metadata"]["annotations"]["mirror.linkerd.io/remote-gateway-identity"],
-                    json!(link.gateway_identity()),
-                    "{}: {endpoints}",
-                    link.credentials_id()
-                );
-                let (ips, ports) = endpoint_addresses(&endpoints);
-                assert_eq!(
-                    ips,
-                    vec![gateway.address.clone()],
-                    "{}: {endpoints}",
-                    link.credentials_id()
-                );
-                assert_eq!(
-                    ports,
-                    vec![i64::from(gateway.port)],
-                    "{}: {endpoints}",
-                    link.credentials_id()
-                );
-            }
-            None => {
-                let mirror = s.wait_mirror(link, "disco", |m| ports_of(m) == [8080]);
-                assert_eq!(
-                    mirror["metadata"]["labels"]["multicluster.linkerd.io/remote-discovery"],
-                    json!(name),
-                    "{}: {mirror}",
-                    link.credentials_id()
-                );
-                let endpoints = s.endpoints(&link.source, scenario::APPS, &format!("disco-{name}"));
-                assert!(
-                    endpoints
-                        .as_ref()
-                        .is_none_or(|e| endpoint_addresses(e).0.is_empty()),
-                    "{}: a remote-discovery mirror has no Endpoints: {endpoints:?}",
-                    link.credentials_id()
-                );
-            }
+        if let Some(gateway) = &link.gateway {
+            let mirror = s.wait_mirror(link, "web", |m| ports_of(m) == [80]);
+            assert_eq!(
+                mirror["metadata"]["labels"]["mirror.linkerd.io/cluster-name"],
+                json!(name)
+            );
+            let endpoints = wait_for(
+                &format!("{} endpoints of web-{name}", link.credentials_id()),
+                || {
+                    s.endpoints(&link.source, scenario::APPS, &format!("web-{name}"))
+                        .filter(|e| !endpoint_addresses(e).0.is_empty())
+                },
+            );
+            assert_eq!(
+                endpoints["metadata"]["annotations"]["mirror.linkerd.io/remote-gateway-identity"],
+                json!(link.gateway_identity()),
+                "{}: {endpoints}",
+                link.credentials_id()
+            );
+            let (ips, ports) = endpoint_addresses(&endpoints);
+            assert_eq!(
+                ips,
+                vec![gateway.address.clone()],
+                "{}: {endpoints}",
+                link.credentials_id()
+            );
+            assert_eq!(
+                ports,
+                vec![i64::from(gateway.port)],
+                "{}: {endpoints}",
+                link.credentials_id()
+            );
+        } else {
+            let mirror = s.wait_mirror(link, "disco", |m| ports_of(m) == [8080]);
+            assert_eq!(
+                mirror["metadata"]["labels"]["multicluster.linkerd.io/remote-discovery"],
+                json!(name),
+                "{}: {mirror}",
+                link.credentials_id()
+            );
+            let endpoints = s.endpoints(&link.source, scenario::APPS, &format!("disco-{name}"));
+            assert!(
+                endpoints
+                    .as_ref()
+                    .is_none_or(|e| endpoint_addresses(e).0.is_empty()),
+                "{}: a remote-discovery mirror has no Endpoints: {endpoints:?}",
+                link.credentials_id()
+            );
         }
     }
     // By now every link has synced its target's services: the annotation did nothing.

@@ -2,6 +2,7 @@
 //! what the tests look at: exported services on targets, mirrors on sources.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -425,10 +426,10 @@ impl Scenario {
             legacy.iter().any(|d| d["kind"] == "Deployment"),
             "`linkerd multicluster link` wrote no controller"
         );
-        let yaml: String = legacy
-            .iter()
-            .map(|d| format!("---\n{}", serde_json::to_string(d).expect("json")))
-            .collect();
+        let yaml = legacy.iter().fold(String::new(), |mut yaml, d| {
+            let _ = write!(yaml, "---\n{}", serde_json::to_string(d).expect("json"));
+            yaml
+        });
         let kubectl = crate::support::repo_root().join("testenv/bin/kubectl");
         let mut child = std::process::Command::new(kubectl)
             .args(["apply", "--server-side", "-f", "-", "--kubeconfig"])
