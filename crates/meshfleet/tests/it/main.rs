@@ -9,6 +9,7 @@ mod examples;
 mod fixtures;
 mod graph;
 mod jobs;
+mod jobs_cli;
 mod links;
 mod migrate;
 mod real_linkerd;

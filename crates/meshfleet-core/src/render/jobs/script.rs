@@ -204,8 +204,10 @@ pub fn control_plane(plan: &FleetPlan) -> String {
     );
     format!(
         r#"{preamble}step check
+# An assignment, not a test: a failing kubectl (no access) must stop the script.
+installed="$(kubectl -n {ns} get configmap linkerd-config --ignore-not-found -o name)"
 verb=upgrade
-if [ -z "$(kubectl -n {ns} get configmap linkerd-config --ignore-not-found -o name)" ]; then
+if [ -z "$installed" ]; then
   verb="install --identity-external-issuer"
 fi
 # The fleet's bundle as a value: it wins over the issuer Secret's ca.crt.
