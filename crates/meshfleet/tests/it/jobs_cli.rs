@@ -363,6 +363,7 @@ fn runner<'a>(env: &'a PrivateEnv, fleet: &RenderedFleet, version: &str, rt: &'a
         version: version.to_string(),
         client: rt.block_on(env.client(CLUSTER)),
         rt,
+        kube_cache: tempfile::tempdir().expect("tempdir"),
     }
 }
 

@@ -5,14 +5,16 @@
 //! TokenRequest token of the Job's ServiceAccount, so its `rbac.yaml` is exactly what it
 //! may do. Admin helpers apply the rendered objects and read the cluster back.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, Scope};
 use meshfleet_core::render::jobs::MOUNT;
@@ -41,11 +43,29 @@ fn gvk_of(object: &Value) -> GroupVersionKind {
 }
 
 /// The dynamic API of an object's kind (namespaced in its namespace when it has one).
+/// Discovery answers are kept for the whole run: every test cluster runs the same
+/// Kubernetes release and the same CRDs.
 async fn api_for(client: &kube::Client, object: &Value) -> Api<DynamicObject> {
-    let (resource, caps) = discovery::pinned_kind(client, &gvk_of(object))
-        .await
-        .unwrap_or_else(|e| panic!("discovery of {}: {e}", object["kind"]));
-    match (caps.scope, object["metadata"]["namespace"].as_str()) {
+    static KINDS: OnceLock<Mutex<HashMap<GroupVersionKind, (ApiResource, Scope)>>> = OnceLock::new();
+    let gvk = gvk_of(object);
+    let known = KINDS
+        .get_or_init(Mutex::default)
+        .lock()
+        .ok()
+        .and_then(|kinds| kinds.get(&gvk).cloned());
+    let (resource, scope) = match known {
+        Some(found) => found,
+        None => {
+            let (resource, caps) = discovery::pinned_kind(client, &gvk)
+                .await
+                .unwrap_or_else(|e| panic!("discovery of {}: {e}", object["kind"]));
+            if let Ok(mut kinds) = KINDS.get_or_init(Mutex::default).lock() {
+                kinds.insert(gvk, (resource.clone(), caps.scope.clone()));
+            }
+            (resource, caps.scope)
+        }
+    };
+    match (scope, object["metadata"]["namespace"].as_str()) {
         (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
         (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &resource),
         (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
@@ -183,6 +203,9 @@ pub struct JobRunner<'a> {
     pub version: String,
     pub client: kube::Client,
     pub rt: &'a tokio::runtime::Runtime,
+    /// kubectl's discovery cache, shared by the runs of this runner (`KUBECACHEDIR`; in a
+    /// pod it starts empty): only saves time.
+    pub kube_cache: tempfile::TempDir,
 }
 
 impl JobRunner<'_> {
@@ -259,7 +282,8 @@ impl JobRunner<'_> {
             .env("PATH", &bin)
             .env("TMPDIR", scratch.path())
             .env("MESHFLEET_MOUNT", &mount)
-            .env("KUBECONFIG", &kubeconfig);
+            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECACHEDIR", self.kube_cache.path());
         let started = Instant::now();
         let output = wait_with_deadline(command, SCRIPT_DEADLINE);
         PodRun {
