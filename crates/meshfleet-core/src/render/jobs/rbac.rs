@@ -21,7 +21,7 @@
 //! would let the Job write any rule into a role Linkerd binds to its dashboard).
 
 use crate::defaults;
-use crate::plan::{ClusterPlan, FleetPlan, remote_access_service_account, remote_access_token_secret};
+use crate::plan::{ClusterPlan, FleetPlan};
 
 use super::script::{CONTROL_PLANE_WEBHOOKS, VIZ_WEBHOOKS};
 
@@ -578,11 +578,8 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
     let local = "linkerd-local-service-mirror-access-local-resources";
     let controller = "linkerd-multicluster-controller-access-local-resources";
     let links: Vec<&str> = cluster.outgoing.iter().map(|l| l.link_name()).collect();
-    let remote: Vec<String> = cluster
-        .incoming_sources
-        .iter()
-        .map(|s| remote_access_service_account(s))
-        .collect();
+    // One account per incoming link (two for a link whose credentials rotate).
+    let remote = cluster.remote_access_service_accounts();
     let mut cluster_rules = vec![
         named(
             &["apiextensions.k8s.io"],
@@ -715,11 +712,8 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
             &[""],
             &["secrets"],
             WRITE,
-            cluster
-                .incoming_sources
-                .iter()
-                .map(|s| remote_access_token_secret(s))
-                .collect(),
+            // The chart names each account's token Secret `<account>-token`.
+            remote.iter().map(|a| format!("{a}-token")).collect(),
             "apply: the remote-access accounts' token Secrets",
         ));
     }
