@@ -57,6 +57,13 @@ fn every_job_is_bounded_labelled_and_uses_the_fleet_image() {
                 container["resources"]["requests"]["memory"].is_string(),
                 "{name}: requests"
             );
+            let scratch = pod["volumes"]
+                .as_array()
+                .expect("volumes")
+                .iter()
+                .find(|v| v["name"] == "tmp")
+                .expect("scratch volume");
+            assert_eq!(scratch["emptyDir"]["medium"], "Memory", "{name}: scratch in memory");
             let script = container["command"][2].as_str().expect("script");
             assert!(script.contains("kubectl apply --server-side"), "{script}");
             assert!(
@@ -116,61 +123,122 @@ fn every_job_is_bounded_labelled_and_uses_the_fleet_image() {
     }
 }
 
+/// The steps the scripts announce; every RBAC comment starts with the ones that need the
+/// rule (jobs_cli.rs checks, on a cluster, that removing the rule fails one of them).
+const STEPS: [&str; 5] = ["check", "keep", "render", "apply", "wait"];
+
 #[test]
 fn rbac_is_least_privilege_and_every_rule_says_why() {
-    let dir = example_copy_with("hub-spoke", "flux", "jobs");
-    let files = render_files(dir.path());
-    let objects = rendered_objects(&files);
-    for cluster in ["in-cluster-local", "production"] {
-        for component in COMPONENTS {
-            let path = format!("{cluster}/{component}/rbac.yaml");
-            let text = &files[&path];
-            let lines: Vec<&str> = text.lines().collect();
-            let mut rules = 0;
-            for (i, line) in lines.iter().enumerate() {
-                if *line == "- apiGroups:" {
-                    rules += 1;
-                    assert!(
-                        lines[i - 1].starts_with("# ") && lines[i - 1].len() > 10,
-                        "{path}: rule without a reason at line {}",
-                        i + 1
-                    );
-                }
-            }
-            assert!(rules > 0, "{path}: no rules");
-            for role in by_kind(&objects, &format!("{cluster}/{component}/"), "ClusterRole")
-                .into_iter()
-                .chain(by_kind(&objects, &format!("{cluster}/{component}/"), "Role"))
-            {
-                for rule in role["rules"].as_array().expect("rules") {
-                    for field in ["apiGroups", "resources", "verbs"] {
+    for example in ["hub-spoke", "homelab"] {
+        let dir = example_copy_with(example, "flux", "jobs");
+        let files = render_files(dir.path());
+        let objects = rendered_objects(&files);
+        let clusters: Vec<&str> = files
+            .keys()
+            .filter_map(|p| p.strip_suffix("/linkerd-crds/rbac.yaml"))
+            .collect();
+        assert!(!clusters.is_empty());
+        for cluster in clusters {
+            for component in COMPONENTS {
+                let path = format!("{cluster}/{component}/rbac.yaml");
+                let text = &files[&path];
+                let lines: Vec<&str> = text.lines().collect();
+                let mut reasons = Vec::new();
+                for (i, line) in lines.iter().enumerate() {
+                    if *line == "- apiGroups:" {
+                        let why = lines[i - 1]
+                            .strip_prefix("# ")
+                            .unwrap_or_else(|| panic!("{path}: rule without a reason at line {}", i + 1));
+                        let (steps, reason) = why.split_once(": ").expect("`<steps>: <reason>`");
                         assert!(
-                            !rule[field].as_array().expect("list").iter().any(|v| v == "*"),
-                            "{path}: wildcard in {field}"
+                            steps.split(", ").all(|s| STEPS.contains(&s)) && reason.len() > 10,
+                            "{path}:{}: `{why}` names no step of {STEPS:?}",
+                            i
+                        );
+                        reasons.push(why.to_string());
+                    }
+                }
+                assert!(!reasons.is_empty(), "{path}: no rules");
+                let prefix = format!("{cluster}/{component}/");
+                let roles: Vec<&Value> = by_kind(&objects, &prefix, "ClusterRole")
+                    .into_iter()
+                    .chain(by_kind(&objects, &prefix, "Role"))
+                    .collect();
+                let rules: Vec<(&Value, &Value)> = roles
+                    .iter()
+                    .flat_map(|role| role["rules"].as_array().expect("rules").iter().map(move |r| (*role, r)))
+                    .collect();
+                assert_eq!(rules.len(), reasons.len(), "{path}");
+                for ((role, rule), why) in rules.into_iter().zip(&reasons) {
+                    let list = |field: &str| -> Vec<&str> {
+                        rule[field]
+                            .as_array()
+                            .map(|l| l.iter().filter_map(Value::as_str).collect())
+                            .unwrap_or_default()
+                    };
+                    for verb in ["escalate", "bind", "impersonate", "*"] {
+                        assert!(!list("verbs").contains(&verb), "{path}: `{verb}` in {rule}");
+                    }
+                    assert!(!list("apiGroups").contains(&"*"), "{path}: wildcard group in {rule}");
+                    // The one wildcard: only a holder of it may create viz's tap-admin role.
+                    if list("resources").contains(&"*") {
+                        assert_eq!(
+                            (list("apiGroups"), list("verbs")),
+                            (vec!["tap.linkerd.io"], vec!["watch"]),
+                            "{path}: {rule}"
+                        );
+                        assert!(why.contains("tap-admin"), "{path}: {why}");
+                    }
+                    // Installs delete nothing of their own; `delete` is held only where a
+                    // Linkerd role grants it.
+                    if list("verbs").contains(&"delete") {
+                        assert!(why.contains("grant"), "{path}: delete without a granting role: {why}");
+                    }
+                    // No cluster-wide Secret access; Secrets by name, except the read the
+                    // control plane's Role `remote-discovery` grants in its namespace.
+                    if list("resources").contains(&"secrets") {
+                        assert_eq!(role["kind"], "Role", "{path}: cluster-wide Secret rule {rule}");
+                        assert!(
+                            rule["resourceNames"].is_array() || why.contains("remote-discovery"),
+                            "{path}: Secrets without names: {why}"
                         );
                     }
-                    assert!(
-                        !rule["verbs"]
-                            .as_array()
-                            .expect("verbs")
-                            .iter()
-                            .any(|v| v == "delete"),
-                        "{path}: installs never delete"
-                    );
+                    // Writes are server-side applies: create and patch, nothing else, on
+                    // cluster-scoped objects by name.
+                    if role["kind"] == "ClusterRole" && why.starts_with("apply: the") && !why.contains("grant") {
+                        assert!(rule["resourceNames"].is_array(), "{path}: cluster-scoped write without names: {why}");
+                    }
                 }
             }
         }
-        // Only the extensions read `linkerd-config`, and only that ConfigMap.
-        let viz_roles = by_kind(&objects, &format!("{cluster}/linkerd-viz/"), "Role");
-        let linkerd_role = viz_roles
-            .iter()
-            .find(|r| r["metadata"]["namespace"] == "linkerd")
-            .expect("role in linkerd ns");
-        assert_eq!(
-            linkerd_role["rules"][0]["resourceNames"],
-            serde_json::json!(["linkerd-config"])
-        );
     }
+}
+
+/// The scripts avoid what made the seed's Jobs fail (issue 10): `install --crds` (refuses
+/// after a version bump), the extensions' health checks (`--ignore-cluster` instead), the
+/// install-only flags on `upgrade`, and `--identity-trust-anchors-file` (ignored with an
+/// external issuer).
+#[test]
+fn job_scripts_use_only_flags_that_work_for_install_and_upgrade() {
+    let dir = example_copy_with("homelab", "argocd", "jobs");
+    let objects = rendered_objects(&render_files(dir.path()));
+    let script = |component: &str| -> String {
+        by_kind(&objects, &format!("studio/{component}/"), "Job")[0]["spec"]["template"]["spec"]["containers"][0]
+            ["command"][2]
+            .as_str()
+            .expect("script")
+            .to_string()
+    };
+    for component in ["linkerd-crds", "linkerd-viz", "linkerd-multicluster"] {
+        assert!(script(component).contains(" --ignore-cluster "), "{component}");
+    }
+    let control_plane = script("linkerd-control-plane");
+    for flag in ["--identity-trust-domain", "--cluster-domain", "--identity-trust-anchors-file"] {
+        assert!(!control_plane.contains(flag), "{flag} in\n{control_plane}");
+    }
+    assert!(control_plane.contains("--set-file \"identityTrustAnchorsPEM="));
+    assert!(control_plane.contains("rollout status"), "the control plane waits for its rollout");
+    assert!(control_plane.contains("--timeout=300s"), "bounded");
 }
 
 #[test]
@@ -265,6 +333,24 @@ fn a_version_bump_renders_new_jobs_and_check_shows_it() {
     // The same fleet renders the same Job names (the hash is of the spec, not of time).
     std::fs::remove_dir_all(dir.path().join("rendered")).expect("rm");
     assert_eq!(after, job_names(&rendered_objects(&render_files(dir.path()))));
+}
+
+/// A new anchor bundle (a rotation) changes the control-plane Job's spec, so its name:
+/// the GitOps engine runs it anew with the new bundle. Other Jobs stay as they are.
+#[test]
+fn a_new_anchor_bundle_renders_a_new_control_plane_job() {
+    let dir = example_copy_with("homelab", "flux", "jobs");
+    let before = job_names(&rendered_objects(&render_files(dir.path())));
+    let anchor_path = dir.path().join("certs/trust-anchor.crt");
+    let mut bundle = std::fs::read_to_string(&anchor_path).expect("anchor");
+    let second = meshfleet_core::identity::generate_anchor(time::OffsetDateTime::now_utc()).expect("anchor");
+    bundle.push_str(&second.cert_pem);
+    std::fs::write(&anchor_path, bundle).expect("bundle");
+    std::fs::remove_dir_all(dir.path().join("rendered")).expect("rm");
+    let after = job_names(&rendered_objects(&render_files(dir.path())));
+    let changed: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(changed.len(), 2, "one control-plane Job per cluster: {changed:?}");
+    assert!(changed.iter().all(|n| n.starts_with("linkerd-control-plane-")), "{changed:?}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod fixtures;
 mod fleet_file;
 mod graph;
 mod jobs;
+mod jobs_cli;
 mod links;
 mod migrate;
 mod picture;
