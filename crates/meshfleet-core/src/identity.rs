@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, Pem, X509Certificate};
 
+use crate::sensitive::PemMistake;
+
 /// Common name of the fleet's trust anchor (Linkerd's convention).
 pub const ANCHOR_COMMON_NAME: &str = "root.linkerd.cluster.local";
 /// Lifetime of a trust anchor made by `certs init`.
@@ -32,7 +34,16 @@ pub enum IdentityError {
     /// rcgen refused to build or sign a certificate.
     #[error("cannot create the certificate: {0}")]
     Generate(#[from] rcgen::Error),
-    /// A PEM file holds something that is not a certificate, or a broken one.
+    /// A private key that cannot be used; what is wrong, never the key's text.
+    #[error("{what}: {mistake}")]
+    Key {
+        /// Which key, e.g. "the trust anchor's private key".
+        what: &'static str,
+        /// What is wrong with it.
+        mistake: PemMistake,
+    },
+    /// A PEM file holds something that is not a certificate, or a broken one. The text
+    /// says which block and what kind of problem, never the file's content.
     #[error("{0}")]
     Parse(String),
 }
@@ -104,14 +115,18 @@ pub fn generate_issuer(
     issuer_common_name: &str,
     now: OffsetDateTime,
 ) -> Result<KeyedCertificate, IdentityError> {
-    let anchor_key = KeyPair::from_pem(anchor_key_pem.expose_secret())?;
+    let anchor_key = KeyPair::from_pem(anchor_key_pem.expose_secret()).map_err(|e| IdentityError::Key {
+        what: "the trust anchor's private key",
+        mistake: PemMistake::from_rcgen(&e),
+    })?;
     let anchor_info = parse_pem_bundle(anchor_cert_pem)?
         .into_iter()
         .next()
         .ok_or_else(|| IdentityError::Parse("the anchor file holds no certificate".into()))?;
     let anchor_end = OffsetDateTime::from_unix_timestamp(anchor_info.not_after)
         .map_err(|e| IdentityError::Parse(e.to_string()))?;
-    let issuer = Issuer::from_ca_cert_pem(anchor_cert_pem, anchor_key)?;
+    let issuer = Issuer::from_ca_cert_pem(anchor_cert_pem, anchor_key)
+        .map_err(|e| IdentityError::Parse(format!("the trust anchor: {}", PemMistake::from_rcgen(&e))))?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = ca_params(
         issuer_common_name,
@@ -220,13 +235,18 @@ pub fn format_time(unix: i64) -> String {
 pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
     let mut certs = Vec::new();
     for (index, pem) in Pem::iter_from_buffer(text.as_bytes()).enumerate() {
-        let pem =
-            pem.map_err(|e| IdentityError::Parse(format!("block {} is not valid PEM: {e}", index + 1)))?;
+        let pem = pem.map_err(|e| {
+            IdentityError::Parse(format!(
+                "block {} is not valid PEM: {}",
+                index + 1,
+                PemMistake::from_x509(&e)
+            ))
+        })?;
         if pem.label != "CERTIFICATE" {
             return Err(IdentityError::Parse(format!(
-                "block {} is a `{}`, not a CERTIFICATE",
+                "block {} is {}, not a CERTIFICATE",
                 index + 1,
-                pem.label
+                block_kind(&pem.label)
             )));
         }
         certs.push(
@@ -239,6 +259,26 @@ pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
         return Err(IdentityError::Parse("no PEM certificate found".into()));
     }
     Ok(certs)
+}
+
+/// A PEM label in words: the well-known ones by name (`PRIVATE KEY` tells the user a
+/// key was pasted), anything else without repeating it, since it is the file's text.
+fn block_kind(label: &str) -> String {
+    const KNOWN: [&str; 8] = [
+        "PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "RSA PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+        "PUBLIC KEY",
+        "CERTIFICATE REQUEST",
+        "X509 CRL",
+        "EC PARAMETERS",
+    ];
+    if KNOWN.contains(&label) {
+        format!("a `{label}`")
+    } else {
+        "another kind of PEM block".to_string()
+    }
 }
 
 /// Read one DER certificate.
@@ -317,6 +357,14 @@ pub fn chains_to<'a>(chain: &[CertInfo], anchors: &'a [CertInfo]) -> Option<&'a 
             .find(|c| c.der != current.der && signed_by(&current.der, &c.der))?;
     }
     None
+}
+
+/// Whether `key_pem` is a private key meshfleet can use; what is wrong with it if not,
+/// without any of its text.
+pub fn check_private_key(key_pem: &SecretString) -> Result<(), PemMistake> {
+    KeyPair::from_pem(key_pem.expose_secret())
+        .map(drop)
+        .map_err(|e| PemMistake::from_rcgen(&e))
 }
 
 /// Whether a private key PEM belongs to a certificate.

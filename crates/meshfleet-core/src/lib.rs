@@ -24,5 +24,6 @@ pub mod names;
 pub mod plan;
 pub mod render;
 pub mod selector;
+pub mod sensitive;
 pub mod validate;
 pub mod version;

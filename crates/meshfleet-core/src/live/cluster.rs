@@ -11,22 +11,29 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::live::error_chain;
+use crate::live::kube_failure::{self, KubeFailure};
 use crate::plan::ClusterPlan;
 
 /// Default time to wait for a cluster to answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Errors of reaching a cluster.
+/// Errors of reaching a cluster. None quotes the kubeconfig: a parse error says where
+/// and what kind of mistake (see [`crate::sensitive`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
-    /// The kubeconfig could not be read or parsed.
-    #[error("cannot read the kubeconfig{}: {reason}", path.as_ref().map(|p| format!(" `{}`", p.display())).unwrap_or_default())]
+    /// No kubeconfig was named and none is at the default place.
+    #[error(
+        "no kubeconfig: `--kubeconfig` is not given, `KUBECONFIG` is not set and `~/.kube/config` does not exist"
+    )]
+    NoKubeconfig,
+    /// A kubeconfig file could not be read or parsed, or the files of `KUBECONFIG` do
+    /// not merge.
+    #[error("cannot read the kubeconfig `{}`: {problem}", path.display())]
     Kubeconfig {
-        /// The file, when one was named.
-        path: Option<PathBuf>,
-        /// Why.
-        reason: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, without its text.
+        problem: String,
     },
     /// The fleet names a context the kubeconfig does not have.
     #[error("the kubeconfig has no context `{context}` (cluster `{cluster}`)")]
@@ -39,12 +46,12 @@ pub enum ClusterError {
         available: Vec<String>,
     },
     /// A client could not be built for the context (bad credentials, bad URL).
-    #[error("cannot build a client for context `{context}`: {reason}")]
+    #[error("cannot build a client for context `{context}`: {problem}")]
     Client {
         /// The context.
         context: String,
-        /// Why.
-        reason: String,
+        /// Why, without any value of the kubeconfig.
+        problem: String,
     },
 }
 
@@ -65,18 +72,35 @@ impl std::fmt::Debug for Kubeconfigs {
 }
 
 impl Kubeconfigs {
-    /// Load from `path`, else `KUBECONFIG`, else `~/.kube/config`.
+    /// Load from `path`, else the files of `KUBECONFIG` (merged as kubectl merges
+    /// them), else `~/.kube/config`. Each file is read on its own, so an error names
+    /// the file it is in.
     pub fn load(path: Option<&Path>) -> Result<Self, ClusterError> {
-        let config = match path {
-            Some(p) => Kubeconfig::read_from(p).map_err(|e| ClusterError::Kubeconfig {
-                path: Some(p.to_path_buf()),
-                reason: e.to_string(),
-            })?,
-            None => Kubeconfig::read().map_err(|e| ClusterError::Kubeconfig {
-                path: None,
-                reason: e.to_string(),
-            })?,
+        let paths: Vec<PathBuf> = match path {
+            Some(p) => vec![p.to_path_buf()],
+            None => match std::env::var_os("KUBECONFIG") {
+                Some(list) if !list.is_empty() => std::env::split_paths(&list)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect(),
+                _ => {
+                    let home = std::env::var_os("HOME").ok_or(ClusterError::NoKubeconfig)?;
+                    let default = PathBuf::from(home).join(".kube").join("config");
+                    if !default.exists() {
+                        return Err(ClusterError::NoKubeconfig);
+                    }
+                    vec![default]
+                }
+            },
         };
+        let mut config = Kubeconfig::default();
+        for path in paths {
+            let problem = |e: &kube::config::KubeconfigError| ClusterError::Kubeconfig {
+                path: path.clone(),
+                problem: kube_failure::kubeconfig_problem(e),
+            };
+            let file = Kubeconfig::read_from(&path).map_err(|e| problem(&e))?;
+            config = config.merge(file).map_err(|e| problem(&e))?;
+        }
         Ok(Self {
             config,
             timeout: DEFAULT_TIMEOUT,
@@ -131,14 +155,14 @@ impl Kubeconfigs {
             .await
             .map_err(|e| ClusterError::Client {
                 context: context.to_string(),
-                reason: e.to_string(),
+                problem: kube_failure::kubeconfig_problem(&e),
             })?;
         config.connect_timeout = Some(self.timeout);
         config.read_timeout = Some(self.timeout);
         config.write_timeout = Some(self.timeout);
         kube::Client::try_from(config).map_err(|e| ClusterError::Client {
             context: context.to_string(),
-            reason: e.to_string(),
+            problem: KubeFailure::from_kube(&e).to_string(),
         })
     }
 }
@@ -174,13 +198,18 @@ impl ReadError {
     /// Classify a client error: an API answer is a refusal, anything else means the
     /// server could not be talked to.
     pub fn from_kube(action: &str, error: kube::Error) -> Self {
-        match error {
-            kube::Error::Api(status) => Self::Refused {
+        match KubeFailure::from_kube(&error) {
+            KubeFailure::Refused { code, message, .. } => Self::Refused {
                 action: action.to_string(),
-                code: status.code,
-                message: status.message,
+                code,
+                message,
             },
-            other => Self::Unreachable(error_chain(&other)),
+            KubeFailure::Unauthorized => Self::Refused {
+                action: action.to_string(),
+                code: 401,
+                message: "the credentials are not accepted".into(),
+            },
+            other => Self::Unreachable(other.to_string()),
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod kube_failure;
 pub mod migrate;
 pub mod secrets;
 pub mod trust;

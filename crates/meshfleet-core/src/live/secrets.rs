@@ -421,10 +421,16 @@ fn read_private(path: &Path, what: &'static str) -> Result<SecretString, SyncErr
             path: path.to_path_buf(),
         });
     }
-    KeyFolder::read_secret(path).map_err(|e| SyncError::Unreadable {
+    let key = KeyFolder::read_secret(path).map_err(|e| SyncError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    // A key that does not parse would otherwise show up as "does not match".
+    identity::check_private_key(&key).map_err(|mistake| SyncError::Unreadable {
+        path: path.to_path_buf(),
+        reason: mistake.to_string(),
+    })?;
+    Ok(key)
 }
 
 /// Each `CERTIFICATE` block of a PEM bundle, with a trailing newline.

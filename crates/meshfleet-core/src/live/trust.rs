@@ -233,7 +233,10 @@ pub fn anchors_from_config_maps(
         Some(cm) => match data(cm, LINKERD_CONFIG_KEY) {
             None => SourceBundle::Missing(Absence::Key),
             Some(values) => match serde_saphyr::from_str::<ControlPlaneValues>(&values) {
-                Err(e) => SourceBundle::Invalid(format!("`{LINKERD_CONFIG_KEY}` is not YAML: {e}")),
+                Err(e) => SourceBundle::Invalid(format!(
+                    "`{LINKERD_CONFIG_KEY}` is not valid: {}",
+                    crate::sensitive::YamlError::from_saphyr(&e)
+                )),
                 Ok(v) => v
                     .identity_trust_anchors_pem
                     .filter(|p| !p.trim().is_empty())

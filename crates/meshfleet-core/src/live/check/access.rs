@@ -30,8 +30,9 @@ use x509_parser::prelude::Pem;
 use super::snapshot::{ClusterState, Snapshot};
 use crate::defaults;
 use crate::live::cluster::Kubeconfigs;
-use crate::live::error_chain;
+use crate::live::kube_failure::{self, KubeFailure};
 use crate::plan::{FleetPlan, LinkPlan};
+use crate::sensitive::{PemMistake, url_without_credentials};
 
 /// The verbs the service mirror needs on services, cluster-wide.
 pub(super) const VERBS: [&str; 3] = ["get", "list", "watch"];
@@ -126,9 +127,8 @@ pub(super) fn inspect(text: &SecretString, expected_server: Option<&str>) -> Kub
     let config = match Kubeconfig::from_yaml(text.expose_secret()) {
         Ok(config) => config,
         Err(e) => {
-            report
-                .problems
-                .push(format!("it does not parse as a kubeconfig: {e}"));
+            // Where and what kind of mistake only: the text around it holds the token.
+            report.problems.push(kube_failure::kubeconfig_problem(&e));
             return report;
         }
     };
@@ -166,8 +166,8 @@ pub(super) fn inspect(text: &SecretString, expected_server: Option<&str>) -> Kub
         report.problems.push("it has no cluster entry".into());
         return report;
     };
-    report.server.clone_from(&cluster.server);
-    match cluster.server.as_deref() {
+    report.server = cluster.server.as_deref().map(url_without_credentials);
+    match report.server.as_deref() {
         None => report.problems.push("its cluster has no `server`".into()),
         Some(server) => {
             if !server.starts_with("https://") {
@@ -204,10 +204,10 @@ pub(super) fn inspect(text: &SecretString, expected_server: Option<&str>) -> Kub
                 .push("it has no inline CA (`certificate-authority-data`)".into());
             None
         }
-        Some(Err(e)) => {
-            report.problems.push(format!(
-                "`certificate-authority-data` is not a PEM certificate: {e}"
-            ));
+        Some(Err(mistake)) => {
+            report
+                .problems
+                .push(format!("`certificate-authority-data`: {mistake}"));
             None
         }
         Some(Ok(der)) => Some(der),
@@ -261,20 +261,31 @@ pub(super) fn inspect(text: &SecretString, expected_server: Option<&str>) -> Kub
     report
 }
 
+/// What is wrong with `certificate-authority-data`; never its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum CaDataMistake {
+    #[error("it is not valid base64")]
+    Base64,
+    #[error("{0}")]
+    Pem(PemMistake),
+    #[error("it holds no CERTIFICATE block")]
+    NoCertificate,
+}
+
 /// DER certificates of a base64 PEM bundle.
-fn decode_ca(data: &str) -> Result<Vec<Vec<u8>>, String> {
+fn decode_ca(data: &str) -> Result<Vec<Vec<u8>>, CaDataMistake> {
     let pem = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
-        .map_err(|e| format!("not base64: {e}"))?;
+        .map_err(|_| CaDataMistake::Base64)?;
     let mut ders = Vec::new();
     for block in Pem::iter_from_buffer(&pem) {
-        let block = block.map_err(|e| e.to_string())?;
+        let block = block.map_err(|e| CaDataMistake::Pem(PemMistake::from_x509(&e)))?;
         if block.label == "CERTIFICATE" {
             ders.push(block.contents);
         }
     }
     if ders.is_empty() {
-        return Err("no CERTIFICATE block".into());
+        return Err(CaDataMistake::NoCertificate);
     }
     Ok(ders)
 }
@@ -343,7 +354,7 @@ pub(super) async fn probe_all(
                     Ok(access) => access,
                     Err(_) => Access::Failed {
                         reason: format!("no answer within {}", super::seconds(timeout)),
-                        route,
+                        route: url_without_credentials(&route),
                         kind: FailureKind::Other,
                     },
                 };
@@ -355,14 +366,16 @@ pub(super) async fn probe_all(
 }
 
 async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) -> Access {
+    // The route may be the kubeconfig's server; messages show it without credentials.
+    let shown = url_without_credentials(route);
     let failed = |reason: String, kind| Access::Failed {
-        route: route.to_string(),
+        route: shown.clone(),
         reason,
         kind,
     };
     let uri = match route.parse() {
         Ok(uri) => uri,
-        Err(e) => return failed(format!("`{route}` is not a URL: {e}"), FailureKind::Other),
+        Err(_) => return failed(format!("`{shown}` is not a URL"), FailureKind::Other),
     };
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(credentials.ca_der.clone());
@@ -373,7 +386,7 @@ async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) 
     config.write_timeout = Some(timeout);
     let client = match kube::Client::try_from(config) {
         Ok(client) => client,
-        Err(e) => return failed(error_chain(&e), FailureKind::Other),
+        Err(e) => return failed(KubeFailure::from_kube(&e).to_string(), FailureKind::Other),
     };
     // One connection, one request after another: each review proves the TLS trust and
     // the token as well, and a handshake costs more than the three requests.
@@ -396,31 +409,17 @@ async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) 
             Ok(review) if review.status.as_ref().is_some_and(|s| s.allowed) => {}
             Ok(_) => denied.push(verb),
             Err(e) => {
-                let kind = classify(&e);
-                return failed(error_chain(&e), kind);
+                let failure = KubeFailure::from_kube(&e);
+                let kind = match failure {
+                    KubeFailure::Unauthorized => FailureKind::Unauthorized,
+                    KubeFailure::Tls(_) => FailureKind::Tls,
+                    _ => FailureKind::Other,
+                };
+                return failed(failure.to_string(), kind);
             }
         }
     }
-    Access::Verified {
-        route: route.to_string(),
-        denied,
-    }
-}
-
-fn classify(error: &kube::Error) -> FailureKind {
-    if let kube::Error::Api(status) = error {
-        return if status.code == 401 {
-            FailureKind::Unauthorized
-        } else {
-            FailureKind::Other
-        };
-    }
-    let text = error_chain(error).to_ascii_lowercase();
-    if text.contains("certificate") || text.contains("tls") || text.contains("unknownissuer") {
-        FailureKind::Tls
-    } else {
-        FailureKind::Other
-    }
+    Access::Verified { route: shown, denied }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! every other data value are zeroized and dropped, and a link's kubeconfig (it holds a
 //! token) is kept as a [`SecretString`].
 
-use crate::live::error_chain;
+use crate::live::kube_failure::KubeFailure;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -60,9 +60,9 @@ impl std::fmt::Display for ReadFailure {
 
 impl ReadFailure {
     fn new(action: impl Into<String>, error: &kube::Error) -> Self {
-        let (code, message) = match error {
-            kube::Error::Api(status) => (Some(status.code), status.message.clone()),
-            other => (None, error_chain(other)),
+        let (code, message) = match KubeFailure::from_kube(error) {
+            KubeFailure::Refused { code, message, .. } => (Some(code), message),
+            other => (other.status(), other.to_string()),
         };
         Self {
             action: action.into(),
@@ -279,7 +279,11 @@ pub(super) async fn read(
     kubeconfigs: &Kubeconfigs,
     timeout: Duration,
 ) -> Snapshot {
-    let server = kubeconfigs.server(&cluster.context);
+    // Shown in the report: without any credentials a URL may carry.
+    let server = kubeconfigs
+        .server(&cluster.context)
+        .as_deref()
+        .map(crate::sensitive::url_without_credentials);
     let work = async {
         let client = kubeconfigs
             .client(&cluster.name, &cluster.context)
@@ -321,7 +325,7 @@ async fn read_state(
         let version = client
             .apiserver_version()
             .await
-            .map_err(|e| error_chain(&e))?
+            .map_err(|e| KubeFailure::from_kube(&e).to_string())?
             .git_version;
         let config_maps = list_all(
             &Api::<ConfigMap>::namespaced(client.clone(), linkerd_ns),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::remote_access::{SERVICE_ACCOUNT_ANNOTATION, TOKEN_SECRET_TYPE};
 use crate::defaults::MULTICLUSTER_NAMESPACE as NS;
 use crate::live::cluster::ClusterError;
-use crate::live::error_chain;
+use crate::live::kube_failure::KubeFailure;
 use crate::live::vault::VaultError;
 
 /// Why one entry could not be synced. [`SyncError::hint`] says how to fix it.
@@ -239,19 +239,26 @@ impl SyncError {
         }
     }
 
-    pub(super) fn from_kube(error: kube::Error, cluster: &str, context: &str, action: &str) -> Self {
-        match error {
-            kube::Error::Api(status) => Self::ClusterApi {
+    pub(super) fn from_kube(error: &kube::Error, cluster: &str, context: &str, action: &str) -> Self {
+        match KubeFailure::from_kube(error) {
+            KubeFailure::Refused { code, message, .. } => Self::ClusterApi {
                 cluster: cluster.into(),
                 context: context.into(),
                 action: action.into(),
-                code: status.code,
-                message: status.message,
+                code,
+                message,
+            },
+            KubeFailure::Unauthorized => Self::ClusterApi {
+                cluster: cluster.into(),
+                context: context.into(),
+                action: action.into(),
+                code: 401,
+                message: "the credentials of the context are not accepted".into(),
             },
             other => Self::ClusterUnreachable {
                 cluster: cluster.into(),
                 context: context.into(),
-                reason: error_chain(&other),
+                reason: other.to_string(),
             },
         }
     }

@@ -211,7 +211,7 @@ async fn read_token(
     tracing::debug!(cluster, account, "reading the remote-access token");
     let kube_error = |action: &str| {
         let action = action.to_string();
-        move |e| SyncError::from_kube(e, cluster, context, &action)
+        move |e: kube::Error| SyncError::from_kube(&e, cluster, context, &action)
     };
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
     let Some(found_account) = accounts
@@ -330,7 +330,8 @@ async fn reissue(rotation: &Rotation, wait: Duration) -> Result<Filled, SyncErro
         ..
     } = rotation;
     let deadline = Instant::now() + wait;
-    let kube_error = |action: &'static str| move |e| SyncError::from_kube(e, cluster, context, action);
+    let kube_error =
+        |action: &'static str| move |e: kube::Error| SyncError::from_kube(&e, cluster, context, action);
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     let account_name = account.metadata.name.clone().unwrap_or_default();
@@ -507,7 +508,8 @@ pub fn link_kubeconfig(
     options.min_fold_chars = usize::MAX / 2;
     serde_saphyr::to_string_with_options(&config, options)
         .map(SecretString::from)
-        .map_err(|e| SyncError::Kubeconfig(e.to_string()))
+        // The serializer's message could repeat a value; the reason is enough.
+        .map_err(|_| SyncError::Kubeconfig("the YAML serializer refused it".into()))
 }
 
 #[cfg(test)]
