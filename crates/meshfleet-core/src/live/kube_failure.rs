@@ -158,8 +158,10 @@ pub fn auth_problem(error: &AuthError) -> String {
                 .into()
         }
         AuthError::AuthExecStart(io) => format!("cannot start the kubeconfig's credential plugin: {io}"),
-        AuthError::AuthExecRun { cmd, out, .. } => format!(
-            "the kubeconfig's credential plugin `{cmd}` failed ({}); its output is not shown, it may hold credentials",
+        // Neither the command line (kube's text of it holds the arguments and the
+        // environment) nor the output: either may hold credentials.
+        AuthError::AuthExecRun { out, .. } => format!(
+            "the kubeconfig's credential plugin failed ({}); its output is not shown, it may hold credentials",
             out.status
         ),
         AuthError::AuthExecParse(yaml) => format!(

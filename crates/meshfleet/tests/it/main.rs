@@ -13,6 +13,7 @@ mod jobs;
 mod jobs_cli;
 mod links;
 mod migrate;
+mod no_secret_in_messages;
 mod picture;
 mod real_linkerd;
 mod render;
