@@ -178,7 +178,12 @@ impl Case<'_> {
             let output = self.run(mode);
             let (stdout, stderr) = texts(&output);
             let code = output.status.code().unwrap_or(-1);
-            let what = format!("{} | meshfleet {} {}", self.input, mode.join(" "), self.args.join(" "));
+            let what = format!(
+                "{} | meshfleet {} {}",
+                self.input,
+                mode.join(" "),
+                self.args.join(" ")
+            );
             let shown = format!("exit {code}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
             if stdout.contains(SENTINEL) || stderr.contains(SENTINEL) {
                 problems.push(format!("{what}: THE SENTINEL WAS PRINTED\n{shown}"));
@@ -189,7 +194,9 @@ impl Case<'_> {
             }
             for says in &self.expect.says {
                 if !stdout.contains(says) && !stderr.contains(says) {
-                    problems.push(format!("{what}: does not say `{says}` (where the problem is)\n{shown}"));
+                    problems.push(format!(
+                        "{what}: does not say `{says}` (where the problem is)\n{shown}"
+                    ));
                 }
             }
             if mode == ["-o", "json"] && !stdout.trim().is_empty() {
@@ -210,11 +217,21 @@ async fn vault_put(env: &TestEnv, key: &str, data: serde_json::Value) {
         .send()
         .await
         .expect("OpenBao answers");
-    assert!(response.status().is_success(), "write {key}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "write {key}: {}",
+        response.status()
+    );
 }
 
 /// Give both credentials Secrets of a link a kubeconfig.
-async fn set_credentials(fixture: &FleetFixture, env: &TestEnv, source: &str, target: &str, kubeconfig: &str) {
+async fn set_credentials(
+    fixture: &FleetFixture,
+    env: &TestEnv,
+    source: &str,
+    target: &str,
+    kubeconfig: &str,
+) {
     let link = fixture.link(source, target);
     let client = env.client(source).await;
     let kubeconfig = SecretString::from(kubeconfig.to_string());
@@ -242,10 +259,10 @@ fn issue_11_no_sentinel_in_any_output() {
             clients.insert(name.clone(), env.client(name).await);
         }
         fixture.install(&clients).await;
-        // east -> west: the token three lines above a YAML mistake.
+        // east -> west: the token on the line above a YAML mistake.
         let malformed = format!(
             "apiVersion: v1\nkind: Config\nusers:\n- name: sa\n  user:\n    token: {SENTINEL}\n\
-             clusters:\n- name: west\n  cluster: {{server: 'https://west.example:6443'\ncontexts: []\n"
+             \x20   username: [{SENTINEL}\nclusters: []\n"
         );
         set_credentials(&fixture, &env, "east", "west", &malformed).await;
         // west -> east: well formed, with a token east rejects.
@@ -276,7 +293,9 @@ fn issue_11_no_sentinel_in_any_output() {
         &file("bad-key.kubeconfig"),
         &kubeconfig_with_user(
             &env,
-            &format!("    client-certificate-data: LS0tLS1CRUdJTg==\n    client-key-data: {SENTINEL}-not-base64\n"),
+            &format!(
+                "    client-certificate-data: LS0tLS1CRUdJTg==\n    client-key-data: {SENTINEL}-not-base64\n"
+            ),
         ),
     );
     write(
@@ -294,14 +313,20 @@ fn issue_11_no_sentinel_in_any_output() {
     let key_text = format!(
         "-----BEGIN PRIVATE KEY-----\nProc-Type: {SENTINEL}\n\n{SENTINEL}\n-----END PRIVATE KEY-----\n"
     );
-    write(&bad_key.path().join(".meshfleet/keys/trust-anchor.key"), &key_text);
+    write(
+        &bad_key.path().join(".meshfleet/keys/trust-anchor.key"),
+        &key_text,
+    );
     write(&file("sentinel.key"), &key_text);
     write(
         &file("labelled.pem"),
         &format!("-----BEGIN {SENTINEL}-----\nMIIB\n-----END {SENTINEL}-----\n"),
     );
     let vault_issuers = fleet_dir(&fleet_text(&env, "vault"));
-    write(&vault_issuers.path().join(".meshfleet/keys/issuer/east.key"), &key_text);
+    write(
+        &vault_issuers.path().join(".meshfleet/keys/issuer/east.key"),
+        &key_text,
+    );
     let reissue = tempfile::tempdir().expect("tempdir");
     write(&reissue.path().join("fleet.yaml"), &fleet_text(&env, "vault"));
     std::fs::create_dir_all(reissue.path().join("certs")).expect("certs");
@@ -310,7 +335,10 @@ fn issue_11_no_sentinel_in_any_output() {
         reissue.path().join("certs/trust-anchor.crt"),
     )
     .expect("copy anchor");
-    write(&reissue.path().join(".meshfleet/keys/trust-anchor.key"), &key_text);
+    write(
+        &reissue.path().join(".meshfleet/keys/trust-anchor.key"),
+        &key_text,
+    );
     let bad_anchor = fleet_dir(&fleet_text(&env, "cert-manager"));
     let anchor_path = bad_anchor.path().join("certs/trust-anchor.crt");
     let anchor = std::fs::read_to_string(&anchor_path).expect("anchor");

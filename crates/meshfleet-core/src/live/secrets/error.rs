@@ -48,8 +48,8 @@ pub enum SyncError {
         context: String,
         /// What the kubeconfig lacks.
         reason: String,
-        /// The contexts it has.
-        available: Vec<String>,
+        /// The contexts it has, when the context is not among them.
+        available: Option<Vec<String>>,
     },
     /// The cluster did not answer (refused, timed out, TLS).
     #[error("cannot reach cluster `{cluster}` (context `{context}`): {reason}")]
@@ -193,9 +193,12 @@ impl SyncError {
                 "set `apiServer` of cluster `{cluster}` in the fleet to the https:// address other clusters use to reach its API server"
             ),
             Self::NoKubeconfig { .. } => "pass `--kubeconfig FILE` or set `KUBECONFIG`".into(),
-            Self::Context { cluster, context, available, .. } => format!(
+            Self::Context { cluster, context, available: Some(available), .. } => format!(
                 "add context `{context}` to the kubeconfig, or set `context:` of cluster `{cluster}` to one of: {}",
                 if available.is_empty() { "(none)".into() } else { available.join(", ") }
+            ),
+            Self::Context { context, available: None, .. } => format!(
+                "fix the credentials of context `{context}` in the kubeconfig; `kubectl --context {context} get --raw /readyz` should work"
             ),
             Self::ClusterUnreachable { context, .. } => format!(
                 "check that the cluster runs and that context `{context}` reaches it: `kubectl --context {context} get --raw /readyz`"
@@ -228,8 +231,8 @@ impl SyncError {
 impl SyncError {
     pub(super) fn from_cluster(error: &ClusterError, cluster: &str, context: &str) -> Self {
         let available = match error {
-            ClusterError::UnknownContext { available, .. } => available.clone(),
-            _ => Vec::new(),
+            ClusterError::UnknownContext { available, .. } => Some(available.clone()),
+            _ => None,
         };
         Self::Context {
             cluster: cluster.into(),
