@@ -197,8 +197,8 @@ pub enum ReadError {
 impl ReadError {
     /// Classify a client error: an API answer is a refusal, anything else means the
     /// server could not be talked to.
-    pub fn from_kube(action: &str, error: kube::Error) -> Self {
-        match KubeFailure::from_kube(&error) {
+    pub fn from_kube(action: &str, error: &kube::Error) -> Self {
+        match KubeFailure::from_kube(error) {
             KubeFailure::Refused { code, message, .. } => Self::Refused {
                 action: action.to_string(),
                 code,

@@ -308,7 +308,7 @@ async fn links(client: &kube::Client) -> Result<Vec<ObjectMeta>, ReadError> {
     {
         Ok(list) => Ok(list.items.into_iter().map(|o| o.metadata).collect()),
         Err(e) if not_found(&e) => Ok(Vec::new()),
-        Err(e) => Err(ReadError::from_kube("list Links", e)),
+        Err(e) => Err(ReadError::from_kube("list Links", &e)),
     }
 }
 
@@ -320,7 +320,7 @@ async fn legacy_names(client: &kube::Client) -> Result<BTreeMap<String, String>,
     let deployments = Api::<Deployment>::all(client.clone())
         .list_metadata(&ListParams::default().labels(&format!("{COMPONENT_LABEL}={LEGACY_COMPONENT}")))
         .await
-        .map_err(|e| ReadError::from_kube("list Deployments", e))?;
+        .map_err(|e| ReadError::from_kube("list Deployments", &e))?;
     for d in deployments.items {
         if let (Some(link), Some(ns)) = (
             label(&d.metadata, CLUSTER_NAME_LABEL),
@@ -332,7 +332,7 @@ async fn legacy_names(client: &kube::Client) -> Result<BTreeMap<String, String>,
     let roles = Api::<ClusterRole>::all(client.clone())
         .list_metadata(&ListParams::default())
         .await
-        .map_err(|e| ReadError::from_kube("list ClusterRoles", e))?;
+        .map_err(|e| ReadError::from_kube("list ClusterRoles", &e))?;
     for r in roles.items {
         if let Some(link) = r
             .metadata
@@ -353,7 +353,7 @@ async fn controller_state(client: &kube::Client, name: &str) -> Result<Controlle
         .get_opt(name)
         .await
         .map_err(|e| {
-            ReadError::from_kube(&format!("read Deployment `{MULTICLUSTER_NAMESPACE}/{name}`"), e)
+            ReadError::from_kube(&format!("read Deployment `{MULTICLUSTER_NAMESPACE}/{name}`"), &e)
         })?;
     Ok(match deployment {
         None => ControllerState::Missing,
@@ -386,7 +386,7 @@ pub async fn survey(client: &kube::Client, cluster: &ClusterPlan) -> Result<Clus
             let found = api(client, &resource, (!cluster_scoped).then_some(namespace.as_str()))
                 .get_metadata_opt(&object_name)
                 .await
-                .map_err(|e| ReadError::from_kube(&format!("read {} `{object_name}`", resource.kind), e))?;
+                .map_err(|e| ReadError::from_kube(&format!("read {} `{object_name}`", resource.kind), &e))?;
             // The chart's objects of a link named `gateway-x` include `probe-gateway-x`;
             // their cluster-name label (`gateway-x`) tells them from legacy ones.
             let found = found.filter(|o| {
@@ -463,7 +463,7 @@ async fn delete(client: &kube::Client, object: &LegacyObject) -> DeletionOutcome
             "it was replaced since meshfleet read it ({}); run `meshfleet migrate` again",
             status.message
         )),
-        Err(e) => DeletionOutcome::Failed(ReadError::from_kube("delete it", e).to_string()),
+        Err(e) => DeletionOutcome::Failed(ReadError::from_kube("delete it", &e).to_string()),
     }
 }
 

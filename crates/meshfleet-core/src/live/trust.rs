@@ -261,10 +261,10 @@ pub async fn read_anchors(
     let read = async {
         let (config, roots) = tokio::join!(api.get_opt(LINKERD_CONFIG), api.get_opt(TRUST_ROOTS));
         let config = config.map_err(|e| {
-            ReadError::from_kube(&format!("read ConfigMap `{namespace}/{LINKERD_CONFIG}`"), e)
+            ReadError::from_kube(&format!("read ConfigMap `{namespace}/{LINKERD_CONFIG}`"), &e)
         })?;
         let roots = roots
-            .map_err(|e| ReadError::from_kube(&format!("read ConfigMap `{namespace}/{TRUST_ROOTS}`"), e))?;
+            .map_err(|e| ReadError::from_kube(&format!("read ConfigMap `{namespace}/{TRUST_ROOTS}`"), &e))?;
         Ok(anchors_from_config_maps(
             namespace,
             config.as_ref(),

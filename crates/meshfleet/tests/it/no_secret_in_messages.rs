@@ -199,10 +199,11 @@ impl Case<'_> {
                     ));
                 }
             }
-            if mode == ["-o", "json"] && !stdout.trim().is_empty() {
-                if let Err(e) = serde_json::from_str::<serde_json::Value>(&stdout) {
-                    problems.push(format!("{what}: stdout is not JSON ({e})\n{shown}"));
-                }
+            if mode == ["-o", "json"]
+                && !stdout.trim().is_empty()
+                && let Err(e) = serde_json::from_str::<serde_json::Value>(&stdout)
+            {
+                problems.push(format!("{what}: stdout is not JSON ({e})\n{shown}"));
             }
         }
     }

@@ -373,9 +373,8 @@ async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) 
         reason,
         kind,
     };
-    let uri = match route.parse() {
-        Ok(uri) => uri,
-        Err(_) => return failed(format!("`{shown}` is not a URL"), FailureKind::Other),
+    let Ok(uri) = route.parse() else {
+        return failed(format!("`{shown}` is not a URL"), FailureKind::Other);
     };
     let mut config = kube::Config::new(uri);
     config.root_cert = Some(credentials.ca_der.clone());
