@@ -196,7 +196,8 @@ pub fn kubeconfig_problem(error: &KubeconfigError) -> String {
         KubeconfigError::Parse(yaml) => {
             format!("it is not a valid kubeconfig: {}", YamlError::from_saphyr(yaml))
         }
-        KubeconfigError::ReadConfig(io, path) => format!("cannot read `{}`: {io}", path.display()),
+        // The callers name the file already.
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
         KubeconfigError::LoadCertificateAuthority(e) => data("certificate-authority", e),
         KubeconfigError::LoadClientCertificate(e) => data("client-certificate", e),
         KubeconfigError::LoadClientKey(e) => data("client-key", e),

@@ -1,0 +1,170 @@
+//! What users read from each command that needs no cluster, as snapshots of exit code,
+//! stdout and stderr (`snapshots/integration__cli_snapshots__*.snap`). The commands
+//! that read clusters are snapshotted in their own modules (`check`, `trust`,
+//! `migrate`, `secrets_sync`), against the real test environment.
+
+use std::path::Path;
+
+use crate::snapshot_run;
+use crate::support::{BASE_FLEET, TempFleet, meshfleet, repo_root};
+
+/// `meshfleet ARGS` run from the repository root, so example paths print as written.
+fn at_root(args: &[&str]) -> std::process::Output {
+    meshfleet(&repo_root())
+        .args(args)
+        .output()
+        .expect("run meshfleet")
+}
+
+fn in_dir(dir: &Path, args: &[&str]) -> std::process::Output {
+    meshfleet(dir).args(args).output().expect("run meshfleet")
+}
+
+/// A fleet with several problems at once: a typo'd field is a parse error, so this one
+/// has only rule findings (overlapping CIDRs, a self-link, a NodePort out of range).
+fn invalid_fleet() -> TempFleet {
+    let text = BASE_FLEET
+        .replace("pods: [10.2.0.0/16]", "pods: [10.1.128.0/17]")
+        .replace(
+            "    - {source: west, target: east}\n",
+            "    - {source: west, target: east}\n    - {source: west, target: west}\n",
+        )
+        .replace(
+            "      gateway:\n        addresses: [west.example]",
+            "      gateway:\n        serviceType: NodePort\n        nodePort: 4143\n        addresses: [west.example]",
+        );
+    TempFleet::new(&text)
+}
+
+#[test]
+fn validate_snapshots() {
+    snapshot_run!("validate_valid", at_root(&["validate", "examples/homelab"]));
+    snapshot_run!(
+        "validate_valid_json",
+        at_root(&["-o", "json", "validate", "examples/hub-spoke"])
+    );
+    let fleet = invalid_fleet();
+    snapshot_run!("validate_invalid", in_dir(fleet.path(), &["validate", "."]));
+    snapshot_run!(
+        "validate_invalid_json",
+        in_dir(fleet.path(), &["-o", "json", "validate", "."])
+    );
+    let syntax = TempFleet::new(&BASE_FLEET.replace(
+        "    - {source: east, target: west}",
+        "    - {source: east, target: west",
+    ));
+    snapshot_run!("validate_yaml_syntax", in_dir(syntax.path(), &["validate", "."]));
+    let typo = TempFleet::new(&BASE_FLEET.replace("addresses: [east.example]", "adresses: [east.example]"));
+    snapshot_run!("validate_unknown_field", in_dir(typo.path(), &["validate", "."]));
+    snapshot_run!("validate_missing_path", at_root(&["validate", "no/such/fleet"]));
+}
+
+#[test]
+fn render_snapshots() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let target = out.path().join("gitops");
+    let target_arg = target.to_str().expect("UTF-8");
+    snapshot_run!(
+        "render_written",
+        at_root(&["render", "examples/homelab", "--out", target_arg])
+    );
+    snapshot_run!(
+        "render_check_up_to_date",
+        at_root(&[
+            "render",
+            "examples/homelab",
+            "--out",
+            "examples/homelab/gitops",
+            "--check"
+        ])
+    );
+    // Stale: one file changed, one removed, one that meshfleet would not write.
+    std::fs::write(target.join("studio/kustomization.yaml"), "# edited by hand\n").expect("edit");
+    std::fs::remove_file(target.join("pro/kustomization.yaml")).expect("remove");
+    std::fs::write(target.join("studio/extra.yaml"), "kind: Extra\n").expect("add");
+    snapshot_run!(
+        "render_check_stale",
+        at_root(&["render", "examples/homelab", "--out", target_arg, "--check"])
+    );
+    let fleet = invalid_fleet();
+    snapshot_run!(
+        "render_invalid_fleet",
+        in_dir(fleet.path(), &["render", ".", "--out", "out"])
+    );
+}
+
+#[test]
+fn certs_snapshots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("fleet.yaml"), BASE_FLEET).expect("write fleet");
+    snapshot_run!("certs_init", in_dir(dir.path(), &["certs", "init", "."]));
+    snapshot_run!("certs_init_exists", in_dir(dir.path(), &["certs", "init", "."]));
+    let inspect = [
+        "certs",
+        "inspect",
+        "examples/homelab/certs/trust-anchor.crt",
+        "--fleet",
+        "examples/homelab",
+    ];
+    snapshot_run!("certs_inspect", at_root(&inspect));
+    let mut json = vec!["-o", "json"];
+    json.extend(inspect);
+    snapshot_run!("certs_inspect_json", at_root(&json));
+    snapshot_run!(
+        "certs_inspect_key",
+        in_dir(
+            dir.path(),
+            &["certs", "inspect", ".meshfleet/keys/trust-anchor.key"]
+        )
+    );
+}
+
+#[test]
+fn graph_snapshot() {
+    snapshot_run!(
+        "graph_mermaid",
+        at_root(&["graph", "examples/hub-spoke", "--format", "mermaid"])
+    );
+}
+
+#[test]
+fn usage_and_setup_error_snapshots() {
+    snapshot_run!("no_command", at_root(&[]));
+    snapshot_run!(
+        "check_zero_timeout",
+        at_root(&["check", "examples/homelab", "--timeout", "0"])
+    );
+    snapshot_run!(
+        "check_missing_kubeconfig",
+        at_root(&["check", "examples/homelab", "--kubeconfig", "no/such/kubeconfig"])
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nusers:\n- name: u\n  user:\n    token: a-token-that-is-never-shown\n    username: [x\n",
+    )
+    .expect("write kubeconfig");
+    snapshot_run!(
+        "trust_extract_malformed_kubeconfig",
+        in_dir(
+            dir.path(),
+            &[
+                "trust",
+                "extract",
+                "--context",
+                "east",
+                "--kubeconfig",
+                "kubeconfig"
+            ]
+        )
+    );
+    let fleet = TempFleet::new(BASE_FLEET);
+    let output = meshfleet(fleet.path())
+        .env("HOME", fleet.path())
+        .env_remove("VAULT_TOKEN")
+        .env_remove("VAULT_ADDR")
+        .args(["secrets", "sync", "."])
+        .output()
+        .expect("run");
+    snapshot_run!("secrets_sync_no_token", output);
+}
