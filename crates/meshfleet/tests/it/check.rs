@@ -248,6 +248,7 @@ fn a_healthy_fleet_passes_every_check() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    crate::snapshot_run!("check_healthy", output);
     eprintln!(
         "check of 2 healthy clusters took {:.2}s\n{stdout}",
         elapsed.as_secs_f64()

@@ -408,6 +408,7 @@ fn apply_removes_a_legacy_controller_only_once_its_replacement_is_available() {
 
     // The plan, in order, names every legacy object and the Link nobody declares.
     let (code, stdout, stderr) = migrate(dir, &kubeconfig, &[]);
+    crate::snapshot_parts!("migrate_plan", code, &stdout, &stderr);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let steps: Vec<usize> = [
         "1. commit and sync",
@@ -437,6 +438,7 @@ fn apply_removes_a_legacy_controller_only_once_its_replacement_is_available() {
 
     // No declarative controller: --apply deletes nothing.
     let (code, stdout, stderr) = migrate(dir, &kubeconfig, &["--apply"]);
+    crate::snapshot_parts!("migrate_apply_skipped", code, &stdout, &stderr);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("SKIPPED, the declarative controller `controller-west` is not there yet"),
@@ -488,6 +490,7 @@ fn apply_removes_a_legacy_controller_only_once_its_replacement_is_available() {
         }
     });
     let (code, stdout, stderr) = migrate(dir, &kubeconfig, &["-o", "json", "--apply"]);
+    crate::snapshot_parts!("migrate_apply_json", code, &stdout, &stderr);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).expect("json");
     let legacy = &report["clusters"][0]["legacyLinks"][0];

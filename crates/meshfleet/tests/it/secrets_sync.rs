@@ -54,6 +54,9 @@ fn sync_writes_kubeconfigs_that_read_services_but_not_secrets() {
         let key = |k: &str| format!("meshfleet/links/{k}");
 
         // A dry run says what it would create and writes nothing.
+        let dry = sync(&env, dir.path(), &["--dry-run"]);
+        dry.expect(0, &secrets);
+        crate::snapshot_parts!("secrets_sync_dry_run", dry.code, &dry.stdout, &dry.stderr);
         let dry = sync(&env, dir.path(), &["--dry-run", "-vv"]);
         dry.expect(0, &secrets);
         assert!(
@@ -77,8 +80,9 @@ fn sync_writes_kubeconfigs_that_read_services_but_not_secrets() {
             );
         }
 
-        let first = sync(&env, dir.path(), &["-vv"]);
+        let first = sync(&env, dir.path(), &[]);
         first.expect(0, &secrets);
+        crate::snapshot_parts!("secrets_sync_written", first.code, &first.stdout, &first.stderr);
         for k in keys {
             assert!(
                 first.entry(k).starts_with(&format!("✓ {k}: written (version 1)")),
@@ -172,6 +176,12 @@ fn sync_writes_kubeconfigs_that_read_services_but_not_secrets() {
         }
         let json_run = sync(&env, dir.path(), &["-o", "json"]);
         json_run.expect(0, &secrets);
+        crate::snapshot_parts!(
+            "secrets_sync_unchanged_json",
+            json_run.code,
+            &json_run.stdout,
+            &json_run.stderr
+        );
         let report: Value = serde_json::from_str(&json_run.stdout).expect("JSON on stdout");
         assert_eq!(report["summary"]["unchanged"], json!(3), "{report}");
         let entry = &report["entries"][1];

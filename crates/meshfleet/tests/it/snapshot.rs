@@ -19,14 +19,14 @@ const FILTERS: &[(&str, &str)] = &[
     // PEM bodies (public certificates, and anything else in PEM form).
     (
         r"-----BEGIN ([A-Z ]+)-----\n(?:[A-Za-z0-9+/=]+\n)+-----END ([A-Z ]+)-----",
-        "-----BEGIN $1-----\n[PEM]\n-----END $3-----",
+        "-----BEGIN $1-----\n[PEM]\n-----END $2-----",
     ),
     // SHA-256 fingerprints, whole or shortened in tables.
     (r"\b(?:[0-9a-f]{2}:){31}[0-9a-f]{2}\b", "[SHA256]"),
     (r"\b(?:[0-9a-f]{2}:){7}[0-9a-f]{2}…", "[SHA256…]"),
     // Times and days left of certificates made for the test.
     (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[TIME]"),
-    (r"\b\d+ days left", "[N] days left"),
+    (r"\b\d+ days (left|more)", "[N] days $1"),
     (r#""daysLeft": -?\d+"#, r#""daysLeft": [N]"#),
     // Temp folders.
     (r"/tmp/[^\s`'\x22:,)]+", "[TEMP]"),
@@ -44,13 +44,12 @@ const FILTERS: &[(&str, &str)] = &[
 /// Exit code, stdout and stderr as one text.
 pub fn run_text(output: &Output) -> String {
     let (stdout, stderr) = texts(output);
-    format!(
-        "exit: {}\n----- stdout -----\n{stdout}----- stderr -----\n{stderr}",
-        output
-            .status
-            .code()
-            .map_or_else(|| "signal".to_string(), |c| c.to_string())
-    )
+    parts_text(output.status.code().unwrap_or(-1), &stdout, &stderr)
+}
+
+/// [`run_text`] of a run already split into exit code, stdout and stderr.
+pub fn parts_text(code: i32, stdout: &str, stderr: &str) -> String {
+    format!("exit: {code}\n----- stdout -----\n{stdout}----- stderr -----\n{stderr}")
 }
 
 /// insta settings with [`FILTERS`] and `extra` filters.
@@ -75,5 +74,14 @@ macro_rules! snapshot_run {
     ($name:expr, $output:expr, $extra:expr) => {
         $crate::snapshot::settings($extra)
             .bind(|| insta::assert_snapshot!($name, $crate::snapshot::run_text(&$output)))
+    };
+}
+
+/// Snapshot a run given as `($code, $stdout, $stderr)` as `$name`.
+#[macro_export]
+macro_rules! snapshot_parts {
+    ($name:expr, $code:expr, $stdout:expr, $stderr:expr) => {
+        $crate::snapshot::settings(&[])
+            .bind(|| insta::assert_snapshot!($name, $crate::snapshot::parts_text($code, $stdout, $stderr)))
     };
 }

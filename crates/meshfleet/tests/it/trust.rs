@@ -145,6 +145,7 @@ fn verify_compares_every_cluster_with_the_fleet_bundle() {
         install_anchors(&west, &anchor, &anchor).await;
     });
     let (code, stdout, stderr) = run(dir, &kubeconfig, &["trust", "verify", "."]);
+    crate::snapshot_parts!("trust_verify_match", code, &stdout, &stderr);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     for (cluster, source) in [
         ("east", "trust-roots"),
@@ -163,6 +164,7 @@ fn verify_compares_every_cluster_with_the_fleet_bundle() {
     let other = other_anchor();
     rt.block_on(install_anchors(&west, &other, &other));
     let (code, stdout, stderr) = run(dir, &kubeconfig, &["trust", "verify", "."]);
+    crate::snapshot_parts!("trust_verify_mismatch", code, &stdout, &stderr);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(
         row(&stdout, "west", "trust-roots").contains("MISMATCH"),
@@ -282,6 +284,7 @@ fn extract_prints_the_bundle_proxies_use_and_explains_what_is_missing() {
 
     // `> anchor.crt` gives a file openssl reads, with the fleet's fingerprint.
     let (code, stdout, stderr) = run(dir, &kubeconfig, &["trust", "extract", "--context", "east"]);
+    crate::snapshot_parts!("trust_extract", code, &stdout, &stderr);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.starts_with("-----BEGIN CERTIFICATE-----\n")
@@ -330,6 +333,7 @@ fn extract_prints_the_bundle_proxies_use_and_explains_what_is_missing() {
             "elsewhere",
         ],
     );
+    crate::snapshot_parts!("trust_extract_wrong_namespace", code, &stdout, &stderr);
     assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
     assert!(
         stderr.contains("ConfigMap `elsewhere/linkerd-identity-trust-roots` not found"),
@@ -364,6 +368,7 @@ fn extract_prints_the_bundle_proxies_use_and_explains_what_is_missing() {
     rt.block_on(install_anchors(&east, &anchor, &anchor));
     let stopped = with_stopped_context(&kubeconfig, "east", "west", dir);
     let (code, stdout, stderr) = run(dir, &stopped, &["trust", "verify", "."]);
+    crate::snapshot_parts!("trust_verify_unreachable", code, &stdout, &stderr);
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(row(&stdout, "west", "-").contains("unreachable"), "{stdout}");
     assert!(row(&stdout, "east", "trust-roots").contains("match"), "{stdout}");

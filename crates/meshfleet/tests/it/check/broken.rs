@@ -65,7 +65,9 @@ fn credentials_secret_without_annotations_fails_credentials_secret() {
         bare.metadata.annotations = None;
         fixtures::apply(&studio, &bare).await;
         let result = live.check_json(&[]);
+        let text = live.check(&["--cluster", "studio"]);
         fixtures::apply(&studio, &good).await;
+        crate::snapshot_run!("check_credentials_secret_broken", text);
         result
     });
     assert_fails_only(code, &report, &[("studio", "credentials-secret", Some("pro"))]);
