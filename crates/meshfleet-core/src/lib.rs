@@ -25,5 +25,7 @@ pub mod plan;
 pub mod render;
 pub mod selector;
 pub mod sensitive;
+#[cfg(test)]
+mod test_fleet;
 pub mod validate;
 pub mod version;

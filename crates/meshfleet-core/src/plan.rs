@@ -583,3 +583,122 @@ fn cluster_plan(c: &ClusterSpec) -> ClusterPlan {
         remote_access_accounts: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fleet::{BASE, base_with, check, plan};
+
+    #[test]
+    fn defaults_are_applied_once_here() {
+        let plan = plan(BASE);
+        assert_eq!(plan.linkerd.namespace, "linkerd");
+        assert_eq!(plan.linkerd.trust_domain, "cluster.local");
+        assert_eq!(plan.linkerd.chart_repository, "https://helm.linkerd.io/edge");
+        assert!(plan.linkerd.viz);
+        assert!(!plan.linkerd.cluster_networks_set);
+        assert_eq!(
+            (plan.gitops.branch.as_str(), plan.gitops.path.as_str()),
+            ("main", "gitops")
+        );
+        assert_eq!(plan.identity.issuer, IssuerKind::CertManager);
+        assert!(plan.identity.trust_anchor_pem.ends_with("-----\n"));
+        let studio = &plan.clusters[0];
+        assert_eq!(
+            (studio.link_name.as_str(), studio.context.as_str()),
+            ("studio", "studio")
+        );
+        let gateway = studio.gateway.as_ref().expect("gateway");
+        assert_eq!(gateway.service_type, ServiceType::LoadBalancer);
+        assert_eq!((gateway.port, gateway.probe_port), (4143, 4191));
+        assert_eq!((gateway.probe_period.as_str(), gateway.probe_seconds), ("3s", 3));
+    }
+
+    #[test]
+    fn links_dial_node_ports_and_carry_the_target_identity() {
+        let plan = plan(&base_with(
+            "    - name: pro\n",
+            "    - name: pro\n      linkName: production\n",
+        ));
+        let studio = &plan.clusters[0];
+        let link = &studio.outgoing[0];
+        assert_eq!((link.source.as_str(), link.target.as_str()), ("studio", "pro"));
+        assert_eq!(link.link_name(), "production");
+        assert_eq!(link.credentials_secret(), "cluster-credentials-production");
+        assert_eq!(link.controller_name(), "controller-production");
+        assert_eq!(
+            link.gateway_identity(),
+            "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local"
+        );
+        let gateway = link.gateway.as_ref().expect("gateway mode");
+        assert_eq!((gateway.address.as_str(), gateway.port), ("192.0.2.20", 30143));
+        assert_eq!((gateway.probe_port, gateway.probe_period.as_str()), (30191, "5s"));
+        assert_eq!(plan.clusters[1].incoming_sources, ["studio"]);
+        assert_eq!(
+            plan.clusters[1].remote_access_service_accounts(),
+            ["linkerd-service-mirror-remote-access-studio"]
+        );
+        assert_eq!(
+            plan.vault.credentials_key("studio", "pro"),
+            "linkerd/credentials/studio-to-pro"
+        );
+    }
+
+    #[test]
+    fn selectors_default_to_linkerds_and_parse_into_label_selectors() {
+        let plan = plan(&base_with(
+            "{source: pro, target: studio}",
+            "{source: pro, target: studio, selector: 'tier in (web,api)'}",
+        ));
+        let default = &plan.clusters[0].outgoing[0].selector;
+        assert_eq!(
+            default
+                .match_labels
+                .as_ref()
+                .and_then(|m| m.get("mirror.linkerd.io/exported")),
+            Some(&"true".to_string())
+        );
+        let custom = &plan.clusters[1].outgoing[0].selector;
+        let expression = &custom.match_expressions.as_ref().expect("an expression")[0];
+        assert_eq!(
+            (expression.key.as_str(), expression.operator.as_str()),
+            ("tier", "In")
+        );
+    }
+
+    #[test]
+    fn a_hub_and_spoke_topology_expands_to_links_into_the_hub() {
+        let text = base_with(
+            "  links:\n    - {source: studio, target: pro}\n    - {source: pro, target: studio}\n",
+            "    - name: lab\n      network: {pods: [10.3.0.0/16], services: [10.103.0.0/16]}\n  topology: {hubAndSpoke: {hub: pro}}\n",
+        );
+        let plan = plan(&text);
+        let targets: Vec<(&str, Vec<&str>)> = plan
+            .clusters
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_str(),
+                    c.outgoing.iter().map(|l| l.target.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            [("studio", vec!["pro"]), ("pro", vec![]), ("lab", vec!["pro"])]
+        );
+        assert_eq!(plan.clusters[1].incoming_sources, ["lab", "studio"]);
+    }
+
+    #[test]
+    fn an_invalid_fleet_is_not_planned() {
+        let checked = check(&base_with(
+            "{source: pro, target: studio}",
+            "{source: pro, target: pro}",
+        ));
+        match from_checked(&checked) {
+            Err(PlanError::Invalid(errors)) => assert_eq!(errors[0].rule, "self-link"),
+            Ok(_) => panic!("a self-link was planned"),
+        }
+    }
+}

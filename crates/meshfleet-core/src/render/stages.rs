@@ -597,3 +597,50 @@ fn annotate_rules(text: &str, reasons: &[String]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fleet::{BASE, plan};
+
+    #[test]
+    fn a_link_to_a_node_port_gateway_is_computed_offline() {
+        let plan = plan(BASE);
+        let link = &plan.clusters[0].outgoing[0];
+        let object = link_object(&plan, link);
+        let spec = &object.spec;
+        assert_eq!(object.metadata.name.as_deref(), Some("pro"));
+        assert_eq!(spec.target_cluster_name, "pro");
+        assert_eq!(spec.cluster_credentials_secret, "cluster-credentials-pro");
+        // Ports are strings in the Link CRD.
+        assert_eq!(spec.gateway_port.as_deref(), Some("30143"));
+        let probe = spec.probe_spec.as_ref().expect("gateway mode has a probe");
+        assert_eq!((probe.port.as_str(), probe.period.as_str()), ("30191", "5s"));
+        assert_eq!(
+            spec.gateway_identity.as_deref(),
+            Some("linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local")
+        );
+    }
+
+    #[test]
+    fn only_the_destination_copy_of_the_credentials_has_linkerds_label_and_annotations() {
+        let plan = plan(BASE);
+        let link = &plan.clusters[0].outgoing[0];
+        let mirror = credentials(&plan, link, defaults::MULTICLUSTER_NAMESPACE, false);
+        let destination = credentials(&plan, link, "linkerd", true);
+        let meta = |e: &ExternalSecret| e.spec.target.template.metadata.clone().unwrap_or_default();
+        assert!(meta(&mirror).annotations.is_empty());
+        assert_eq!(
+            meta(&destination)
+                .labels
+                .get("multicluster.linkerd.io/cluster-name")
+                .map(String::as_str),
+            Some("pro")
+        );
+        assert_eq!(meta(&destination).annotations.len(), 2);
+        assert_eq!(
+            destination.spec.target.template.secret_type,
+            CREDENTIALS_SECRET_TYPE
+        );
+    }
+}

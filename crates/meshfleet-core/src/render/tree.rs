@@ -188,3 +188,33 @@ fn read_tree(root: &Path) -> Result<BTreeMap<String, String>, TreeError> {
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(text: &str) -> RenderedTree {
+        RenderedTree {
+            files: BTreeMap::from([("studio/x.yaml".to_string(), text.to_string())]),
+        }
+    }
+
+    #[test]
+    fn keys_and_tokens_are_refused_without_being_quoted() {
+        for (text, what) in [
+            ("-----BEGIN PRIVATE KEY-----\nMIGH\n", "a private key"),
+            ("token: eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n", "a JSON Web Token"),
+            ("t: hvs.CAESIJ0123456789abcdefghijklmnop\n", "a Vault token"),
+        ] {
+            match tree(text).refuse_secrets() {
+                Err(RenderError::SecretInOutput { file, what: found }) => {
+                    assert_eq!(file, "studio/x.yaml");
+                    assert!(found.starts_with(what), "{found}");
+                    assert!(!found.contains("MIGH") && !found.contains("eyJ"), "{found}");
+                }
+                other => panic!("not refused: {other:?}"),
+            }
+        }
+        assert!(tree("kind: Link\n").refuse_secrets().is_ok());
+    }
+}

@@ -123,3 +123,56 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::{Duration, OffsetDateTime};
+
+    use crate::test_fleet::{BASE, anchor_pem};
+    use crate::validate::{AnchorFile, validate};
+
+    fn anchor_rules(anchor: &AnchorFile, now: OffsetDateTime) -> Vec<&'static str> {
+        let fleet = crate::fleet::parse(BASE).expect("parses");
+        validate(&fleet, anchor, now).iter().map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn a_missing_anchor_and_a_key_in_the_anchor_file_are_errors() {
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            anchor_rules(&AnchorFile::Missing("anchor.crt".into()), now),
+            ["trust-anchor-missing"]
+        );
+        let anchor = crate::identity::generate_anchor(now).expect("anchor");
+        let with_key = format!(
+            "{}{}",
+            anchor.cert_pem,
+            secrecy::ExposeSecret::expose_secret(&anchor.key_pem)
+        );
+        let fleet = crate::fleet::parse(BASE).expect("parses");
+        let found = validate(&fleet, &AnchorFile::Text(with_key), now);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].rule, "trust-anchor-invalid");
+        assert!(found[0].message.contains("`PRIVATE KEY`"), "{}", found[0].message);
+        assert!(
+            !found[0].message.contains("MI"),
+            "no key text: {}",
+            found[0].message
+        );
+    }
+
+    #[test]
+    fn validity_is_judged_at_now() {
+        let anchor = AnchorFile::Text(anchor_pem().to_string());
+        let now = OffsetDateTime::now_utc();
+        assert!(anchor_rules(&anchor, now).is_empty());
+        assert_eq!(
+            anchor_rules(&anchor, now + Duration::days(3650 - 30)),
+            ["trust-anchor-expiring"]
+        );
+        assert_eq!(
+            anchor_rules(&anchor, now + Duration::days(3651)),
+            ["trust-anchor-expired"]
+        );
+    }
+}

@@ -304,3 +304,70 @@ fn gateway_address(address: &str) -> Result<(), String> {
     names::dns1123_subdomain(&address.to_ascii_lowercase())
         .map_err(|why| format!("is not a DNS name: it {why}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fleet::{base_with, findings, rules};
+
+    #[test]
+    fn names_link_names_and_contexts_are_unique() {
+        assert!(rules(&base_with("- name: pro\n", "- name: studio\n")).contains(&"duplicate-cluster"));
+        assert_eq!(
+            rules(&base_with(
+                "    - name: pro\n",
+                "    - name: pro\n      linkName: studio\n      context: studio\n"
+            )),
+            ["duplicate-link-name", "duplicate-context"]
+        );
+    }
+
+    #[test]
+    fn an_api_server_other_clusters_cannot_dial_is_refused() {
+        let loopback = findings(&base_with("https://pro.example:6443", "https://127.0.0.1:6443"));
+        assert_eq!(loopback.len(), 1, "{loopback:#?}");
+        assert_eq!(loopback[0].rule, "api-server");
+        assert!(
+            loopback[0].message.contains("127.0.0.1"),
+            "{}",
+            loopback[0].message
+        );
+        assert_eq!(
+            rules(&base_with("https://pro.example:6443", "http://pro.example:6443")),
+            ["api-server"]
+        );
+    }
+
+    #[test]
+    fn node_ports_belong_to_node_port_gateways_and_their_range() {
+        assert_eq!(
+            rules(&base_with("nodePort: 30143", "nodePort: 8443")),
+            ["node-port-range"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                "        addresses: [studio.example]\n",
+                "        addresses: [studio.example]\n        nodePort: 30144\n"
+            )),
+            ["node-port-type"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                "probe: {nodePort: 30191, period: 5s}",
+                "probe: {period: 5s}"
+            )),
+            ["node-port-missing"]
+        );
+    }
+
+    #[test]
+    fn probe_periods_are_go_durations_in_whole_seconds() {
+        for period in ["5", "1.5s", "five"] {
+            assert_eq!(
+                rules(&base_with("period: 5s", &format!("period: {period}"))),
+                ["probe-period"],
+                "{period}"
+            );
+        }
+        assert!(rules(&base_with("period: 5s", "period: 1m")).is_empty());
+    }
+}

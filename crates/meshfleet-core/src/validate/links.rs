@@ -210,3 +210,68 @@ fn mirror_budget(link_name: &Located<String>, cluster: &str, out: &mut Vec<Findi
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fleet::{base_with, findings, rules};
+
+    #[test]
+    fn link_ends_exist_differ_and_are_not_repeated() {
+        let unknown = findings(&base_with(
+            "{source: studio, target: pro}",
+            "{source: studio, target: prod}",
+        ));
+        assert_eq!(unknown.len(), 1, "{unknown:#?}");
+        assert_eq!(unknown[0].rule, "link-unknown-cluster");
+        assert!(
+            unknown[0].hint.contains("did you mean `pro`"),
+            "{}",
+            unknown[0].hint
+        );
+        assert_eq!(
+            rules(&base_with(
+                "{source: pro, target: studio}",
+                "{source: pro, target: pro}"
+            )),
+            ["self-link"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                "{source: pro, target: studio}",
+                "{source: studio, target: pro}"
+            )),
+            ["duplicate-link"]
+        );
+    }
+
+    #[test]
+    fn gateway_mode_targets_need_a_gateway_with_addresses() {
+        assert_eq!(
+            rules(&base_with(
+                "      gateway:\n        addresses: [studio.example]\n",
+                "      gateway: {enabled: false}\n"
+            )),
+            ["gateway-missing"]
+        );
+        let remote = base_with(
+            "      gateway:\n        addresses: [studio.example]\n",
+            "      gateway: {enabled: false}\n",
+        )
+        .replace(
+            "{source: pro, target: studio}",
+            "{source: pro, target: studio, mode: remote-discovery}",
+        );
+        assert!(rules(&remote).is_empty(), "{:#?}", findings(&remote));
+    }
+
+    #[test]
+    fn selectors_are_label_queries() {
+        assert_eq!(
+            rules(&base_with(
+                "{source: studio, target: pro}",
+                "{source: studio, target: pro, selector: 'a=b=c'}"
+            )),
+            ["selector"]
+        );
+    }
+}

@@ -266,3 +266,50 @@ pub fn check_file(path: &Path, now: OffsetDateTime) -> Result<CheckedFleet, crat
         findings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fleet::{BASE, base_with, findings, rules};
+
+    #[test]
+    fn the_base_fleet_is_valid_without_warnings() {
+        assert_eq!(findings(BASE), Vec::new());
+    }
+
+    #[test]
+    fn findings_are_sorted_by_place_and_use_listed_rule_ids() {
+        let text = base_with("name: pro\n", "name: Pro_X\n")
+            .replace("pods: [10.2.0.0/16]", "pods: [10.1.0.0/16]")
+            .replace("version: 2025.4.4", "version: 2024.1.1");
+        let all = findings(&text);
+        assert!(all.len() >= 3, "{all:#?}");
+        let lines: Vec<u32> = all
+            .iter()
+            .map(|f| f.location.map_or(u32::MAX, |l| l.line))
+            .collect();
+        assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+        for finding in &all {
+            assert!(
+                RULES.iter().any(|(id, _)| *id == finding.rule),
+                "`{}` is not in RULES",
+                finding.rule
+            );
+            assert!(!finding.hint.is_empty(), "{finding:?}");
+        }
+    }
+
+    #[test]
+    fn a_warning_alone_keeps_the_fleet_valid() {
+        let checked = crate::test_fleet::check(&base_with(
+            "    version: 2025.4.4\n",
+            "    version: 2025.4.4\n    gatewayAPI: v0.9.0\n",
+        ));
+        assert_eq!(
+            checked.findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            ["gateway-api-version"]
+        );
+        assert!(checked.is_valid());
+        assert!(!rules(&base_with("version: 2025.4.4", "version: 25.4")).is_empty());
+    }
+}

@@ -193,3 +193,45 @@ fn overlap_finding(later: &Cidr<'_>, earlier: &Cidr<'_>) -> Finding {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fleet::{base_with, findings, rules};
+
+    #[test]
+    fn cidrs_parse_and_are_canonical() {
+        assert_eq!(
+            rules(&base_with("[10.2.0.0/16]", "[10.2.0.0/33]")),
+            ["cidr-invalid"]
+        );
+        assert_eq!(
+            rules(&base_with("[10.2.0.0/16]", "[10.2.0.1/16]")),
+            ["cidr-invalid"]
+        );
+    }
+
+    #[test]
+    fn linked_clusters_have_disjoint_ranges() {
+        let overlap = findings(&base_with("pods: [10.2.0.0/16]", "pods: [10.1.128.0/17]"));
+        assert_eq!(overlap.len(), 1, "{overlap:#?}");
+        assert_eq!(overlap[0].rule, "cidr-overlap");
+        assert!(overlap[0].message.contains("`studio`"), "{}", overlap[0].message);
+        assert_eq!(
+            rules(&base_with("services: [10.102.0.0/16]", "services: [10.2.0.0/24]")),
+            ["cidr-overlap"]
+        );
+    }
+
+    #[test]
+    fn remote_discovery_targets_lie_in_cluster_networks() {
+        let text = base_with(
+            "    version: 2025.4.4\n",
+            "    version: 2025.4.4\n    clusterNetworks: [10.1.0.0/16]\n",
+        )
+        .replace(
+            "{source: studio, target: pro}",
+            "{source: studio, target: pro, mode: remote-discovery}",
+        );
+        assert_eq!(rules(&text), ["cluster-networks"]);
+    }
+}

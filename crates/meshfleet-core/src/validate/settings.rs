@@ -281,3 +281,67 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_fleet::{base_with, rules};
+
+    #[test]
+    fn linkerd_versions_before_declarative_links_are_refused() {
+        assert_eq!(
+            rules(&base_with("version: 2025.4.4", "version: 2025.3.2")),
+            ["linkerd-version-unsupported"]
+        );
+        assert_eq!(
+            rules(&base_with("version: 2025.4.4", "version: stable-2.14")),
+            ["linkerd-version"]
+        );
+    }
+
+    #[test]
+    fn jobs_need_an_image_and_helm_ignores_one() {
+        let engine = "    engine: flux\n";
+        assert_eq!(
+            rules(&base_with(engine, "    engine: flux\n    installMethod: jobs\n")),
+            ["jobs-image-missing"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                engine,
+                "    engine: flux\n    jobs: {image: registry.example/k:1}\n"
+            )),
+            ["setting-ignored"]
+        );
+    }
+
+    #[test]
+    fn vault_settings_are_checked() {
+        assert_eq!(
+            rules(&base_with("      mount: secret\n", "      mount: /secret/\n")),
+            ["vault-settings"]
+        );
+        let without = base_with(
+            "  secrets:\n    vault:\n      server: https://vault.example:8200\n      mount: secret\n      path: linkerd\n",
+            "",
+        );
+        assert_eq!(rules(&without), ["vault-missing"]);
+    }
+
+    #[test]
+    fn repository_urls_and_paths_are_checked() {
+        assert_eq!(
+            rules(&base_with(
+                "url: https://github.com/example/fleet.git",
+                "url: github.com/example/fleet"
+            )),
+            ["repository-url"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                "      url: https://github.com/example/fleet.git\n",
+                "      url: https://github.com/example/fleet.git\n      path: ../elsewhere\n"
+            )),
+            ["repository-url"]
+        );
+    }
+}
