@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::fleet::located::SourceLocation;
+use crate::validate::Rule;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -21,8 +22,8 @@ pub enum Severity {
 /// One problem found in a fleet file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Stable identifier of the rule (`cidr-overlap`, `unknown-field`, ...).
-    pub rule: &'static str,
+    /// The rule, by its stable id (`cidr-overlap`, `unknown-field`, ...).
+    pub rule: Rule,
     /// Error or warning.
     pub severity: Severity,
     /// Where in the fleet file, when the problem is tied to a value.
@@ -37,7 +38,7 @@ pub struct Finding {
 impl Finding {
     /// An error at `at`.
     pub fn error(
-        rule: &'static str,
+        rule: Rule,
         at: SourceLocation,
         message: impl Into<String>,
         hint: impl Into<String>,
@@ -53,7 +54,7 @@ impl Finding {
 
     /// A warning at `at`.
     pub fn warning(
-        rule: &'static str,
+        rule: Rule,
         at: SourceLocation,
         message: impl Into<String>,
         hint: impl Into<String>,

@@ -91,7 +91,7 @@ pub(crate) fn findings(text: &str) -> Vec<Finding> {
 
 /// The rule ids of the findings of `text`.
 pub(crate) fn rules(text: &str) -> Vec<&'static str> {
-    findings(text).iter().map(|f| f.rule).collect()
+    findings(text).iter().map(|f| f.rule.as_str()).collect()
 }
 
 /// The plan of `text`, which must be valid.

@@ -11,6 +11,7 @@ pub mod model;
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Finding, did_you_mean};
+use crate::validate::Rule;
 use located::SourceLocation;
 pub use model::Fleet;
 
@@ -171,7 +172,7 @@ fn strip_location_prefix(line: &str) -> &str {
 }
 
 /// A rule id and a hint for a parser message.
-fn explain(message: &str) -> (&'static str, String) {
+fn explain(message: &str) -> (Rule, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = split_expected(rest);
         let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
@@ -181,7 +182,7 @@ fn explain(message: &str) -> (&'static str, String) {
             ),
             None => format!("fields allowed here: {}", expected.join(", ")),
         };
-        return ("unknown-field", hint);
+        return (Rule::UnknownField, hint);
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let (value, expected) = split_expected(rest);
@@ -189,27 +190,27 @@ fn explain(message: &str) -> (&'static str, String) {
             Some(best) => format!("did you mean `{best}`? allowed values: {}", expected.join(", ")),
             None => format!("allowed values: {}", expected.join(", ")),
         };
-        return ("unknown-value", hint);
+        return (Rule::UnknownValue, hint);
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or_default();
         return (
-            "missing-field",
+            Rule::MissingField,
             format!("add `{field}:` here; `meshfleet schema` prints every field with its meaning"),
         );
     }
     if message.contains("duplicate") {
-        return ("duplicate-key", "remove one of the two keys".to_string());
+        return (Rule::DuplicateKey, "remove one of the two keys".to_string());
     }
     if message.starts_with("invalid") || message.contains("invalid type") {
         return (
-            "invalid-type",
+            Rule::InvalidType,
             "check the value's type against `meshfleet schema` (numbers unquoted, lists in `[]` or `- `)"
                 .to_string(),
         );
     }
     (
-        "yaml-syntax",
+        Rule::YamlSyntax,
         "fix the YAML syntax at this place (indentation, brackets, quotes)".to_string(),
     )
 }

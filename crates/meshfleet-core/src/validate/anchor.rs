@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::diagnostic::Finding;
 use crate::identity::{self, EXPIRY_WARNING_DAYS, KeyType};
 
-use super::Ctx;
+use super::{Ctx, Rule};
 
 /// The trust anchor file as read from disk.
 #[derive(Debug, Clone)]
@@ -39,8 +39,7 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
     let text = match anchor {
         AnchorFile::Text(text) => text,
         AnchorFile::Missing(path) => {
-            out.push(Finding::error(
-                "trust-anchor-missing",
+            out.push(Finding::error(Rule::TrustAnchorMissing,
                 at,
                 format!("trust anchor `{written}` does not exist (looked for `{}`)", path.display()),
                 "run `meshfleet certs init` to create the anchor (and its key, outside the rendered tree), or fix the path",
@@ -49,7 +48,7 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
         }
         AnchorFile::Unreadable(path, why) => {
             out.push(Finding::error(
-                "trust-anchor-missing",
+                Rule::TrustAnchorMissing,
                 at,
                 format!("trust anchor `{}` cannot be read: {why}", path.display()),
                 "check the file's permissions",
@@ -60,8 +59,7 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
     let certs = match identity::parse_pem_bundle(text) {
         Ok(certs) => certs,
         Err(why) => {
-            out.push(Finding::error(
-                "trust-anchor-invalid",
+            out.push(Finding::error(Rule::TrustAnchorInvalid,
                 at,
                 format!("trust anchor `{written}`: {why}"),
                 "the file must hold only PEM certificates (the public anchor, or old and new during a rotation); keys belong in the key folder",
@@ -75,7 +73,8 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
         } else {
             format!("trust anchor {} of {} (`{}`)", i + 1, certs.len(), cert.subject)
         };
-        let invalid = |message: String, hint: &str| Finding::error("trust-anchor-invalid", at, message, hint);
+        let invalid =
+            |message: String, hint: &str| Finding::error(Rule::TrustAnchorInvalid, at, message, hint);
         if !cert.is_ca {
             out.push(invalid(
                 format!("{which} is not a CA certificate"),
@@ -103,8 +102,7 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
         }
         if !cert.valid_at(now) {
             let expired = now.unix_timestamp() > cert.not_after;
-            out.push(Finding::error(
-                "trust-anchor-expired",
+            out.push(Finding::error(Rule::TrustAnchorExpired,
                 at,
                 if expired {
                     format!("{which} expired on {}", identity::format_time(cert.not_after))
@@ -114,8 +112,7 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
                 "make a new anchor and roll it out as a bundle with the old one; proxies reject certificates outside the anchor's validity",
             ));
         } else if cert.days_left(now) < EXPIRY_WARNING_DAYS {
-            out.push(Finding::warning(
-                "trust-anchor-expiring",
+            out.push(Finding::warning(Rule::TrustAnchorExpiring,
                 at,
                 format!("{which} expires in {} days ({})", cert.days_left(now), identity::format_time(cert.not_after)),
                 "rotate it now: add a new anchor to the bundle, roll out, move issuers, then drop the old one",
@@ -133,7 +130,10 @@ mod tests {
 
     fn anchor_rules(anchor: &AnchorFile, now: OffsetDateTime) -> Vec<&'static str> {
         let fleet = crate::fleet::parse(BASE).expect("parses");
-        validate(&fleet, anchor, now).iter().map(|f| f.rule).collect()
+        validate(&fleet, anchor, now)
+            .iter()
+            .map(|f| f.rule.as_str())
+            .collect()
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::fleet::located::{Located, SourceLocation};
 use crate::fleet::model::{ClusterSpec, GatewaySpec, ServiceType};
 use crate::names;
 
-use super::Ctx;
 use super::settings::label;
+use super::{Ctx, Rule};
 
 pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let mut names_seen: HashMap<&str, SourceLocation> = HashMap::new();
@@ -21,7 +21,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         ctx.links.iter().map(|l| l.target.value.as_str()).collect();
     if ctx.fleet.spec.clusters.is_empty() {
         out.push(Finding::error(
-            "missing-field",
+            Rule::MissingField,
             ctx.fleet.metadata.name.at,
             "the fleet has no clusters",
             "add at least one entry under `spec.clusters`",
@@ -33,7 +33,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         if let Some(first) = names_seen.insert(&c.name.value, c.name.at) {
             names_seen.insert(&c.name.value, first);
             out.push(Finding::error(
-                "duplicate-cluster",
+                Rule::DuplicateCluster,
                 c.name.at,
                 format!(
                     "cluster `{}` is declared twice (first at line {})",
@@ -48,8 +48,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         }
         if let Some((other, first)) = link_names.get(link_name.value.as_str()) {
             if *other != c.name.value {
-                out.push(Finding::error(
-                    "duplicate-link-name",
+                out.push(Finding::error(Rule::DuplicateLinkName,
                     link_name.at,
                     format!(
                         "cluster `{}` uses link name `{}`, which cluster `{other}` (line {}) uses already",
@@ -64,8 +63,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let context = c.context.as_ref().unwrap_or(&c.name);
         if let Some((other, first)) = contexts.get(context.value.as_str()) {
             if *other != c.name.value {
-                out.push(Finding::error(
-                    "duplicate-context",
+                out.push(Finding::error(Rule::DuplicateContext,
                     context.at,
                     format!(
                         "cluster `{}` uses kubeconfig context `{}`, as does cluster `{other}` (line {})",
@@ -87,8 +85,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 fn api_server(c: &ClusterSpec, is_target: bool, cluster_at: SourceLocation, out: &mut Vec<Finding>) {
     let Some(server) = &c.api_server else {
         if is_target {
-            out.push(Finding::warning(
-                "api-server",
+            out.push(Finding::warning(Rule::ApiServer,
                 c.name.at.or(cluster_at),
                 format!("cluster `{}` is a link target but has no `apiServer`", c.name.value),
                 "add the address other clusters use to reach its API server (`secrets sync` writes it into their kubeconfigs)",
@@ -98,7 +95,7 @@ fn api_server(c: &ClusterSpec, is_target: bool, cluster_at: SourceLocation, out:
     };
     let Some(rest) = server.value.strip_prefix("https://") else {
         out.push(Finding::error(
-            "api-server",
+            Rule::ApiServer,
             server.at,
             format!("`apiServer: {}` is not an https:// URL", server.value),
             "write the URL other clusters use, e.g. `https://studio.vpn.example:6443`",
@@ -113,14 +110,13 @@ fn api_server(c: &ClusterSpec, is_target: bool, cluster_at: SourceLocation, out:
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
     if host.is_empty() {
         out.push(Finding::error(
-            "api-server",
+            Rule::ApiServer,
             server.at,
             format!("`apiServer: {}` has no host", server.value),
             "write the URL other clusters use, e.g. `https://studio.vpn.example:6443`",
         ));
     } else if loopback {
-        out.push(Finding::error(
-            "api-server",
+        out.push(Finding::error(Rule::ApiServer,
             server.at,
             format!("`apiServer: {}` is a loopback address, which other clusters cannot reach", server.value),
             "use an address reachable from the linking clusters (a VPN name, LB or node IP), not 127.0.0.1 or localhost",
@@ -153,7 +149,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
     for address in &g.addresses {
         if let Err(why) = gateway_address(&address.value) {
             out.push(Finding::error(
-                "gateway-address",
+                Rule::GatewayAddress,
                 address.at,
                 format!(
                     "gateway address `{}` of cluster `{}` {why}",
@@ -172,8 +168,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
     for (what, value) in node_ports {
         let Some(value) = value else {
             if service_type == ServiceType::NodePort {
-                out.push(Finding::error(
-                    "node-port-missing",
+                out.push(Finding::error(Rule::NodePortMissing,
                     type_at,
                     format!("the NodePort gateway of cluster `{}` has no {what}", c.name.value),
                     format!(
@@ -186,7 +181,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
         };
         if service_type != ServiceType::NodePort {
             out.push(Finding::error(
-                "node-port-type",
+                Rule::NodePortType,
                 value.at,
                 format!(
                     "{what} `{}` is set on a `{}` gateway",
@@ -197,7 +192,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
             ));
         } else if !(30_000..=32_767).contains(&value.value) {
             out.push(Finding::error(
-                "node-port-range",
+                Rule::NodePortRange,
                 value.at,
                 format!(
                     "{what} `{}` is outside the NodePort range 30000-32767",
@@ -212,8 +207,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
     if let Some(pp) = probe.and_then(|p| p.port.as_ref())
         && pp.value != GATEWAY_ADMIN_PORT
     {
-        out.push(Finding::error(
-            "probe-port",
+        out.push(Finding::error(Rule::ProbePort,
             pp.at,
             format!(
                 "probe port `{}` of cluster `{}`: nothing on the gateway pod listens there",
@@ -229,8 +223,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
     if let Some(pp) = probe_port
         && pp.value == gw_port
     {
-        out.push(Finding::error(
-            "port-conflict",
+        out.push(Finding::error(Rule::PortConflict,
             pp.at,
             format!("probe port `{}` equals the gateway port", pp.value),
             "the probe port is the gateway proxy's admin port (4191); the gateway port its inbound port (4143)",
@@ -240,7 +233,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
         && a.value == b.value
     {
         out.push(Finding::error(
-            "port-conflict",
+            Rule::PortConflict,
             b.at,
             format!("probe nodePort `{}` equals the gateway nodePort", b.value),
             "give the probe its own NodePort, e.g. 30191 next to 30143",
@@ -250,7 +243,7 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
         && !path.value.starts_with('/')
     {
         out.push(Finding::error(
-            "probe-path",
+            Rule::ProbePath,
             path.at,
             format!("probe path `{}` does not start with `/`", path.value),
             "use `/ready`, the gateway proxy's readiness endpoint",
@@ -258,14 +251,12 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
     }
     if let Some(period) = probe.and_then(|p| p.period.as_ref()) {
         match parse_go_duration(&period.value) {
-            Err(why) => out.push(Finding::error(
-                "probe-period",
+            Err(why) => out.push(Finding::error(Rule::ProbePeriod,
                 period.at,
                 format!("probe period {why}"),
                 "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
             )),
-            Ok(nanos) if nanos < 1_000_000_000 || nanos % 1_000_000_000 != 0 => out.push(Finding::error(
-                "probe-period",
+            Ok(nanos) if nanos < 1_000_000_000 || nanos % 1_000_000_000 != 0 => out.push(Finding::error(Rule::ProbePeriod,
                 period.at,
                 format!("probe period `{}` is not a whole number of seconds (at least 1s)", period.value),
                 "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
@@ -280,7 +271,7 @@ fn port(what: &str, value: Option<&Located<i64>>, out: &mut Vec<Finding>) {
         && !(1..=65_535).contains(&v.value)
     {
         out.push(Finding::error(
-            "port-range",
+            Rule::PortRange,
             v.at,
             format!("{what} `{}` is outside 1-65535", v.value),
             "use a TCP port between 1 and 65535",

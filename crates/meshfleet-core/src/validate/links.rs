@@ -9,7 +9,7 @@ use crate::fleet::located::Located;
 use crate::fleet::model::LinkMode;
 use crate::selector;
 
-use super::Ctx;
+use super::{Ctx, Rule};
 
 /// Longest Kubernetes Service name.
 const SERVICE_NAME_LIMIT: usize = 63;
@@ -24,7 +24,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             if ctx.cluster(&end.value).is_none() {
                 let hint = ctx.unknown_cluster_hint(&end.value);
                 out.push(Finding::error(
-                    "link-unknown-cluster",
+                    Rule::LinkUnknownCluster,
                     end.at,
                     format!(
                         "link `{}` names cluster `{}`, which the fleet does not have",
@@ -37,7 +37,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         }
         if link.source.value == link.target.value {
             out.push(Finding::error(
-                "self-link",
+                Rule::SelfLink,
                 link.target.at,
                 format!(
                     "link `{}` links cluster `{}` to itself",
@@ -51,7 +51,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             let key = (link.source.value.as_str(), link.target.value.as_str());
             if let Some(first_line) = seen.get(&key) {
                 out.push(Finding::error(
-                    "duplicate-link",
+                    Rule::DuplicateLink,
                     link.at,
                     format!(
                         "link `{}` is declared twice (first at line {first_line})",
@@ -76,8 +76,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .as_ref()
                 .filter(|g| g.enabled.as_ref().is_none_or(|e| e.value));
             match gateway {
-                None => out.push(Finding::error(
-                    "gateway-missing",
+                None => out.push(Finding::error(Rule::GatewayMissing,
                     link.mode.at.or(link.target.at),
                     format!(
                         "link `{}` uses gateway mode, but cluster `{}` has no enabled gateway",
@@ -89,8 +88,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                         target.name.value
                     ),
                 )),
-                Some(g) if g.addresses.is_empty() => out.push(Finding::error(
-                    "gateway-addresses-missing",
+                Some(g) if g.addresses.is_empty() => out.push(Finding::error(Rule::GatewayAddressesMissing,
                     g.at,
                     format!(
                         "the gateway of cluster `{}` has no `addresses`, but link `{}` dials it",
@@ -120,7 +118,7 @@ fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     if let Some(hs) = &topology.hub_and_spoke {
         if full_mesh {
             out.push(Finding::error(
-                "topology",
+                Rule::Topology,
                 topology.at,
                 "`topology` sets both `hubAndSpoke` and `fullMesh`",
                 "choose one shorthand; add single links under `spec.links`",
@@ -129,7 +127,7 @@ fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         if ctx.cluster(&hs.hub.value).is_none() {
             let hint = ctx.unknown_cluster_hint(&hs.hub.value);
             out.push(Finding::error(
-                "link-unknown-cluster",
+                Rule::LinkUnknownCluster,
                 hs.hub.at,
                 format!("hub `{}` is not a cluster of the fleet", hs.hub.value),
                 hint,
@@ -159,20 +157,17 @@ fn selectors(link: &crate::fleet::links::DeclaredLink, out: &mut Vec<Finding>) {
     for (field, query, used) in fields {
         let Some(query) = query else { continue };
         match selector::parse_label_query(&query.value) {
-            Err(why) => out.push(Finding::error(
-                "selector",
+            Err(why) => out.push(Finding::error(Rule::Selector,
                 query.at,
                 format!("`{field}` of link `{}`: {why}", link.label()),
                 "write a Kubernetes label query such as `mirror.linkerd.io/exported=true` or `team in (a,b)`",
             )),
-            Ok(s) if selector::is_empty(&s) => out.push(Finding::warning(
-                "selector-empty",
+            Ok(s) if selector::is_empty(&s) => out.push(Finding::warning(Rule::SelectorEmpty,
                 query.at,
                 format!("`{field}` of link `{}` is empty, and Linkerd treats an empty selector as matching nothing", link.label()),
                 "remove the field to use the default, or write a label query",
             )),
-            Ok(_) if !used => out.push(Finding::warning(
-                "selector-ignored",
+            Ok(_) if !used => out.push(Finding::warning(Rule::SelectorIgnored,
                 query.at,
                 format!("`{field}` has no effect on the remote-discovery link `{}`", link.label()),
                 "remote-discovery links mirror what `remoteDiscoverySelector` selects; remove `selector`",
@@ -186,8 +181,7 @@ fn mirror_budget(link_name: &Located<String>, cluster: &str, out: &mut Vec<Findi
     let len = link_name.value.len();
     // `probe-<n>` is a Service the chart creates per link, so it must fit too.
     if len + "probe-".len() > SERVICE_NAME_LIMIT {
-        out.push(Finding::error(
-            "mirror-name-budget",
+        out.push(Finding::error(Rule::MirrorNameBudget,
             link_name.at,
             format!(
                 "link name `{}` of cluster `{cluster}` is {len} characters; the chart's Service `probe-{}` would exceed 63",
@@ -199,8 +193,7 @@ fn mirror_budget(link_name: &Located<String>, cluster: &str, out: &mut Vec<Findi
     }
     let room = SERVICE_NAME_LIMIT.saturating_sub(len + 1);
     if room < MIRROR_BUDGET_WARNING {
-        out.push(Finding::warning(
-            "mirror-name-budget",
+        out.push(Finding::warning(Rule::MirrorNameBudget,
             link_name.at,
             format!(
                 "mirrors are named `<service>-{}`, so services of cluster `{cluster}` longer than {room} characters cannot be mirrored",

@@ -15,6 +15,7 @@ mod anchor;
 mod clusters;
 mod links;
 mod network;
+mod rules;
 mod settings;
 
 use std::collections::HashMap;
@@ -28,129 +29,7 @@ use crate::fleet::links::{DeclaredLink, declared_links};
 use crate::fleet::model::ClusterSpec;
 
 pub use anchor::AnchorFile;
-
-/// Every rule id `validate` can report, with a one-line description (for docs and JSON
-/// consumers). Parse-time ids come first.
-pub const RULES: &[(&str, &str)] = &[
-    ("yaml-syntax", "the file is not valid YAML"),
-    (
-        "unknown-field",
-        "a field the fleet schema does not have (with did-you-mean)",
-    ),
-    (
-        "unknown-value",
-        "a value outside an enumeration (with did-you-mean)",
-    ),
-    ("missing-field", "a required field is missing"),
-    ("invalid-type", "a value of the wrong type"),
-    ("duplicate-key", "the same key twice in one mapping"),
-    (
-        "api-version",
-        "`apiVersion`/`kind` are not meshfleet.io/v1alpha1 Fleet",
-    ),
-    ("invalid-name", "a name is not a DNS-1123 label or subdomain"),
-    ("linkerd-version", "the Linkerd chart version is malformed"),
-    (
-        "linkerd-version-unsupported",
-        "the Linkerd version has no declarative links (older than 2025.4.4)",
-    ),
-    (
-        "linkerd-version-untested",
-        "the Linkerd version is newer than meshfleet knows",
-    ),
-    (
-        "gateway-api-version",
-        "the Gateway API version is malformed or outside Linkerd's range",
-    ),
-    (
-        "chart-repository",
-        "the chart repository is not an http(s) or oci URL",
-    ),
-    ("repository-url", "the GitOps repository URL or path is unusable"),
-    (
-        "jobs-image-missing",
-        "`installMethod: jobs` without `gitops.jobs.image`",
-    ),
-    (
-        "setting-ignored",
-        "a setting that has no effect with the chosen options",
-    ),
-    ("vault-missing", "`spec.secrets.vault` is needed but absent"),
-    ("vault-settings", "a Vault setting is malformed"),
-    ("duplicate-cluster", "two clusters share a name"),
-    ("duplicate-link-name", "two clusters share a `linkName`"),
-    ("duplicate-context", "two clusters share a kubeconfig context"),
-    (
-        "api-server",
-        "`apiServer` is missing, malformed or a loopback address",
-    ),
-    ("gateway-address", "a gateway address is not an IP or DNS name"),
-    ("port-range", "a port is outside 1-65535"),
-    ("node-port-range", "a NodePort is outside 30000-32767"),
-    (
-        "node-port-type",
-        "a NodePort on a gateway that is not of type NodePort",
-    ),
-    ("node-port-missing", "a NodePort gateway without its NodePorts"),
-    ("port-conflict", "two ports of one gateway collide"),
-    (
-        "probe-period",
-        "the probe period is not a Go duration in whole seconds",
-    ),
-    ("probe-path", "the probe path does not start with `/`"),
-    (
-        "probe-port",
-        "a gateway probe port other than the gateway proxy's admin port 4191",
-    ),
-    (
-        "link-unknown-cluster",
-        "a link names a cluster the fleet does not have",
-    ),
-    ("self-link", "a link from a cluster to itself"),
-    ("duplicate-link", "the same source and target twice"),
-    ("topology", "the topology shorthand is inconsistent"),
-    (
-        "gateway-missing",
-        "a gateway-mode link targets a cluster without an enabled gateway",
-    ),
-    (
-        "gateway-addresses-missing",
-        "a gateway-mode link targets a gateway without addresses",
-    ),
-    ("selector", "a selector is not a valid label query"),
-    ("selector-empty", "a selector that matches nothing"),
-    (
-        "selector-ignored",
-        "a selector that has no effect in the link's mode",
-    ),
-    (
-        "mirror-name-budget",
-        "the target's link name leaves too little room for mirrored service names",
-    ),
-    ("cidr-invalid", "a CIDR does not parse or has host bits set"),
-    (
-        "cidr-overlap",
-        "CIDRs overlap within a cluster or across linked clusters",
-    ),
-    ("network-missing", "a remote-discovery target without pod CIDRs"),
-    (
-        "cluster-networks",
-        "remote-discovery target pods lie outside `clusterNetworks`",
-    ),
-    ("trust-anchor-missing", "the trust anchor file does not exist"),
-    (
-        "trust-anchor-invalid",
-        "the trust anchor file is not a bundle of CA certificates",
-    ),
-    (
-        "trust-anchor-expired",
-        "a trust anchor is expired or not yet valid",
-    ),
-    (
-        "trust-anchor-expiring",
-        "a trust anchor has less than 60 days left",
-    ),
-];
+pub use rules::{RULES, Rule};
 
 /// What every rule module gets: the fleet, its expanded links and a name index.
 pub(crate) struct Ctx<'a> {
@@ -291,7 +170,7 @@ mod tests {
         assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
         for finding in &all {
             assert!(
-                RULES.iter().any(|(id, _)| *id == finding.rule),
+                RULES.iter().any(|(id, _)| finding.rule == *id),
                 "`{}` is not in RULES",
                 finding.rule
             );
@@ -307,7 +186,7 @@ mod tests {
         ));
         assert_eq!(
             checked.findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
-            ["gateway-api-version"]
+            [Rule::GatewayApiVersion]
         );
         assert!(checked.is_valid());
         assert!(!rules(&base_with("version: 2025.4.4", "version: 25.4")).is_empty());

@@ -11,7 +11,7 @@ use crate::diagnostic::Finding;
 use crate::fleet::located::{Located, SourceLocation};
 use crate::fleet::model::{ClusterSpec, LinkMode};
 
-use super::Ctx;
+use super::{Ctx, Rule};
 
 /// A parsed CIDR of a cluster, with what it is for and where it was written.
 struct Cidr<'a> {
@@ -87,7 +87,7 @@ fn remote_discovery_target(
         .unwrap_or_default();
     if pods.is_empty() {
         out.push(Finding::error(
-            "network-missing",
+            Rule::NetworkMissing,
             link_at,
             format!(
                 "link `{link}` uses remote discovery, but cluster `{}` declares no `network.pods`",
@@ -102,8 +102,7 @@ fn remote_discovery_target(
             continue;
         };
         if !cluster_networks.iter().any(|n| n.contains(&net)) {
-            out.push(Finding::error(
-                "cluster-networks",
+            out.push(Finding::error(Rule::ClusterNetworks,
                 pod.at,
                 format!(
                     "pod CIDR `{}` of cluster `{}` lies outside `linkerd.clusterNetworks`, so link `{link}` would not treat its pods as in-mesh",
@@ -143,7 +142,7 @@ fn parse(what: &str, value: &Located<String>, out: &mut Vec<Finding>) -> Option<
     match value.value.parse::<IpNet>() {
         Err(_) => {
             out.push(Finding::error(
-                "cidr-invalid",
+                Rule::CidrInvalid,
                 value.at,
                 format!("{what} `{}` is not a CIDR", value.value),
                 "write an address and prefix length, e.g. `10.246.0.0/16` or `fd00:10::/56`",
@@ -152,7 +151,7 @@ fn parse(what: &str, value: &Located<String>, out: &mut Vec<Finding>) -> Option<
         }
         Ok(net) if net.trunc() != net => {
             out.push(Finding::error(
-                "cidr-invalid",
+                Rule::CidrInvalid,
                 value.at,
                 format!("{what} `{}` has host bits set", value.value),
                 format!("write the network address: `{}`", net.trunc()),
@@ -170,7 +169,7 @@ fn overlaps(a: IpNet, b: IpNet) -> bool {
 fn overlap_finding(later: &Cidr<'_>, earlier: &Cidr<'_>) -> Finding {
     let same = later.cluster == earlier.cluster;
     Finding::error(
-        "cidr-overlap",
+        Rule::CidrOverlap,
         later.at,
         format!(
             "{} CIDR `{}` of cluster `{}` overlaps {} CIDR `{}` of {} (line {})",

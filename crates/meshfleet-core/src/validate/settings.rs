@@ -7,13 +7,13 @@ use crate::fleet::model::{API_VERSION, Engine, InstallMethod, KIND};
 use crate::names;
 use crate::version::{GatewayApiVersion, LinkerdVersion, NEWEST_KNOWN, OLDEST_SUPPORTED};
 
-use super::Ctx;
+use super::{Ctx, Rule};
 
 pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let fleet = ctx.fleet;
     if fleet.api_version.value != API_VERSION {
         out.push(Finding::error(
-            "api-version",
+            Rule::ApiVersion,
             fleet.api_version.at,
             format!("`apiVersion` is `{}`", fleet.api_version.value),
             format!("write `apiVersion: {API_VERSION}`"),
@@ -21,7 +21,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
     if fleet.kind.value != KIND {
         out.push(Finding::error(
-            "api-version",
+            Rule::ApiVersion,
             fleet.kind.at,
             format!("`kind` is `{}`", fleet.kind.value),
             format!("write `kind: {KIND}`"),
@@ -37,7 +37,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 pub(super) fn label(what: &str, name: &Located<String>, out: &mut Vec<Finding>) {
     if let Err(why) = names::dns1123_label(&name.value) {
         out.push(Finding::error(
-            "invalid-name",
+            Rule::InvalidName,
             name.at,
             format!("{what} `{}` {why}", name.value),
             "use a DNS-1123 label: lowercase letters, digits and `-`, at most 63 characters",
@@ -48,7 +48,7 @@ pub(super) fn label(what: &str, name: &Located<String>, out: &mut Vec<Finding>) 
 fn subdomain(what: &str, name: &Located<String>, out: &mut Vec<Finding>) {
     if let Err(why) = names::dns1123_subdomain(&name.value) {
         out.push(Finding::error(
-            "invalid-name",
+            Rule::InvalidName,
             name.at,
             format!("{what} `{}` {why}", name.value),
             "use a DNS name such as `cluster.local`",
@@ -60,14 +60,12 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let spec = &ctx.fleet.spec.linkerd;
     let version = &spec.version;
     match LinkerdVersion::parse(&version.value) {
-        Err(why) => out.push(Finding::error(
-            "linkerd-version",
+        Err(why) => out.push(Finding::error(Rule::LinkerdVersion,
             version.at,
             why,
             format!("write the edge chart version, for example `{OLDEST_SUPPORTED}` for Linkerd 2.18"),
         )),
-        Ok(v) if v < OLDEST_SUPPORTED => out.push(Finding::error(
-            "linkerd-version-unsupported",
+        Ok(v) if v < OLDEST_SUPPORTED => out.push(Finding::error(Rule::LinkerdVersionUnsupported,
             version.at,
             format!(
                 "Linkerd `{v}` ({}) has no declarative Links or chart-managed link controllers",
@@ -75,8 +73,7 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             ),
             format!("use `{OLDEST_SUPPORTED}` (Linkerd 2.18) or newer; older releases need `linkerd multicluster link`"),
         )),
-        Ok(v) if v > NEWEST_KNOWN => out.push(Finding::warning(
-            "linkerd-version-untested",
+        Ok(v) if v > NEWEST_KNOWN => out.push(Finding::warning(Rule::LinkerdVersionUntested,
             version.at,
             format!("Linkerd `{v}` is newer than the newest release meshfleet was checked against (`{NEWEST_KNOWN}`)"),
             "render and review the diff; the Link schema has not changed since 2.18, so it likely works",
@@ -89,7 +86,7 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             || repo.value.starts_with("oci://"))
     {
         out.push(Finding::error(
-            "chart-repository",
+            Rule::ChartRepository,
             repo.at,
             format!(
                 "chart repository `{}` is not an http(s):// or oci:// URL",
@@ -111,8 +108,7 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         && gw.value != "external"
     {
         match GatewayApiVersion::parse(&gw.value) {
-            None => out.push(Finding::error(
-                "gateway-api-version",
+            None => out.push(Finding::error(Rule::GatewayApiVersion,
                 gw.at,
                 format!("`gatewayAPI: {}` is neither `external` nor a release like `v1.2.1`", gw.value),
                 "write a Gateway API release such as `v1.2.1`, or `external` if you install the CRDs yourself",
@@ -121,8 +117,7 @@ fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 if let Ok(v) = LinkerdVersion::parse(&spec.version.value) {
                     let (low, high) = v.gateway_api_range();
                     if g < low || g > high {
-                        out.push(Finding::warning(
-                            "gateway-api-version",
+                        out.push(Finding::warning(Rule::GatewayApiVersion,
                             gw.at,
                             format!("Gateway API `{g}` is outside the range Linkerd {} supports ({low} to {high})", v.major()),
                             format!("use a release between {low} and {high}"),
@@ -149,8 +144,7 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .map(|j| j.at)
                 .or_else(|| gitops.install_method.as_ref().map(|m| m.at))
                 .unwrap_or(gitops.engine.at);
-            out.push(Finding::error(
-                "jobs-image-missing",
+            out.push(Finding::error(Rule::JobsImageMissing,
                 at,
                 "`installMethod: jobs` needs `gitops.jobs.image`",
                 "set `gitops.jobs: {image: ...}` to an image that has the `linkerd` CLI, a shell and `kubectl`; Linkerd's own CLI image is built FROM scratch and has neither",
@@ -160,14 +154,14 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             if image.value.trim().is_empty() || image.value.contains(char::is_whitespace) =>
         {
             out.push(Finding::error(
-                "jobs-image-missing",
+                Rule::JobsImageMissing,
                 image.at,
                 format!("`{}` is not an image reference", image.value),
                 "write an image reference such as `registry.example/linkerd-kubectl:edge-25.4.4`",
             ));
         }
         (InstallMethod::Helm, Some(image)) => out.push(Finding::warning(
-            "setting-ignored",
+            Rule::SettingIgnored,
             image.at,
             "`gitops.jobs.image` is ignored with `installMethod: helm`",
             "remove it, or set `installMethod: jobs`",
@@ -181,7 +175,7 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             .and_then(|a| a.namespace.as_ref().or(a.project.as_ref()))
     {
         out.push(Finding::warning(
-            "setting-ignored",
+            Rule::SettingIgnored,
             ns.at,
             "`gitops.argocd` is ignored with `engine: flux`",
             "remove it, or set `engine: argocd`",
@@ -201,8 +195,7 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         .iter()
         .any(|s| url.starts_with(s));
     if !known_scheme || url.contains(char::is_whitespace) {
-        out.push(Finding::error(
-            "repository-url",
+        out.push(Finding::error(Rule::RepositoryUrl,
             repo.url.at,
             format!("repository URL `{url}` is not a Git URL"),
             "write the URL your GitOps engine clones, e.g. `https://github.com/example/fleet.git` or `ssh://git@github.com/example/fleet.git`",
@@ -212,7 +205,7 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         let p = path.value.as_str();
         if p.starts_with('/') || p.split('/').any(|seg| seg == "..") || p.contains(char::is_whitespace) {
             out.push(Finding::error(
-                "repository-url",
+                Rule::RepositoryUrl,
                 path.at,
                 format!("repository path `{p}` must be a relative folder inside the repository"),
                 "write a folder such as `gitops` or `clusters/linkerd`, without `..` or a leading `/`",
@@ -223,7 +216,7 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         && (branch.value.is_empty() || branch.value.contains(char::is_whitespace))
     {
         out.push(Finding::error(
-            "repository-url",
+            Rule::RepositoryUrl,
             branch.at,
             format!("branch `{}` is not a Git branch name", branch.value),
             "write a branch such as `main`",
@@ -235,8 +228,7 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let Some(vault) = ctx.fleet.spec.secrets.as_ref().and_then(|s| s.vault.as_ref()) else {
         // No line holds the missing block; point at the identity whose keys need Vault.
         let at = ctx.fleet.spec.identity.trust_anchor.at;
-        out.push(Finding::error(
-            "vault-missing",
+        out.push(Finding::error(Rule::VaultMissing,
             at,
             "the fleet has no `spec.secrets.vault`, but the identity keys and link credentials are kept in Vault",
             "add `secrets: {vault: {server: https://vault.example:8200, mount: secret, path: linkerd-multicluster}}` under `spec`",
@@ -246,7 +238,7 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let server = &vault.server;
     if !(server.value.starts_with("https://") || server.value.starts_with("http://")) {
         out.push(Finding::error(
-            "vault-settings",
+            Rule::VaultSettings,
             server.at,
             format!("Vault server `{}` is not an http(s):// URL", server.value),
             "write the address External Secrets uses, e.g. `https://vault.example.com:8200`",
@@ -260,8 +252,7 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             || v.contains(char::is_whitespace)
             || v.contains("//")
         {
-            out.push(Finding::error(
-                "vault-settings",
+            out.push(Finding::error(Rule::VaultSettings,
                 value.at,
                 format!("Vault {what} `{v}` is not a KV path"),
                 format!("write the {what} without leading or trailing `/`, e.g. `secrets-k8` or `linkerd-multicluster`"),
@@ -272,7 +263,7 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         for value in [&k8s.mount_path, &k8s.role].into_iter().flatten() {
             if value.value.trim().is_empty() {
                 out.push(Finding::error(
-                    "vault-settings",
+                    Rule::VaultSettings,
                     value.at,
                     "an empty Vault Kubernetes auth setting",
                     "remove it to use the default, or write the value",
