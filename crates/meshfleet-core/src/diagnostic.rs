@@ -71,6 +71,32 @@ impl Finding {
     }
 }
 
+/// How to fix an error, carried by the error itself: the one way a hint travels from
+/// the library to the `hint:` line the binary prints. `None` when the message says it
+/// all.
+pub trait Hint: std::error::Error {
+    /// The fix, lowercase, commands and values in backticks.
+    fn hint(&self) -> Option<String>;
+}
+
+/// An error and its causes in one line, `: `-separated, each cause once: for reports
+/// that hold an error as text (a check's details, a sync entry, `-o json`). The top-level
+/// messages of kube and reqwest ("client error (Connect)") do not say what failed; the
+/// causes do ("connection refused").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The closest candidate to `word`, if it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates

@@ -47,6 +47,21 @@ pub enum KeysError {
     Io(#[from] std::io::Error),
 }
 
+impl crate::diagnostic::Hint for KeysError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Exists(_) => Some(
+                "certificates are created once; to replace one, move the old files away first (a rotation keeps the old anchor in the bundle)".into(),
+            ),
+            Self::AnchorKeyMissing { .. } => Some("pass the folder that holds `trust-anchor.key` with `--keys`".into()),
+            Self::Identity(IdentityError::Key { .. }) => Some(
+                "the key folder must hold the PEM key `meshfleet certs init` wrote; pass the right one with `--keys`".into(),
+            ),
+            Self::Identity(_) | Self::Io(_) => None,
+        }
+    }
+}
+
 /// Paths inside a key folder.
 #[derive(Debug, Clone)]
 pub struct KeyFolder {

@@ -27,9 +27,7 @@ fn main() -> ExitCode {
     let status = match commands::run(&cli, printer) {
         Ok(status) => status,
         Err(err) => {
-            let hint = err.downcast_ref::<commands::Hinted>().map(|h| h.hint.clone());
-            let message = format!("{err:#}");
-            printer.error(&message, hint.as_deref());
+            printer.report(&err, commands::hint_of(&err).as_deref());
             ExitStatus::Error
         }
     };

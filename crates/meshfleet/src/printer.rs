@@ -1,10 +1,48 @@
 //! All user-facing output goes through here: data on stdout, messages on stderr,
-//! lowercase messages with values in backticks, `hint:` lines, and colour only on a
-//! terminal without `NO_COLOR` (never carrying meaning on its own).
+//! lowercase messages with values in backticks, `Caused by:` and `hint:` lines, JSON
+//! documents, and colour only on a terminal without `NO_COLOR` (never carrying meaning
+//! on its own: every coloured word or mark is also there without colour).
+//!
+//! Command files say WHAT a piece of text is ([`Style`]); only this file knows how that
+//! looks on a terminal. Errors reach [`Printer::report`] as values: the message, each
+//! cause on its own `Caused by:` line, and the hint the error carries (see
+//! [`crate::commands::hint_of`]).
 
 use std::io::{IsTerminal as _, Write as _};
 
 use meshfleet_core::diagnostic::{Finding, Severity};
+use serde::Serialize;
+
+/// What a piece of text is, for its colour on a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A success mark or word (`✓`).
+    Success,
+    /// A warning mark or word (`‼`, `warning`).
+    Warning,
+    /// An error mark or word (`×`, `error`).
+    Error,
+    /// The word `hint`.
+    Hint,
+    /// A heading.
+    Heading,
+    /// Something that would change (a dry run's `+` and `~`).
+    Pending,
+}
+
+impl Style {
+    /// The SGR parameters of the style.
+    fn sgr(self) -> &'static str {
+        match self {
+            Self::Success => "1;32",
+            Self::Warning => "1;33",
+            Self::Error => "1;31",
+            Self::Hint => "1;36",
+            Self::Heading => "1",
+            Self::Pending => "33",
+        }
+    }
+}
 
 /// Writes meshfleet's output.
 #[derive(Debug, Clone, Copy)]
@@ -13,7 +51,7 @@ pub struct Printer {
     color_err: bool,
 }
 
-// Every command takes the same printer; some methods do not read it yet.
+// Every command takes the same printer; some methods do not read it.
 #[allow(clippy::unused_self)]
 impl Printer {
     /// A printer that colours only terminals, and never under `NO_COLOR`.
@@ -33,36 +71,72 @@ impl Printer {
         let _ = out.flush();
     }
 
+    /// A JSON document to stdout, pretty, with a trailing newline.
+    pub fn json<T: Serialize + ?Sized>(self, document: &T) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string_pretty(document)?;
+        text.push('\n');
+        self.data(&text);
+        Ok(())
+    }
+
     /// A status line to stderr.
     pub fn status(self, text: &str) {
         let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 
-    /// An error with optional hint to stderr.
+    /// An error with an optional hint, to stderr.
     pub fn error(self, message: &str, hint: Option<&str>) {
+        self.labelled("error", Style::Error, message, &[], hint);
+    }
+
+    /// A warning with an optional hint, to stderr.
+    pub fn warning(self, message: &str, hint: Option<&str>) {
+        self.labelled("warning", Style::Warning, message, &[], hint);
+    }
+
+    /// An error that ended the command: its message, each cause on a `Caused by:`
+    /// line, and its hint.
+    pub fn report(self, error: &anyhow::Error, hint: Option<&str>) {
+        let mut causes: Vec<String> = Vec::new();
+        let mut previous = error.to_string();
+        for cause in error.chain().skip(1) {
+            let text = cause.to_string();
+            // Some errors repeat their cause in their own message; say it once.
+            if !previous.contains(&text) {
+                causes.push(text.clone());
+            }
+            previous = text;
+        }
+        self.labelled("error", Style::Error, &error.to_string(), &causes, hint);
+    }
+
+    fn labelled(self, word: &str, style: Style, message: &str, causes: &[String], hint: Option<&str>) {
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{}: {message}", self.paint_err("error", "1;31"));
+        let _ = writeln!(err, "{}: {message}", self.err(style, word));
+        for cause in causes {
+            let _ = writeln!(err, "  Caused by: {cause}");
+        }
         if let Some(hint) = hint {
-            let _ = writeln!(err, "{}: {hint}", self.paint_err("hint", "1;36"));
+            let _ = writeln!(err, "{}: {hint}", self.err(Style::Hint, "hint"));
         }
     }
 
-    fn paint(on: bool, text: &str, code: &str) -> String {
+    fn paint(on: bool, style: Style, text: &str) -> String {
         if on {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("\x1b[{}m{text}\x1b[0m", style.sgr())
         } else {
             text.to_string()
         }
     }
 
-    /// `text` in colour `code` if stderr is a colour terminal.
-    pub fn paint_err(self, text: &str, code: &str) -> String {
-        Self::paint(self.color_err, text, code)
+    /// `text` in `style`, for stderr.
+    pub fn err(self, style: Style, text: &str) -> String {
+        Self::paint(self.color_err, style, text)
     }
 
-    /// `text` in colour `code` if stdout is a colour terminal.
-    pub fn paint_out(self, text: &str, code: &str) -> String {
-        Self::paint(self.color_out, text, code)
+    /// `text` in `style`, for stdout.
+    pub fn out(self, style: Style, text: &str) -> String {
+        Self::paint(self.color_out, style, text)
     }
 
     /// Format findings with source snippets, for stdout (`to_stdout`) or stderr.
@@ -71,13 +145,13 @@ impl Printer {
         let lines: Vec<&str> = source.lines().collect();
         let mut out = String::new();
         for f in findings {
-            let (word, code) = match f.severity {
-                Severity::Error => ("error", "1;31"),
-                Severity::Warning => ("warning", "1;33"),
+            let (word, style) = match f.severity {
+                Severity::Error => ("error", Style::Error),
+                Severity::Warning => ("warning", Style::Warning),
             };
             out.push_str(&format!(
                 "{}[{}]: {}\n",
-                Self::paint(color, word, code),
+                Self::paint(color, style, word),
                 f.rule,
                 f.message
             ));
@@ -100,13 +174,17 @@ impl Printer {
                         "{:gutter$} | {}{}\n",
                         "",
                         " ".repeat(col),
-                        Self::paint(color, &"^".repeat(width), code)
+                        Self::paint(color, style, &"^".repeat(width))
                     ));
                 }
             } else {
                 out.push_str(&format!(" --> {path}\n"));
             }
-            out.push_str(&format!("{}: {}\n\n", Self::paint(color, "hint", "1;36"), f.hint));
+            out.push_str(&format!(
+                "{}: {}\n\n",
+                Self::paint(color, Style::Hint, "hint"),
+                f.hint
+            ));
         }
         out
     }

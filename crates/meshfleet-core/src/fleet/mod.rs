@@ -55,7 +55,7 @@ impl FleetSource {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The path does not exist or could not be read.
-    #[error("cannot read `{path}`: {source}")]
+    #[error("cannot read `{}`", path.display())]
     Unreadable {
         /// What was read.
         path: PathBuf,
@@ -78,6 +78,22 @@ pub enum LoadError {
         /// The parse problem.
         finding: Box<Finding>,
     },
+}
+
+impl crate::diagnostic::Hint for LoadError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unreadable { .. } => {
+                Some("pass a fleet file, or a folder that holds `fleet.yaml` or `meshfleet.yaml`".into())
+            }
+            Self::Ambiguous { folder } => Some(format!(
+                "keep one: keep `{MESHFLEET_FILE_NAME}` if Rancher Fleet also reads this folder (it takes any `{FLEET_FILE_NAME}` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
+                folder.join(MESHFLEET_FILE_NAME).display()
+            )),
+            // The finding carries its own hint.
+            Self::Invalid { .. } => None,
+        }
+    }
 }
 
 /// Resolve a PATH argument: a fleet file, or a folder holding `fleet.yaml` or

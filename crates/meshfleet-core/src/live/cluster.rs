@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use crate::live::kube_failure::{self, KubeFailure};
+use crate::diagnostic::Hint;
+use crate::live::kube_failure::{self, KubeFailure, KubeconfigProblem};
 use crate::plan::ClusterPlan;
 
 /// Default time to wait for a cluster to answer.
@@ -28,12 +29,13 @@ pub enum ClusterError {
     NoKubeconfig,
     /// A kubeconfig file could not be read or parsed, or the files of `KUBECONFIG` do
     /// not merge.
-    #[error("cannot read the kubeconfig `{}`: {problem}", path.display())]
+    #[error("cannot read the kubeconfig `{}`", path.display())]
     Kubeconfig {
         /// The file.
         path: PathBuf,
         /// What is wrong, without its text.
-        problem: String,
+        #[source]
+        problem: KubeconfigProblem,
     },
     /// The fleet names a context the kubeconfig does not have.
     #[error("the kubeconfig has no context `{context}` (cluster `{cluster}`)")]
@@ -46,13 +48,36 @@ pub enum ClusterError {
         available: Vec<String>,
     },
     /// A client could not be built for the context (bad credentials, bad URL).
-    #[error("cannot build a client for context `{context}`: {problem}")]
+    #[error("cannot build a client for context `{context}`")]
     Client {
         /// The context.
         context: String,
         /// Why, without any value of the kubeconfig.
-        problem: String,
+        #[source]
+        problem: KubeconfigProblem,
     },
+}
+
+impl Hint for ClusterError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::NoKubeconfig | Self::Kubeconfig { .. } => {
+                "pass `--kubeconfig FILE` or set `KUBECONFIG` to a kubeconfig with the fleet's contexts"
+                    .into()
+            }
+            Self::UnknownContext { available, .. } => format!(
+                "the kubeconfig has these contexts: {}; set the cluster's `context` in the fleet file (or pass `--context`), or use another kubeconfig with `--kubeconfig`",
+                available
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::Client { context, .. } => {
+                format!("fix the credentials of context `{context}` in your kubeconfig")
+            }
+        })
+    }
 }
 
 /// The user's kubeconfig, loaded once.
@@ -162,7 +187,7 @@ impl Kubeconfigs {
         config.write_timeout = Some(self.timeout);
         kube::Client::try_from(config).map_err(|e| ClusterError::Client {
             context: context.to_string(),
-            problem: KubeFailure::from_kube(&e).to_string(),
+            problem: KubeconfigProblem::Field(KubeFailure::from_kube(&e).to_string()),
         })
     }
 }
@@ -195,6 +220,18 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// How to fix it, for a cluster reached through `context` whose credentials must
+    /// allow `needs` (e.g. "read ConfigMaps in the Linkerd namespace").
+    pub fn hint_for(&self, context: &str, needs: &str) -> String {
+        match self {
+            Self::Cluster(cluster) => cluster.hint().unwrap_or_default(),
+            Self::Refused { .. } => format!("the credentials of context `{context}` must allow to {needs}"),
+            _ => format!(
+                "check that context `{context}` points at a running cluster (`kubectl --context {context} get --raw /readyz`)"
+            ),
+        }
+    }
+
     /// Classify a client error: an API answer is a refusal, anything else means the
     /// server could not be talked to.
     pub fn from_kube(action: &str, error: &kube::Error) -> Self {

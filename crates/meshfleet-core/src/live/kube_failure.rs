@@ -65,7 +65,7 @@ impl KubeFailure {
                 message: status.message.clone(),
             },
             kube::Error::Auth(auth) => Self::Credentials(auth_problem(auth)),
-            kube::Error::InferKubeconfig(config) => Self::Credentials(kubeconfig_problem(config)),
+            kube::Error::InferKubeconfig(config) => Self::Credentials(kubeconfig_problem(config).to_string()),
             kube::Error::RustlsTls(tls) => Self::Credentials(tls_setup_problem(tls)),
             kube::Error::SerdeError(json) => Self::BadAnswer(format!(
                 "not the JSON expected (line {}, column {})",
@@ -185,29 +185,49 @@ pub fn auth_problem(error: &AuthError) -> String {
     }
 }
 
+/// What is wrong with a kubeconfig (or the context chosen from it): where and what
+/// kind, naming fields and files, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigProblem {
+    /// The YAML does not parse, or not into a kubeconfig.
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    /// The file (or one it names) cannot be read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A field that cannot be used, by name.
+    #[error("{0}")]
+    Field(String),
+}
+
 /// What is wrong with a kubeconfig (or the context chosen from it).
-pub fn kubeconfig_problem(error: &KubeconfigError) -> String {
+pub fn kubeconfig_problem(error: &KubeconfigError) -> KubeconfigProblem {
     let data = |field: &str, error: &LoadDataError| match error {
-        LoadDataError::DecodeBase64(_) => format!("`{field}-data` is not valid base64"),
-        LoadDataError::ReadFile(io, path) => format!("cannot read `{field}` `{}`: {io}", path.display()),
-        LoadDataError::NoBase64DataOrFile => format!("neither `{field}` nor `{field}-data` is set"),
-    };
-    match error {
-        KubeconfigError::Parse(yaml) => {
-            format!("it is not a valid kubeconfig: {}", YamlError::from_saphyr(yaml))
+        LoadDataError::DecodeBase64(_) => {
+            KubeconfigProblem::Field(format!("`{field}-data` is not valid base64"))
         }
+        LoadDataError::ReadFile(io, path) => {
+            KubeconfigProblem::Field(format!("cannot read `{field}` `{}`: {io}", path.display()))
+        }
+        LoadDataError::NoBase64DataOrFile => {
+            KubeconfigProblem::Field(format!("neither `{field}` nor `{field}-data` is set"))
+        }
+    };
+    let field = |text: &str| KubeconfigProblem::Field(text.to_string());
+    match error {
+        KubeconfigError::Parse(yaml) => YamlError::from_saphyr(yaml).into(),
         // The callers name the file already.
-        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        KubeconfigError::ReadConfig(io, _) => std::io::Error::new(io.kind(), io.to_string()).into(),
         KubeconfigError::LoadCertificateAuthority(e) => data("certificate-authority", e),
         KubeconfigError::LoadClientCertificate(e) => data("client-certificate", e),
         KubeconfigError::LoadClientKey(e) => data("client-key", e),
         KubeconfigError::ParseCertificates(_) => {
-            "`certificate-authority-data` is not a PEM certificate".into()
+            field("`certificate-authority-data` is not a PEM certificate")
         }
-        KubeconfigError::ParseClusterUrl(_) => "the cluster's `server` is not a URL".into(),
-        KubeconfigError::ParseProxyUrl(_) => "the cluster's `proxy-url` is not a URL".into(),
+        KubeconfigError::ParseClusterUrl(_) => field("the cluster's `server` is not a URL"),
+        KubeconfigError::ParseProxyUrl(_) => field("the cluster's `proxy-url` is not a URL"),
         // The rest name contexts and clusters, or nothing from the file.
-        other => other.to_string(),
+        other => KubeconfigProblem::Field(other.to_string()),
     }
 }
 
@@ -244,7 +264,7 @@ mod tests {
             error.to_string().contains(SENTINEL),
             "kube quotes the source: {error}"
         );
-        let shown = kubeconfig_problem(&error);
+        let shown = kubeconfig_problem(&error).to_string();
         assert!(!shown.contains(SENTINEL), "{shown}");
         assert!(shown.contains("line "), "{shown}");
     }

@@ -22,19 +22,4 @@ pub mod secrets;
 pub mod trust;
 pub mod vault;
 
-/// An error and its sources, `: `-separated. The top-level messages of kube and reqwest
-/// ("client error (Connect)", "error sending request") do not say what failed; the
-/// sources do ("connection refused", "certificate verify failed").
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use crate::diagnostic::error_chain;

@@ -59,6 +59,17 @@ pub enum RenderError {
     },
 }
 
+impl crate::diagnostic::Hint for RenderError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::SecretInOutput { .. } => Some(
+                "rendered trees hold public material only; keep keys and tokens in Vault (`meshfleet secrets sync`)".into(),
+            ),
+            Self::Serialize { .. } => Some("this is a bug in meshfleet; run with `-vv` and report it".into()),
+        }
+    }
+}
+
 /// Render the plan for its engine.
 pub fn render(plan: &FleetPlan) -> Result<RenderedTree, RenderError> {
     let mut files = BTreeMap::new();

@@ -32,6 +32,18 @@ pub enum TreeError {
     Io(#[from] std::io::Error),
 }
 
+impl crate::diagnostic::Hint for TreeError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::ForeignDirectory(_) => {
+                Some("render into a new or empty folder (it is replaced as a whole on every render)".into())
+            }
+            Self::NotADirectory(_) => Some("choose another `--out`".into()),
+            Self::Io(_) => None,
+        }
+    }
+}
+
 /// One difference between the rendered tree and the output folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Difference {

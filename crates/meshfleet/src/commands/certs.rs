@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::fleet::{FLEET_FILE_NAME, LoadError, MESHFLEET_FILE_NAME};
 use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
-use serde_json::json;
+use serde::Serialize;
 
-use super::{ExitStatus, hinted, now, unreadable_fleet};
+use super::{ExitStatus, hinted, now};
 use crate::cli::{CertsInitArgs, CertsInspectArgs, OutputFormat};
 use crate::printer::Printer;
 
@@ -22,7 +23,7 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
             );
             return Ok(ExitStatus::Failure);
         }
-        Err(e) => return Err(unreadable_fleet(e)),
+        Err(e) => return Err(e.into()),
     };
     let dir = source.dir();
     let folder = args
@@ -31,22 +32,14 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
         .map_or_else(|| KeyFolder::default_for(&dir), KeyFolder::new);
     let report = match keys::init(&fleet, &dir, &folder, now()) {
         Ok(report) => report,
-        Err(KeysError::Exists(path)) => {
-            printer.error(
-                &format!("`{}` exists; refusing to overwrite it (nothing was written)", path.display()),
-                Some("certificates are created once; to replace one, move the old files away first (a rotation keeps the old anchor in the bundle)"),
-            );
-            return Ok(ExitStatus::Failure);
-        }
-        Err(KeysError::AnchorKeyMissing { anchor, key }) => {
-            printer.error(
-                &format!(
-                    "the trust anchor `{}` exists but its key `{}` does not, so no issuer can be signed",
-                    anchor.display(),
-                    key.display()
-                ),
-                Some("pass the folder that holds `trust-anchor.key` with `--keys`"),
-            );
+        // Refusals, not failures: nothing was written, exit 1.
+        Err(e @ (KeysError::Exists(_) | KeysError::AnchorKeyMissing { .. })) => {
+            let consequence = if matches!(e, KeysError::Exists(_)) {
+                " (nothing was written)"
+            } else {
+                ", so no issuer can be signed"
+            };
+            printer.error(&format!("{e}{consequence}"), e.hint().as_deref());
             return Ok(ExitStatus::Failure);
         }
         Err(e) => return Err(e.into()),
@@ -114,25 +107,25 @@ pub fn inspect(
                 text.push_str(&format!("  [{}/{}]\n", i + 1, certs.len()));
             }
             text.push_str(&describe(cert, &chain, at));
-            reports.push(json!({
-                "file": file.display().to_string(),
-                "index": i,
-                "subject": cert.subject,
-                "issuer": cert.issuer,
-                "keyType": cert.key_type.to_string(),
-                "notBefore": identity::format_time(cert.not_before),
-                "notAfter": identity::format_time(cert.not_after),
-                "daysLeft": cert.days_left(at),
-                "validNow": cert.valid_at(at),
-                "isCA": cert.is_ca,
-                "pathLength": cert.path_len,
-                "sha256": cert.sha256,
-                "chainsToFleetAnchor": chain.json(),
-            }));
+            reports.push(CertReport {
+                file: file.display().to_string(),
+                index: i,
+                subject: cert.subject.clone(),
+                issuer: cert.issuer.clone(),
+                key_type: cert.key_type.to_string(),
+                not_before: identity::format_time(cert.not_before),
+                not_after: identity::format_time(cert.not_after),
+                days_left: cert.days_left(at),
+                valid_now: cert.valid_at(at),
+                is_ca: cert.is_ca,
+                path_length: cert.path_len,
+                sha256: cert.sha256.clone(),
+                chains_to_fleet_anchor: chain.chains(),
+            });
         }
     }
     match output {
-        OutputFormat::Json => printer.data(&format!("{}\n", serde_json::to_string_pretty(&reports)?)),
+        OutputFormat::Json => printer.json(&reports)?,
         OutputFormat::Text => printer.data(&text),
     }
     Ok(if failed {
@@ -150,13 +143,34 @@ enum Chain {
 }
 
 impl Chain {
-    fn json(&self) -> serde_json::Value {
+    /// Whether it chains to the fleet's anchor; `None` without a fleet.
+    fn chains(&self) -> Option<bool> {
         match self {
-            Self::NoFleet => serde_json::Value::Null,
-            Self::IsAnchor | Self::Chains(_) => true.into(),
-            Self::DoesNot => false.into(),
+            Self::NoFleet => None,
+            Self::IsAnchor | Self::Chains(_) => Some(true),
+            Self::DoesNot => Some(false),
         }
     }
+}
+
+/// One certificate in `certs inspect -o json`; field names are stable.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertReport {
+    file: String,
+    index: usize,
+    subject: String,
+    issuer: String,
+    key_type: String,
+    not_before: String,
+    not_after: String,
+    days_left: i64,
+    valid_now: bool,
+    #[serde(rename = "isCA")]
+    is_ca: bool,
+    path_length: Option<u32>,
+    sha256: String,
+    chains_to_fleet_anchor: Option<bool>,
 }
 
 fn chain_status(chain: &[CertInfo], anchors: Option<&Vec<CertInfo>>) -> Chain {
@@ -221,7 +235,7 @@ fn fleet_anchors(fleet: Option<&Path>) -> anyhow::Result<Option<Vec<CertInfo>>> 
         None => return Ok(None),
     };
     let (source, fleet) = meshfleet_core::fleet::load(&path).map_err(|e| match e {
-        LoadError::Ambiguous { .. } => unreadable_fleet(e),
+        LoadError::Ambiguous { .. } => e.into(),
         e => hinted(e.to_string(), "pass a valid fleet with `--fleet`"),
     })?;
     let anchor_path = meshfleet_core::validate::anchor_path(&source.dir(), &fleet);

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshfleet_core::live::check::{self, CheckOptions, CheckReport, CheckResult, ClusterReport, Status};
-use serde_json::json;
+use serde::Serialize;
 
 use super::{ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
 use crate::cli::{CheckArgs, GlobalArgs, OutputFormat};
-use crate::printer::Printer;
+use crate::printer::{Printer, Style};
 
 pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
     if args.timeout == 0 {
@@ -59,9 +59,7 @@ pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
         .map_err(|e| hinted(e.to_string(), "pass a cluster name of the fleet to `--cluster`"))?;
     progress.bar.finish_and_clear();
     match global.output {
-        OutputFormat::Json => {
-            printer.data(&format!("{}\n", serde_json::to_string_pretty(&to_json(&report))?));
-        }
+        OutputFormat::Json => printer.json(&CheckJson::from(&report))?,
         OutputFormat::Text => printer.data(&text(&report, printer)),
     }
     Ok(if report.success() {
@@ -99,26 +97,47 @@ impl check::Progress for Progress {
     }
 }
 
-fn to_json(report: &CheckReport) -> serde_json::Value {
-    json!({
-        "fleet": report.fleet,
-        "success": report.success(),
-        "summary": {
-            "clusters": report.clusters.len(),
-            "unreachable": report.clusters.iter().filter(|c| !c.reachable).count(),
-            "ok": report.count(Status::Ok),
-            "warnings": report.count(Status::Warning),
-            "errors": report.count(Status::Error),
-        },
-        "clusters": report.clusters,
-    })
+/// The `-o json` document: the report with a summary; field names and check ids are
+/// stable.
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    fleet: &'a str,
+    success: bool,
+    summary: CheckSummary,
+    clusters: &'a [ClusterReport],
+}
+
+#[derive(Serialize)]
+struct CheckSummary {
+    clusters: usize,
+    unreachable: usize,
+    ok: usize,
+    warnings: usize,
+    errors: usize,
+}
+
+impl<'a> From<&'a CheckReport> for CheckJson<'a> {
+    fn from(report: &'a CheckReport) -> Self {
+        Self {
+            fleet: &report.fleet,
+            success: report.success(),
+            summary: CheckSummary {
+                clusters: report.clusters.len(),
+                unreachable: report.clusters.iter().filter(|c| !c.reachable).count(),
+                ok: report.count(Status::Ok),
+                warnings: report.count(Status::Warning),
+                errors: report.count(Status::Error),
+            },
+            clusters: &report.clusters,
+        }
+    }
 }
 
 fn symbol(printer: Printer, status: Status) -> String {
     match status {
-        Status::Ok => printer.paint_out("✓", "1;32"),
-        Status::Warning => printer.paint_out("‼", "1;33"),
-        Status::Error => printer.paint_out("×", "1;31"),
+        Status::Ok => printer.out(Style::Success, "✓"),
+        Status::Warning => printer.out(Style::Warning, "‼"),
+        Status::Error => printer.out(Style::Error, "×"),
     }
 }
 
@@ -150,7 +169,7 @@ fn cluster_text(cluster: &ClusterReport, printer: Printer, out: &mut String) {
             .map(|s| format!(", {s}"))
             .unwrap_or_default()
     );
-    out.push_str(&printer.paint_out(&title, "1"));
+    out.push_str(&printer.out(Style::Heading, &title));
     out.push('\n');
     out.push_str(&"=".repeat(title.chars().count()));
     out.push('\n');
@@ -177,7 +196,7 @@ fn cluster_text(cluster: &ClusterReport, printer: Printer, out: &mut String) {
             out.push_str(&format!("    {detail}\n"));
         }
         if let Some(hint) = &check.hint {
-            out.push_str(&format!("    {}: {hint}\n", printer.paint_out("hint", "1;36")));
+            out.push_str(&format!("    {}: {hint}\n", printer.out(Style::Hint, "hint")));
         }
         if let Some(file) = &check.file {
             out.push_str(&format!("    file: `{file}` in the rendered tree\n"));

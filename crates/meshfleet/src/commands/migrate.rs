@@ -6,13 +6,14 @@
 //! what to do with Links nobody manages. With `--apply` it deletes the legacy objects of
 //! the links whose declarative controller is available, and says why it skipped others.
 
+use meshfleet_core::diagnostic::error_chain;
 use meshfleet_core::live::migrate::{
     self, ClusterMigration, ClusterSurvey, ControllerState, DeletionOutcome, LegacyLink, LegacyObject,
     MigrationReport, Removal, UnmanagedLink,
 };
 use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::stages::StageKind;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, MigrateArgs, OutputFormat};
@@ -26,23 +27,21 @@ pub fn run(args: &MigrateArgs, global: &GlobalArgs, printer: Printer) -> anyhow:
     let kubeconfigs = kubeconfigs(global)?;
     let report = runtime()?.block_on(migrate::migrate_fleet(&kubeconfigs, &plan, args.apply));
     match global.output {
-        OutputFormat::Json => printer.data(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&report_json(&report))?
-        )),
+        OutputFormat::Json => printer.json(&report_json(&report))?,
         OutputFormat::Text => printer.data(&report_text(&report, &plan)),
     }
     for cluster in &report.clusters {
         if let Err(e) = &cluster.survey {
             printer.error(
                 &format!(
-                    "cluster `{}` (context `{}`): {e}",
-                    cluster.cluster, cluster.context
+                    "cluster `{}` (context `{}`): {}",
+                    cluster.cluster,
+                    cluster.context,
+                    error_chain(e)
                 ),
                 Some(&format!(
                     "{}; nothing was changed there",
-                    super::trust::reach_hint(
-                        e,
+                    e.hint_for(
                         &cluster.context,
                         "list and delete Deployments, Services, RBAC and ServiceAccounts"
                     )
@@ -226,17 +225,60 @@ fn unmanaged_text(out: &mut String, cluster: &ClusterMigration, survey: &Cluster
     }
 }
 
-fn object_json(object: &LegacyObject) -> Value {
-    json!({"kind": object.resource.kind, "namespace": object.namespace, "name": object.name})
+/// A legacy object in `-o json`.
+#[derive(Serialize)]
+struct ObjectJson<'a> {
+    kind: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
 }
 
-fn link_json(link: &LegacyLink) -> Value {
+fn object_json(object: &LegacyObject) -> ObjectJson<'_> {
+    ObjectJson {
+        kind: &object.resource.kind,
+        namespace: object.namespace.as_deref(),
+        name: &object.name,
+    }
+}
+
+/// A legacy object and what `--apply` did to it.
+#[derive(Serialize)]
+struct DeletionJson<'a> {
+    #[serde(flatten)]
+    object: ObjectJson<'a>,
+    outcome: &'static str,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ControllerJson<'a> {
+    name: &'a str,
+    state: &'static str,
+    available_replicas: i32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkJson<'a> {
+    link: &'a str,
+    namespace: &'a str,
+    fleet_target: Option<&'a str>,
+    controller: ControllerJson<'a>,
+    objects: Vec<ObjectJson<'a>>,
+    action: &'static str,
+    skip_reason: Option<String>,
+    deletions: Vec<DeletionJson<'a>>,
+    remains: bool,
+}
+
+fn link_json(link: &LegacyLink) -> LinkJson<'_> {
     let (state, available) = match link.controller {
         ControllerState::Missing => ("missing", 0),
         ControllerState::Unavailable { available, .. } => ("unavailable", available),
         ControllerState::Available { available } => ("available", available),
     };
-    let (action, reason, deletions) = match &link.removal {
+    let (action, skip_reason, deletions) = match &link.removal {
         Removal::Planned => ("planned", None, Vec::new()),
         Removal::Skipped(blocker) => ("skipped", Some(blocker.to_string()), Vec::new()),
         Removal::Attempted(deletions) => (
@@ -248,55 +290,93 @@ fn link_json(link: &LegacyLink) -> Value {
                     let (outcome, error) = match outcome {
                         DeletionOutcome::Deleted => ("deleted", None),
                         DeletionOutcome::AlreadyGone => ("already-gone", None),
-                        DeletionOutcome::Failed(e) => ("failed", Some(e.clone())),
+                        DeletionOutcome::Failed(e) => ("failed", Some(e.as_str())),
                     };
-                    let mut value = object_json(object);
-                    value["outcome"] = json!(outcome);
-                    value["error"] = json!(error);
-                    value
+                    DeletionJson {
+                        object: object_json(object),
+                        outcome,
+                        error,
+                    }
                 })
                 .collect(),
         ),
     };
-    json!({
-        "link": link.name,
-        "namespace": link.namespace,
-        "fleetTarget": link.fleet_target,
-        "controller": {"name": link.controller_name, "state": state, "availableReplicas": available},
-        "objects": link.objects.iter().map(object_json).collect::<Vec<_>>(),
-        "action": action,
-        "skipReason": reason,
-        "deletions": deletions,
-        "remains": link.remains(),
-    })
+    LinkJson {
+        link: &link.name,
+        namespace: &link.namespace,
+        fleet_target: link.fleet_target.as_deref(),
+        controller: ControllerJson {
+            name: &link.controller_name,
+            state,
+            available_replicas: available,
+        },
+        objects: link.objects.iter().map(object_json).collect(),
+        action,
+        skip_reason,
+        deletions,
+        remains: link.remains(),
+    }
 }
 
-fn report_json(report: &MigrationReport) -> Value {
-    let clusters: Vec<Value> = report
+/// `migrate -o json`; field names and the `action`, `state` and `outcome` values are
+/// stable.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MigrateJson<'a> {
+    apply: bool,
+    legacy_remaining: usize,
+    clusters: Vec<ClusterJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterJson<'a> {
+    cluster: &'a str,
+    context: &'a str,
+    error: Option<String>,
+    legacy_links: Vec<LinkJson<'a>>,
+    unmanaged_links: Vec<UnmanagedJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct UnmanagedJson<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    declared: bool,
+}
+
+fn report_json(report: &MigrationReport) -> MigrateJson<'_> {
+    let clusters = report
         .clusters
         .iter()
         .map(|c| match &c.survey {
-            Ok(survey) => json!({
-                "cluster": c.cluster,
-                "context": c.context,
-                "error": null,
-                "legacyLinks": survey.legacy.iter().map(link_json).collect::<Vec<_>>(),
-                "unmanagedLinks": survey.unmanaged_links.iter().map(|l| json!({
-                    "namespace": l.namespace, "name": l.name, "declared": l.declared,
-                })).collect::<Vec<_>>(),
-            }),
-            Err(e) => json!({
-                "cluster": c.cluster,
-                "context": c.context,
-                "error": e.to_string(),
-                "legacyLinks": [],
-                "unmanagedLinks": [],
-            }),
+            Ok(survey) => ClusterJson {
+                cluster: &c.cluster,
+                context: &c.context,
+                error: None,
+                legacy_links: survey.legacy.iter().map(link_json).collect(),
+                unmanaged_links: survey
+                    .unmanaged_links
+                    .iter()
+                    .map(|l| UnmanagedJson {
+                        namespace: &l.namespace,
+                        name: &l.name,
+                        declared: l.declared,
+                    })
+                    .collect(),
+            },
+            Err(e) => ClusterJson {
+                cluster: &c.cluster,
+                context: &c.context,
+                error: Some(error_chain(e)),
+                legacy_links: Vec::new(),
+                unmanaged_links: Vec::new(),
+            },
         })
         .collect();
-    json!({
-        "apply": report.apply,
-        "legacyRemaining": report.legacy_remaining(),
-        "clusters": clusters,
-    })
+    MigrateJson {
+        apply: report.apply,
+        legacy_remaining: report.legacy_remaining(),
+        clusters,
+    }
 }

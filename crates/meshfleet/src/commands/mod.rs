@@ -16,8 +16,14 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use meshfleet_core::diagnostic::Hint;
 use meshfleet_core::fleet::LoadError;
+use meshfleet_core::keys::KeysError;
+use meshfleet_core::live::cluster::ClusterError;
+use meshfleet_core::live::secrets::SyncError;
+use meshfleet_core::live::vault::VaultError;
 use meshfleet_core::plan::FleetPlan;
+use meshfleet_core::render::{RenderError, TreeError};
 use meshfleet_core::validate::{CheckedFleet, check_file};
 
 use crate::cli::{CertsCommand, Cli, Command, SecretsCommand, TrustCommand};
@@ -61,6 +67,30 @@ impl fmt::Display for Hinted {
 
 impl std::error::Error for Hinted {}
 
+impl Hint for Hinted {
+    fn hint(&self) -> Option<String> {
+        Some(self.hint.clone())
+    }
+}
+
+/// The hint of an error that ended a command: the first along its chain of causes that
+/// carries one. Library errors carry theirs ([`Hint`]); command-level ones are [`Hinted`].
+pub fn hint_of(error: &anyhow::Error) -> Option<String> {
+    fn hint<E: Hint + 'static>(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
+        cause.downcast_ref::<E>().and_then(Hint::hint)
+    }
+    error.chain().find_map(|cause| {
+        hint::<Hinted>(cause)
+            .or_else(|| hint::<ClusterError>(cause))
+            .or_else(|| hint::<LoadError>(cause))
+            .or_else(|| hint::<KeysError>(cause))
+            .or_else(|| hint::<VaultError>(cause))
+            .or_else(|| hint::<SyncError>(cause))
+            .or_else(|| hint::<RenderError>(cause))
+            .or_else(|| hint::<TreeError>(cause))
+    })
+}
+
 /// Build a hinted error.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Hinted {
@@ -98,12 +128,9 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn kubeconfigs(
     global: &crate::cli::GlobalArgs,
 ) -> anyhow::Result<meshfleet_core::live::cluster::Kubeconfigs> {
-    meshfleet_core::live::cluster::Kubeconfigs::load(global.kubeconfig.as_deref()).map_err(|e| {
-        hinted(
-            e.to_string(),
-            "pass `--kubeconfig FILE` or set `KUBECONFIG` to a kubeconfig with the fleet's contexts",
-        )
-    })
+    Ok(meshfleet_core::live::cluster::Kubeconfigs::load(
+        global.kubeconfig.as_deref(),
+    )?)
 }
 
 /// Now, for certificate validity.
@@ -119,29 +146,10 @@ pub enum Loaded {
     Invalid(ExitStatus),
 }
 
-/// A fleet file that could not be found or read, as an error with a hint (exit 2).
-/// `Invalid` is not one of these: its finding is printed like any other.
-pub fn unreadable_fleet(error: LoadError) -> anyhow::Error {
-    match &error {
-        LoadError::Unreadable { path, source } => hinted(
-            format!("cannot read `{}`: {source}", path.display()),
-            "pass a fleet file, or a folder that holds `fleet.yaml` or `meshfleet.yaml`",
-        ),
-        LoadError::Ambiguous { folder } => hinted(
-            error.to_string(),
-            format!(
-                "keep one: keep `meshfleet.yaml` if Rancher Fleet also reads this folder (it takes any `fleet.yaml` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
-                folder.join("meshfleet.yaml").display()
-            ),
-        ),
-        LoadError::Invalid { .. } => anyhow::Error::new(error),
-    }
-}
-
 /// Load and validate a fleet; print findings (errors and warnings) to stderr.
 pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
     match check_file(path, now()) {
-        Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => Err(unreadable_fleet(e)),
+        Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => Err(e.into()),
         Err(LoadError::Invalid { file, finding }) => {
             printer.status(
                 printer

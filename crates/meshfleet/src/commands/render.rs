@@ -1,8 +1,9 @@
 //! `meshfleet render [PATH] --out DIR [--check]`.
 
+use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::render::{self, Difference, RenderError, TreeError};
 
-use super::{ExitStatus, hinted, load_plan};
+use super::{ExitStatus, load_plan};
 use crate::cli::RenderArgs;
 use crate::printer::Printer;
 
@@ -16,11 +17,8 @@ pub fn run(args: &RenderArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
     };
     let tree = match render::render(&plan) {
         Ok(tree) => tree,
-        Err(RenderError::SecretInOutput { file, what }) => {
-            printer.error(
-                &format!("refusing to render: `{file}` would contain {what}; nothing was written"),
-                Some("rendered trees hold public material only; keep keys and tokens in Vault (`meshfleet secrets sync`)"),
-            );
+        Err(e @ RenderError::SecretInOutput { .. }) => {
+            printer.error(&format!("{e}; nothing was written"), e.hint().as_deref());
             return Ok(ExitStatus::Failure);
         }
         Err(e) => return Err(e.into()),
@@ -88,21 +86,9 @@ pub fn run(args: &RenderArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
     }
     match tree.write_atomically(out) {
         Ok(()) => {}
-        Err(TreeError::ForeignDirectory(dir)) => {
-            printer.error(
-                &format!(
-                    "`{}` is not empty and was not rendered by meshfleet; nothing was written",
-                    dir.display()
-                ),
-                Some("render into a new or empty folder (it is replaced as a whole on every render)"),
-            );
+        Err(e @ TreeError::ForeignDirectory(_)) => {
+            printer.error(&format!("{e}; nothing was written"), e.hint().as_deref());
             return Ok(ExitStatus::Failure);
-        }
-        Err(TreeError::NotADirectory(path)) => {
-            return Err(hinted(
-                format!("`{}` exists and is not a folder", path.display()),
-                "choose another `--out`",
-            ));
         }
         Err(e) => return Err(e.into()),
     }

@@ -8,14 +8,15 @@ use crate::cli::Cli;
 use crate::printer::Printer;
 
 pub fn run(printer: Printer) -> anyhow::Result<ExitStatus> {
+    // As a JSON value: its map keeps insertion order, so `$id` goes last as committed.
     let mut schema = serde_json::to_value(schemars::schema_for!(Fleet))?;
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert(
+    if let Some(object) = schema.as_object_mut() {
+        object.insert(
             "$id".into(),
             "https://meshfleet.io/schema/fleet-v1alpha1.json".into(),
         );
     }
-    printer.data(&format!("{}\n", serde_json::to_string_pretty(&schema)?));
+    printer.json(&schema)?;
     Ok(ExitStatus::Success)
 }
 

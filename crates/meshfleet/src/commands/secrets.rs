@@ -8,14 +8,15 @@
 //! value can be printed. Exit 0 when every entry is written or unchanged, 2 when any
 //! could not be (each failed entry has its reason and a `hint:`).
 
+use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::keys::KeyFolder;
 use meshfleet_core::live::secrets::{self, Action, EntryKind, Outcome, SyncEntry, SyncOptions, SyncReport};
 use meshfleet_core::live::vault::VaultSettings;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{ExitStatus, hinted, kubeconfigs, load_plan, runtime};
+use super::{ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
-use crate::printer::Printer;
+use crate::printer::{Printer, Style};
 
 pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
     let (checked, plan) = match load_plan(&args.path, printer)? {
@@ -26,7 +27,7 @@ pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> an
         .keys
         .clone()
         .map_or_else(|| KeyFolder::default_for(&checked.source.dir()), KeyFolder::new);
-    let vault = VaultSettings::from_env(&plan.vault.server).map_err(|e| hinted(e.to_string(), e.hint()))?;
+    let vault = VaultSettings::from_env(&plan.vault.server)?;
     let has_links = plan.clusters.iter().any(|c| !c.outgoing.is_empty());
     let kubeconfigs = if has_links {
         Some(kubeconfigs(global)?)
@@ -47,11 +48,7 @@ pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> an
         &options,
     ));
     match global.output {
-        OutputFormat::Json => {
-            let mut text = serde_json::to_string_pretty(&report_json(&report, &options))?;
-            text.push('\n');
-            printer.data(&text);
-        }
+        OutputFormat::Json => printer.json(&report_json(&report, &options))?,
         OutputFormat::Text => printer.data(&report_text(&report, &options, printer)),
     }
     let failed = report.failed();
@@ -131,13 +128,13 @@ fn entry_text(entry: &SyncEntry, printer: Printer) -> String {
             };
             format!(
                 "{} {id}: {what} (version {version})\n",
-                printer.paint_out("✓", "32")
+                printer.out(Style::Success, "✓")
             )
         }
         Outcome::Unchanged { version } => {
             format!(
                 "{} {id}: unchanged (version {version})\n",
-                printer.paint_out("✓", "32")
+                printer.out(Style::Success, "✓")
             )
         }
         Outcome::Planned {
@@ -149,16 +146,16 @@ fn entry_text(entry: &SyncEntry, printer: Printer) -> String {
             let rotation = if *rotate { ", after rotating the token" } else { "" };
             format!(
                 "{} {id}: would {} {} (values redacted{rotation})\n",
-                printer.paint_out(mark, "33"),
+                printer.out(Style::Pending, mark),
                 action.as_str(),
                 changed.join(", ")
             )
         }
         Outcome::Failed(error) => format!(
             "{} {id}: {error}\n  {}: {}\n",
-            printer.paint_out("×", "31"),
-            printer.paint_out("hint", "1;36"),
-            error.hint()
+            printer.out(Style::Error, "×"),
+            printer.out(Style::Hint, "hint"),
+            error.hint().unwrap_or_default()
         ),
     }
 }
@@ -173,73 +170,122 @@ fn kind_name(kind: EntryKind) -> &'static str {
 
 /// The `-o json` document. Field names and the `status`, `action` and `error.code`
 /// values are stable.
-fn report_json(report: &SyncReport, options: &SyncOptions) -> Value {
-    let entries: Vec<Value> = report
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncJson<'a> {
+    dry_run: bool,
+    rotate: bool,
+    vault: VaultJson<'a>,
+    entries: Vec<EntryJson<'a>>,
+    summary: SummaryJson,
+}
+
+#[derive(Serialize)]
+struct VaultJson<'a> {
+    address: &'a str,
+    mount: &'a str,
+}
+
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    id: &'a str,
+    kind: &'static str,
+    path: &'a str,
+    keys: &'static [&'static str],
+    status: &'static str,
+    action: Option<&'static str>,
+    version: Option<u64>,
+    rotated: bool,
+    changed: &'a [String],
+    error: Option<ErrorJson>,
+}
+
+#[derive(Serialize)]
+struct ErrorJson {
+    code: &'static str,
+    message: String,
+    hint: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SummaryJson {
+    total: usize,
+    written: usize,
+    unchanged: usize,
+    to_create: usize,
+    to_update: usize,
+    failed: usize,
+}
+
+fn report_json<'a>(report: &'a SyncReport, options: &SyncOptions) -> SyncJson<'a> {
+    let entries = report
         .entries
         .iter()
         .map(|entry| {
-            let (status, action, version, rotated, changed, error) = match &entry.outcome {
-                Outcome::Written {
-                    action,
-                    version,
-                    rotated,
-                } => (
-                    "written",
-                    Some(action.as_str()),
-                    Some(*version),
-                    *rotated,
-                    vec![],
-                    None,
-                ),
-                Outcome::Unchanged { version } => ("unchanged", None, Some(*version), false, vec![], None),
-                Outcome::Planned {
-                    action,
-                    changed,
-                    rotate,
-                } => (
-                    "planned",
-                    Some(action.as_str()),
-                    None,
-                    *rotate,
-                    changed.clone(),
-                    None,
-                ),
-                Outcome::Failed(e) => (
-                    "failed",
-                    None,
-                    None,
-                    false,
-                    vec![],
-                    Some(json!({"code": e.code(), "message": e.to_string(), "hint": e.hint()})),
-                ),
-            };
-            json!({
-                "id": entry.id,
-                "kind": kind_name(entry.kind),
-                "path": entry.path,
-                "keys": entry.kind.value_names(),
-                "status": status,
-                "action": action,
-                "version": version,
-                "rotated": rotated,
-                "changed": changed,
-                "error": error,
-            })
+            let (status, action, version, rotated, changed, error): (_, _, _, _, &[String], _) =
+                match &entry.outcome {
+                    Outcome::Written {
+                        action,
+                        version,
+                        rotated,
+                    } => (
+                        "written",
+                        Some(action.as_str()),
+                        Some(*version),
+                        *rotated,
+                        &[],
+                        None,
+                    ),
+                    Outcome::Unchanged { version } => ("unchanged", None, Some(*version), false, &[], None),
+                    Outcome::Planned {
+                        action,
+                        changed,
+                        rotate,
+                    } => ("planned", Some(action.as_str()), None, *rotate, changed, None),
+                    Outcome::Failed(e) => (
+                        "failed",
+                        None,
+                        None,
+                        false,
+                        &[],
+                        Some(ErrorJson {
+                            code: e.code(),
+                            message: e.to_string(),
+                            hint: e.hint(),
+                        }),
+                    ),
+                };
+            EntryJson {
+                id: &entry.id,
+                kind: kind_name(entry.kind),
+                path: &entry.path,
+                keys: entry.kind.value_names(),
+                status,
+                action,
+                version,
+                rotated,
+                changed,
+                error,
+            }
         })
         .collect();
     let c = counts(report);
-    json!({
-        "dryRun": options.dry_run,
-        "rotate": options.rotate,
-        "vault": {"address": report.address, "mount": report.mount},
-        "entries": entries,
-        "summary": {
-            "total": report.entries.len(),
-            "written": c.written,
-            "unchanged": c.unchanged,
-            "toCreate": c.create,
-            "toUpdate": c.update,
-            "failed": c.failed,
+    SyncJson {
+        dry_run: options.dry_run,
+        rotate: options.rotate,
+        vault: VaultJson {
+            address: &report.address,
+            mount: &report.mount,
         },
-    })
+        entries,
+        summary: SummaryJson {
+            total: report.entries.len(),
+            written: c.written,
+            unchanged: c.unchanged,
+            to_create: c.create,
+            to_update: c.update,
+            failed: c.failed,
+        },
+    }
 }

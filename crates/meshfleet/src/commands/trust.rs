@@ -9,12 +9,13 @@
 use std::path::Path;
 
 use comfy_table::{Table, presets};
+use meshfleet_core::diagnostic::error_chain;
 use meshfleet_core::identity::{self, CertInfo};
-use meshfleet_core::live::cluster::{ClusterError, ReadError};
+use meshfleet_core::live::cluster::ReadError;
 use meshfleet_core::live::trust::{
     self, AnchorSource, ClusterAnchors, ClusterTrust, SourceBundle, TrustReport, Verdict,
 };
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, TrustExtractArgs};
@@ -28,10 +29,7 @@ pub fn extract(args: &TrustExtractArgs, global: &GlobalArgs, printer: Printer) -
         .map_err(|e| read_failure(&e, context))?;
     let in_use = anchors.in_use();
     match global.output {
-        OutputFormat::Json => printer.data(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&extract_json(context, &anchors))?
-        )),
+        OutputFormat::Json => printer.json(&extract_json(context, &anchors))?,
         OutputFormat::Text => {
             if let Some((_, certs)) = in_use {
                 printer.data(&trust::pem_bundle(certs));
@@ -61,28 +59,25 @@ pub fn extract(args: &TrustExtractArgs, global: &GlobalArgs, printer: Printer) -
             .trust_roots
             .problem(AnchorSource::TrustRoots, namespace)
             .unwrap_or_default();
-        warn(
-            printer,
-            &format!(
+        printer.warning(&format!(
                 "{problem}; printed the bundle of `{}` instead, which the proxies do not read",
                 trust::LINKERD_CONFIG
             ),
-            "the control plane is incomplete: sync its `linkerd-control-plane` stage (or reinstall Linkerd)",
+            Some("the control plane is incomplete: sync its `linkerd-control-plane` stage (or reinstall Linkerd)"),
         );
         status = ExitStatus::Failure;
     } else if let Some(problem) = anchors
         .linkerd_config
         .problem(AnchorSource::LinkerdConfig, namespace)
     {
-        warn(
-            printer,
+        printer.warning(
             &format!("{problem}; `linkerd check` and `linkerd multicluster check` read the anchors there"),
-            "sync the cluster's `linkerd-control-plane` stage so that `identityTrustAnchorsPEM` is set",
+            Some("sync the cluster's `linkerd-control-plane` stage so that `identityTrustAnchorsPEM` is set"),
         );
         status = ExitStatus::Failure;
     }
     if anchors.sources_agree() == Some(false) {
-        warn(printer, &sources_differ(&anchors), &differ_hint());
+        printer.warning(&sources_differ(&anchors), Some(&differ_hint()));
         status = ExitStatus::Failure;
     }
     Ok(status)
@@ -108,10 +103,7 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         })?;
     let anchor_name = anchor_file.display().to_string();
     match global.output {
-        OutputFormat::Json => printer.data(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&verify_json(&report, &anchor_name, &plan.linkerd.namespace))?
-        )),
+        OutputFormat::Json => printer.json(&verify_json(&report, &anchor_name, &plan.linkerd.namespace))?,
         OutputFormat::Text => printer.data(&format!("{}\n", verify_table(&report, &anchor_name))),
     }
     for cluster in &report.clusters {
@@ -129,32 +121,11 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
 
 /// A cluster that could not be read at all: exit 2 with a hint.
 fn read_failure(error: &ReadError, context: &str) -> anyhow::Error {
-    let hint = reach_hint(error, context, "read ConfigMaps in the Linkerd namespace");
-    hinted(format!("cannot read context `{context}`: {error}"), hint)
-}
-
-/// What to do about a cluster that could not be read; `needs` says what its
-/// credentials must allow. Shared with `migrate`.
-pub(super) fn reach_hint(error: &ReadError, context: &str, needs: &str) -> String {
-    match error {
-        ReadError::Cluster(ClusterError::UnknownContext { available, .. }) => format!(
-            "the kubeconfig has these contexts: {}; set the cluster's `context` in the fleet file (or pass `--context`), or use another kubeconfig with `--kubeconfig`",
-            available
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        ReadError::Refused { .. } => format!("the credentials of context `{context}` must allow to {needs}"),
-        _ => format!(
-            "check that context `{context}` points at a running cluster (`kubectl --context {context} get --raw /readyz`)"
-        ),
-    }
-}
-
-fn warn(printer: Printer, message: &str, hint: &str) {
-    printer.status(&format!("{}: {message}", printer.paint_err("warning", "1;33")));
-    printer.status(&format!("{}: {hint}", printer.paint_err("hint", "1;36")));
+    let hint = error.hint_for(context, "read ConfigMaps in the Linkerd namespace");
+    hinted(
+        format!("cannot read context `{context}`: {}", error_chain(error)),
+        hint,
+    )
 }
 
 fn differ_hint() -> String {
@@ -241,18 +212,42 @@ fn describe_sources(context: &str, anchors: &ClusterAnchors) -> String {
     out.trim_end().to_string()
 }
 
-fn cert_json(cert: &CertInfo) -> Value {
-    json!({
-        "subject": cert.subject,
-        "issuer": cert.issuer,
-        "notBefore": identity::format_time(cert.not_before),
-        "notAfter": identity::format_time(cert.not_after),
-        "daysLeft": cert.days_left(now()),
-        "sha256": cert.sha256,
-    })
+/// One certificate of a bundle in `-o json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertJson<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    not_before: String,
+    not_after: String,
+    days_left: i64,
+    sha256: &'a str,
 }
 
-fn source_json(anchors: &ClusterAnchors, source: AnchorSource, verdict: Option<Verdict>) -> Value {
+fn cert_json(cert: &CertInfo) -> CertJson<'_> {
+    CertJson {
+        subject: &cert.subject,
+        issuer: &cert.issuer,
+        not_before: identity::format_time(cert.not_before),
+        not_after: identity::format_time(cert.not_after),
+        days_left: cert.days_left(now()),
+        sha256: &cert.sha256,
+    }
+}
+
+/// One source of a cluster's anchors in `-o json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceJson<'a> {
+    source: &'static str,
+    config_map: &'static str,
+    status: &'static str,
+    problem: Option<String>,
+    sha256: Vec<&'a str>,
+    certificates: Vec<CertJson<'a>>,
+}
+
+fn source_json(anchors: &ClusterAnchors, source: AnchorSource, verdict: Option<Verdict>) -> SourceJson<'_> {
     let bundle = anchors.source(source);
     let certs = bundle.certs().unwrap_or_default();
     // `extract` has nothing to compare with: it says what it found.
@@ -262,34 +257,77 @@ fn source_json(anchors: &ClusterAnchors, source: AnchorSource, verdict: Option<V
         (None, SourceBundle::Missing(_)) => "missing",
         (None, SourceBundle::Invalid(_)) => "invalid",
     };
-    json!({
-        "source": source.name(),
-        "configMap": source.config_map(),
-        "status": status,
-        "problem": bundle.problem(source, &anchors.namespace),
-        "sha256": certs.iter().map(|c| c.sha256.clone()).collect::<Vec<_>>(),
-        "certificates": certs.iter().map(cert_json).collect::<Vec<_>>(),
-    })
+    SourceJson {
+        source: source.name(),
+        config_map: source.config_map(),
+        status,
+        problem: bundle.problem(source, &anchors.namespace),
+        sha256: certs.iter().map(|c| c.sha256.as_str()).collect(),
+        certificates: certs.iter().map(cert_json).collect(),
+    }
 }
 
-fn extract_json(context: &str, anchors: &ClusterAnchors) -> Value {
+/// `trust extract -o json`; field names are stable.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExtractJson<'a> {
+    context: &'a str,
+    namespace: &'a str,
+    in_use: Option<&'static str>,
+    pem: Option<String>,
+    sources_agree: Option<bool>,
+    sources: Vec<SourceJson<'a>>,
+}
+
+fn extract_json<'a>(context: &'a str, anchors: &'a ClusterAnchors) -> ExtractJson<'a> {
     let in_use = anchors.in_use();
-    json!({
-        "context": context,
-        "namespace": anchors.namespace,
-        "inUse": in_use.map(|(s, _)| s.name()),
-        "pem": in_use.map(|(_, certs)| trust::pem_bundle(certs)),
-        "sourcesAgree": anchors.sources_agree(),
-        "sources": AnchorSource::ALL.into_iter().map(|s| source_json(anchors, s, None)).collect::<Vec<_>>(),
-    })
+    ExtractJson {
+        context,
+        namespace: &anchors.namespace,
+        in_use: in_use.map(|(s, _)| s.name()),
+        pem: in_use.map(|(_, certs)| trust::pem_bundle(certs)),
+        sources_agree: anchors.sources_agree(),
+        sources: AnchorSource::ALL
+            .into_iter()
+            .map(|s| source_json(anchors, s, None))
+            .collect(),
+    }
 }
 
-fn verify_json(report: &TrustReport, anchor_file: &str, namespace: &str) -> Value {
-    let clusters: Vec<Value> = report
+/// `trust verify -o json`; field names are stable.
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    fleet: FleetAnchorsJson<'a>,
+    ok: bool,
+    clusters: Vec<ClusterTrustJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FleetAnchorsJson<'a> {
+    anchor_file: &'a str,
+    sha256: Vec<&'a str>,
+    certificates: Vec<CertJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterTrustJson<'a> {
+    cluster: &'a str,
+    context: &'a str,
+    namespace: &'a str,
+    status: &'static str,
+    error: Option<String>,
+    sources_agree: Option<bool>,
+    sources: Vec<SourceJson<'a>>,
+}
+
+fn verify_json<'a>(report: &'a TrustReport, anchor_file: &'a str, namespace: &'a str) -> VerifyJson<'a> {
+    let clusters = report
         .clusters
         .iter()
         .map(|c| {
-            let (sources, agree, error) = match &c.anchors {
+            let (sources, sources_agree, error) = match &c.anchors {
                 Ok(a) => (
                     AnchorSource::ALL
                         .into_iter()
@@ -298,28 +336,28 @@ fn verify_json(report: &TrustReport, anchor_file: &str, namespace: &str) -> Valu
                     a.sources_agree(),
                     None,
                 ),
-                Err(e) => (Vec::new(), None, Some(e.to_string())),
+                Err(e) => (Vec::new(), None, Some(error_chain(e))),
             };
-            json!({
-                "cluster": c.cluster,
-                "context": c.context,
-                "namespace": namespace,
-                "status": c.overall(&report.fleet).name(),
-                "error": error,
-                "sourcesAgree": agree,
-                "sources": sources,
-            })
+            ClusterTrustJson {
+                cluster: &c.cluster,
+                context: &c.context,
+                namespace,
+                status: c.overall(&report.fleet).name(),
+                error,
+                sources_agree,
+                sources,
+            }
         })
         .collect();
-    json!({
-        "fleet": {
-            "anchorFile": anchor_file,
-            "sha256": report.fleet.iter().map(|c| c.sha256.clone()).collect::<Vec<_>>(),
-            "certificates": report.fleet.iter().map(cert_json).collect::<Vec<_>>(),
+    VerifyJson {
+        fleet: FleetAnchorsJson {
+            anchor_file,
+            sha256: report.fleet.iter().map(|c| c.sha256.as_str()).collect(),
+            certificates: report.fleet.iter().map(cert_json).collect(),
         },
-        "ok": report.all_match(),
-        "clusters": clusters,
-    })
+        ok: report.all_match(),
+        clusters,
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff:00:11…`: enough to tell anchors apart in a table.
@@ -397,12 +435,8 @@ fn explain(
         Ok(anchors) => anchors,
         Err(e) => {
             printer.error(
-                &format!("cluster `{name}` (context `{context}`): {e}"),
-                Some(&reach_hint(
-                    e,
-                    context,
-                    "read ConfigMaps in the Linkerd namespace",
-                )),
+                &format!("cluster `{name}` (context `{context}`): {}", error_chain(e)),
+                Some(&e.hint_for(context, "read ConfigMaps in the Linkerd namespace")),
             );
             return;
         }
@@ -441,10 +475,9 @@ fn explain(
         );
     }
     if anchors.sources_agree() == Some(false) {
-        warn(
-            printer,
+        printer.warning(
             &format!("cluster `{name}`: {}", sources_differ(anchors)),
-            &differ_hint(),
+            Some(&differ_hint()),
         );
     }
 }

@@ -2,20 +2,18 @@
 
 use std::path::Path;
 
-use meshfleet_core::diagnostic::Finding;
+use meshfleet_core::diagnostic::{Finding, Severity};
 use meshfleet_core::fleet::LoadError;
-use meshfleet_core::validate::check_file;
-use serde_json::json;
+use meshfleet_core::validate::{Rule, check_file};
+use serde::Serialize;
 
-use super::{ExitStatus, now, unreadable_fleet};
+use super::{ExitStatus, now};
 use crate::cli::OutputFormat;
-use crate::printer::Printer;
+use crate::printer::{Printer, Style};
 
 pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Result<ExitStatus> {
     let (file, text, fleet_name, findings, summary) = match check_file(path, now()) {
-        Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => {
-            return Err(unreadable_fleet(e));
-        }
+        Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => return Err(e.into()),
         Err(LoadError::Invalid { file, finding }) => {
             (file.path.clone(), file.text.clone(), None, vec![*finding], None)
         }
@@ -35,17 +33,14 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
     let warnings = findings.len() - errors;
     let path_text = file.display().to_string();
     match output {
-        OutputFormat::Json => {
-            let report = json!({
-                "file": path_text,
-                "fleet": fleet_name,
-                "valid": errors == 0,
-                "errors": errors,
-                "warnings": warnings,
-                "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
-            });
-            printer.data(&format!("{}\n", serde_json::to_string_pretty(&report)?));
-        }
+        OutputFormat::Json => printer.json(&ValidateReport {
+            file: path_text.clone(),
+            fleet: fleet_name.clone(),
+            valid: errors == 0,
+            errors,
+            warnings,
+            findings: findings.iter().map(FindingJson::from).collect(),
+        })?,
         OutputFormat::Text => {
             printer.data(&printer.findings(&path_text, &text, &findings, true));
             let name = fleet_name.unwrap_or_else(|| path_text.clone());
@@ -53,7 +48,7 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
                 let (clusters, links) = summary.unwrap_or_default();
                 format!(
                     "{} fleet `{name}` is valid: {clusters} cluster(s), {links} link(s){}\n",
-                    printer.paint_out("✓", "1;32"),
+                    printer.out(Style::Success, "✓"),
                     if warnings > 0 {
                         format!(", {warnings} warning(s)")
                     } else {
@@ -63,7 +58,7 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
             } else {
                 format!(
                     "{} fleet `{name}`: {errors} error(s), {warnings} warning(s)\n",
-                    printer.paint_out("×", "1;31")
+                    printer.out(Style::Error, "×")
                 )
             };
             printer.data(&line);
@@ -76,13 +71,36 @@ pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Resul
     })
 }
 
-fn finding_json(f: &Finding) -> serde_json::Value {
-    json!({
-        "rule": f.rule,
-        "severity": f.severity,
-        "line": f.location.map(|l| l.line),
-        "column": f.location.map(|l| l.column),
-        "message": f.message,
-        "hint": f.hint,
-    })
+/// The `-o json` document; its field names are stable.
+#[derive(Serialize)]
+struct ValidateReport<'a> {
+    file: String,
+    fleet: Option<String>,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    findings: Vec<FindingJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    rule: Rule,
+    severity: Severity,
+    line: Option<u32>,
+    column: Option<u32>,
+    message: &'a str,
+    hint: &'a str,
+}
+
+impl<'a> From<&'a Finding> for FindingJson<'a> {
+    fn from(f: &'a Finding) -> Self {
+        Self {
+            rule: f.rule,
+            severity: f.severity,
+            line: f.location.map(|l| l.line),
+            column: f.location.map(|l| l.column),
+            message: &f.message,
+            hint: &f.hint,
+        }
+    }
 }

@@ -63,7 +63,10 @@ fn every_job_is_bounded_labelled_and_uses_the_fleet_image() {
                 .iter()
                 .find(|v| v["name"] == "tmp")
                 .expect("scratch volume");
-            assert_eq!(scratch["emptyDir"]["medium"], "Memory", "{name}: scratch in memory");
+            assert_eq!(
+                scratch["emptyDir"]["medium"], "Memory",
+                "{name}: scratch in memory"
+            );
             let script = container["command"][2].as_str().expect("script");
             assert!(script.contains("kubectl apply --server-side"), "{script}");
             assert!(
@@ -166,7 +169,13 @@ fn rbac_is_least_privilege_and_every_rule_says_why() {
                     .collect();
                 let rules: Vec<(&Value, &Value)> = roles
                     .iter()
-                    .flat_map(|role| role["rules"].as_array().expect("rules").iter().map(move |r| (*role, r)))
+                    .flat_map(|role| {
+                        role["rules"]
+                            .as_array()
+                            .expect("rules")
+                            .iter()
+                            .map(move |r| (*role, r))
+                    })
                     .collect();
                 assert_eq!(rules.len(), reasons.len(), "{path}");
                 for ((role, rule), why) in rules.into_iter().zip(&reasons) {
@@ -179,7 +188,10 @@ fn rbac_is_least_privilege_and_every_rule_says_why() {
                     for verb in ["escalate", "bind", "impersonate", "*"] {
                         assert!(!list("verbs").contains(&verb), "{path}: `{verb}` in {rule}");
                     }
-                    assert!(!list("apiGroups").contains(&"*"), "{path}: wildcard group in {rule}");
+                    assert!(
+                        !list("apiGroups").contains(&"*"),
+                        "{path}: wildcard group in {rule}"
+                    );
                     // The one wildcard: only a holder of it may create viz's tap-admin role.
                     if list("resources").contains(&"*") {
                         assert_eq!(
@@ -192,7 +204,10 @@ fn rbac_is_least_privilege_and_every_rule_says_why() {
                     // Installs delete nothing of their own; `delete` is held only where a
                     // Linkerd role grants it.
                     if list("verbs").contains(&"delete") {
-                        assert!(why.contains("grant"), "{path}: delete without a granting role: {why}");
+                        assert!(
+                            why.contains("grant"),
+                            "{path}: delete without a granting role: {why}"
+                        );
                     }
                     // No cluster-wide Secret access; Secrets by name, except the read the
                     // control plane's Role `remote-discovery` grants in its namespace.
@@ -205,8 +220,14 @@ fn rbac_is_least_privilege_and_every_rule_says_why() {
                     }
                     // Writes are server-side applies: create and patch, nothing else, on
                     // cluster-scoped objects by name.
-                    if role["kind"] == "ClusterRole" && why.starts_with("apply: the") && !why.contains("grant") {
-                        assert!(rule["resourceNames"].is_array(), "{path}: cluster-scoped write without names: {why}");
+                    if role["kind"] == "ClusterRole"
+                        && why.starts_with("apply: the")
+                        && !why.contains("grant")
+                    {
+                        assert!(
+                            rule["resourceNames"].is_array(),
+                            "{path}: cluster-scoped write without names: {why}"
+                        );
                     }
                 }
             }
@@ -223,8 +244,8 @@ fn job_scripts_use_only_flags_that_work_for_install_and_upgrade() {
     let dir = example_copy_with("homelab", "argocd", "jobs");
     let objects = rendered_objects(&render_files(dir.path()));
     let script = |component: &str| -> String {
-        by_kind(&objects, &format!("studio/{component}/"), "Job")[0]["spec"]["template"]["spec"]["containers"][0]
-            ["command"][2]
+        by_kind(&objects, &format!("studio/{component}/"), "Job")[0]["spec"]["template"]["spec"]["containers"]
+            [0]["command"][2]
             .as_str()
             .expect("script")
             .to_string()
@@ -233,11 +254,18 @@ fn job_scripts_use_only_flags_that_work_for_install_and_upgrade() {
         assert!(script(component).contains(" --ignore-cluster "), "{component}");
     }
     let control_plane = script("linkerd-control-plane");
-    for flag in ["--identity-trust-domain", "--cluster-domain", "--identity-trust-anchors-file"] {
+    for flag in [
+        "--identity-trust-domain",
+        "--cluster-domain",
+        "--identity-trust-anchors-file",
+    ] {
         assert!(!control_plane.contains(flag), "{flag} in\n{control_plane}");
     }
     assert!(control_plane.contains("--set-file \"identityTrustAnchorsPEM="));
-    assert!(control_plane.contains("rollout status"), "the control plane waits for its rollout");
+    assert!(
+        control_plane.contains("rollout status"),
+        "the control plane waits for its rollout"
+    );
     assert!(control_plane.contains("--timeout=300s"), "bounded");
 }
 
@@ -350,7 +378,10 @@ fn a_new_anchor_bundle_renders_a_new_control_plane_job() {
     let after = job_names(&rendered_objects(&render_files(dir.path())));
     let changed: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
     assert_eq!(changed.len(), 2, "one control-plane Job per cluster: {changed:?}");
-    assert!(changed.iter().all(|n| n.starts_with("linkerd-control-plane-")), "{changed:?}");
+    assert!(
+        changed.iter().all(|n| n.starts_with("linkerd-control-plane-")),
+        "{changed:?}"
+    );
 }
 
 #[test]

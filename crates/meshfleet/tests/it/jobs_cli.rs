@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
 use meshfleet_core::identity::{self, KeyedCertificate};
 use meshfleet_core::render::jobs::{CONTROL_PLANE_WEBHOOKS, LINKERD_CRDS, VIZ_WEBHOOKS};
@@ -159,11 +157,18 @@ fn prerequisites(runner: &JobRunner<'_>, namespace: &str, issuer: &KeyedCertific
 /// Linkerd 2.18's CLI embeds, without Linkerd's `created-by` annotation.
 fn gateway_api_crds() -> Vec<Value> {
     let out = std::process::Command::new(TestEnv::linkerd_cli(FROM))
-        .args(["install", "--crds", "--ignore-cluster", "--set", "installGatewayAPI=true"])
+        .args([
+            "install",
+            "--crds",
+            "--ignore-cluster",
+            "--set",
+            "installGatewayAPI=true",
+        ])
         .output()
         .expect("linkerd install --crds");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("CRDs parse");
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("CRDs parse");
     docs.into_iter()
         .filter(|d| {
             d["metadata"]["name"]
@@ -180,7 +185,11 @@ fn gateway_api_crds() -> Vec<Value> {
 }
 
 /// Anchors and an issuer signed by the first anchor.
-fn anchors_and_issuer(count: usize, namespace: &str, trust_domain: &str) -> (Vec<KeyedCertificate>, KeyedCertificate) {
+fn anchors_and_issuer(
+    count: usize,
+    namespace: &str,
+    trust_domain: &str,
+) -> (Vec<KeyedCertificate>, KeyedCertificate) {
     let now = OffsetDateTime::now_utc();
     let anchors: Vec<KeyedCertificate> = (0..count)
         .map(|_| identity::generate_anchor(now).expect("anchor"))
@@ -219,9 +228,10 @@ fn state(runner: &JobRunner<'_>, manifests: &[Value]) -> BTreeMap<String, String
             let version = live.map_or_else(
                 || "absent".to_string(),
                 |l| {
-                    l["metadata"]["generation"]
-                        .as_i64()
-                        .map_or_else(|| l["metadata"]["resourceVersion"].to_string(), |g| format!("generation {g}"))
+                    l["metadata"]["generation"].as_i64().map_or_else(
+                        || l["metadata"]["resourceVersion"].to_string(),
+                        |g| format!("generation {g}"),
+                    )
                 },
             );
             versions.insert(key, version);
@@ -245,7 +255,11 @@ fn run_all(runner: &JobRunner<'_>, what: &str) -> Vec<PodRun> {
         .map(|c| {
             let run = runner.run(*c);
             run.expect_success(&format!("{what}: the {} Job", c.short()));
-            eprintln!("jobs_cli: {what}: {} Job {:.1}s", c.short(), run.took.as_secs_f64());
+            eprintln!(
+                "jobs_cli: {what}: {} Job {:.1}s",
+                c.short(),
+                run.took.as_secs_f64()
+            );
             run
         })
         .collect()
@@ -276,19 +290,48 @@ fn kept(runner: &JobRunner<'_>, namespace: &str) -> BTreeMap<String, Value> {
         .chain(VIZ_WEBHOOKS.iter().map(|(_, s)| ("linkerd-viz", *s)))
     {
         let l = live(runner, &secret(ns, name));
-        out.insert(format!("Secret {ns}/{name}"), json!([l["metadata"]["resourceVersion"], l["data"]]));
+        out.insert(
+            format!("Secret {ns}/{name}"),
+            json!([l["metadata"]["resourceVersion"], l["data"]]),
+        );
     }
     let webhooks = [
-        ("MutatingWebhookConfiguration", "linkerd-proxy-injector-webhook-config"),
-        ("ValidatingWebhookConfiguration", "linkerd-sp-validator-webhook-config"),
-        ("ValidatingWebhookConfiguration", "linkerd-policy-validator-webhook-config"),
-        ("MutatingWebhookConfiguration", "linkerd-tap-injector-webhook-config"),
+        (
+            "MutatingWebhookConfiguration",
+            "linkerd-proxy-injector-webhook-config",
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            "linkerd-sp-validator-webhook-config",
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            "linkerd-policy-validator-webhook-config",
+        ),
+        (
+            "MutatingWebhookConfiguration",
+            "linkerd-tap-injector-webhook-config",
+        ),
     ];
     for (kind, name) in webhooks {
-        let l = live(runner, &object(kind, "admissionregistration.k8s.io/v1", None, name));
-        out.insert(format!("{kind} {name} caBundle"), l["webhooks"][0]["clientConfig"]["caBundle"].clone());
+        let l = live(
+            runner,
+            &object(kind, "admissionregistration.k8s.io/v1", None, name),
+        );
+        out.insert(
+            format!("{kind} {name} caBundle"),
+            l["webhooks"][0]["clientConfig"]["caBundle"].clone(),
+        );
     }
-    let tap = live(runner, &object("APIService", "apiregistration.k8s.io/v1", None, "v1alpha1.tap.linkerd.io"));
+    let tap = live(
+        runner,
+        &object(
+            "APIService",
+            "apiregistration.k8s.io/v1",
+            None,
+            "v1alpha1.tap.linkerd.io",
+        ),
+    );
     out.insert("APIService caBundle".into(), tap["spec"]["caBundle"].clone());
     out
 }
@@ -351,11 +394,20 @@ fn render_reading_the_cluster(runner: &JobRunner<'_>, args: &[&str]) -> String {
         .arg(&runner.cluster)
         .output()
         .expect("linkerd");
-    assert!(out.status.success(), "linkerd {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "linkerd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn runner<'a>(env: &'a PrivateEnv, fleet: &RenderedFleet, version: &str, rt: &'a tokio::runtime::Runtime) -> JobRunner<'a> {
+fn runner<'a>(
+    env: &'a PrivateEnv,
+    fleet: &RenderedFleet,
+    version: &str,
+    rt: &'a tokio::runtime::Runtime,
+) -> JobRunner<'a> {
     JobRunner {
         env,
         cluster: CLUSTER.to_string(),
@@ -402,9 +454,16 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
         .zip(&runs)
         .flat_map(|(c, r)| r.manifest(*c))
         .collect();
-    let issuer_ca = live(&first, &object("Secret", "v1", Some("linkerd"), "linkerd-identity-issuer"))["data"]["ca.crt"]
+    let issuer_ca = live(
+        &first,
+        &object("Secret", "v1", Some("linkerd"), "linkerd-identity-issuer"),
+    )["data"]["ca.crt"]
         .as_str()
-        .map(|b| base64::engine::general_purpose::STANDARD.decode(b).expect("base64"))
+        .map(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .expect("base64")
+        })
         .expect("ca.crt");
     assert_eq!(
         fingerprints(&String::from_utf8_lossy(&issuer_ca)).len(),
@@ -412,17 +471,34 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
         "the premise: cert-manager's ca.crt holds the one anchor that signed the issuer"
     );
     let roots = config_map_data(&first, "linkerd", "linkerd-identity-trust-roots", "ca-bundle.crt");
-    assert_eq!(fingerprints(&roots), fingerprints(&bundle), "the installed trust roots are the fleet's bundle");
-    let overrides = live(&first, &object("Secret", "v1", Some("linkerd"), "linkerd-config-overrides"));
+    assert_eq!(
+        fingerprints(&roots),
+        fingerprints(&bundle),
+        "the installed trust roots are the fleet's bundle"
+    );
+    let overrides = live(
+        &first,
+        &object("Secret", "v1", Some("linkerd"), "linkerd-config-overrides"),
+    );
     let overrides = String::from_utf8(
         base64::engine::general_purpose::STANDARD
-            .decode(overrides["data"]["linkerd-config-overrides"].as_str().expect("overrides"))
+            .decode(
+                overrides["data"]["linkerd-config-overrides"]
+                    .as_str()
+                    .expect("overrides"),
+            )
             .expect("base64"),
     )
     .expect("utf-8");
-    assert!(!overrides.contains("PRIVATE KEY"), "linkerd-config-overrides holds a private key:\n{overrides}");
+    assert!(
+        !overrides.contains("PRIVATE KEY"),
+        "linkerd-config-overrides holds a private key:\n{overrides}"
+    );
     let config = config_map_data(&first, "linkerd", "linkerd-config", "values");
-    assert!(config.contains("clusterNetworks: 10.0.0.0/8,100.64.0.0/10"), "{config}");
+    assert!(
+        config.contains("clusterNetworks: 10.0.0.0/8,100.64.0.0/10"),
+        "{config}"
+    );
     assert_release(&first, "linkerd", FROM);
 
     // The extensions' --ignore-cluster loses nothing: reading the cluster renders the same.
@@ -450,7 +526,12 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
     assert_eq!(
         render_reading_the_cluster(
             &first,
-            &["multicluster", "install", "--values", values_file.to_str().expect("path")]
+            &[
+                "multicluster",
+                "install",
+                "--values",
+                values_file.to_str().expect("path")
+            ]
         ),
         std::fs::read_to_string(runs[3].scratch.path().join("multicluster.yaml")).expect("multicluster.yaml"),
         "linkerd multicluster install renders the same with and without --ignore-cluster"
@@ -475,8 +556,17 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
     for (what, value) in &kept_before {
         assert_eq!(Some(value), kept_after.get(what), "the upgrade changed {what}");
     }
-    let roots = config_map_data(&second, "linkerd", "linkerd-identity-trust-roots", "ca-bundle.crt");
-    assert_eq!(fingerprints(&roots), fingerprints(&bundle), "the upgrade kept the fleet's bundle");
+    let roots = config_map_data(
+        &second,
+        "linkerd",
+        "linkerd-identity-trust-roots",
+        "ca-bundle.crt",
+    );
+    assert_eq!(
+        fingerprints(&roots),
+        fingerprints(&bundle),
+        "the upgrade kept the fleet's bundle"
+    );
     let manifests: Vec<Value> = Component::ALL
         .iter()
         .zip(&runs)
@@ -485,7 +575,11 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
     let before = state(&second, &manifests);
     run_all(&second, "re-run 2026.8.3");
     let changed = diff(&before, &state(&second, &manifests));
-    assert!(changed.is_empty(), "a re-run after the upgrade changed:\n{}", changed.join("\n"));
+    assert!(
+        changed.is_empty(),
+        "a re-run after the upgrade changed:\n{}",
+        changed.join("\n")
+    );
     eprintln!(
         "jobs_cli: install {:.1}s, re-run {:.1}s, upgrade {:.1}s, test {:.1}s",
         install_time.as_secs_f64(),
@@ -523,14 +617,23 @@ fn rendered_rules(stage: &Path, roles: &[Value]) -> Vec<RenderedRule> {
     let reasons: Vec<String> = lines
         .windows(2)
         .filter(|w| w[1] == "- apiGroups:")
-        .map(|w| w[0].strip_prefix("# ").expect("a comment above every rule").to_string())
+        .map(|w| {
+            w[0].strip_prefix("# ")
+                .expect("a comment above every rule")
+                .to_string()
+        })
         .collect();
     let rules: Vec<(usize, usize)> = roles
         .iter()
         .enumerate()
         .flat_map(|(r, role)| (0..role["rules"].as_array().map_or(0, Vec::len)).map(move |i| (r, i)))
         .collect();
-    assert_eq!(rules.len(), reasons.len(), "{}: one comment per rule", stage.display());
+    assert_eq!(
+        rules.len(),
+        reasons.len(),
+        "{}: one comment per rule",
+        stage.display()
+    );
     rules
         .into_iter()
         .zip(reasons)
@@ -607,8 +710,14 @@ fn every_rule_is_needed(runner: &JobRunner<'_>, component: Component, installed:
         .find(|o| o["kind"] == "ServiceAccount")
         .expect("ServiceAccount");
     let (account_ns, account_name) = (
-        account_object["metadata"]["namespace"].as_str().expect("namespace").to_string(),
-        account_object["metadata"]["name"].as_str().expect("name").to_string(),
+        account_object["metadata"]["namespace"]
+            .as_str()
+            .expect("namespace")
+            .to_string(),
+        account_object["metadata"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string(),
     );
     let account = (account_ns.as_str(), account_name.as_str());
     let roles: Vec<Value> = objects
@@ -683,7 +792,9 @@ fn every_rule_is_needed(runner: &JobRunner<'_>, component: Component, installed:
         ));
     }
     // Everything is restored: the Job with all its rules succeeds again.
-    runner.run_script(component).expect_success("the Job with all its rules, after the trials");
+    runner
+        .run_script(component)
+        .expect_success("the Job with all its rules, after the trials");
     report
 }
 

@@ -128,7 +128,10 @@ pub(super) fn inspect(text: &SecretString, expected_server: Option<&str>) -> Kub
         Ok(config) => config,
         Err(e) => {
             // Where and what kind of mistake only: the text around it holds the token.
-            report.problems.push(kube_failure::kubeconfig_problem(&e));
+            report.problems.push(format!(
+                "it is not a valid kubeconfig: {}",
+                kube_failure::kubeconfig_problem(&e)
+            ));
             return report;
         }
     };

@@ -292,7 +292,7 @@ pub(super) async fn read(
                 ClusterError::UnknownContext {
                     context, available, ..
                 } => Unreachable::UnknownContext { context, available },
-                other => Unreachable::Client(other.to_string()),
+                other => Unreachable::Client(crate::diagnostic::error_chain(&other)),
             })?;
         read_state(plan, cluster, &client)
             .await

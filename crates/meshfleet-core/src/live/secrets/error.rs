@@ -11,7 +11,8 @@ use crate::live::cluster::ClusterError;
 use crate::live::kube_failure::KubeFailure;
 use crate::live::vault::VaultError;
 
-/// Why one entry could not be synced. [`SyncError::hint`] says how to fix it.
+/// Why one entry could not be synced. Its [`Hint`](crate::diagnostic::Hint) says how to
+/// fix it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SyncError {
     /// Vault refused or could not be reached.
@@ -177,17 +178,16 @@ impl SyncError {
         }
     }
 
-    /// How to fix it.
-    pub fn hint(&self) -> String {
+    fn fix(&self) -> String {
         let stage = |cluster: &str| {
             format!(
                 "the `linkerd-multicluster` stage of `{cluster}` creates it (one remote-access ServiceAccount and token Secret per incoming link); let Flux or Argo CD apply the tree from `meshfleet render`, then run again"
             )
         };
         match self {
-            Self::Vault(e) => e.hint(),
+            Self::Vault(e) => e.fix(),
             Self::RotatedNotWritten { source, .. } => {
-                format!("{}; then run `meshfleet secrets sync` (without `--rotate`) to store the new token", source.hint())
+                format!("{}; then run `meshfleet secrets sync` (without `--rotate`) to store the new token", source.fix())
             }
             Self::ApiServerMissing { cluster } => format!(
                 "set `apiServer` of cluster `{cluster}` in the fleet to the https:// address other clusters use to reach its API server"
@@ -228,6 +228,12 @@ impl SyncError {
     }
 }
 
+impl crate::diagnostic::Hint for SyncError {
+    fn hint(&self) -> Option<String> {
+        Some(self.fix())
+    }
+}
+
 impl SyncError {
     pub(super) fn from_cluster(error: &ClusterError, cluster: &str, context: &str) -> Self {
         let available = match error {
@@ -237,7 +243,7 @@ impl SyncError {
         Self::Context {
             cluster: cluster.into(),
             context: context.into(),
-            reason: error.to_string(),
+            reason: crate::diagnostic::error_chain(error),
             available,
         }
     }

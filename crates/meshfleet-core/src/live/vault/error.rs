@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-/// Errors of reaching and using Vault. Each says what went wrong; [`VaultError::hint`]
-/// says how to fix it.
+/// Errors of reaching and using Vault. Each says what went wrong; its
+/// [`Hint`](crate::diagnostic::Hint) says how to fix it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VaultError {
     /// Neither `VAULT_ADDR` nor `spec.secrets.vault.server` is set.
@@ -109,8 +109,7 @@ impl VaultError {
         }
     }
 
-    /// How to fix it.
-    pub fn hint(&self) -> String {
+    pub(crate) fn fix(&self) -> String {
         match self {
             Self::NoAddress => {
                 "set `VAULT_ADDR` (e.g. `export VAULT_ADDR=https://vault.example:8200`) or `spec.secrets.vault.server` in the fleet".into()
@@ -136,6 +135,12 @@ impl VaultError {
             Self::CasConflict { .. } => "someone wrote the same key at the same time; run `meshfleet secrets sync` again".into(),
             Self::Api { path, .. } => format!("see Vault's message; `vault read {path}` may tell more"),
         }
+    }
+}
+
+impl crate::diagnostic::Hint for VaultError {
+    fn hint(&self) -> Option<String> {
+        Some(self.fix())
     }
 }
 

@@ -36,9 +36,11 @@ use crate::defaults;
 use crate::fleet::model::Engine;
 use crate::plan::{ClusterPlan, FleetPlan};
 
-use self::rbac::{Rule, Rules, Scope};
 pub use self::rbac::LINKERD_CRDS;
-pub use self::script::{CONTROL_PLANE_DEPLOYMENTS, CONTROL_PLANE_WEBHOOKS, MOUNT, ROLLOUT_TIMEOUT, VIZ_WEBHOOKS};
+use self::rbac::{Rule, Rules, Scope};
+pub use self::script::{
+    CONTROL_PLANE_DEPLOYMENTS, CONTROL_PLANE_WEBHOOKS, MOUNT, ROLLOUT_TIMEOUT, VIZ_WEBHOOKS,
+};
 use super::stages::{ISSUER_SECRET, ManifestFile, StageKind};
 use super::{meta, values};
 
@@ -76,7 +78,11 @@ pub fn stage_files(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) ->
     if stage == StageKind::LinkerdMulticluster {
         let values = super::to_yaml("values.yaml", &values::multicluster(plan, cluster)).unwrap_or_default();
         let mut cm = ConfigMap {
-            metadata: meta(plan, MULTICLUSTER_VALUES_CONFIGMAP, Some(defaults::MULTICLUSTER_NAMESPACE)),
+            metadata: meta(
+                plan,
+                MULTICLUSTER_VALUES_CONFIGMAP,
+                Some(defaults::MULTICLUSTER_NAMESPACE),
+            ),
             ..ConfigMap::default()
         };
         cm.data = Some(BTreeMap::from([("values.yaml".to_string(), values.clone())]));

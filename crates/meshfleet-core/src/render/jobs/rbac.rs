@@ -152,31 +152,41 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
             &[""],
             &["nodes"],
             READ,
-            format!("render, apply: `linkerd install`/`upgrade` list nodes (the docker-runtime check); ClusterRole `{destination}` grants get/list/watch"),
+            format!(
+                "render, apply: `linkerd install`/`upgrade` list nodes (the docker-runtime check); ClusterRole `{destination}` grants get/list/watch"
+            ),
         ),
         rule(
             &["discovery.k8s.io"],
             &["endpointslices"],
             &["get", "list", "watch", "create", "update", "patch", "delete"],
-            format!("render, apply: `linkerd install`/`upgrade` list EndpointSlices (the EndpointSlice-access check); ClusterRole `{destination}` grants all of these"),
+            format!(
+                "render, apply: `linkerd install`/`upgrade` list EndpointSlices (the EndpointSlice-access check); ClusterRole `{destination}` grants all of these"
+            ),
         ),
         rule(
             &[""],
             &["pods", "endpoints", "services"],
             READ,
-            format!("render, apply: `linkerd install` reads the Service `default/kubernetes` (API server ports); ClusterRoles `{destination}`, `linkerd-policy` and `{injector}` grant these"),
+            format!(
+                "render, apply: `linkerd install` reads the Service `default/kubernetes` (API server ports); ClusterRoles `{destination}`, `linkerd-policy` and `{injector}` grant these"
+            ),
         ),
         rule(
             &["extensions", "apps"],
             &["deployments", "replicasets", "daemonsets", "statefulsets"],
             READ,
-            format!("apply, wait: ClusterRole `{injector}` grants these (`{destination}` replica sets, `linkerd-policy` deployments); `rollout status` watches the Deployments"),
+            format!(
+                "apply, wait: ClusterRole `{injector}` grants these (`{destination}` replica sets, `linkerd-policy` deployments); `rollout status` watches the Deployments"
+            ),
         ),
         rule(
             &["extensions", "batch"],
             &["cronjobs", "jobs"],
             READ,
-            format!("keep, apply: the script reads the heartbeat CronJob's schedule; ClusterRoles `{injector}` and `{destination}` grant these"),
+            format!(
+                "keep, apply: the script reads the heartbeat CronJob's schedule; ClusterRoles `{injector}` and `{destination}` grant these"
+            ),
         ),
         rule(
             &[""],
@@ -330,7 +340,12 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
             WRITE,
             "apply: the control plane's configuration, accounts and Services",
         ),
-        rule(&["apps"], &["deployments"], WRITE, "apply: the control plane's Deployments"),
+        rule(
+            &["apps"],
+            &["deployments"],
+            WRITE,
+            "apply: the control plane's Deployments",
+        ),
         rule(&["batch"], &["cronjobs"], WRITE, "apply: the heartbeat CronJob"),
         rule(
             &["rbac.authorization.k8s.io"],
@@ -378,23 +393,40 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             &["extensions", "apps"],
             &["daemonsets", "deployments", "replicasets", "statefulsets"],
             READ,
-            format!("apply: ClusterRoles `{}` and `{}` grant these", role("metrics-api"), role("tap")),
+            format!(
+                "apply: ClusterRoles `{}` and `{}` grant these",
+                role("metrics-api"),
+                role("tap")
+            ),
         ),
         rule(
             &["extensions", "batch"],
             &["cronjobs", "jobs"],
             READ,
-            format!("apply: ClusterRoles `{}` and `{}` grant these", role("metrics-api"), role("tap")),
+            format!(
+                "apply: ClusterRoles `{}` and `{}` grant these",
+                role("metrics-api"),
+                role("tap")
+            ),
         ),
         rule(
             &["linkerd.io"],
             &["serviceprofiles"],
             READ,
-            format!("apply: ClusterRoles `{}` and `{}` grant these", role("metrics-api"), role("web-check")),
+            format!(
+                "apply: ClusterRoles `{}` and `{}` grant these",
+                role("metrics-api"),
+                role("web-check")
+            ),
         ),
         rule(
             &["policy.linkerd.io"],
-            &["servers", "serverauthorizations", "authorizationpolicies", "httproutes"],
+            &[
+                "servers",
+                "serverauthorizations",
+                "authorizationpolicies",
+                "httproutes",
+            ],
             &["get", "list"],
             format!("apply: ClusterRole `{}` grants these", role("metrics-api")),
         ),
@@ -511,7 +543,12 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             "apply: viz's configuration, accounts and Services",
         ),
         rule(&["apps"], &["deployments"], WRITE, "apply: viz's Deployments"),
-        rule(&["linkerd.io"], &["serviceprofiles"], WRITE, "apply: viz's ServiceProfiles"),
+        rule(
+            &["linkerd.io"],
+            &["serviceprofiles"],
+            WRITE,
+            "apply: viz's ServiceProfiles",
+        ),
         rule(
             &["policy.linkerd.io"],
             &[
@@ -620,7 +657,11 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
         ),
     ];
     if !remote.is_empty() {
-        let roles = remote.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ");
+        let roles = remote
+            .iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         cluster_rules.extend([
             rule(
                 &["apps"],
@@ -748,5 +789,8 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
             "apply: the controllers' Roles and RoleBindings",
         ),
     ]);
-    vec![(Scope::Cluster, cluster_rules), (Scope::Namespace(ns.to_string()), own)]
+    vec![
+        (Scope::Cluster, cluster_rules),
+        (Scope::Namespace(ns.to_string()), own),
+    ]
 }

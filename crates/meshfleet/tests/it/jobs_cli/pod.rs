@@ -32,7 +32,8 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(600);
 /// Every YAML document of a file, as JSON.
 pub fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     docs.into_iter().filter(|d| !d.is_null()).collect()
 }
 
@@ -161,7 +162,11 @@ impl PodRun {
 
     /// The step that was running when the script failed.
     pub fn failed_step(&self) -> Option<&str> {
-        if self.success { None } else { self.steps().last().copied() }
+        if self.success {
+            None
+        } else {
+            self.steps().last().copied()
+        }
     }
 
     /// The first line of stderr that is not a step marker (the error, for a failed run).
@@ -256,7 +261,8 @@ impl JobRunner<'_> {
         let mount = root.path().join("mount");
         let bin = root.path().join("bin");
         std::fs::create_dir_all(&bin).expect("bin");
-        std::os::unix::fs::symlink(TestEnv::linkerd_cli(&self.version), bin.join("linkerd")).expect("link linkerd");
+        std::os::unix::fs::symlink(TestEnv::linkerd_cli(&self.version), bin.join("linkerd"))
+            .expect("link linkerd");
         std::os::unix::fs::symlink(kubectl(), bin.join("kubectl")).expect("link kubectl");
         self.write_mounts(pod, container, namespace, &mount, scratch.path());
         let kubeconfig = root.path().join("kubeconfig");
@@ -306,7 +312,11 @@ impl JobRunner<'_> {
                 .find(|v| v["name"] == volume_mount["name"])
                 .expect("the mount's volume");
             if volume["emptyDir"].is_object() {
-                assert_eq!(map_scratch(path, scratch), scratch.display().to_string(), "scratch mount {path}");
+                assert_eq!(
+                    map_scratch(path, scratch),
+                    scratch.display().to_string(),
+                    "scratch mount {path}"
+                );
                 continue;
             }
             let relative = path
@@ -321,7 +331,8 @@ impl JobRunner<'_> {
             } else {
                 panic!("volume {volume} is neither a ConfigMap, a Secret nor an emptyDir")
             };
-            let object = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}});
+            let object =
+                json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}});
             let live = self
                 .rt
                 .block_on(get(&self.client, &object))
@@ -383,8 +394,8 @@ fn map_scratch(value: &str, scratch: &Path) -> String {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt as _;
     use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
