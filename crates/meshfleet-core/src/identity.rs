@@ -28,24 +28,57 @@ pub const ISSUER_LIFETIME_DAYS: i64 = 365;
 /// Below this many days left, anchors and issuers get a warning (as `linkerd check`).
 pub const EXPIRY_WARNING_DAYS: i64 = 60;
 
-/// Errors of certificate generation and parsing.
+/// Errors of certificate generation and parsing. None holds the text of the input:
+/// a PEM problem is a block number and a [`PemMistake`]. Reports that hold an error as
+/// one line use [`crate::diagnostic::error_chain`].
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// rcgen refused to build or sign a certificate.
-    #[error("cannot create the certificate: {0}")]
+    #[error("cannot create the certificate")]
     Generate(#[from] rcgen::Error),
-    /// A private key that cannot be used; what is wrong, never the key's text.
-    #[error("{what}: {mistake}")]
+    /// A private key that cannot be used.
+    #[error("{what} cannot be used")]
     Key {
         /// Which key, e.g. "the trust anchor's private key".
         what: &'static str,
         /// What is wrong with it.
+        #[source]
         mistake: PemMistake,
     },
-    /// A PEM file holds something that is not a certificate, or a broken one. The text
-    /// says which block and what kind of problem, never the file's content.
-    #[error("{0}")]
-    Parse(String),
+    /// A block of a PEM bundle that does not decode.
+    #[error("block {block} is not valid PEM")]
+    Pem {
+        /// 1-based block number.
+        block: usize,
+        /// What is wrong with it.
+        #[source]
+        mistake: PemMistake,
+    },
+    /// A PEM block that is not a certificate (a key pasted into a bundle, ...).
+    #[error("block {block} is {kind}, not a CERTIFICATE")]
+    NotACertificate {
+        /// 1-based block number.
+        block: usize,
+        /// What it is instead, when it is a well-known kind.
+        kind: String,
+    },
+    /// A certificate block whose DER does not parse.
+    #[error("certificate {index} cannot be parsed: {reason}")]
+    Certificate {
+        /// 1-based block number.
+        index: usize,
+        /// x509-parser's description of the DER problem (structure, never bytes).
+        reason: String,
+    },
+    /// No certificate at all.
+    #[error("no PEM certificate found")]
+    Empty,
+    /// The anchor cannot be loaded to sign an issuer.
+    #[error("the trust anchor cannot sign")]
+    Anchor(#[source] PemMistake),
+    /// The anchor's end of validity is outside what can be represented.
+    #[error("the trust anchor's validity cannot be read")]
+    Validity(#[from] ::time::error::ComponentRange),
 }
 
 /// A freshly made certificate and its private key.
@@ -122,11 +155,10 @@ pub fn generate_issuer(
     let anchor_info = parse_pem_bundle(anchor_cert_pem)?
         .into_iter()
         .next()
-        .ok_or_else(|| IdentityError::Parse("the anchor file holds no certificate".into()))?;
-    let anchor_end = OffsetDateTime::from_unix_timestamp(anchor_info.not_after)
-        .map_err(|e| IdentityError::Parse(e.to_string()))?;
+        .ok_or(IdentityError::Empty)?;
+    let anchor_end = OffsetDateTime::from_unix_timestamp(anchor_info.not_after)?;
     let issuer = Issuer::from_ca_cert_pem(anchor_cert_pem, anchor_key)
-        .map_err(|e| IdentityError::Parse(format!("the trust anchor: {}", PemMistake::from_rcgen(&e))))?;
+        .map_err(|e| IdentityError::Anchor(PemMistake::from_rcgen(&e)))?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = ca_params(
         issuer_common_name,
@@ -235,28 +267,23 @@ pub fn format_time(unix: i64) -> String {
 pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
     let mut certs = Vec::new();
     for (index, pem) in Pem::iter_from_buffer(text.as_bytes()).enumerate() {
-        let pem = pem.map_err(|e| {
-            IdentityError::Parse(format!(
-                "block {} is not valid PEM: {}",
-                index + 1,
-                PemMistake::from_x509(&e)
-            ))
+        let block = index + 1;
+        let pem = pem.map_err(|e| IdentityError::Pem {
+            block,
+            mistake: PemMistake::from_x509(&e),
         })?;
         if pem.label != "CERTIFICATE" {
-            return Err(IdentityError::Parse(format!(
-                "block {} is {}, not a CERTIFICATE",
-                index + 1,
-                block_kind(&pem.label)
-            )));
+            return Err(IdentityError::NotACertificate {
+                block,
+                kind: block_kind(&pem.label),
+            });
         }
         certs.push(
-            cert_info(&pem.contents).map_err(|e| {
-                IdentityError::Parse(format!("certificate {} cannot be parsed: {e}", index + 1))
-            })?,
+            cert_info(&pem.contents).map_err(|reason| IdentityError::Certificate { index: block, reason })?,
         );
     }
     if certs.is_empty() {
-        return Err(IdentityError::Parse("no PEM certificate found".into()));
+        return Err(IdentityError::Empty);
     }
     Ok(certs)
 }

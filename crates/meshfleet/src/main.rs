@@ -35,8 +35,11 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    // Only meshfleet's own logs: the client libraries log the failures meshfleet
+    // reports itself (kube logs every refused connection at ERROR), which would say
+    // the same thing twice. `RUST_LOG` opens everything up.
     let default = match verbose {
-        0 => "warn",
+        0 => "meshfleet=warn,meshfleet_core=warn",
         1 => "meshfleet=info,meshfleet_core=info",
         _ => "meshfleet=debug,meshfleet_core=debug",
     };

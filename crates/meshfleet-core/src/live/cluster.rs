@@ -199,8 +199,8 @@ pub enum ReadError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     /// The API server did not answer (stopped, wrong address, TLS failure).
-    #[error("cannot reach the API server: {0}")]
-    Unreachable(String),
+    #[error("cannot reach the API server")]
+    Unreachable(#[source] KubeFailure),
     /// The API server answered too slowly.
     #[error("no answer within {} s", .0.as_secs())]
     TimedOut(Duration),
@@ -246,7 +246,7 @@ impl ReadError {
                 code: 401,
                 message: "the credentials are not accepted".into(),
             },
-            other => Self::Unreachable(other.to_string()),
+            other => Self::Unreachable(other),
         }
     }
 }

@@ -463,7 +463,10 @@ async fn delete(client: &kube::Client, object: &LegacyObject) -> DeletionOutcome
             "it was replaced since meshfleet read it ({}); run `meshfleet migrate` again",
             status.message
         )),
-        Err(e) => DeletionOutcome::Failed(ReadError::from_kube("delete it", &e).to_string()),
+        Err(e) => DeletionOutcome::Failed(crate::diagnostic::error_chain(&ReadError::from_kube(
+            "delete it",
+            &e,
+        ))),
     }
 }
 

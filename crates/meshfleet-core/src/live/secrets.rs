@@ -38,6 +38,7 @@ use self::remote_access::{Rotation, link_entries};
 pub use self::remote_access::{SERVICE_ACCOUNT_ANNOTATION, TOKEN_SECRET_TYPE, link_kubeconfig};
 use super::cluster::Kubeconfigs;
 use super::vault::{Capability, KvClient, VaultSettings};
+use crate::diagnostic::error_chain;
 use crate::fleet::model::IssuerKind;
 use crate::identity;
 use crate::keys::KeyFolder;
@@ -358,7 +359,7 @@ fn anchor_values(anchor_pem: &str, keys: &KeyFolder) -> Result<Values, SyncError
     let key = read_private(&key_path, "the trust anchor's private key")?;
     let anchors = identity::parse_pem_bundle(anchor_pem).map_err(|e| SyncError::Unreadable {
         path: "identity.trustAnchor".into(),
-        reason: e.to_string(),
+        reason: error_chain(&e),
     })?;
     let blocks = pem_blocks(anchor_pem);
     let index = anchors
@@ -393,7 +394,7 @@ fn issuer_values(anchor_pem: &str, keys: &KeyFolder, cluster: &str) -> Result<Va
         reason,
     };
     let cert = fs_err::read_to_string(&cert_path).map_err(|e| unreadable(&cert_path, e.to_string()))?;
-    let chain = identity::parse_pem_bundle(&cert).map_err(|e| unreadable(&cert_path, e.to_string()))?;
+    let chain = identity::parse_pem_bundle(&cert).map_err(|e| unreadable(&cert_path, error_chain(&e)))?;
     let key_path = keys.issuer_key(cluster);
     let key = read_private(&key_path, "the issuer's private key")?;
     if !identity::key_matches(&chain[0], &key) {
@@ -403,7 +404,7 @@ fn issuer_values(anchor_pem: &str, keys: &KeyFolder, cluster: &str) -> Result<Va
         });
     }
     let anchors = identity::parse_pem_bundle(anchor_pem)
-        .map_err(|e| unreadable(Path::new("identity.trustAnchor"), e.to_string()))?;
+        .map_err(|e| unreadable(Path::new("identity.trustAnchor"), error_chain(&e)))?;
     if identity::chains_to(&chain, &anchors).is_none() {
         return Err(SyncError::NotChained { cert: cert_path });
     }

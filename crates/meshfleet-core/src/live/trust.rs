@@ -205,7 +205,7 @@ struct ControlPlaneValues {
 fn parse_bundle(text: &str) -> SourceBundle {
     match identity::parse_pem_bundle(text) {
         Ok(certs) => SourceBundle::Found(certs),
-        Err(e) => SourceBundle::Invalid(e.to_string()),
+        Err(e) => SourceBundle::Invalid(crate::diagnostic::error_chain(&e)),
     }
 }
 

@@ -61,7 +61,7 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
         Err(why) => {
             out.push(Finding::error(Rule::TrustAnchorInvalid,
                 at,
-                format!("trust anchor `{written}`: {why}"),
+                format!("trust anchor `{written}`: {}", crate::diagnostic::error_chain(&why)),
                 "the file must hold only PEM certificates (the public anchor, or old and new during a rotation); keys belong in the key folder",
             ));
             return;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meshfleet_core::diagnostic::Hint as _;
+use meshfleet_core::diagnostic::{Hint as _, error_chain};
 use meshfleet_core::fleet::{FLEET_FILE_NAME, LoadError, MESHFLEET_FILE_NAME};
 use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
@@ -93,7 +93,7 @@ pub fn inspect(
             Ok(certs) => certs,
             Err(e) => {
                 printer.error(
-                    &format!("`{}`: {e}", file.display()),
+                    &format!("`{}`: {}", file.display(), error_chain(&e)),
                     Some("pass PEM certificate files (not keys)"),
                 );
                 failed = true;
@@ -243,7 +243,7 @@ fn fleet_anchors(fleet: Option<&Path>) -> anyhow::Result<Option<Vec<CertInfo>>> 
         .map_err(|e| hinted(e.to_string(), "run `meshfleet certs init` to create the anchor"))?;
     let certs = identity::parse_pem_bundle(&text).map_err(|e| {
         hinted(
-            format!("`{}`: {e}", anchor_path.display()),
+            format!("`{}`: {}", anchor_path.display(), error_chain(&e)),
             "fix the fleet's trust anchor file",
         )
     })?;

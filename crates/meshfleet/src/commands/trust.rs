@@ -95,8 +95,9 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         .map_err(|e| {
             hinted(
                 format!(
-                    "cannot read the fleet's trust anchors `{}`: {e}",
-                    anchor_file.display()
+                    "cannot read the fleet's trust anchors `{}`: {}",
+                    anchor_file.display(),
+                    error_chain(&e)
                 ),
                 "run `meshfleet validate` and fix `identity.trustAnchor`",
             )

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use super::files::{self, TreeFiles, in_tree};
 use super::snapshot::{ClusterState, IssuerSecret, LINKERD_CONFIG, TRUST_ROOTS};
 use super::{CheckId, CheckResult, Status, plural, short_fingerprint};
+use crate::diagnostic::error_chain;
 use crate::identity::{self, CertInfo, EXPIRY_WARNING_DAYS, KeyType};
 use crate::live::trust::{self, AnchorSource, fingerprints};
 use crate::plan::{ClusterPlan, FleetPlan};
@@ -267,8 +268,9 @@ fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) ->
         return Err("has no `tls.key`".into());
     }
     let pem = secret.tls_crt.as_deref().ok_or("has no `tls.crt`")?;
-    let chain = identity::parse_pem_bundle(pem).map_err(|e| format!("`tls.crt` does not parse: {e}"))?;
-    let fleet = identity::parse_pem_bundle(&plan.identity.trust_anchor_pem).map_err(|e| e.to_string())?;
+    let chain = identity::parse_pem_bundle(pem)
+        .map_err(|e| format!("`tls.crt` does not parse: {}", error_chain(&e)))?;
+    let fleet = identity::parse_pem_bundle(&plan.identity.trust_anchor_pem).map_err(|e| error_chain(&e))?;
     let Some(cert) = chain.first() else {
         return Err("`tls.crt` holds no certificate".into());
     };
@@ -307,7 +309,7 @@ fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) ->
         }
         Some(Err(e)) => {
             status = Status::Warning;
-            details.push(format!("`ca.crt` does not parse: {e}"));
+            details.push(format!("`ca.crt` does not parse: {}", error_chain(&e)));
         }
         None => {
             status = Status::Warning;
