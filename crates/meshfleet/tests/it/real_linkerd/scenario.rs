@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use meshfleet_core::fleet::model::ServiceType;
-use meshfleet_core::plan::{self, FleetPlan, LinkPlan};
+use meshfleet_core::plan::{self, ClusterPlan, FleetPlan, LinkPlan};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -272,27 +272,7 @@ impl Scenario {
     /// What `linkerd multicluster link-gen` of the fleet's release writes for a link's
     /// target (Secrets' data stays inside this process).
     pub fn link_gen(&self, link: &LinkPlan) -> Vec<Value> {
-        let target = self
-            .plan
-            .clusters
-            .iter()
-            .find(|c| c.name == link.target)
-            .expect("target");
-        let mut cmd = std::process::Command::new(testenv::TestEnv::linkerd_cli(
-            &self.plan.linkerd.version.to_string(),
-        ));
-        cmd.args(["multicluster", "link-gen", "--kubeconfig"])
-            .arg(self.env.kubeconfig())
-            .args(["--context", &link.target, "--cluster-name", link.link_name()])
-            .args(["-L", &self.plan.linkerd.namespace])
-            .args([
-                "--api-server-address",
-                target.api_server.as_deref().expect("apiServer"),
-            ])
-            .args([
-                "--service-account-name",
-                &plan::remote_access_service_account(&link.source),
-            ]);
+        let (mut cmd, target) = self.link_command("link-gen", link);
         match (&link.gateway, &target.gateway) {
             (Some(_), Some(gw)) if gw.service_type != ServiceType::LoadBalancer => {
                 cmd.args(["--gateway-addresses", &gw.addresses.join(",")]);
@@ -386,31 +366,12 @@ impl Scenario {
     /// and credentials Secret are left out: they have the names of the declarative ones
     /// that meshfleet's tree already made.
     pub fn install_legacy_link(&self, link: &LinkPlan) {
-        let target = self
-            .plan
-            .clusters
-            .iter()
-            .find(|c| c.name == link.target)
-            .expect("target");
+        let (mut cmd, target) = self.link_command("link", link);
         let gateway = target.gateway.as_ref().expect("a gateway link");
-        let output = std::process::Command::new(testenv::TestEnv::linkerd_cli(
-            &self.plan.linkerd.version.to_string(),
-        ))
-        .args(["multicluster", "link", "--kubeconfig"])
-        .arg(self.env.kubeconfig())
-        .args(["--context", &link.target, "--cluster-name", link.link_name()])
-        .args(["-L", &self.plan.linkerd.namespace])
-        .args([
-            "--api-server-address",
-            target.api_server.as_deref().expect("apiServer"),
-        ])
-        .args([
-            "--service-account-name",
-            &plan::remote_access_service_account(&link.source),
-        ])
-        .args(["--gateway-addresses", &gateway.addresses.join(",")])
-        .output()
-        .expect("run linkerd multicluster link");
+        let output = cmd
+            .args(["--gateway-addresses", &gateway.addresses.join(",")])
+            .output()
+            .expect("run linkerd multicluster link");
         assert!(
             output.status.success(),
             "linkerd multicluster link: {}",
@@ -471,6 +432,33 @@ impl Scenario {
         self.block_on(api.get_opt(name))
             .unwrap_or_else(|e| panic!("get deployment {namespace}/{name} on {cluster}: {e}"))
             .map(|d| serde_json::to_value(d).expect("json"))
+    }
+}
+
+impl Scenario {
+    /// `linkerd multicluster <subcommand>` of the fleet's release, aimed at a link's
+    /// target the way a user would: its context, the link name, the fleet's linkerd
+    /// namespace, the target's `apiServer` and the link's remote-access account.
+    fn link_command(&self, subcommand: &str, link: &LinkPlan) -> (std::process::Command, &ClusterPlan) {
+        let target = self
+            .plan
+            .clusters
+            .iter()
+            .find(|c| c.name == link.target)
+            .expect("target");
+        let mut cmd = std::process::Command::new(testenv::TestEnv::linkerd_cli(
+            &self.plan.linkerd.version.to_string(),
+        ));
+        cmd.args(["multicluster", subcommand, "--kubeconfig"])
+            .arg(self.env.kubeconfig())
+            .args(["--context", &link.target, "--cluster-name", link.link_name()])
+            .args(["-L", &self.plan.linkerd.namespace])
+            .args([
+                "--api-server-address",
+                target.api_server.as_deref().expect("apiServer"),
+            ])
+            .args(["--service-account-name", &link.account()]);
+        (cmd, target)
     }
 }
 
