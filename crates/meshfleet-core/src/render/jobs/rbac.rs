@@ -614,7 +614,11 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
     let ns = defaults::MULTICLUSTER_NAMESPACE;
     let local = "linkerd-local-service-mirror-access-local-resources";
     let controller = "linkerd-multicluster-controller-access-local-resources";
-    let links: Vec<&str> = cluster.outgoing.iter().map(|l| l.link_name()).collect();
+    let links: Vec<&str> = cluster
+        .outgoing
+        .iter()
+        .map(crate::plan::LinkPlan::link_name)
+        .collect();
     // One account per incoming link (two for a link whose credentials rotate).
     let remote = cluster.remote_access_service_accounts();
     let mut cluster_rules = vec![

@@ -135,7 +135,7 @@ fn keep_function(namespace: &str, webhooks: &[(&str, &str)], heartbeat: bool) ->
 /// Render and apply a component whose chart generates something at each render: `first`
 /// renders while something is missing (the chart then generates it), `steady` with all
 /// of it kept, so that the output of a run is the same as the next run's.
-fn render_keeping(keep: String, first: &str, steady: &str, file: &str) -> String {
+fn render_keeping(keep: &str, first: &str, steady: &str, file: &str) -> String {
     format!(
         r#"# Every render generates new webhook certificates; keep the installed ones, so that a
 # re-run changes nothing. The first run (or one after a `*-k8s-tls` Secret was deleted to
@@ -197,7 +197,7 @@ pub fn control_plane(plan: &FleetPlan) -> String {
     let nsflag = namespace_flag(plan);
     let deployments = CONTROL_PLANE_DEPLOYMENTS.join(" ");
     let renders = render_keeping(
-        keep_function(ns, &CONTROL_PLANE_WEBHOOKS, true),
+        &keep_function(ns, &CONTROL_PLANE_WEBHOOKS, true),
         &format!("linkerd $verb{nsflag} \"$@\""),
         &format!("linkerd upgrade{nsflag} \"$@\""),
         "control-plane.yaml",
@@ -241,7 +241,7 @@ pub fn viz(plan: &FleetPlan) -> String {
         preamble(plan),
         set_flag(&settings),
         render_keeping(
-            keep_function(defaults::VIZ_NAMESPACE, &VIZ_WEBHOOKS, false),
+            &keep_function(defaults::VIZ_NAMESPACE, &VIZ_WEBHOOKS, false),
             render,
             render,
             "viz.yaml"
