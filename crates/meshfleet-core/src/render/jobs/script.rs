@@ -99,7 +99,7 @@ fn set_flag(pairs: &[(&str, String)]) -> String {
 /// so the Secret stays as it is, and its certificate as the webhook's `caBundle`: the
 /// chart's certificates are self-signed) and, for the control plane, the heartbeat
 /// CronJob's schedule (the chart picks the time of the render). It sets `missing=1` when
-/// one of them does not exist yet.
+/// one of them does not exist yet, and then asks the chart to generate that certificate.
 fn keep_function(namespace: &str, webhooks: &[(&str, &str)], heartbeat: bool) -> String {
     let pairs = webhooks
         .iter()
@@ -123,7 +123,13 @@ fn keep_function(namespace: &str, webhooks: &[(&str, &str)], heartbeat: bool) ->
   for pair in {pairs}; do
     value="${{pair%%:*}}" secret="${{pair#*:}}"
     crt="$(kubectl -n {namespace} get secret "$secret" --ignore-not-found -o go-template='{{{{index .data "tls.crt" | base64decode}}}}')"
-    if [ -z "$crt" ]; then missing=1; continue; fi
+    if [ -z "$crt" ]; then
+      # Generate it: `upgrade` would otherwise keep `externalSecret: true` from the
+      # settings the last run stored in `linkerd-config-overrides`.
+      missing=1
+      printf '%s:\n  externalSecret: false\n  caBundle: ""\n' "$value" >> "$work/kept.yaml"
+      continue
+    fi
     printf '%s:\n  externalSecret: true\n  caBundle: |\n' "$value" >> "$work/kept.yaml"
     printf '%s\n' "$crt" | while IFS= read -r line; do printf '    %s\n' "$line"; done >> "$work/kept.yaml"
   done
