@@ -155,8 +155,7 @@ fn rbac_is_least_privilege_and_every_rule_says_why() {
                         let (steps, reason) = why.split_once(": ").expect("`<steps>: <reason>`");
                         assert!(
                             steps.split(", ").all(|s| STEPS.contains(&s)) && reason.len() > 10,
-                            "{path}:{}: `{why}` names no step of {STEPS:?}",
-                            i
+                            "{path}:{i}: `{why}` names no step of {STEPS:?}"
                         );
                         reasons.push(why.to_string());
                     }

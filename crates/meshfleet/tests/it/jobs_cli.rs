@@ -580,6 +580,39 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
         "a re-run after the upgrade changed:\n{}",
         changed.join("\n")
     );
+
+    // Renewing a webhook certificate: delete its Secret; the next run makes a new one and
+    // a webhook `caBundle` that matches it, and the run after changes nothing again.
+    let injector = object("Secret", "v1", Some("linkerd"), "linkerd-proxy-injector-k8s-tls");
+    let old_cert = live(&second, &injector)["data"]["tls.crt"].clone();
+    rt.block_on(pod::delete(&second.client, &injector));
+    let renewed = second.run(Component::ControlPlane);
+    renewed.expect_success("the control-plane Job after a webhook Secret was deleted");
+    let new_cert = live(&second, &injector)["data"]["tls.crt"].clone();
+    assert_ne!(new_cert, old_cert, "a new certificate");
+    let webhook = live(
+        &second,
+        &object(
+            "MutatingWebhookConfiguration",
+            "admissionregistration.k8s.io/v1",
+            None,
+            "linkerd-proxy-injector-webhook-config",
+        ),
+    );
+    assert_eq!(
+        webhook["webhooks"][0]["clientConfig"]["caBundle"], new_cert,
+        "the webhook trusts the new certificate"
+    );
+    let before = state(&second, &manifests);
+    second
+        .run(Component::ControlPlane)
+        .expect_success("the control-plane Job again");
+    let changed = diff(&before, &state(&second, &manifests));
+    assert!(
+        changed.is_empty(),
+        "a re-run after the renewal changed:\n{}",
+        changed.join("\n")
+    );
     eprintln!(
         "jobs_cli: install {:.1}s, re-run {:.1}s, upgrade {:.1}s, test {:.1}s",
         install_time.as_secs_f64(),

@@ -169,7 +169,7 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
             &["pods", "endpoints", "services"],
             READ,
             format!(
-                "render, apply: `linkerd install` reads the Service `default/kubernetes` (API server ports); ClusterRoles `{destination}`, `linkerd-policy` and `{injector}` grant these"
+                "render, apply: `linkerd install` reads the Service `default/kubernetes` (API server ports); ClusterRoles `{destination}`, `linkerd-policy` and `{injector}` grant these (a Job may create a role only with permissions it holds)"
             ),
         ),
         rule(
@@ -185,32 +185,40 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
             &["cronjobs", "jobs"],
             READ,
             format!(
-                "keep, apply: the script reads the heartbeat CronJob's schedule; ClusterRoles `{injector}` and `{destination}` grant these"
+                "keep, apply: the script reads the heartbeat CronJob's schedule; ClusterRoles `{injector}` and `{destination}` grant these (a Job may create a role only with permissions it holds)"
             ),
         ),
         rule(
             &[""],
             &["namespaces", "replicationcontrollers"],
             READ,
-            format!("apply: ClusterRoles `{injector}` and `linkerd-heartbeat` grant these"),
+            format!(
+                "apply: ClusterRoles `{injector}` and `linkerd-heartbeat` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["linkerd.io"],
             &["serviceprofiles"],
             READ,
-            format!("apply: ClusterRoles `{destination}` and `linkerd-heartbeat` grant these"),
+            format!(
+                "apply: ClusterRoles `{destination}` and `linkerd-heartbeat` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["workload.linkerd.io"],
             &["externalworkloads"],
             READ,
-            format!("apply: ClusterRoles `{destination}` and `linkerd-policy` grant these"),
+            format!(
+                "apply: ClusterRoles `{destination}` and `linkerd-policy` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["coordination.k8s.io"],
             &["leases"],
             &["create", "get", "update", "patch"],
-            format!("apply: ClusterRoles `{destination}` and `linkerd-policy` grant these"),
+            format!(
+                "apply: ClusterRoles `{destination}` and `linkerd-policy` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["policy.linkerd.io"],
@@ -225,7 +233,7 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
                 "egressnetworks",
             ],
             READ,
-            "apply: ClusterRole `linkerd-policy` grants these",
+            "apply: ClusterRole `linkerd-policy` grants these (a Job may create a role only with permissions it holds)",
         ),
         rule(
             &["policy.linkerd.io"],
@@ -235,13 +243,13 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
                 "egressnetworks/status",
             ],
             &["patch"],
-            "apply: ClusterRole `linkerd-policy` grants these",
+            "apply: ClusterRole `linkerd-policy` grants these (a Job may create a role only with permissions it holds)",
         ),
         rule(
             &["gateway.networking.k8s.io"],
             &["httproutes", "grpcroutes", "tlsroutes", "tcproutes"],
             READ,
-            "apply: ClusterRole `linkerd-policy` grants these",
+            "apply: ClusterRole `linkerd-policy` grants these (a Job may create a role only with permissions it holds)",
         ),
         rule(
             &["gateway.networking.k8s.io"],
@@ -252,19 +260,23 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
                 "tcproutes/status",
             ],
             &["patch"],
-            "apply: ClusterRole `linkerd-policy` grants these",
+            "apply: ClusterRole `linkerd-policy` grants these (a Job may create a role only with permissions it holds)",
         ),
         rule(
             &["authentication.k8s.io"],
             &["tokenreviews"],
             &["create"],
-            format!("apply: ClusterRole `{identity}` grants this"),
+            format!(
+                "apply: ClusterRole `{identity}` grants this (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &[""],
             &["events"],
             &["create", "patch"],
-            format!("apply: ClusterRoles `{identity}` and `{injector}` grant these"),
+            format!(
+                "apply: ClusterRoles `{identity}` and `{injector}` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         named(
             &["rbac.authorization.k8s.io"],
@@ -375,7 +387,7 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             ],
             READ,
             format!(
-                "apply: ClusterRoles `{}`, `{}`, `{}`, `{}`, `{}` and `linkerd-tap-injector` grant these",
+                "apply: ClusterRoles `{}`, `{}`, `{}`, `{}`, `{}` and `linkerd-tap-injector` grant these (a Job may create a role only with permissions it holds)",
                 role("metrics-api"),
                 role("tap"),
                 role("prometheus"),
@@ -387,14 +399,17 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             &[""],
             &["nodes/proxy"],
             READ,
-            format!("apply: ClusterRole `{}` grants this", role("prometheus")),
+            format!(
+                "apply: ClusterRole `{}` grants this (a Job may create a role only with permissions it holds)",
+                role("prometheus")
+            ),
         ),
         rule(
             &["extensions", "apps"],
             &["daemonsets", "deployments", "replicasets", "statefulsets"],
             READ,
             format!(
-                "apply: ClusterRoles `{}` and `{}` grant these",
+                "apply: ClusterRoles `{}` and `{}` grant these (a Job may create a role only with permissions it holds)",
                 role("metrics-api"),
                 role("tap")
             ),
@@ -404,7 +419,7 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             &["cronjobs", "jobs"],
             READ,
             format!(
-                "apply: ClusterRoles `{}` and `{}` grant these",
+                "apply: ClusterRoles `{}` and `{}` grant these (a Job may create a role only with permissions it holds)",
                 role("metrics-api"),
                 role("tap")
             ),
@@ -414,7 +429,7 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             &["serviceprofiles"],
             READ,
             format!(
-                "apply: ClusterRoles `{}` and `{}` grant these",
+                "apply: ClusterRoles `{}` and `{}` grant these (a Job may create a role only with permissions it holds)",
                 role("metrics-api"),
                 role("web-check")
             ),
@@ -428,7 +443,10 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
                 "httproutes",
             ],
             &["get", "list"],
-            format!("apply: ClusterRole `{}` grants these", role("metrics-api")),
+            format!(
+                "apply: ClusterRole `{}` grants these (a Job may create a role only with permissions it holds)",
+                role("metrics-api")
+            ),
         ),
         rule(
             &["tap.linkerd.io"],
@@ -443,25 +461,37 @@ pub(super) fn viz(plan: &FleetPlan) -> Rules {
             &["rbac.authorization.k8s.io"],
             &["clusterroles", "clusterrolebindings"],
             &["list"],
-            format!("apply: ClusterRole `{}` grants this", role("web-check")),
+            format!(
+                "apply: ClusterRole `{}` grants this (a Job may create a role only with permissions it holds)",
+                role("web-check")
+            ),
         ),
         rule(
             &["apiextensions.k8s.io"],
             &["customresourcedefinitions"],
             &["list"],
-            format!("apply: ClusterRole `{}` grants this", role("web-check")),
+            format!(
+                "apply: ClusterRole `{}` grants this (a Job may create a role only with permissions it holds)",
+                role("web-check")
+            ),
         ),
         rule(
             &["admissionregistration.k8s.io"],
             &["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
             &["list"],
-            format!("apply: ClusterRole `{}` grants this", role("web-check")),
+            format!(
+                "apply: ClusterRole `{}` grants this (a Job may create a role only with permissions it holds)",
+                role("web-check")
+            ),
         ),
         rule(
             &["apiregistration.k8s.io"],
             &["apiservices"],
             &["get"],
-            format!("apply: ClusterRole `{}` grants this", role("web-check")),
+            format!(
+                "apply: ClusterRole `{}` grants this (a Job may create a role only with permissions it holds)",
+                role("web-check")
+            ),
         ),
         rule(
             &["authentication.k8s.io"],
@@ -614,7 +644,11 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
     let ns = defaults::MULTICLUSTER_NAMESPACE;
     let local = "linkerd-local-service-mirror-access-local-resources";
     let controller = "linkerd-multicluster-controller-access-local-resources";
-    let links: Vec<&str> = cluster.outgoing.iter().map(|l| l.link_name()).collect();
+    let links: Vec<&str> = cluster
+        .outgoing
+        .iter()
+        .map(crate::plan::LinkPlan::link_name)
+        .collect();
     // One account per incoming link (two for a link whose credentials rotate).
     let remote = cluster.remote_access_service_accounts();
     let mut cluster_rules = vec![
@@ -629,31 +663,41 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
             &[""],
             &["endpoints", "services"],
             &["get", "list", "watch", "create", "delete", "update"],
-            format!("apply: ClusterRoles `{local}` and `{controller}` grant these"),
+            format!(
+                "apply: ClusterRoles `{local}` and `{controller}` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &[""],
             &["namespaces"],
             READ,
-            format!("apply: ClusterRoles `{local}` and `{controller}` grant these"),
+            format!(
+                "apply: ClusterRoles `{local}` and `{controller}` grant these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["coordination.k8s.io"],
             &["leases"],
             &["create", "get", "update", "patch"],
-            format!("apply: ClusterRole `{local}` grants these"),
+            format!(
+                "apply: ClusterRole `{local}` grants these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["multicluster.linkerd.io"],
             &["links"],
             READ,
-            format!("apply: ClusterRole `{local}` grants these"),
+            format!(
+                "apply: ClusterRole `{local}` grants these (a Job may create a role only with permissions it holds)"
+            ),
         ),
         rule(
             &["multicluster.linkerd.io"],
             &["links/status"],
             &["update"],
-            format!("apply: ClusterRole `{local}` grants this"),
+            format!(
+                "apply: ClusterRole `{local}` grants this (a Job may create a role only with permissions it holds)"
+            ),
         ),
     ];
     if !remote.is_empty() {
@@ -667,31 +711,31 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
                 &["apps"],
                 &["replicasets"],
                 READ,
-                format!("apply: the remote-access ClusterRoles {roles} grant these"),
+                format!("apply: the remote-access ClusterRoles {roles} grant these (a Job may create a role only with permissions it holds)"),
             ),
             rule(
                 &["batch"],
                 &["jobs"],
                 READ,
-                format!("apply: the remote-access ClusterRoles {roles} grant these"),
+                format!("apply: the remote-access ClusterRoles {roles} grant these (a Job may create a role only with permissions it holds)"),
             ),
             rule(
                 &[""],
                 &["pods"],
                 READ,
-                format!("apply: the remote-access ClusterRoles {roles} grant these"),
+                format!("apply: the remote-access ClusterRoles {roles} grant these (a Job may create a role only with permissions it holds)"),
             ),
             rule(
                 &["discovery.k8s.io"],
                 &["endpointslices"],
                 READ,
-                format!("apply: the remote-access ClusterRoles {roles} grant these"),
+                format!("apply: the remote-access ClusterRoles {roles} grant these (a Job may create a role only with permissions it holds)"),
             ),
             rule(
                 &["policy.linkerd.io"],
                 &["servers"],
                 READ,
-                format!("apply: the remote-access ClusterRoles {roles} grant these"),
+                format!("apply: the remote-access ClusterRoles {roles} grant these (a Job may create a role only with permissions it holds)"),
             ),
             named(
                 &[""],
@@ -704,7 +748,7 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
                 &[""],
                 &["events"],
                 &["create", "patch"],
-                format!("apply: the remote-access ClusterRoles {roles} grant these"),
+                format!("apply: the remote-access ClusterRoles {roles} grant these (a Job may create a role only with permissions it holds)"),
             ),
         ]);
     }
@@ -744,7 +788,7 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
                 &["multicluster.linkerd.io"],
                 &["links/status"],
                 &["patch"],
-                "apply: the Roles `controller-read-remote-creds-<link>` grant this",
+                "apply: the Roles `controller-read-remote-creds-<link>` grant this (a Job may create a role only with permissions it holds)",
             ),
         ]);
     }

@@ -99,7 +99,7 @@ fn set_flag(pairs: &[(&str, String)]) -> String {
 /// so the Secret stays as it is, and its certificate as the webhook's `caBundle`: the
 /// chart's certificates are self-signed) and, for the control plane, the heartbeat
 /// CronJob's schedule (the chart picks the time of the render). It sets `missing=1` when
-/// one of them does not exist yet.
+/// one of them does not exist yet, and then asks the chart to generate that certificate.
 fn keep_function(namespace: &str, webhooks: &[(&str, &str)], heartbeat: bool) -> String {
     let pairs = webhooks
         .iter()
@@ -123,7 +123,13 @@ fn keep_function(namespace: &str, webhooks: &[(&str, &str)], heartbeat: bool) ->
   for pair in {pairs}; do
     value="${{pair%%:*}}" secret="${{pair#*:}}"
     crt="$(kubectl -n {namespace} get secret "$secret" --ignore-not-found -o go-template='{{{{index .data "tls.crt" | base64decode}}}}')"
-    if [ -z "$crt" ]; then missing=1; continue; fi
+    if [ -z "$crt" ]; then
+      # Generate it: `upgrade` would otherwise keep `externalSecret: true` from the
+      # settings the last run stored in `linkerd-config-overrides`.
+      missing=1
+      printf '%s:\n  externalSecret: false\n  caBundle: ""\n' "$value" >> "$work/kept.yaml"
+      continue
+    fi
     printf '%s:\n  externalSecret: true\n  caBundle: |\n' "$value" >> "$work/kept.yaml"
     printf '%s\n' "$crt" | while IFS= read -r line; do printf '    %s\n' "$line"; done >> "$work/kept.yaml"
   done
@@ -135,7 +141,7 @@ fn keep_function(namespace: &str, webhooks: &[(&str, &str)], heartbeat: bool) ->
 /// Render and apply a component whose chart generates something at each render: `first`
 /// renders while something is missing (the chart then generates it), `steady` with all
 /// of it kept, so that the output of a run is the same as the next run's.
-fn render_keeping(keep: String, first: &str, steady: &str, file: &str) -> String {
+fn render_keeping(keep: &str, first: &str, steady: &str, file: &str) -> String {
     format!(
         r#"# Every render generates new webhook certificates; keep the installed ones, so that a
 # re-run changes nothing. The first run (or one after a `*-k8s-tls` Secret was deleted to
@@ -197,7 +203,7 @@ pub fn control_plane(plan: &FleetPlan) -> String {
     let nsflag = namespace_flag(plan);
     let deployments = CONTROL_PLANE_DEPLOYMENTS.join(" ");
     let renders = render_keeping(
-        keep_function(ns, &CONTROL_PLANE_WEBHOOKS, true),
+        &keep_function(ns, &CONTROL_PLANE_WEBHOOKS, true),
         &format!("linkerd $verb{nsflag} \"$@\""),
         &format!("linkerd upgrade{nsflag} \"$@\""),
         "control-plane.yaml",
@@ -241,7 +247,7 @@ pub fn viz(plan: &FleetPlan) -> String {
         preamble(plan),
         set_flag(&settings),
         render_keeping(
-            keep_function(defaults::VIZ_NAMESPACE, &VIZ_WEBHOOKS, false),
+            &keep_function(defaults::VIZ_NAMESPACE, &VIZ_WEBHOOKS, false),
             render,
             render,
             "viz.yaml"

@@ -54,17 +54,16 @@ async fn api_for(client: &kube::Client, object: &Value) -> Api<DynamicObject> {
         .lock()
         .ok()
         .and_then(|kinds| kinds.get(&gvk).cloned());
-    let (resource, scope) = match known {
-        Some(found) => found,
-        None => {
-            let (resource, caps) = discovery::pinned_kind(client, &gvk)
-                .await
-                .unwrap_or_else(|e| panic!("discovery of {}: {e}", object["kind"]));
-            if let Ok(mut kinds) = KINDS.get_or_init(Mutex::default).lock() {
-                kinds.insert(gvk, (resource.clone(), caps.scope.clone()));
-            }
-            (resource, caps.scope)
+    let (resource, scope) = if let Some(found) = known {
+        found
+    } else {
+        let (resource, caps) = discovery::pinned_kind(client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("discovery of {}: {e}", object["kind"]));
+        if let Ok(mut kinds) = KINDS.get_or_init(Mutex::default).lock() {
+            kinds.insert(gvk, (resource.clone(), caps.scope.clone()));
         }
+        (resource, caps.scope)
     };
     match (scope, object["metadata"]["namespace"].as_str()) {
         (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
