@@ -2,6 +2,55 @@
 //! parse. Written here because the fleet's probe period must be checked with Go's rules
 //! exactly: a bare `3` is rejected by the v1alpha2/3 schema and stops the probe worker.
 
+/// A probe period: a Go duration of whole seconds, at least one. Parsed once, by
+/// validation; the text is kept as written because the Link's `probeSpec.period` repeats
+/// it, and the seconds are what the chart's `gateway.probe.seconds` takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePeriod {
+    written: String,
+    seconds: u32,
+}
+
+/// Why a text is not a [`ProbePeriod`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbePeriodError {
+    /// Not a Go duration; the reason names the text.
+    NotADuration(String),
+    /// A Go duration, but not a whole number of seconds of at least one.
+    NotWholeSeconds,
+}
+
+impl ProbePeriod {
+    /// Parse `text` with Go's rules and require whole seconds (at least 1s).
+    pub fn parse(text: &str) -> Result<Self, ProbePeriodError> {
+        let nanos = parse_go_duration(text).map_err(ProbePeriodError::NotADuration)?;
+        if nanos < 1_000_000_000 || nanos % 1_000_000_000 != 0 {
+            return Err(ProbePeriodError::NotWholeSeconds);
+        }
+        let seconds = u32::try_from(nanos / 1_000_000_000).map_err(|_| ProbePeriodError::NotWholeSeconds)?;
+        Ok(Self {
+            written: text.to_string(),
+            seconds,
+        })
+    }
+
+    /// As written in the fleet file (`3s`, `1m`).
+    pub fn as_str(&self) -> &str {
+        &self.written
+    }
+
+    /// In whole seconds.
+    pub fn seconds(&self) -> u32 {
+        self.seconds
+    }
+}
+
+impl std::fmt::Display for ProbePeriod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
 /// Parse a Go duration into nanoseconds (Go's `time.ParseDuration` rules).
 pub fn parse_go_duration(text: &str) -> Result<i128, String> {
     let (negative, mut rest) = match text.as_bytes().first() {
@@ -76,5 +125,21 @@ mod tests {
         assert!(parse_go_duration("3d").is_err());
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration("s").is_err());
+    }
+
+    #[test]
+    fn probe_periods_are_whole_seconds() {
+        use super::{ProbePeriod, ProbePeriodError};
+        let period = ProbePeriod::parse("1m").unwrap();
+        assert_eq!((period.as_str(), period.seconds()), ("1m", 60));
+        assert_eq!(
+            ProbePeriod::parse("1500ms"),
+            Err(ProbePeriodError::NotWholeSeconds)
+        );
+        assert_eq!(ProbePeriod::parse("0s"), Err(ProbePeriodError::NotWholeSeconds));
+        assert!(matches!(
+            ProbePeriod::parse("3"),
+            Err(ProbePeriodError::NotADuration(_))
+        ));
     }
 }

@@ -3,9 +3,11 @@
 //! Data flows one way, and the modules follow it:
 //!
 //! 1. [`fleet`] reads and parses the fleet file, keeping line and column of every value;
-//! 2. [`validate`] runs every static rule and returns all [`diagnostic::Finding`]s at once;
-//! 3. [`plan`] resolves a valid fleet into the desired state per cluster (defaults
-//!    applied, links expanded, every derived name and port computed once);
+//! 2. [`validate`] runs every static rule and returns all [`diagnostic::Finding`]s at
+//!    once, parsing each value it checks into a typed one;
+//! 3. [`plan`] is what validation builds from those typed values when there is no error:
+//!    the desired state per cluster (defaults applied, links expanded, every derived
+//!    name and port computed once);
 //! 4. [`render`] turns the plan into files for Flux or Argo CD, and writes them
 //!    atomically.
 //!

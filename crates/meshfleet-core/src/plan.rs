@@ -1,30 +1,43 @@
 //! The plan: the desired state of every cluster, resolved from a valid fleet.
 //!
+//! Validation builds it ([`crate::validate::check`]), from the typed values its rules
+//! parsed (the Linkerd version, each probe period, each link's selectors, each
+//! cluster's CIDRs, the anchor bundle's certificates), so no fleet value is parsed
+//! twice and a fleet with errors has no plan. Nothing here falls back to a default for
+//! a value that did not parse: a value validation should have parsed and did not is a
+//! [`PlanError::Unparsed`] (a bug), never a guess.
+//!
 //! Everything derived lives here, computed once: defaults applied, topology expanded,
 //! and every name and port a Link, a Helm value, an ExternalSecret or a live check needs.
 //! Renderers and live commands read the plan and never the raw fleet file, so a name
 //! such as `cluster-credentials-<target>` or a Link's `gatewayIdentity` has exactly one
 //! place where it is computed ([`LinkPlan::gateway_identity`] and friends).
 
+use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::defaults;
 use crate::diagnostic::Finding;
-use crate::duration::parse_go_duration;
+use crate::duration::ProbePeriod;
 use crate::fleet::Fleet;
 use crate::fleet::links::declared_links;
 use crate::fleet::model::{
     ClusterSpec, Engine, InstallMethod, IssuerKind, LinkMode, RotationPhase, ServiceType,
 };
-use crate::selector::parse_label_query;
+use crate::identity::CertInfo;
+use crate::validate::{ClusterNetworks, Parsed};
 use crate::version::LinkerdVersion;
 
 /// Errors of planning: only a fleet that did not pass validation can cause them.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PlanError {
     /// The fleet has validation errors; plan only valid fleets.
     #[error("the fleet has {} validation error(s)", .0.len())]
     Invalid(Vec<Finding>),
+    /// A value validation parses (or a setting it requires) is missing: a bug in
+    /// meshfleet's rules, reported instead of planning with a made-up value.
+    #[error("validation did not parse {0}; this is a bug in meshfleet, please report it")]
+    Unparsed(String),
 }
 
 /// The whole fleet, resolved.
@@ -93,8 +106,12 @@ pub struct GitopsPlan {
 /// `spec.identity` with the anchor bundle read.
 #[derive(Debug, Clone)]
 pub struct IdentityPlan {
-    /// The anchor bundle, PEM, normalised to end with exactly one newline.
+    /// The anchor bundle, PEM, normalised to end with exactly one newline (what the
+    /// rendered values carry).
     pub trust_anchor_pem: String,
+    /// The anchors of that bundle, parsed once by validation: live commands compare
+    /// with these instead of parsing the PEM again.
+    pub anchors: Vec<CertInfo>,
     /// Who issues the per-cluster issuer.
     pub issuer: IssuerKind,
 }
@@ -141,9 +158,9 @@ pub struct ClusterPlan {
     /// API server address other clusters use, when known.
     pub api_server: Option<String>,
     /// Pod CIDRs.
-    pub pod_cidrs: Vec<String>,
+    pub pod_cidrs: Vec<IpNet>,
     /// Service CIDRs.
-    pub service_cidrs: Vec<String>,
+    pub service_cidrs: Vec<IpNet>,
     /// Gateway, when enabled.
     pub gateway: Option<GatewayPlan>,
     /// Links this cluster makes (it mirrors from their targets).
@@ -194,6 +211,16 @@ pub fn remote_access_token_secret(source: &str) -> String {
     format!("{}-token", remote_access_service_account(source))
 }
 
+/// The trust anchor bundle as validation read it: the PEM (normalised to end with one
+/// newline) and its certificates.
+#[derive(Debug, Clone)]
+pub struct TrustAnchors {
+    /// The bundle, PEM.
+    pub pem: String,
+    /// Its certificates.
+    pub certs: Vec<CertInfo>,
+}
+
 /// A cluster's multicluster gateway, resolved.
 #[derive(Debug, Clone)]
 pub struct GatewayPlan {
@@ -211,10 +238,9 @@ pub struct GatewayPlan {
     pub probe_port: u16,
     /// NodePort of the probe port.
     pub probe_node_port: Option<u16>,
-    /// Probe period, a Go duration.
-    pub probe_period: String,
-    /// Probe period in whole seconds (the chart's `gateway.probe.seconds`).
-    pub probe_seconds: u32,
+    /// Probe period: a Go duration of whole seconds (the Link's `probeSpec.period` as
+    /// written, the chart's `gateway.probe.seconds`).
+    pub probe_period: ProbePeriod,
 }
 
 impl GatewayPlan {
@@ -277,7 +303,7 @@ pub struct LinkGateway {
     /// `probeSpec.port`, and so `controllers[].gateway.probe.port`.
     pub probe_port: u16,
     /// `probeSpec.period`.
-    pub probe_period: String,
+    pub probe_period: ProbePeriod,
 }
 
 /// A link's current account generation and rotation, from `spec.secrets.linkCredentials`.
@@ -354,31 +380,26 @@ impl LinkPlan {
     }
 }
 
-/// Plan a checked fleet; refuses one with validation errors.
+/// The plan of a checked fleet; refuses one with validation errors. The plan itself is
+/// built by validation ([`crate::validate::check`]), from the values its rules parsed.
 pub fn from_checked(checked: &crate::validate::CheckedFleet) -> Result<FleetPlan, PlanError> {
-    if !checked.is_valid() {
-        return Err(PlanError::Invalid(
-            checked
-                .findings
-                .iter()
-                .filter(|f| f.is_error())
-                .cloned()
-                .collect(),
-        ));
-    }
-    let anchor = match &checked.anchor {
-        crate::validate::AnchorFile::Text(text) => text.as_str(),
-        _ => "",
-    };
-    Ok(build(&checked.fleet, anchor, &checked.source.file_name()))
+    checked.plan().cloned().map_err(Clone::clone)
 }
 
-/// Build the plan of a fleet that passed validation.
-pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
+/// A value validation should have parsed, or a setting it should have required, is not
+/// there: the fleet is refused instead of planned with a made-up value.
+fn unparsed(what: impl Into<String>) -> PlanError {
+    PlanError::Unparsed(what.into())
+}
+
+/// Build the plan of a fleet that passed validation, from the values its rules parsed.
+/// Only [`crate::validate::check`] calls it, and only without errors; anything missing is
+/// refused ([`PlanError::Unparsed`]), never replaced by a default.
+pub(crate) fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPlan, PlanError> {
     let spec = &fleet.spec;
     let l = &spec.linkerd;
     let linkerd = LinkerdPlan {
-        version: LinkerdVersion::parse(&l.version.value).unwrap_or(crate::version::OLDEST_SUPPORTED),
+        version: parsed.version.ok_or_else(|| unparsed("`spec.linkerd.version`"))?,
         chart_repository: value_or(l.chart_repository.as_ref(), defaults::CHART_REPOSITORY)
             .trim_end_matches('/')
             .to_string(),
@@ -423,79 +444,88 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
         ),
         argocd_project: value_or(argocd.and_then(|a| a.project.as_ref()), defaults::ARGOCD_PROJECT),
     };
+    let anchors = parsed
+        .anchors
+        .take()
+        .ok_or_else(|| unparsed("the trust anchor bundle"))?;
     let identity = IdentityPlan {
-        trust_anchor_pem: format!("{}\n", anchor_pem.trim()),
+        trust_anchor_pem: anchors.pem,
+        anchors: anchors.certs,
         issuer: spec
             .identity
             .issuer
             .as_ref()
             .map_or(IssuerKind::CertManager, |i| i.value),
     };
-    let vault_spec = spec.secrets.as_ref().and_then(|s| s.vault.as_ref());
-    let k8s_auth = vault_spec
-        .and_then(|v| v.auth.as_ref())
-        .and_then(|a| a.kubernetes.as_ref());
+    let vault_spec = spec
+        .secrets
+        .as_ref()
+        .and_then(|s| s.vault.as_ref())
+        .ok_or_else(|| unparsed("`spec.secrets.vault`"))?;
+    let k8s_auth = vault_spec.auth.as_ref().and_then(|a| a.kubernetes.as_ref());
     let vault = VaultPlan {
-        server: vault_spec.map(|v| v.server.value.clone()).unwrap_or_default(),
-        mount: vault_spec.map(|v| v.mount.value.clone()).unwrap_or_default(),
-        path: vault_spec
-            .map(|v| v.path.value.trim_matches('/').to_string())
-            .unwrap_or_default(),
+        server: vault_spec.server.value.clone(),
+        mount: vault_spec.mount.value.clone(),
+        path: vault_spec.path.value.trim_matches('/').to_string(),
         auth_mount: value_or(
             k8s_auth.and_then(|k| k.mount_path.as_ref()),
             defaults::VAULT_AUTH_MOUNT,
         ),
         auth_role: value_or(k8s_auth.and_then(|k| k.role.as_ref()), defaults::VAULT_AUTH_ROLE),
     };
-    let mut clusters: Vec<ClusterPlan> = spec.clusters.iter().map(|c| cluster_plan(&c.value)).collect();
+    let mut clusters: Vec<ClusterPlan> = spec
+        .clusters
+        .iter()
+        .map(|c| cluster_plan(&c.value, &mut parsed))
+        .collect::<Result<_, _>>()?;
     let index: std::collections::HashMap<String, usize> = clusters
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name.clone(), i))
         .collect();
     for link in declared_links(fleet) {
+        let label = link.label();
         let (Some(&si), Some(&ti)) = (index.get(&link.source.value), index.get(&link.target.value)) else {
-            continue;
+            return Err(unparsed(format!("the clusters of link `{label}`")));
         };
-        if si == ti {
-            continue;
-        }
         let target = &clusters[ti];
         let gateway = match link.mode.value {
-            LinkMode::Gateway => target.gateway.as_ref().map(|gw| LinkGateway {
-                address: gw.addresses.join(","),
-                port: gw.dialled_port(),
-                probe_path: gw.probe_path.clone(),
-                probe_port: gw.dialled_probe_port(),
-                probe_period: gw.probe_period.clone(),
-            }),
+            LinkMode::Gateway => {
+                let gw = target.gateway.as_ref().ok_or_else(|| {
+                    unparsed(format!(
+                        "the gateway of `{}`, the target of `{label}`",
+                        target.name
+                    ))
+                })?;
+                Some(LinkGateway {
+                    address: gw.addresses.join(","),
+                    port: gw.dialled_port(),
+                    probe_path: gw.probe_path.clone(),
+                    probe_port: gw.dialled_probe_port(),
+                    probe_period: gw.probe_period.clone(),
+                })
+            }
             LinkMode::RemoteDiscovery => None,
         };
-        let query = |q: Option<&crate::fleet::located::Located<String>>, default: &str| {
-            parse_label_query(q.map_or(default, |q| q.value.as_str())).unwrap_or_default()
-        };
-        let plan = LinkPlan {
+        let selectors = parsed
+            .selectors
+            .remove(&(link.source.value.clone(), link.target.value.clone()))
+            .ok_or_else(|| unparsed(format!("the selectors of link `{label}`")))?;
+        let mut plan = LinkPlan {
             source: link.source.value.clone(),
             target: target.name.clone(),
             target_link_name: target.link_name.clone(),
             mode: link.mode.value,
             gateway,
-            selector: query(link.selector.as_ref(), defaults::SELECTOR),
-            remote_discovery_selector: query(
-                link.remote_discovery_selector.as_ref(),
-                defaults::REMOTE_DISCOVERY_SELECTOR,
-            ),
-            federated_service_selector: query(
-                link.federated_service_selector.as_ref(),
-                defaults::FEDERATED_SERVICE_SELECTOR,
-            ),
+            selector: selectors.gateway,
+            remote_discovery_selector: selectors.remote_discovery,
+            federated_service_selector: selectors.federated,
             target_cluster_domain: linkerd.cluster_domain.clone(),
             target_linkerd_namespace: linkerd.namespace.clone(),
             target_trust_domain: linkerd.trust_domain.clone(),
             generation: 0,
             rotation: None,
         };
-        let mut plan = plan;
         let (generation, rotation) = link_credentials(spec, &plan.credentials_id());
         plan.generation = generation;
         plan.rotation = rotation;
@@ -517,7 +547,7 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
         c.remote_access_accounts.sort();
         c.remote_access_accounts.dedup();
     }
-    FleetPlan {
+    Ok(FleetPlan {
         name: fleet.metadata.name.value.clone(),
         source_file: source_file.to_string(),
         linkerd,
@@ -525,63 +555,73 @@ pub fn build(fleet: &Fleet, anchor_pem: &str, source_file: &str) -> FleetPlan {
         identity,
         vault,
         clusters,
-    }
+    })
 }
 
 fn value_or(value: Option<&crate::fleet::located::Located<String>>, default: &str) -> String {
     value.map_or_else(|| default.to_string(), |v| v.value.clone())
 }
 
-fn port(value: Option<&crate::fleet::located::Located<i64>>, default: u16) -> u16 {
-    value.and_then(|v| u16::try_from(v.value).ok()).unwrap_or(default)
+/// A port of the fleet file: validation keeps them in range, so one that does not fit
+/// is refused, not replaced.
+fn port(value: Option<&crate::fleet::located::Located<i64>>, default: u16) -> Result<u16, PlanError> {
+    match value {
+        None => Ok(default),
+        Some(v) => u16::try_from(v.value).map_err(|_| unparsed(format!("port `{}`", v.value))),
+    }
 }
 
-fn cluster_plan(c: &ClusterSpec) -> ClusterPlan {
-    let gateway = c
+fn cluster_plan(c: &ClusterSpec, parsed: &mut Parsed) -> Result<ClusterPlan, PlanError> {
+    let name = &c.name.value;
+    let gateway = match c
         .gateway
         .as_ref()
         .filter(|g| g.enabled.as_ref().is_none_or(|e| e.value))
-        .map(|g| {
+    {
+        None => None,
+        Some(g) => {
             let probe = g.probe.as_ref().map(|p| &p.value);
-            let period = probe
-                .and_then(|p| p.period.as_ref())
-                .map_or_else(|| defaults::PROBE_PERIOD.to_string(), |p| p.value.clone());
-            let seconds = parse_go_duration(&period)
-                .ok()
-                .and_then(|n| u32::try_from(n / 1_000_000_000).ok())
-                .unwrap_or(3);
-            GatewayPlan {
+            let optional_port =
+                |p: Option<&crate::fleet::located::Located<i64>>| p.map(|p| port(Some(p), 0)).transpose();
+            Some(GatewayPlan {
                 service_type: g
                     .service_type
                     .as_ref()
                     .map_or(ServiceType::LoadBalancer, |t| t.value),
                 addresses: g.addresses.iter().map(|a| a.value.clone()).collect(),
-                port: port(g.port.as_ref(), defaults::GATEWAY_PORT),
-                node_port: g.node_port.as_ref().and_then(|p| u16::try_from(p.value).ok()),
+                port: port(g.port.as_ref(), defaults::GATEWAY_PORT)?,
+                node_port: optional_port(g.node_port.as_ref())?,
                 probe_path: probe
                     .and_then(|p| p.path.as_ref())
                     .map_or_else(|| defaults::PROBE_PATH.to_string(), |p| p.value.clone()),
-                probe_port: port(probe.and_then(|p| p.port.as_ref()), defaults::PROBE_PORT),
-                probe_node_port: probe
-                    .and_then(|p| p.node_port.as_ref())
-                    .and_then(|p| u16::try_from(p.value).ok()),
-                probe_period: period,
-                probe_seconds: seconds,
-            }
-        });
-    let network = c.network.clone().unwrap_or_default();
-    ClusterPlan {
-        name: c.name.value.clone(),
+                probe_port: port(probe.and_then(|p| p.port.as_ref()), defaults::PROBE_PORT)?,
+                probe_node_port: optional_port(probe.and_then(|p| p.node_port.as_ref()))?,
+                probe_period: parsed
+                    .probe_periods
+                    .remove(name)
+                    .ok_or_else(|| unparsed(format!("the probe period of `{name}`")))?,
+            })
+        }
+    };
+    let networks = match &c.network {
+        None => ClusterNetworks::default(),
+        Some(_) => parsed
+            .networks
+            .remove(name)
+            .ok_or_else(|| unparsed(format!("the network of `{name}`")))?,
+    };
+    Ok(ClusterPlan {
+        name: name.clone(),
         link_name: c.link_name.as_ref().unwrap_or(&c.name).value.clone(),
         context: c.context.as_ref().unwrap_or(&c.name).value.clone(),
         api_server: c.api_server.as_ref().map(|a| a.value.clone()),
-        pod_cidrs: network.pods.iter().map(|p| p.value.clone()).collect(),
-        service_cidrs: network.services.iter().map(|p| p.value.clone()).collect(),
+        pod_cidrs: networks.pods,
+        service_cidrs: networks.services,
         gateway,
         outgoing: Vec::new(),
         incoming_sources: Vec::new(),
         remote_access_accounts: Vec::new(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -611,7 +651,10 @@ mod tests {
         let gateway = studio.gateway.as_ref().expect("gateway");
         assert_eq!(gateway.service_type, ServiceType::LoadBalancer);
         assert_eq!((gateway.port, gateway.probe_port), (4143, 4191));
-        assert_eq!((gateway.probe_period.as_str(), gateway.probe_seconds), ("3s", 3));
+        assert_eq!(
+            (gateway.probe_period.as_str(), gateway.probe_period.seconds()),
+            ("3s", 3)
+        );
     }
 
     #[test]
@@ -698,7 +741,7 @@ mod tests {
         ));
         match from_checked(&checked) {
             Err(PlanError::Invalid(errors)) => assert_eq!(errors[0].rule, "self-link"),
-            Ok(_) => panic!("a self-link was planned"),
+            other => panic!("a self-link was planned: {other:?}"),
         }
     }
 }

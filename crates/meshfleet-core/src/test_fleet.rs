@@ -71,17 +71,12 @@ pub(crate) fn base_with(from: &str, to: &str) -> String {
 /// Parse and validate `text` with a valid anchor.
 pub(crate) fn check(text: &str) -> CheckedFleet {
     let fleet = crate::fleet::parse(text).unwrap_or_else(|f| panic!("parses: {f:?}"));
+    let source = crate::fleet::FleetSource {
+        path: "fleet.yaml".into(),
+        text: text.to_string(),
+    };
     let anchor = AnchorFile::Text(anchor_pem().to_string());
-    let findings = crate::validate::validate(&fleet, &anchor, OffsetDateTime::now_utc());
-    CheckedFleet {
-        source: crate::fleet::FleetSource {
-            path: "fleet.yaml".into(),
-            text: text.to_string(),
-        },
-        fleet,
-        anchor,
-        findings,
-    }
+    crate::validate::check(source, fleet, anchor, OffsetDateTime::now_utc())
 }
 
 /// The findings of `text`.

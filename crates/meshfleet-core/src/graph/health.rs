@@ -178,9 +178,7 @@ mod tests {
     use crate::live::check::{CheckResult, ClusterReport};
 
     fn plan() -> FleetPlan {
-        let text = include_str!("../../../../examples/homelab/fleet.yaml");
-        let fleet = crate::fleet::parse(text).expect("example parses");
-        crate::plan::build(&fleet, "", "fleet.yaml")
+        crate::test_fleet::plan(include_str!("../../../../examples/homelab/fleet.yaml"))
     }
 
     fn report(name: &str, checks: Vec<CheckResult>) -> ClusterReport {

@@ -42,7 +42,7 @@ use crate::diagnostic::error_chain;
 use crate::fleet::model::IssuerKind;
 use crate::identity;
 use crate::keys::KeyFolder;
-use crate::plan::FleetPlan;
+use crate::plan::{FleetPlan, IdentityPlan};
 
 /// What kind of value an entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,7 +328,7 @@ async fn apply(client: &KvClient, entry: Pending, options: &SyncOptions) -> Outc
 
 /// The anchor entry (cert-manager) or one issuer entry per cluster (Vault issuers).
 fn identity_entries(plan: &FleetPlan, keys: &KeyFolder) -> Vec<Pending> {
-    let anchor = &plan.identity.trust_anchor_pem;
+    let anchor = &plan.identity;
     match plan.identity.issuer {
         IssuerKind::CertManager => vec![Pending {
             id: "trust-anchor".into(),
@@ -354,13 +354,10 @@ fn identity_entries(plan: &FleetPlan, keys: &KeyFolder) -> Vec<Pending> {
 /// {tls.crt, tls.key} of the anchor: the certificate of the bundle that the key
 /// matches (during an anchor rotation the bundle holds two, and cert-manager's CA
 /// Issuer needs the one it signs with).
-fn anchor_values(anchor_pem: &str, keys: &KeyFolder) -> Result<Values, SyncError> {
+fn anchor_values(fleet_identity: &IdentityPlan, keys: &KeyFolder) -> Result<Values, SyncError> {
     let key_path = keys.anchor_key();
     let key = read_private(&key_path, "the trust anchor's private key")?;
-    let anchors = identity::parse_pem_bundle(anchor_pem).map_err(|e| SyncError::Unreadable {
-        path: "identity.trustAnchor".into(),
-        reason: error_chain(&e),
-    })?;
+    let (anchor_pem, anchors) = (&fleet_identity.trust_anchor_pem, &fleet_identity.anchors);
     let blocks = pem_blocks(anchor_pem);
     let index = anchors
         .iter()
@@ -370,9 +367,9 @@ fn anchor_values(anchor_pem: &str, keys: &KeyFolder) -> Result<Values, SyncError
             cert: "the fleet's trust anchor".into(),
         })?;
     let cert = if anchors.len() == 1 {
-        anchor_pem.to_string()
+        anchor_pem.clone()
     } else {
-        blocks[index].clone()
+        blocks.get(index).cloned().unwrap_or_default()
     };
     Ok(Values::new([
         ("tls.crt", SecretString::from(cert)),
@@ -381,7 +378,11 @@ fn anchor_values(anchor_pem: &str, keys: &KeyFolder) -> Result<Values, SyncError
 }
 
 /// {tls.crt, tls.key, ca.crt} of a cluster's static issuer.
-fn issuer_values(anchor_pem: &str, keys: &KeyFolder, cluster: &str) -> Result<Values, SyncError> {
+fn issuer_values(
+    fleet_identity: &IdentityPlan,
+    keys: &KeyFolder,
+    cluster: &str,
+) -> Result<Values, SyncError> {
     let cert_path = keys.issuer_cert(cluster);
     if !cert_path.exists() {
         return Err(SyncError::KeyMissing {
@@ -403,13 +404,14 @@ fn issuer_values(anchor_pem: &str, keys: &KeyFolder, cluster: &str) -> Result<Va
             cert: format!("the issuer `{}`", cert_path.display()),
         });
     }
-    let anchors = identity::parse_pem_bundle(anchor_pem)
-        .map_err(|e| unreadable(Path::new("identity.trustAnchor"), error_chain(&e)))?;
-    if identity::chains_to(&chain, &anchors).is_none() {
+    if identity::chains_to(&chain, &fleet_identity.anchors).is_none() {
         return Err(SyncError::NotChained { cert: cert_path });
     }
     Ok(Values::new([
-        ("ca.crt", SecretString::from(anchor_pem.to_string())),
+        (
+            "ca.crt",
+            SecretString::from(fleet_identity.trust_anchor_pem.clone()),
+        ),
         ("tls.crt", SecretString::from(format!("{}\n", cert.trim_end()))),
         ("tls.key", key),
     ]))
@@ -453,6 +455,14 @@ mod tests {
     use super::*;
     use time::OffsetDateTime;
 
+    fn plan_identity(pem: &str) -> IdentityPlan {
+        IdentityPlan {
+            trust_anchor_pem: pem.to_string(),
+            anchors: identity::parse_pem_bundle(pem).unwrap(),
+            issuer: IssuerKind::CertManager,
+        }
+    }
+
     fn key_folder_with_issuer(anchor: &identity::KeyedCertificate, cluster: &str) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeyFolder::new(dir.path());
@@ -479,9 +489,9 @@ mod tests {
         let dir = key_folder_with_issuer(&anchor, "pro");
         let keys = KeyFolder::new(dir.path());
 
-        let values = anchor_values(&anchor.cert_pem, &keys).unwrap();
+        let values = anchor_values(&plan_identity(&anchor.cert_pem), &keys).unwrap();
         assert_eq!(values.0["tls.crt"].expose_secret(), anchor.cert_pem);
-        let issuer = issuer_values(&anchor.cert_pem, &keys, "pro").unwrap();
+        let issuer = issuer_values(&plan_identity(&anchor.cert_pem), &keys, "pro").unwrap();
         assert_eq!(
             issuer.0.keys().collect::<Vec<_>>(),
             EntryKind::Issuer.value_names()
@@ -490,23 +500,25 @@ mod tests {
 
         // During an anchor rotation the bundle holds two; tls.crt is the one the key signs with.
         let bundle = format!("{}{}", other.cert_pem, anchor.cert_pem);
-        let values = anchor_values(&bundle, &keys).unwrap();
+        let values = anchor_values(&plan_identity(&bundle), &keys).unwrap();
         assert_eq!(values.0["tls.crt"].expose_secret().trim(), anchor.cert_pem.trim());
 
         assert!(matches!(
-            anchor_values(&other.cert_pem, &keys),
+            anchor_values(&plan_identity(&other.cert_pem), &keys),
             Err(SyncError::KeyMismatch { .. })
         ));
         assert!(matches!(
-            issuer_values(&other.cert_pem, &keys, "pro"),
+            issuer_values(&plan_identity(&other.cert_pem), &keys, "pro"),
             Err(SyncError::NotChained { .. })
         ));
         std::fs::write(keys.issuer_key("pro"), anchor.key_pem.expose_secret()).unwrap();
-        let mismatch = issuer_values(&anchor.cert_pem, &keys, "pro").err().unwrap();
+        let mismatch = issuer_values(&plan_identity(&anchor.cert_pem), &keys, "pro")
+            .err()
+            .unwrap();
         assert_eq!(mismatch.code(), "key-mismatch");
         assert!(!mismatch.to_string().contains("PRIVATE KEY"));
         assert!(matches!(
-            issuer_values(&anchor.cert_pem, &keys, "studio"),
+            issuer_values(&plan_identity(&anchor.cert_pem), &keys, "studio"),
             Err(SyncError::KeyMissing { .. })
         ));
     }

@@ -24,7 +24,7 @@ use base64::Engine as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-use crate::identity::{self, CertInfo, IdentityError};
+use crate::identity::{self, CertInfo};
 use crate::live::cluster::{Kubeconfigs, ReadError, for_each_cluster};
 use crate::plan::FleetPlan;
 
@@ -381,8 +381,8 @@ impl TrustReport {
 }
 
 /// Read every fleet cluster's bundles, all at once, and compare them with the fleet's.
-pub async fn verify_fleet(kubeconfigs: &Kubeconfigs, plan: &FleetPlan) -> Result<TrustReport, IdentityError> {
-    let fleet = identity::parse_pem_bundle(&plan.identity.trust_anchor_pem)?;
+pub async fn verify_fleet(kubeconfigs: &Kubeconfigs, plan: &FleetPlan) -> TrustReport {
+    let fleet = plan.identity.anchors.clone();
     let namespace = plan.linkerd.namespace.clone();
     let timeout = kubeconfigs.timeout() * 2;
     let results = for_each_cluster(kubeconfigs, &plan.clusters, move |client, _cluster| {
@@ -400,7 +400,7 @@ pub async fn verify_fleet(kubeconfigs: &Kubeconfigs, plan: &FleetPlan) -> Result
             anchors,
         })
         .collect();
-    Ok(TrustReport { fleet, clusters })
+    TrustReport { fleet, clusters }
 }
 
 #[cfg(test)]

@@ -495,7 +495,7 @@ pub fn link_object(plan: &FleetPlan, link: &LinkPlan) -> Link {
             probe_spec: gateway.map(|g| ProbeSpec {
                 path: g.probe_path.clone(),
                 port: g.probe_port.to_string(),
-                period: g.probe_period.clone(),
+                period: g.probe_period.as_str().to_string(),
                 timeout: None,
                 failure_threshold: None,
             }),

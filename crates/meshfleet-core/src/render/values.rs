@@ -170,7 +170,7 @@ pub(crate) fn multicluster<'a>(plan: &'a FleetPlan, cluster: &'a ClusterPlan) ->
                 path: gw.probe_path.clone(),
                 port: gw.probe_port,
                 node_port: gw.probe_node_port,
-                seconds: gw.probe_seconds,
+                seconds: gw.probe_period.seconds(),
             }),
         },
     };

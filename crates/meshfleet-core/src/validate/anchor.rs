@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use crate::diagnostic::Finding;
 use crate::identity::{self, EXPIRY_WARNING_DAYS, KeyType};
 
-use super::{Ctx, Rule};
+use super::{Ctx, Parsed, Rule};
+use crate::plan::TrustAnchors;
 
 /// The trust anchor file as read from disk.
 #[derive(Debug, Clone)]
@@ -33,7 +34,13 @@ impl AnchorFile {
     }
 }
 
-pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out: &mut Vec<Finding>) {
+pub(super) fn check(
+    ctx: &Ctx<'_>,
+    anchor: &AnchorFile,
+    now: OffsetDateTime,
+    parsed: &mut Parsed,
+    out: &mut Vec<Finding>,
+) {
     let at = ctx.fleet.spec.identity.trust_anchor.at;
     let written = &ctx.fleet.spec.identity.trust_anchor.value;
     let text = match anchor {
@@ -67,6 +74,10 @@ pub(super) fn check(ctx: &Ctx<'_>, anchor: &AnchorFile, now: OffsetDateTime, out
             return;
         }
     };
+    parsed.anchors = Some(TrustAnchors {
+        pem: format!("{}\n", text.trim()),
+        certs: certs.clone(),
+    });
     for (i, cert) in certs.iter().enumerate() {
         let which = if certs.len() == 1 {
             format!("trust anchor `{}`", cert.subject)

@@ -4,16 +4,17 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::defaults;
 use crate::diagnostic::Finding;
-use crate::duration::parse_go_duration;
+use crate::duration::{ProbePeriod, ProbePeriodError};
 use crate::fleet::located::{Located, SourceLocation};
 use crate::fleet::model::{ClusterSpec, GatewaySpec, ServiceType};
 use crate::names;
 
 use super::settings::label;
-use super::{Ctx, Rule};
+use super::{Ctx, Parsed, Rule};
 
-pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let mut names_seen: HashMap<&str, SourceLocation> = HashMap::new();
     let mut link_names: HashMap<&str, (&str, SourceLocation)> = HashMap::new();
     let mut contexts: HashMap<&str, (&str, SourceLocation)> = HashMap::new();
@@ -77,7 +78,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         }
         api_server(c, targets.contains(c.name.value.as_str()), cluster.at, out);
         if let Some(gateway) = &c.gateway {
-            check_gateway(c, gateway, out);
+            check_gateway(c, gateway, parsed, out);
         }
     }
 }
@@ -138,7 +139,12 @@ fn host_of(authority: &str) -> &str {
 /// The gateway proxy's admin port: the only port on the gateway pod that answers the probe.
 const GATEWAY_ADMIN_PORT: i64 = 4191;
 
-fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<Finding>) {
+fn check_gateway(
+    c: &ClusterSpec,
+    gateway: &Located<GatewaySpec>,
+    parsed: &mut Parsed,
+    out: &mut Vec<Finding>,
+) {
     let g = &gateway.value;
     let service_type = g
         .service_type
@@ -249,20 +255,22 @@ fn check_gateway(c: &ClusterSpec, gateway: &Located<GatewaySpec>, out: &mut Vec<
             "use `/ready`, the gateway proxy's readiness endpoint",
         ));
     }
-    if let Some(period) = probe.and_then(|p| p.period.as_ref()) {
-        match parse_go_duration(&period.value) {
-            Err(why) => out.push(Finding::error(Rule::ProbePeriod,
-                period.at,
-                format!("probe period {why}"),
-                "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
-            )),
-            Ok(nanos) if nanos < 1_000_000_000 || nanos % 1_000_000_000 != 0 => out.push(Finding::error(Rule::ProbePeriod,
-                period.at,
-                format!("probe period `{}` is not a whole number of seconds (at least 1s)", period.value),
-                "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
-            )),
-            Ok(_) => {}
+    let written = probe.and_then(|p| p.period.as_ref());
+    let text = written.map_or(defaults::PROBE_PERIOD, |p| p.value.as_str());
+    match ProbePeriod::parse(text) {
+        Ok(period) => {
+            parsed.probe_periods.insert(c.name.value.clone(), period);
         }
+        Err(ProbePeriodError::NotADuration(why)) => out.push(Finding::error(Rule::ProbePeriod,
+            written.map_or(gateway.at, |p| p.at),
+            format!("probe period {why}"),
+            "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
+        )),
+        Err(ProbePeriodError::NotWholeSeconds) => out.push(Finding::error(Rule::ProbePeriod,
+            written.map_or(gateway.at, |p| p.at),
+            format!("probe period `{text}` is not a whole number of seconds (at least 1s)"),
+            "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
+        )),
     }
 }
 

@@ -4,19 +4,20 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::defaults;
 use crate::diagnostic::Finding;
 use crate::fleet::located::Located;
 use crate::fleet::model::LinkMode;
 use crate::selector;
 
-use super::{Ctx, Rule};
+use super::{Ctx, LinkSelectors, Parsed, Rule};
 
 /// Longest Kubernetes Service name.
 const SERVICE_NAME_LIMIT: usize = 63;
 /// Below this many characters left for `<svc>` in `<svc>-<target>`, warn.
 const MIRROR_BUDGET_WARNING: usize = 20;
 
-pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     topology(ctx, out);
     let mut seen: HashMap<(&str, &str), u32> = HashMap::new();
     for link in ctx.links {
@@ -63,7 +64,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 seen.insert(key, link.at.line);
             }
         }
-        selectors(link, out);
+        selectors(link, parsed, out);
     }
     let mut budget_checked = HashSet::new();
     for link in ctx.valid_links() {
@@ -136,33 +137,43 @@ fn topology(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-fn selectors(link: &crate::fleet::links::DeclaredLink, out: &mut Vec<Finding>) {
+fn selectors(link: &crate::fleet::links::DeclaredLink, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let fields = [
         (
             "selector",
             link.selector.as_ref(),
+            defaults::SELECTOR,
             link.mode.value == LinkMode::Gateway,
         ),
         (
             "remoteDiscoverySelector",
             link.remote_discovery_selector.as_ref(),
+            defaults::REMOTE_DISCOVERY_SELECTOR,
             true,
         ),
         (
             "federatedServiceSelector",
             link.federated_service_selector.as_ref(),
+            defaults::FEDERATED_SERVICE_SELECTOR,
             true,
         ),
     ];
-    for (field, query, used) in fields {
-        let Some(query) = query else { continue };
-        match selector::parse_label_query(&query.value) {
+    let mut effective = Vec::with_capacity(fields.len());
+    for (field, query, default, used) in fields {
+        let Some(query) = query else {
+            // meshfleet's own defaults parse; a failure would be a bug, and then the
+            // link has no selectors to plan with (the plan refuses it, never guesses).
+            effective.push(selector::parse_label_query(default).ok());
+            continue;
+        };
+        let result = selector::parse_label_query(&query.value);
+        match &result {
             Err(why) => out.push(Finding::error(Rule::Selector,
                 query.at,
                 format!("`{field}` of link `{}`: {why}", link.label()),
                 "write a Kubernetes label query such as `mirror.linkerd.io/exported=true` or `team in (a,b)`",
             )),
-            Ok(s) if selector::is_empty(&s) => out.push(Finding::warning(Rule::SelectorEmpty,
+            Ok(s) if selector::is_empty(s) => out.push(Finding::warning(Rule::SelectorEmpty,
                 query.at,
                 format!("`{field}` of link `{}` is empty, and Linkerd treats an empty selector as matching nothing", link.label()),
                 "remove the field to use the default, or write a label query",
@@ -174,6 +185,20 @@ fn selectors(link: &crate::fleet::links::DeclaredLink, out: &mut Vec<Finding>) {
             )),
             Ok(_) => {}
         }
+        effective.push(result.ok());
+    }
+    let mut effective = effective.into_iter().flatten();
+    if let (Some(gateway), Some(remote_discovery), Some(federated)) =
+        (effective.next(), effective.next(), effective.next())
+    {
+        parsed.selectors.insert(
+            (link.source.value.clone(), link.target.value.clone()),
+            LinkSelectors {
+                gateway,
+                remote_discovery,
+                federated,
+            },
+        );
     }
 }
 

@@ -21,12 +21,17 @@ mod settings;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use time::OffsetDateTime;
 
 use crate::diagnostic::Finding;
+use crate::duration::ProbePeriod;
 use crate::fleet::Fleet;
 use crate::fleet::links::{DeclaredLink, declared_links};
 use crate::fleet::model::ClusterSpec;
+use crate::plan::{FleetPlan, PlanError, TrustAnchors};
+use crate::version::LinkerdVersion;
 
 pub use anchor::AnchorFile;
 pub use rules::{RULES, Rule};
@@ -81,16 +86,54 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What the rules parsed on the way: every fleet value that needs parsing (versions,
+/// durations, selectors, CIDRs, the anchor bundle) is parsed once, by its rule, and the
+/// plan is built from these typed values, so nothing is parsed twice and nothing that
+/// failed to parse can reach the plan with a made-up value.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Parsed {
+    /// `spec.linkerd.version`.
+    pub version: Option<LinkerdVersion>,
+    /// Each gateway's probe period (written or default), by cluster name.
+    pub probe_periods: HashMap<String, ProbePeriod>,
+    /// Each link's three selectors (written or default), by (source, target).
+    pub selectors: HashMap<(String, String), LinkSelectors>,
+    /// Each cluster's pod and service CIDRs, by cluster name.
+    pub networks: HashMap<String, ClusterNetworks>,
+    /// The trust anchor bundle.
+    pub anchors: Option<TrustAnchors>,
+}
+
+/// A link's selectors, parsed.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkSelectors {
+    pub gateway: LabelSelector,
+    pub remote_discovery: LabelSelector,
+    pub federated: LabelSelector,
+}
+
+/// A cluster's CIDRs, parsed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClusterNetworks {
+    pub pods: Vec<IpNet>,
+    pub services: Vec<IpNet>,
+}
+
 /// Run every rule over a parsed fleet. `anchor` is the trust anchor file as read.
 pub fn validate(fleet: &Fleet, anchor: &AnchorFile, now: OffsetDateTime) -> Vec<Finding> {
+    run_rules(fleet, anchor, now).0
+}
+
+fn run_rules(fleet: &Fleet, anchor: &AnchorFile, now: OffsetDateTime) -> (Vec<Finding>, Parsed) {
     let links = declared_links(fleet);
     let ctx = Ctx::new(fleet, &links);
     let mut findings = Vec::new();
-    settings::check(&ctx, &mut findings);
-    clusters::check(&ctx, &mut findings);
-    links::check(&ctx, &mut findings);
-    network::check(&ctx, &mut findings);
-    anchor::check(&ctx, anchor, now, &mut findings);
+    let mut parsed = Parsed::default();
+    settings::check(&ctx, &mut parsed, &mut findings);
+    clusters::check(&ctx, &mut parsed, &mut findings);
+    links::check(&ctx, &mut parsed, &mut findings);
+    network::check(&ctx, &mut parsed, &mut findings);
+    anchor::check(&ctx, anchor, now, &mut parsed, &mut findings);
     findings.sort_by_key(|f| {
         (
             f.location.map_or(u32::MAX, |l| l.line),
@@ -99,7 +142,7 @@ pub fn validate(fleet: &Fleet, anchor: &AnchorFile, now: OffsetDateTime) -> Vec<
         )
     });
     findings.dedup();
-    findings
+    (findings, parsed)
 }
 
 /// Whether any finding is an error.
@@ -112,7 +155,8 @@ pub fn anchor_path(fleet_dir: &Path, fleet: &Fleet) -> PathBuf {
     fleet_dir.join(&fleet.spec.identity.trust_anchor.value)
 }
 
-/// A parsed fleet file together with its trust anchor and every finding.
+/// A parsed fleet file together with its trust anchor, every finding and, when no
+/// finding is an error, its plan.
 #[derive(Debug, Clone)]
 pub struct CheckedFleet {
     /// The file as read.
@@ -123,12 +167,44 @@ pub struct CheckedFleet {
     pub anchor: AnchorFile,
     /// Every finding, sorted by position.
     pub findings: Vec<Finding>,
+    /// The plan, built from the values the rules parsed; `Err` when the fleet has errors.
+    plan: Result<FleetPlan, PlanError>,
 }
 
 impl CheckedFleet {
     /// Whether the fleet may be planned (no errors; warnings are fine).
     pub fn is_valid(&self) -> bool {
         !has_errors(&self.findings)
+    }
+
+    /// The plan of a valid fleet; the errors otherwise.
+    pub fn plan(&self) -> Result<&FleetPlan, &PlanError> {
+        self.plan.as_ref()
+    }
+}
+
+/// Validate a parsed fleet file and, when it has no errors, plan it: the one way from a
+/// fleet to a [`FleetPlan`].
+pub fn check(
+    source: crate::fleet::FleetSource,
+    fleet: Fleet,
+    anchor: AnchorFile,
+    now: OffsetDateTime,
+) -> CheckedFleet {
+    let (findings, parsed) = run_rules(&fleet, &anchor, now);
+    let plan = if has_errors(&findings) {
+        Err(PlanError::Invalid(
+            findings.iter().filter(|f| f.is_error()).cloned().collect(),
+        ))
+    } else {
+        crate::plan::build(&fleet, parsed, &source.file_name())
+    };
+    CheckedFleet {
+        source,
+        fleet,
+        anchor,
+        findings,
+        plan,
     }
 }
 
@@ -137,13 +213,7 @@ impl CheckedFleet {
 pub fn check_file(path: &Path, now: OffsetDateTime) -> Result<CheckedFleet, crate::fleet::LoadError> {
     let (source, fleet) = crate::fleet::load(path)?;
     let anchor = AnchorFile::read(&anchor_path(&source.dir(), &fleet));
-    let findings = validate(&fleet, &anchor, now);
-    Ok(CheckedFleet {
-        source,
-        fleet,
-        anchor,
-        findings,
-    })
+    Ok(check(source, fleet, anchor, now))
 }
 
 #[cfg(test)]

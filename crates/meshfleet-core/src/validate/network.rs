@@ -11,7 +11,7 @@ use crate::diagnostic::Finding;
 use crate::fleet::located::{Located, SourceLocation};
 use crate::fleet::model::{ClusterSpec, LinkMode};
 
-use super::{Ctx, Rule};
+use super::{ClusterNetworks, Ctx, Parsed, Rule};
 
 /// A parsed CIDR of a cluster, with what it is for and where it was written.
 struct Cidr<'a> {
@@ -21,7 +21,7 @@ struct Cidr<'a> {
     at: SourceLocation,
 }
 
-pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let cluster_networks: Vec<IpNet> = match &ctx.fleet.spec.linkerd.cluster_networks {
         Some(list) => list
             .iter()
@@ -35,6 +35,20 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let mut per_cluster = std::collections::HashMap::new();
     for cluster in &ctx.fleet.spec.clusters {
         let cidrs = cluster_cidrs(&cluster.value, out);
+        let written = cluster
+            .network
+            .as_ref()
+            .map_or(0, |n| n.pods.len() + n.services.len());
+        if cidrs.len() == written {
+            let of = |kind: &str| cidrs.iter().filter(|c| c.kind == kind).map(|c| c.net).collect();
+            parsed.networks.insert(
+                cluster.name.value.clone(),
+                ClusterNetworks {
+                    pods: of("pod"),
+                    services: of("service"),
+                },
+            );
+        }
         for (i, a) in cidrs.iter().enumerate() {
             for b in &cidrs[i + 1..] {
                 if overlaps(a.net, b.net) {

@@ -7,9 +7,9 @@ use crate::fleet::model::{API_VERSION, Engine, InstallMethod, KIND};
 use crate::names;
 use crate::version::{GatewayApiVersion, LinkerdVersion, NEWEST_KNOWN, OLDEST_SUPPORTED};
 
-use super::{Ctx, Rule};
+use super::{Ctx, Parsed, Rule};
 
-pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let fleet = ctx.fleet;
     if fleet.api_version.value != API_VERSION {
         out.push(Finding::error(
@@ -28,7 +28,7 @@ pub(super) fn check(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         ));
     }
     label("fleet name", &fleet.metadata.name, out);
-    linkerd(ctx, out);
+    linkerd(ctx, parsed, out);
     gitops(ctx, out);
     secrets(ctx, out);
 }
@@ -56,10 +56,12 @@ fn subdomain(what: &str, name: &Located<String>, out: &mut Vec<Finding>) {
     }
 }
 
-fn linkerd(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+fn linkerd(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let spec = &ctx.fleet.spec.linkerd;
     let version = &spec.version;
-    match LinkerdVersion::parse(&version.value) {
+    let linkerd_version = LinkerdVersion::parse(&version.value);
+    parsed.version = linkerd_version.as_ref().ok().copied();
+    match linkerd_version {
         Err(why) => out.push(Finding::error(Rule::LinkerdVersion,
             version.at,
             why,

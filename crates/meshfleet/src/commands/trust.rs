@@ -90,18 +90,8 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
     };
     let anchor_file = meshfleet_core::validate::anchor_path(&checked.source.dir(), &checked.fleet);
     let kubeconfigs = kubeconfigs(global)?;
-    let report = runtime()?
-        .block_on(trust::verify_fleet(&kubeconfigs, &plan))
-        .map_err(|e| {
-            hinted(
-                format!(
-                    "cannot read the fleet's trust anchors `{}`: {}",
-                    anchor_file.display(),
-                    error_chain(&e)
-                ),
-                "run `meshfleet validate` and fix `identity.trustAnchor`",
-            )
-        })?;
+    // The fleet's anchors were parsed by validation; only the clusters are read here.
+    let report = runtime()?.block_on(trust::verify_fleet(&kubeconfigs, &plan));
     let anchor_name = anchor_file.display().to_string();
     match global.output {
         OutputFormat::Json => printer.json(&verify_json(&report, &anchor_name, &plan.linkerd.namespace))?,

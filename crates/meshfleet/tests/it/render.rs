@@ -189,11 +189,15 @@ proptest! {
     ) {
         let text = fleet_text(&clusters, &links, argocd);
         let anchor = meshfleet_core::identity::generate_anchor(time::OffsetDateTime::now_utc()).expect("anchor");
-        let fleet = meshfleet_core::fleet::parse(&text).expect("parses");
-        let findings = validate::validate(&fleet, &validate::AnchorFile::Text(anchor.cert_pem.clone()), time::OffsetDateTime::now_utc());
-        prop_assert!(!validate::has_errors(&findings), "{text}\n{findings:#?}");
-        let plan_a = plan::build(&fleet, &anchor.cert_pem, "fleet.yaml");
-        let plan_b = plan::build(&meshfleet_core::fleet::parse(&text).expect("parses"), &anchor.cert_pem, "fleet.yaml");
+        let checked = || {
+            let source = meshfleet_core::fleet::FleetSource { path: "fleet.yaml".into(), text: text.clone() };
+            let fleet = meshfleet_core::fleet::parse(&text).expect("parses");
+            validate::check(source, fleet, validate::AnchorFile::Text(anchor.cert_pem.clone()), time::OffsetDateTime::now_utc())
+        };
+        let (a, b) = (checked(), checked());
+        prop_assert!(a.is_valid(), "{text}\n{:#?}", a.findings);
+        let plan_a = plan::from_checked(&a).expect("plans");
+        let plan_b = plan::from_checked(&b).expect("plans");
         let a = core_render::render(&plan_a).expect("render");
         let b = core_render::render(&plan_b).expect("render");
         prop_assert_eq!(a, b);

@@ -8,19 +8,24 @@ use time::OffsetDateTime;
 
 use crate::support::BASE_FLEET;
 
-/// Run the whole pipeline on `text`; valid fleets must render.
+/// Run the whole pipeline on `text`; valid fleets must plan and render.
 fn pipeline(text: &str, anchor: &str) {
     let Ok(parsed) = fleet::parse(text) else { return };
-    let findings = validate::validate(
-        &parsed,
-        &validate::AnchorFile::Text(anchor.to_string()),
+    let source = fleet::FleetSource {
+        path: "fleet.yaml".into(),
+        text: text.to_string(),
+    };
+    let checked = validate::check(
+        source,
+        parsed,
+        validate::AnchorFile::Text(anchor.to_string()),
         OffsetDateTime::now_utc(),
     );
-    for f in &findings {
+    for f in &checked.findings {
         assert!(!f.message.is_empty() && !f.hint.is_empty(), "{f:?}");
     }
-    if !validate::has_errors(&findings) {
-        let plan = plan::build(&parsed, anchor, "fleet.yaml");
+    if checked.is_valid() {
+        let plan = plan::from_checked(&checked).expect("a valid fleet plans");
         render::render(&plan).expect("a valid fleet renders");
     }
 }

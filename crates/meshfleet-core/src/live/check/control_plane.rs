@@ -129,15 +129,8 @@ fn anchors(
     files: &TreeFiles<'_>,
 ) -> CheckResult {
     let ns = &plan.linkerd.namespace;
-    let Ok(fleet) = identity::parse_pem_bundle(&plan.identity.trust_anchor_pem) else {
-        // Validation refuses such a fleet; say so rather than panic.
-        return CheckResult::error(
-            CheckId::TrustAnchorsMatch,
-            "the fleet's trust anchor does not parse",
-        )
-        .hint("run `meshfleet validate`");
-    };
-    let fleet_set = fingerprints(&fleet);
+    let fleet = &plan.identity.anchors;
+    let fleet_set = fingerprints(fleet);
     // Both copies are read the way `trust extract` reads them.
     let found = trust::anchors_from_config_maps(
         ns,
@@ -270,7 +263,7 @@ fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) ->
     let pem = secret.tls_crt.as_deref().ok_or("has no `tls.crt`")?;
     let chain = identity::parse_pem_bundle(pem)
         .map_err(|e| format!("`tls.crt` does not parse: {}", error_chain(&e)))?;
-    let fleet = identity::parse_pem_bundle(&plan.identity.trust_anchor_pem).map_err(|e| error_chain(&e))?;
+    let fleet = &plan.identity.anchors;
     let Some(cert) = chain.first() else {
         return Err("`tls.crt` holds no certificate".into());
     };
@@ -291,7 +284,7 @@ fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) ->
         };
         return Err(when);
     }
-    if identity::chains_to(&chain, &fleet).is_none() {
+    if identity::chains_to(&chain, fleet).is_none() {
         return Err(format!(
             "(`{}`) is not signed by the fleet's trust anchor",
             cert.subject
@@ -300,7 +293,7 @@ fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) ->
     let mut details = Vec::new();
     let mut status = Status::Ok;
     match secret.ca_crt.as_deref().map(identity::parse_pem_bundle) {
-        Some(Ok(ca)) if fingerprints(&ca) == fingerprints(&fleet) => {}
+        Some(Ok(ca)) if fingerprints(&ca) == fingerprints(fleet) => {}
         Some(Ok(_)) => {
             status = Status::Warning;
             details.push(

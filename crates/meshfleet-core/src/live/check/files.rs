@@ -152,8 +152,7 @@ spec:
         for engine in ["flux", "argocd"] {
             for method in ["helm", "jobs"] {
                 let text = FLEET.replace("ENGINE", engine).replace("METHOD", method);
-                let fleet = crate::fleet::parse(&text).expect("fleet parses");
-                let plan = crate::plan::build(&fleet, "", "fleet.yaml");
+                let plan = crate::test_fleet::plan(&text);
                 let tree = crate::render::render(&plan).expect("renders");
                 let files = TreeFiles::new(&plan);
                 for cluster in &plan.clusters {

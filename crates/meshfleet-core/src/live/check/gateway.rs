@@ -102,10 +102,12 @@ pub(super) fn gateway_service(
     let period_key = "mirror.linkerd.io/probe-period";
     match annotations.get(period_key) {
         None => problems.push(format!("no annotation `{period_key}`")),
-        Some(have) if period_seconds(have) != Some(u64::from(gw.probe_seconds)) => problems.push(format!(
-            "annotation `{period_key}` is `{have}`, the fleet's probe period is `{}`",
-            gw.probe_period
-        )),
+        Some(have) if period_seconds(have) != Some(u64::from(gw.probe_period.seconds())) => {
+            problems.push(format!(
+                "annotation `{period_key}` is `{have}`, the fleet's probe period is `{}`",
+                gw.probe_period
+            ));
+        }
         Some(_) => {}
     }
     if problems.is_empty() {
