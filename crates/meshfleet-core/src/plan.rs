@@ -308,20 +308,21 @@ pub struct LinkGateway {
 
 /// A link's current account generation and rotation, from `spec.secrets.linkCredentials`.
 /// During `retiring` the generation has already moved: the other one is the previous.
-fn link_credentials(spec: &crate::fleet::model::Spec, id: &str) -> (u32, Option<LinkRotation>) {
+fn link_credentials(
+    spec: &crate::fleet::model::Spec,
+    parsed: &Parsed,
+    id: &str,
+) -> (u32, Option<LinkRotation>) {
+    // Validation checked every written generation; an unwritten one is 0.
+    let generation = parsed.generations.get(id).copied().unwrap_or(0);
     let Some(creds) = spec.secrets.as_ref().and_then(|s| s.link_credentials.as_ref()) else {
-        return (0, None);
+        return (generation, None);
     };
-    let generation = creds
-        .value
-        .generations
-        .get(id)
-        .map_or(0, |g| u32::try_from(g.value).unwrap_or(0));
     let rotation = creds.value.rotation.as_ref().and_then(|r| {
         r.value.links.iter().any(|l| l.value == id).then(|| {
             let phase = r.value.phase.value;
             let other_generation = match phase {
-                RotationPhase::Granting => generation + 1,
+                RotationPhase::Granting => generation.saturating_add(1),
                 RotationPhase::Retiring => generation.saturating_sub(1),
             };
             LinkRotation {
@@ -526,7 +527,7 @@ pub(crate) fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Res
             generation: 0,
             rotation: None,
         };
-        let (generation, rotation) = link_credentials(spec, &plan.credentials_id());
+        let (generation, rotation) = link_credentials(spec, &parsed, &plan.credentials_id());
         plan.generation = generation;
         plan.rotation = rotation;
         let source_name = clusters[si].name.clone();

@@ -19,6 +19,7 @@ const MIRROR_BUDGET_WARNING: usize = 20;
 
 pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     topology(ctx, out);
+    generations(ctx, parsed, out);
     let mut seen: HashMap<(&str, &str), u32> = HashMap::new();
     for link in ctx.links {
         for end in [&link.source, &link.target] {
@@ -202,6 +203,52 @@ fn selectors(link: &crate::fleet::links::DeclaredLink, parsed: &mut Parsed, out:
     }
 }
 
+/// `spec.secrets.linkCredentials.generations`: each a generation (0 up) of a link the
+/// fleet declares, `<source>-to-<target>`.
+fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
+    let Some(credentials) = ctx
+        .fleet
+        .spec
+        .secrets
+        .as_ref()
+        .and_then(|s| s.link_credentials.as_ref())
+    else {
+        return;
+    };
+    let ids: HashSet<String> = ctx
+        .links
+        .iter()
+        .map(|l| format!("{}-to-{}", l.source.value, l.target.value))
+        .collect();
+    for (id, generation) in &credentials.value.generations {
+        // Below u32::MAX: a rotation moves a link to the next generation.
+        match u32::try_from(generation.value)
+            .ok()
+            .filter(|n| *n < u32::MAX)
+            .ok_or(())
+        {
+            Err(_) => out.push(Finding::error(
+                Rule::LinkCredentials,
+                generation.at,
+                format!(
+                    "generation `{}` of link `{id}` is not a whole number from 0",
+                    generation.value
+                ),
+                "leave the generations to `meshfleet secrets sync --rotate`, which writes them",
+            )),
+            Ok(_) if !ids.contains(id) => out.push(Finding::error(
+                Rule::LinkCredentials,
+                generation.at,
+                format!("`{id}` is not a link of the fleet"),
+                "keys are `<source>-to-<target>` of declared links; remove this one",
+            )),
+            Ok(n) => {
+                parsed.generations.insert(id.clone(), n);
+            }
+        }
+    }
+}
+
 fn mirror_budget(link_name: &Located<String>, cluster: &str, out: &mut Vec<Finding>) {
     let len = link_name.value.len();
     // `probe-<n>` is a Service the chart creates per link, so it must fit too.
@@ -280,6 +327,24 @@ mod tests {
             "{source: pro, target: studio, mode: remote-discovery}",
         );
         assert!(rules(&remote).is_empty(), "{:#?}", findings(&remote));
+    }
+
+    #[test]
+    fn link_credential_generations_are_counted_from_zero_for_declared_links() {
+        let with = |generations: &str| {
+            base_with(
+                "      path: linkerd\n",
+                &format!("      path: linkerd\n    linkCredentials:\n      generations: {{{generations}}}\n"),
+            )
+        };
+        assert!(rules(&with("studio-to-pro: 2")).is_empty());
+        assert_eq!(rules(&with("studio-to-pro: -1")), ["link-credentials"]);
+        assert_eq!(rules(&with("studio-to-lab: 1")), ["link-credentials"]);
+        let plan = crate::test_fleet::plan(&with("studio-to-pro: 2"));
+        assert_eq!(
+            plan.clusters[0].outgoing[0].account(),
+            "linkerd-service-mirror-remote-access-studio-g2"
+        );
     }
 
     #[test]

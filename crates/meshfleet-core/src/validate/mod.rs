@@ -100,6 +100,9 @@ pub(crate) struct Parsed {
     pub selectors: HashMap<(String, String), LinkSelectors>,
     /// Each cluster's pod and service CIDRs, by cluster name.
     pub networks: HashMap<String, ClusterNetworks>,
+    /// Each link's remote-access account generation, by `<source>-to-<target>`; links
+    /// not listed use generation 0.
+    pub generations: HashMap<String, u32>,
     /// The trust anchor bundle.
     pub anchors: Option<TrustAnchors>,
 }

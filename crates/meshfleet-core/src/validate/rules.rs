@@ -126,6 +126,8 @@ rules! {
     NetworkMissing = "network-missing": "a remote-discovery target without pod CIDRs",
     /// Remote-discovery target pods lie outside `clusterNetworks`.
     ClusterNetworks = "cluster-networks": "remote-discovery target pods lie outside `clusterNetworks`",
+    /// A link credential generation that is not a whole number from 0, or that names no link.
+    LinkCredentials = "link-credentials": "a link credential generation that is negative, too large, or names no link of the fleet",
     /// The trust anchor file does not exist.
     TrustAnchorMissing = "trust-anchor-missing": "the trust anchor file does not exist",
     /// The trust anchor file is not a bundle of CA certificates.
