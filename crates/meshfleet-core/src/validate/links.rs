@@ -222,12 +222,8 @@ fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
         .collect();
     for (id, generation) in &credentials.value.generations {
         // Below u32::MAX: a rotation moves a link to the next generation.
-        match u32::try_from(generation.value)
-            .ok()
-            .filter(|n| *n < u32::MAX)
-            .ok_or(())
-        {
-            Err(_) => out.push(Finding::error(
+        match u32::try_from(generation.value).ok().filter(|n| *n < u32::MAX) {
+            None => out.push(Finding::error(
                 Rule::LinkCredentials,
                 generation.at,
                 format!(
@@ -236,13 +232,13 @@ fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
                 ),
                 "leave the generations to `meshfleet secrets sync --rotate`, which writes them",
             )),
-            Ok(_) if !ids.contains(id) => out.push(Finding::error(
+            Some(_) if !ids.contains(id) => out.push(Finding::error(
                 Rule::LinkCredentials,
                 generation.at,
                 format!("`{id}` is not a link of the fleet"),
                 "keys are `<source>-to-<target>` of declared links; remove this one",
             )),
-            Ok(n) => {
+            Some(n) => {
                 parsed.generations.insert(id.clone(), n);
             }
         }
