@@ -37,7 +37,11 @@ cluster without them). Their controllers' work is done by the stand-ins
 `testenv/run controllers` process that `mesh` starts once per environment.
 
 Applying is idempotent: running `mesh` again re-applies every stage (an upgrade when
-the tree's version changed).
+the tree's version changed). Like `helm upgrade` (and Flux's `prune: true`, Argo CD's
+prune), what a stage applied before and no longer renders is deleted: the objects each
+stage applied are listed in DIR/applied/<cluster>/<stage>.json, Helm's release record
+in miniature. A link credential rotation depends on it: the old remote-access account
+leaves a target only this way.
 """
 
 import json
@@ -106,6 +110,25 @@ class Installer:
         if context:
             argv += ["--kubeconfig", self.kubeconfig, "--context", context]
         return self.run(argv, what=what)
+
+    def prune(self, context, stage, docs):
+        """Delete what `stage` applied last time and no longer renders; remember what it renders now."""
+        record = os.path.join(self.dir, "applied", context, stage.replace("/", "_") + ".json")
+        now = sorted({(d["kind"], d["metadata"].get("namespace") or "", d["metadata"]["name"]) for d in docs
+                      if d.get("kind") not in LEFT_OUT_KINDS and d.get("kind") != "CustomResourceDefinition"})
+        before = []
+        if os.path.exists(record):
+            with open(record) as fh:
+                before = [tuple(x) for x in json.load(fh)]
+        for kind, ns, name in sorted(set(before) - set(now)):
+            args = ["delete", "--ignore-not-found", "--wait=false", kind, name]
+            if ns:
+                args += ["-n", ns]
+            self.kube(context, *args, what="%s: prune" % stage)
+            self.log("%s: %s: pruned %s %s%s" % (context, stage, kind, ns + "/" if ns else "", name))
+        os.makedirs(os.path.dirname(record), exist_ok=True)
+        with open(record, "w") as fh:
+            json.dump(now, fh)
 
     def apply(self, context, docs, manager, namespace=None, what=None):
         """Server-side apply: CRDs first (and wait until established), then the rest."""
@@ -272,6 +295,7 @@ class Installer:
             plain = [d for d in docs if d["kind"] != "HelmRelease"]
             if plain:
                 self.apply(context, plain, manager, namespace=stage.get("namespace"), what=stage["name"])
+                self.prune(context, stage["name"], plain)
             for hr in releases:
                 chart = hr["spec"]["chart"]["spec"]
                 self.install_chart(context, chart["chart"], str(chart["version"]), hr["spec"].get("values") or {},
@@ -307,7 +331,9 @@ class Installer:
                 raise MeshError("%s: chart %s is not one the test environment renders" % (what, chart))
         finally:
             os.unlink(vfile)
-        self.apply(context, [d for d in yaml.safe_load_all(out) if d], "helm-controller", what=what)
+        docs = [d for d in yaml.safe_load_all(out) if d]
+        self.apply(context, docs, "helm-controller", what=what)
+        self.prune(context, "%s/%s" % (what, chart), docs)
 
     def wait_issuer(self, context, ns, timeout=60):
         """Flux waits for the identity stage's health (the Certificate Ready); so do we."""

@@ -157,6 +157,16 @@ pub enum GraphFormat {
 pub enum SecretsCommand {
     /// Write each link's kubeconfig and the identity material to Vault; unchanged values are not rewritten
     Sync(SecretsSyncArgs),
+    /// Where a link credential rotation stands and what blocks it (changes nothing)
+    Status(SecretsStatusArgs),
+}
+
+/// `secrets status`.
+#[derive(Debug, Args)]
+pub struct SecretsStatusArgs {
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
 }
 
 /// `secrets sync`.
@@ -168,9 +178,16 @@ pub struct SecretsSyncArgs {
     /// Print what would change (values redacted) and write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Issue new link credentials (new service-account tokens) and write them
+    /// Start or continue a link credential rotation: a new remote-access account per
+    /// link, used by restarted controllers before the old one goes (see the README)
     #[arg(long)]
     pub rotate: bool,
+    /// With `--rotate`, when starting: rotate only this link, `<source>-to-<target>` (repeatable)
+    #[arg(long = "link", value_name = "SOURCE-to-TARGET", requires = "rotate")]
+    pub links: Vec<String>,
+    /// With `--rotate`: seconds to wait for External Secrets to refresh and for a restart to finish
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub wait: u64,
     /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,

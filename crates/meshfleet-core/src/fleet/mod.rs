@@ -4,6 +4,7 @@
 //! parse error becomes a [`Finding`] with line, column and a did-you-mean hint, exactly
 //! like the findings of `validate`, so users see one kind of report.
 
+pub mod edit;
 pub mod links;
 pub mod located;
 pub mod model;

@@ -16,25 +16,24 @@
 //! (atomic in Vault) with check-and-set against the version just read: an entry is
 //! written whole or not at all, and a concurrent writer is never overwritten. Values
 //! equal to what Vault holds are not written again, so a second run adds no version.
-//! A rotation (`--rotate`) recreates the remote-access account and its token Secret on
-//! the target only after Vault has said it will accept the write, because the old token
-//! stops working at once. Problems are per entry: one unreachable cluster or bad key
-//! does not stop the others.
+//! Link credentials are rotated by [`rotation`] (`--rotate`), never in place: while a
+//! rotation grants the next account, this sync leaves the rotating links' keys alone.
+//! Problems are per entry: one unreachable cluster or bad key does not stop the others.
 //!
 //! Values live in [`SecretString`]s and are never in an error, a log line or `Debug`.
 //! This module reads and writes but never prints; the binary reports.
 
 mod error;
 mod remote_access;
+pub mod rotation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
 use secrecy::SecretString;
 
 pub use self::error::SyncError;
-use self::remote_access::{Rotation, link_entries};
+use self::remote_access::link_entries;
 pub use self::remote_access::{SERVICE_ACCOUNT_ANNOTATION, TOKEN_SECRET_TYPE, link_kubeconfig};
 use super::cluster::Kubeconfigs;
 use super::vault::{Capability, KvClient, VaultSettings};
@@ -94,9 +93,9 @@ pub enum Outcome {
         action: Action,
         /// The new KV version.
         version: u64,
-        /// Whether the token was rotated first.
-        rotated: bool,
     },
+    /// Left alone: a rotation of this link is moving its credentials.
+    Rotating,
     /// Vault already holds the value.
     Unchanged {
         /// The current KV version.
@@ -108,8 +107,6 @@ pub enum Outcome {
         action: Action,
         /// The value names that would change.
         changed: Vec<String>,
-        /// Whether the token would be rotated.
-        rotate: bool,
     },
     /// Nothing was written for it.
     Failed(SyncError),
@@ -150,24 +147,10 @@ impl SyncReport {
 }
 
 /// What to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SyncOptions {
-    /// Compute and report; write nothing, rotate nothing.
+    /// Compute and report; write nothing.
     pub dry_run: bool,
-    /// Issue every link a new token (its account and token Secret recreated) and write it.
-    pub rotate: bool,
-    /// How long to wait for the token controller after a rotation.
-    pub token_wait: Duration,
-}
-
-impl Default for SyncOptions {
-    fn default() -> Self {
-        Self {
-            dry_run: false,
-            rotate: false,
-            token_wait: Duration::from_secs(30),
-        }
-    }
 }
 
 /// The values of one entry, by name.
@@ -198,7 +181,8 @@ struct Pending {
     kind: EntryKind,
     key: String,
     desired: Result<Values, SyncError>,
-    rotation: Option<Rotation>,
+    /// A rotation is moving this link's credentials (`granting`).
+    rotating: bool,
 }
 
 /// Compute every entry, then write those that changed (or, in a dry run, say what
@@ -227,6 +211,7 @@ pub async fn sync(
         );
         let (id, kind) = (entry.id.clone(), entry.kind);
         let outcome = match (&client, &ready) {
+            _ if entry.rotating => Outcome::Rotating,
             (Ok(client), Ok(())) => apply(client, entry, options).await,
             (Err(e), _) | (_, Err(e)) => {
                 Outcome::Failed(entry.desired.err().unwrap_or_else(|| e.clone().into()))
@@ -252,7 +237,7 @@ pub async fn sync(
     }
 }
 
-/// Read, compare, check, (rotate,) write one entry.
+/// Read, compare, check, write one entry.
 async fn apply(client: &KvClient, entry: Pending, options: &SyncOptions) -> Outcome {
     let values = match entry.desired {
         Ok(values) => values,
@@ -262,14 +247,12 @@ async fn apply(client: &KvClient, entry: Pending, options: &SyncOptions) -> Outc
         Ok(state) => state,
         Err(e) => return Outcome::Failed(e.into()),
     };
-    let rotate = options.rotate && entry.rotation.is_some();
     let changed = state
         .current
         .as_ref()
         .map_or_else(|| values.0.keys().cloned().collect(), |c| values.changed(&c.data));
     if let Some(current) = &state.current
         && changed.is_empty()
-        && !rotate
     {
         return Outcome::Unchanged {
             version: current.version,
@@ -289,40 +272,14 @@ async fn apply(client: &KvClient, entry: Pending, options: &SyncOptions) -> Outc
         return Outcome::Failed(e.into());
     }
     if options.dry_run {
-        let changed = if rotate {
-            vec!["kubeconfig".to_string()]
-        } else {
-            changed
-        };
-        return Outcome::Planned {
-            action,
-            changed,
-            rotate,
-        };
+        return Outcome::Planned { action, changed };
     }
-    let values = match (&entry.rotation, rotate) {
-        (Some(rotation), true) => match rotation.rotate(options.token_wait).await {
-            Ok(values) => values,
-            Err(e) => return Outcome::Failed(e),
-        },
-        _ => values,
-    };
     match client.write(&entry.key, &values.0, state.cas).await {
         Ok(version) => {
             tracing::info!(entry = %entry.id, version, "written");
-            Outcome::Written {
-                action,
-                version,
-                rotated: rotate,
-            }
+            Outcome::Written { action, version }
         }
-        Err(e) => match (&entry.rotation, rotate) {
-            (Some(rotation), true) => Outcome::Failed(SyncError::RotatedNotWritten {
-                cluster: rotation.cluster.clone(),
-                source: e,
-            }),
-            _ => Outcome::Failed(e.into()),
-        },
+        Err(e) => Outcome::Failed(e.into()),
     }
 }
 
@@ -335,7 +292,7 @@ fn identity_entries(plan: &FleetPlan, keys: &KeyFolder) -> Vec<Pending> {
             kind: EntryKind::TrustAnchor,
             key: plan.vault.trust_anchor_key(),
             desired: anchor_values(anchor, keys),
-            rotation: None,
+            rotating: false,
         }],
         IssuerKind::Vault => plan
             .clusters
@@ -345,7 +302,7 @@ fn identity_entries(plan: &FleetPlan, keys: &KeyFolder) -> Vec<Pending> {
                 kind: EntryKind::Issuer,
                 key: plan.vault.issuer_key(&c.name),
                 desired: issuer_values(anchor, keys, &c.name),
-                rotation: None,
+                rotating: false,
             })
             .collect(),
     }

@@ -300,20 +300,25 @@ impl KvClient {
             .pointer("/data/metadata/version")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        let mut data = BTreeMap::new();
-        if let Some(Value::Object(values)) = body.pointer_mut("/data/data") {
-            for (name, value) in std::mem::take(values) {
-                let text = match value {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                data.insert(name, SecretString::from(text));
-            }
-        }
+        let data = take_data(&mut body);
         Ok(KvState {
             current: Some(KvSecret { version, data }),
             cas: version,
         })
+    }
+
+    /// Read one version of a key; `None` when that version is deleted or destroyed.
+    pub async fn read_version(&self, key: &str, version: u64) -> Result<Option<KvSecret>, VaultError> {
+        let path = format!("{}?version={version}", self.data_path(key));
+        let (code, mut body) = self.send(Method::GET, &path, None::<&()>).await?;
+        if code == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        self.check_status(code, &body, &path, Capability::Read)?;
+        Ok(Some(KvSecret {
+            version,
+            data: take_data(&mut body),
+        }))
     }
 
     /// `current_version` from the key's metadata, 0 when it cannot be read.
@@ -497,6 +502,22 @@ fn vault_message(body: &Value) -> String {
 /// Whether Vault said there is no mount for the path.
 fn no_route(body: &Value) -> bool {
     vault_message(body).contains("no handler for route")
+}
+
+/// The values of a KV v2 read, taken out of the response body: strings as written,
+/// anything else as its JSON text.
+fn take_data(body: &mut Value) -> BTreeMap<String, SecretString> {
+    let mut data = BTreeMap::new();
+    if let Some(Value::Object(values)) = body.pointer_mut("/data/data") {
+        for (name, value) in std::mem::take(values) {
+            let text = match value {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            data.insert(name, SecretString::from(text));
+        }
+    }
+    data
 }
 
 #[cfg(test)]

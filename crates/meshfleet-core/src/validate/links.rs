@@ -243,6 +243,31 @@ fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
             }
         }
     }
+    let Some(rotation) = &credentials.value.rotation else {
+        return;
+    };
+    for link in &rotation.value.links {
+        if !ids.contains(&link.value) {
+            out.push(Finding::error(
+                Rule::LinkCredentials,
+                link.at,
+                format!("the rotation names `{}`, which is not a link of the fleet", link.value),
+                "`meshfleet secrets sync --rotate` writes the rotation; remove this entry, or the rotation block to abandon it before `retiring`",
+            ));
+        } else if rotation.value.phase.value == crate::fleet::model::RotationPhase::Retiring
+            && parsed.generations.get(&link.value).copied().unwrap_or(0) == 0
+        {
+            out.push(Finding::error(
+                Rule::LinkCredentials,
+                link.at,
+                format!(
+                    "link `{}` is `retiring` at generation 0: there is no earlier account to retire",
+                    link.value
+                ),
+                "`retiring` follows a `granting` run that raised the link's generation; let `meshfleet secrets sync --rotate` write the phases",
+            ));
+        }
+    }
 }
 
 fn mirror_budget(link_name: &Located<String>, cluster: &str, out: &mut Vec<Finding>) {
@@ -340,6 +365,52 @@ mod tests {
         assert_eq!(
             plan.clusters[0].outgoing[0].account(),
             "linkerd-service-mirror-remote-access-studio-g2"
+        );
+    }
+
+    #[test]
+    fn a_rotation_names_declared_links_and_retires_only_a_raised_generation() {
+        let with = |block: &str| {
+            base_with(
+                "      path: linkerd\n",
+                &format!("      path: linkerd\n    linkCredentials:\n{block}"),
+            )
+        };
+        let granting = with("      rotation: {phase: granting, links: [studio-to-pro]}\n");
+        assert!(rules(&granting).is_empty());
+        let plan = crate::test_fleet::plan(&granting);
+        let link = &plan.clusters[0].outgoing[0];
+        assert_eq!(
+            (link.account(), link.next_account().as_deref()),
+            (
+                "linkerd-service-mirror-remote-access-studio".to_string(),
+                Some("linkerd-service-mirror-remote-access-studio-g1")
+            )
+        );
+        // Both accounts are granted on the target while the rotation grants.
+        let target = plan.clusters.iter().find(|c| c.name == "pro").unwrap();
+        assert_eq!(target.remote_access_service_accounts().len(), 2);
+        assert_eq!(
+            rules(&with(
+                "      rotation: {phase: granting, links: [studio-to-lab]}\n"
+            )),
+            ["link-credentials"]
+        );
+        assert_eq!(
+            rules(&with(
+                "      rotation: {phase: retiring, links: [studio-to-pro]}\n"
+            )),
+            ["link-credentials"]
+        );
+        let retiring = with(
+            "      generations: {studio-to-pro: 1}\n      rotation: {phase: retiring, links: [studio-to-pro]}\n",
+        );
+        assert!(rules(&retiring).is_empty());
+        let plan = crate::test_fleet::plan(&retiring);
+        let target = plan.clusters.iter().find(|c| c.name == "pro").unwrap();
+        assert_eq!(
+            target.remote_access_service_accounts(),
+            ["linkerd-service-mirror-remote-access-studio-g1"]
         );
     }
 

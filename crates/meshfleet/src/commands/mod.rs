@@ -6,6 +6,7 @@ mod check;
 mod graph;
 mod migrate;
 mod render;
+mod rotation;
 mod schema;
 mod secrets;
 mod trust;
@@ -88,6 +89,8 @@ pub fn hint_of(error: &anyhow::Error) -> Option<String> {
             .or_else(|| hint::<SyncError>(cause))
             .or_else(|| hint::<RenderError>(cause))
             .or_else(|| hint::<TreeError>(cause))
+            .or_else(|| hint::<meshfleet_core::live::secrets::rotation::RotateError>(cause))
+            .or_else(|| hint::<meshfleet_core::fleet::edit::EditError>(cause))
     })
 }
 
@@ -108,7 +111,11 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),
         Command::Certs(CertsCommand::Inspect(args)) => certs::inspect(args, output, printer),
         Command::Graph(args) => graph::run(args, &cli.global, printer),
+        Command::Secrets(SecretsCommand::Sync(args)) if args.rotate => {
+            rotation::rotate(args, &cli.global, printer)
+        }
         Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, &cli.global, printer),
+        Command::Secrets(SecretsCommand::Status(args)) => rotation::status(&args.path, &cli.global, printer),
         Command::Check(args) => check::run(args, &cli.global, printer),
         Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, &cli.global, printer),
         Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, &cli.global, printer),

@@ -36,10 +36,8 @@ pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> an
     };
     let options = SyncOptions {
         dry_run: args.dry_run,
-        rotate: args.rotate,
-        ..SyncOptions::default()
     };
-    tracing::info!(address = %vault.address, mount = %plan.vault.mount, dry_run = args.dry_run, rotate = args.rotate, "secrets sync");
+    tracing::info!(address = %vault.address, mount = %plan.vault.mount, dry_run = args.dry_run, "secrets sync");
     let report = runtime()?.block_on(secrets::sync(
         &plan,
         &keys,
@@ -70,6 +68,7 @@ pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> an
 struct Counts {
     written: usize,
     unchanged: usize,
+    rotating: usize,
     create: usize,
     update: usize,
     failed: usize,
@@ -81,6 +80,7 @@ fn counts(report: &SyncReport) -> Counts {
         match &entry.outcome {
             Outcome::Written { .. } => counts.written += 1,
             Outcome::Unchanged { .. } => counts.unchanged += 1,
+            Outcome::Rotating => counts.rotating += 1,
             Outcome::Planned {
                 action: Action::Create,
                 ..
@@ -100,14 +100,19 @@ fn report_text(report: &SyncReport, options: &SyncOptions, printer: Printer) -> 
     }
     let c = counts(report);
     let place = format!("Vault `{}`, mount `{}`", report.address, report.mount);
+    let rotating = if c.rotating > 0 {
+        format!(", {} left to the rotation in progress", c.rotating)
+    } else {
+        String::new()
+    };
     if options.dry_run {
         out.push_str(&format!(
-            "dry run ({place}): {} to create, {} to update, {} unchanged, {} failed; nothing was written\n",
+            "dry run ({place}): {} to create, {} to update, {} unchanged{rotating}, {} failed; nothing was written\n",
             c.create, c.update, c.unchanged, c.failed
         ));
     } else {
         out.push_str(&format!(
-            "{} entries ({place}): {} written, {} unchanged, {} failed\n",
+            "{} entries ({place}): {} written, {} unchanged{rotating}, {} failed\n",
             report.entries.len(),
             c.written,
             c.unchanged,
@@ -120,32 +125,24 @@ fn report_text(report: &SyncReport, options: &SyncOptions, printer: Printer) -> 
 fn entry_text(entry: &SyncEntry, printer: Printer) -> String {
     let id = &entry.id;
     match &entry.outcome {
-        Outcome::Written { version, rotated, .. } => {
-            let what = if *rotated {
-                "written with a new token"
-            } else {
-                "written"
-            };
-            format!(
-                "{} {id}: {what} (version {version})\n",
-                printer.out(Style::Success, "✓")
-            )
-        }
+        Outcome::Written { version, .. } => format!(
+            "{} {id}: written (version {version})\n",
+            printer.out(Style::Success, "✓")
+        ),
+        Outcome::Rotating => format!(
+            "{} {id}: left alone: a rotation is moving it (`meshfleet secrets sync --rotate` continues it)\n",
+            printer.out(Style::Pending, "~")
+        ),
         Outcome::Unchanged { version } => {
             format!(
                 "{} {id}: unchanged (version {version})\n",
                 printer.out(Style::Success, "✓")
             )
         }
-        Outcome::Planned {
-            action,
-            changed,
-            rotate,
-        } => {
+        Outcome::Planned { action, changed } => {
             let mark = if *action == Action::Create { "+" } else { "~" };
-            let rotation = if *rotate { ", after rotating the token" } else { "" };
             format!(
-                "{} {id}: would {} {} (values redacted{rotation})\n",
+                "{} {id}: would {} {} (values redacted)\n",
                 printer.out(Style::Pending, mark),
                 action.as_str(),
                 changed.join(", ")
@@ -213,6 +210,7 @@ struct SummaryJson {
     total: usize,
     written: usize,
     unchanged: usize,
+    rotating: usize,
     to_create: usize,
     to_update: usize,
     failed: usize,
@@ -225,24 +223,14 @@ fn report_json<'a>(report: &'a SyncReport, options: &SyncOptions) -> SyncJson<'a
         .map(|entry| {
             let (status, action, version, rotated, changed, error): (_, _, _, _, &[String], _) =
                 match &entry.outcome {
-                    Outcome::Written {
-                        action,
-                        version,
-                        rotated,
-                    } => (
-                        "written",
-                        Some(action.as_str()),
-                        Some(*version),
-                        *rotated,
-                        &[],
-                        None,
-                    ),
+                    Outcome::Written { action, version } => {
+                        ("written", Some(action.as_str()), Some(*version), false, &[], None)
+                    }
+                    Outcome::Rotating => ("rotating", None, None, false, &[], None),
                     Outcome::Unchanged { version } => ("unchanged", None, Some(*version), false, &[], None),
-                    Outcome::Planned {
-                        action,
-                        changed,
-                        rotate,
-                    } => ("planned", Some(action.as_str()), None, *rotate, changed, None),
+                    Outcome::Planned { action, changed } => {
+                        ("planned", Some(action.as_str()), None, false, changed, None)
+                    }
                     Outcome::Failed(e) => (
                         "failed",
                         None,
@@ -273,7 +261,7 @@ fn report_json<'a>(report: &'a SyncReport, options: &SyncOptions) -> SyncJson<'a
     let c = counts(report);
     SyncJson {
         dry_run: options.dry_run,
-        rotate: options.rotate,
+        rotate: false,
         vault: VaultJson {
             address: &report.address,
             mount: &report.mount,
@@ -283,6 +271,7 @@ fn report_json<'a>(report: &'a SyncReport, options: &SyncOptions) -> SyncJson<'a
             total: report.entries.len(),
             written: c.written,
             unchanged: c.unchanged,
+            rotating: c.rotating,
             to_create: c.create,
             to_update: c.update,
             failed: c.failed,

@@ -42,7 +42,7 @@ pub(super) type Probes = BTreeMap<(String, String), Access>;
 
 /// What the target said to a link's credentials.
 #[derive(Debug)]
-pub(super) enum Access {
+pub(crate) enum Access {
     /// The token was accepted.
     Verified {
         /// The address dialled.
@@ -63,7 +63,7 @@ pub(super) enum Access {
 
 /// Why a probe failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum FailureKind {
+pub(crate) enum FailureKind {
     /// The token was rejected.
     Unauthorized,
     /// TLS failed: the inline CA does not sign the server's certificate.
@@ -73,11 +73,18 @@ pub(super) enum FailureKind {
 }
 
 /// Usable credentials from a link's kubeconfig.
-pub(super) struct RemoteCredentials {
+pub(crate) struct RemoteCredentials {
     server: String,
     ca_der: Vec<Vec<u8>>,
     token: SecretString,
     tls_server_name: Option<String>,
+}
+
+impl RemoteCredentials {
+    /// The kubeconfig's `server`.
+    pub(crate) fn server(&self) -> &str {
+        &self.server
+    }
 }
 
 impl std::fmt::Debug for RemoteCredentials {
@@ -91,7 +98,7 @@ impl std::fmt::Debug for RemoteCredentials {
 
 /// What a link's kubeconfig says.
 #[derive(Debug, Default)]
-pub(super) struct KubeconfigReport {
+pub(crate) struct KubeconfigReport {
     /// Everything wrong with it; empty when it is as the fleet wants.
     pub problems: Vec<String>,
     /// Its `server`.
@@ -122,7 +129,7 @@ pub(super) fn link_kubeconfig<'s>(
 }
 
 /// Judge a link's kubeconfig; `expected_server` is the target's `apiServer` in the fleet.
-pub(super) fn inspect(text: &SecretString, expected_server: Option<&str>) -> KubeconfigReport {
+pub(crate) fn inspect(text: &SecretString, expected_server: Option<&str>) -> KubeconfigReport {
     let mut report = KubeconfigReport::default();
     let config = match Kubeconfig::from_yaml(text.expose_secret()) {
         Ok(config) => config,
@@ -368,7 +375,7 @@ pub(super) async fn probe_all(
     futures::future::join_all(jobs).await.into_iter().collect()
 }
 
-async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) -> Access {
+pub(crate) async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) -> Access {
     // The route may be the kubeconfig's server; messages show it without credentials.
     let shown = url_without_credentials(route);
     let failed = |reason: String, kind| Access::Failed {

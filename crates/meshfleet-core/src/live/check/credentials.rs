@@ -15,7 +15,8 @@ use super::files::{self, TreeFiles, in_tree};
 use super::snapshot::{ClusterState, CredentialsSecret, Read};
 use super::{CheckId, CheckResult, Status};
 use crate::defaults;
-use crate::plan::{ClusterPlan, FleetPlan, LinkPlan, remote_access_service_account};
+use crate::fleet::model::RotationPhase;
+use crate::plan::{ClusterPlan, FleetPlan, LinkPlan};
 use crate::render::stages;
 
 #[allow(clippy::too_many_arguments)]
@@ -172,7 +173,7 @@ pub(super) fn credentials_kubeconfig(
     let sync = format!(
         "`meshfleet secrets sync` writes a kubeconfig with the fleet's `apiServer`, the CA inline and the token of \
          `{}` on `{}`; External Secrets then rebuilds both Secrets",
-        remote_access_service_account(&link.source),
+        link.account(),
         link.target
     );
     out.push(
@@ -220,7 +221,7 @@ pub(super) fn credentials_kubeconfig(
                 "the ClusterRole `{sa}` on `{}` comes from its multicluster values (`remoteMirrorServiceAccountName`) in {}",
                 link.target,
                 in_tree(&target_multicluster(plan, link, files)),
-                sa = remote_access_service_account(&link.source)
+                sa = link.account()
             ))
             .file(target_multicluster(plan, link, files)),
         ),
@@ -246,6 +247,136 @@ pub(super) fn credentials_kubeconfig(
     if let Some(result) = result {
         out.push(result.for_link(t));
     }
+}
+
+/// `credentials-loaded`: Linkerd's controllers read a link's credentials when they start
+/// (the service mirror also when its Link's spec changes, the destination when the
+/// Secret is created), never when the Secret is updated. A pod that started before its Secret last changed runs with what the Secret
+/// held before: after a rotation, a token the target will stop accepting. No Linkerd
+/// check sees this, since they read the Secret, not what the controller loaded.
+pub(super) fn credentials_loaded(plan: &FleetPlan, link: &LinkPlan, state: &ClusterState) -> CheckResult {
+    let pods = match &state.pods {
+        Err(failure) => return failure.to_result(CheckId::CredentialsLoaded, &state.context),
+        Ok(pods) => pods,
+    };
+    let mc_ns = defaults::MULTICLUSTER_NAMESPACE;
+    let controller = link.controller_name();
+    let controller_selector = state.controllers.as_ref().ok().and_then(|ds| {
+        ds.iter()
+            .find(|d| {
+                d.metadata.namespace.as_deref() == Some(mc_ns)
+                    && d.metadata.name.as_deref() == Some(controller.as_str())
+            })
+            .and_then(|d| d.spec.as_ref()?.selector.match_labels.clone())
+    });
+    let matches = |pod: &&k8s_openapi::api::core::v1::Pod,
+                   ns: &str,
+                   labels: &std::collections::BTreeMap<String, String>| {
+        pod.metadata.namespace.as_deref() == Some(ns)
+            && pod.metadata.deletion_timestamp.is_none()
+            && !labels.is_empty()
+            && labels
+                .iter()
+                .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+    };
+    let destination_labels: std::collections::BTreeMap<String, String> = [(
+        "linkerd.io/control-plane-component".to_string(),
+        "destination".to_string(),
+    )]
+    .into();
+    let linkerd_ns = plan.linkerd.namespace.as_str();
+    let mut stale = Vec::new();
+    let mut hints = Vec::new();
+    for (ns, deployment, labels) in [
+        (
+            mc_ns,
+            controller.as_str(),
+            controller_selector.unwrap_or_default(),
+        ),
+        (linkerd_ns, "linkerd-destination", destination_labels),
+    ] {
+        let secret = state
+            .credentials
+            .get(&(ns.to_string(), link.credentials_secret()))
+            .and_then(|r| r.as_ref().ok())
+            .and_then(Option::as_ref);
+        // Both controllers load a Secret that appears (the service mirror retries until
+        // it can; the destination registers it on creation): only an update is missed.
+        let Some(changed) = secret.and_then(|s| s.changed.clone()).filter(|c| {
+            secret
+                .and_then(|s| s.created.as_ref())
+                .is_none_or(|created| c.0 > created.0)
+        }) else {
+            continue;
+        };
+        for pod in pods.iter().filter(|p| matches(p, ns, &labels)) {
+            let started = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.clone())
+                .or_else(|| pod.metadata.creation_timestamp.clone());
+            if started.as_ref().is_some_and(|t| t.0 < changed.0) {
+                stale.push(format!(
+                    "pod `{ns}/{}` started {}, before Secret `{ns}/{}` last changed ({})",
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    started.map(|t| t.0.to_string()).unwrap_or_default(),
+                    link.credentials_secret(),
+                    changed.0
+                ));
+                let restart = format!(
+                    "`kubectl --context {} -n {ns} rollout restart deploy/{deployment}`",
+                    state.context
+                );
+                if !hints.contains(&restart) {
+                    hints.push(restart);
+                }
+            }
+        }
+    }
+    if stale.is_empty() {
+        return CheckResult::ok(
+            CheckId::CredentialsLoaded,
+            format!("`{controller}` and `linkerd-destination` started after their credentials Secrets last changed"),
+        )
+        .for_link(link.link_name());
+    }
+    let during = if link.rotation.is_some() {
+        "; during a rotation `meshfleet secrets sync --rotate` does it and verifies it"
+    } else {
+        ""
+    };
+    CheckResult::warning(
+        CheckId::CredentialsLoaded,
+        "a controller runs with credentials older than its Secret (Linkerd reads them only at start)",
+    )
+    .details(stale)
+    .hint(format!("restart it: {}{during}", hints.join(" and ")))
+    .for_link(link.link_name())
+}
+
+/// `credentials-rotation`: a link credential rotation is in progress for this link.
+pub(super) fn credentials_rotation(link: &LinkPlan) -> Option<CheckResult> {
+    let rotation = link.rotation?;
+    let what = match rotation.phase {
+        RotationPhase::Granting => format!(
+            "its target grants `{}` beside `{}`; the link moves to the new account",
+            crate::plan::remote_access_account(&link.source, rotation.other_generation),
+            link.account()
+        ),
+        RotationPhase::Retiring => format!(
+            "the link uses `{}`; `{}` is leaving its target",
+            link.account(),
+            crate::plan::remote_access_account(&link.source, rotation.other_generation)
+        ),
+    };
+    Some(
+        CheckResult::warning(
+            CheckId::CredentialsRotation,
+            format!("a credentials rotation is in progress (phase `{}`): {what}", rotation.phase.as_str()),
+        )
+        .hint("`meshfleet secrets status` says what is done and what blocks; `meshfleet secrets sync --rotate` continues it")
+        .for_link(link.link_name()),
+    )
 }
 
 fn target_multicluster(plan: &FleetPlan, link: &LinkPlan, files: &TreeFiles<'_>) -> String {

@@ -228,6 +228,10 @@ pub(super) fn check_link(
         );
     }
     credentials::credentials_kubeconfig(plan, link, state, target, probe, files, out);
+    push(out, credentials::credentials_loaded(plan, link, state));
+    if let Some(result) = credentials::credentials_rotation(link) {
+        push(out, result);
+    }
     // The controller.
     push(out, controller(cluster, link, state, files));
     push(out, legacy(link, state));

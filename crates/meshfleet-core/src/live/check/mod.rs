@@ -37,6 +37,8 @@
 //! | `credentials-secret` | link | both `cluster-credentials-<target>` Secrets exist with the right type, key, label and annotations |
 //! | `credentials-kubeconfig` | link | the kubeconfig parses: one cluster/user/context, inline CA, token user, the fleet's non-loopback `apiServer` |
 //! | `credentials-access` | link | the target accepts the token and CA, and allows get/list/watch on services in all namespaces |
+//! | `credentials-loaded` | link | `controller-<link>` and `linkerd-destination` pods started after their credentials Secrets last changed (managed-fields time); warning otherwise: they run with the old credentials |
+//! | `credentials-rotation` | link | only during a credentials rotation: a warning naming its phase |
 //! | `controller-available` | link | Deployment `controller-<target>` has an available replica |
 //! | `legacy-controller` | link (or linkerd-multicluster) | no Deployment of the deprecated `linkerd multicluster link` (`component=service-mirror`) serves the link |
 //! | `gateway-service` | link | the target's `linkerd-gateway` Service has the fleet's type, ports, NodePorts and annotations |
@@ -45,7 +47,7 @@
 //! | `export-annotation` | services | no Service tries to export with an annotation (a no-op in Linkerd) |
 //! | `unknown-mirror` | services | every mirror Service belongs to a link of the fleet and to a service still exported |
 
-mod access;
+pub(crate) mod access;
 mod control_plane;
 mod credentials;
 mod files;
@@ -135,6 +137,10 @@ pub enum CheckId {
     CredentialsKubeconfig,
     /// `credentials-access`.
     CredentialsAccess,
+    /// `credentials-loaded`.
+    CredentialsLoaded,
+    /// `credentials-rotation`.
+    CredentialsRotation,
     /// `controller-available`.
     ControllerAvailable,
     /// `legacy-controller`.
@@ -153,7 +159,7 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every check id, in report order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::ClusterReachable,
         Self::LinkerdInstalled,
         Self::TrustAnchorsMatch,
@@ -165,6 +171,8 @@ impl CheckId {
         Self::CredentialsSecret,
         Self::CredentialsKubeconfig,
         Self::CredentialsAccess,
+        Self::CredentialsLoaded,
+        Self::CredentialsRotation,
         Self::ControllerAvailable,
         Self::LegacyController,
         Self::GatewayService,
@@ -188,6 +196,8 @@ impl CheckId {
             Self::CredentialsSecret => "credentials-secret",
             Self::CredentialsKubeconfig => "credentials-kubeconfig",
             Self::CredentialsAccess => "credentials-access",
+            Self::CredentialsLoaded => "credentials-loaded",
+            Self::CredentialsRotation => "credentials-rotation",
             Self::ControllerAvailable => "controller-available",
             Self::LegacyController => "legacy-controller",
             Self::GatewayService => "gateway-service",
@@ -212,6 +222,8 @@ impl CheckId {
             | Self::CredentialsSecret
             | Self::CredentialsKubeconfig
             | Self::CredentialsAccess
+            | Self::CredentialsLoaded
+            | Self::CredentialsRotation
             | Self::ControllerAvailable
             | Self::LegacyController
             | Self::GatewayService

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use secrecy::SecretString;
 use zeroize::Zeroize as _;
@@ -31,6 +32,9 @@ use crate::render::stages::{self, ISSUER_SECRET};
 
 // The control plane's ConfigMaps, named where `trust` reads the same anchors.
 pub(super) use crate::live::trust::{LINKERD_CONFIG, TRUST_ROOTS};
+
+/// The label of the destination controller's pods.
+pub(super) const DESTINATION_SELECTOR: &str = "linkerd.io/control-plane-component=destination";
 
 /// Labels of the controllers `linkerd-multicluster` renders (`controller`) and of those
 /// the deprecated `linkerd multicluster link` made (`service-mirror`).
@@ -98,6 +102,10 @@ pub(super) struct CredentialsSecret {
     pub annotations: BTreeMap<String, String>,
     /// The `kubeconfig` data key (it holds a token).
     pub kubeconfig: Option<SecretString>,
+    /// When it last changed: the newest time of its managed fields, else its creation.
+    pub changed: Option<Time>,
+    /// When it was created.
+    pub created: Option<Time>,
 }
 
 /// The identity issuer Secret, without its private key.
@@ -152,6 +160,9 @@ pub(super) struct ClusterState {
     pub probe_endpoints: BTreeMap<String, Read<Option<Endpoints>>>,
     /// Every Service, all namespaces.
     pub services: Read<Vec<Service>>,
+    /// The pods of the multicluster namespace and the destination controller's pods:
+    /// when they started tells which credentials they run with.
+    pub pods: Read<Vec<Pod>>,
 }
 
 impl ClusterState {
@@ -371,9 +382,24 @@ async fn read_state(
             &format!("list Endpoints in `{mc_ns}`"),
         )
         .await;
-        (namespaces, links, controllers, services, endpoints)
+        let mut pods = list_all(
+            &Api::<Pod>::namespaced(client.clone(), mc_ns),
+            all.clone(),
+            &format!("list Pods in `{mc_ns}`"),
+        )
+        .await;
+        let destination = list_all(
+            &Api::<Pod>::namespaced(client.clone(), linkerd_ns),
+            all.clone().labels(DESTINATION_SELECTOR),
+            &format!("list destination Pods in `{linkerd_ns}`"),
+        )
+        .await;
+        if let (Ok(pods), Ok(more)) = (&mut pods, destination) {
+            pods.extend(more);
+        }
+        (namespaces, links, controllers, services, endpoints, pods)
     };
-    let (lane_a, (namespaces, links, controllers, services, endpoints)) = tokio::join!(lane_a, lane_b);
+    let (lane_a, (namespaces, links, controllers, services, endpoints, pods)) = tokio::join!(lane_a, lane_b);
     let (version, config_maps, issuer, listed_credentials) = lane_a?;
 
     let named = |list: &Read<Vec<ConfigMap>>, name: &str| -> Read<Option<ConfigMap>> {
@@ -447,6 +473,7 @@ async fn read_state(
         controllers,
         probe_endpoints,
         services,
+        pods,
     })
 }
 
@@ -513,7 +540,17 @@ fn credentials_from(mut secret: Secret) -> CredentialsSecret {
     for (_, mut value) in data {
         value.0.zeroize();
     }
+    let changed = secret
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.time.clone())
+        .chain(secret.metadata.creation_timestamp.clone())
+        .max_by_key(|t| t.0);
     CredentialsSecret {
+        changed,
+        created: secret.metadata.creation_timestamp.clone(),
         secret_type: secret.type_,
         labels: secret.metadata.labels.unwrap_or_default(),
         annotations: secret.metadata.annotations.unwrap_or_default(),

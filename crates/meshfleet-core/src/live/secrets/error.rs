@@ -18,16 +18,6 @@ pub enum SyncError {
     /// Vault refused or could not be reached.
     #[error(transparent)]
     Vault(#[from] VaultError),
-    /// `--rotate` made a new token, but Vault refused to store it.
-    #[error(
-        "the token was rotated on `{cluster}` (the old one no longer works), but writing it failed: {source}"
-    )]
-    RotatedNotWritten {
-        /// The target cluster.
-        cluster: String,
-        /// The write's error.
-        source: VaultError,
-    },
     /// The target has no `apiServer`, so there is no server to write.
     #[error("cluster `{cluster}` has no `apiServer`, so a kubeconfig for it has no server")]
     ApiServerMissing {
@@ -160,7 +150,6 @@ impl SyncError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Vault(e) => e.code(),
-            Self::RotatedNotWritten { .. } => "rotated-not-written",
             Self::ApiServerMissing { .. } => "api-server-missing",
             Self::NoKubeconfig { .. } => "kubeconfig-missing",
             Self::Context { .. } => "cluster-context",
@@ -186,9 +175,6 @@ impl SyncError {
         };
         match self {
             Self::Vault(e) => e.fix(),
-            Self::RotatedNotWritten { source, .. } => {
-                format!("{}; then run `meshfleet secrets sync` (without `--rotate`) to store the new token", source.fix())
-            }
             Self::ApiServerMissing { cluster } => format!(
                 "set `apiServer` of cluster `{cluster}` in the fleet to the https:// address other clusters use to reach its API server"
             ),

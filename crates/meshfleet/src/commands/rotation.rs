@@ -1,0 +1,276 @@
+//! `meshfleet secrets sync --rotate [--link ID]... [--dry-run] [--wait SECONDS]` and
+//! `meshfleet secrets status`: start or continue a link credential rotation, or say
+//! where it stands.
+//!
+//! The library (`meshfleet_core::live::secrets::rotation`) reads the clusters and Vault
+//! and does the live steps; this file records the state it returns in the fleet file
+//! (the one edit meshfleet makes to it, atomic, comments kept) and reports what was
+//! done, what blocks and what the user does next. Exit 0 when the run got as far as it
+//! can without the user (a commit, GitOps), 1 when a step is blocked or the input is
+//! wrong, 2 when meshfleet could not do its job.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use meshfleet_core::diagnostic::Hint as _;
+use meshfleet_core::fleet::edit::{self, LinkCredentialsState};
+use meshfleet_core::live::secrets::rotation::{
+    self, LinkProgress, Restart, RotateError, RotateOptions, RotationReport, Stage, StepState,
+};
+use meshfleet_core::live::vault::VaultSettings;
+use serde::Serialize;
+
+use super::{ExitStatus, kubeconfigs, load_plan, runtime};
+use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
+use crate::printer::{Printer, Style};
+
+/// `secrets sync --rotate`.
+pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let options = RotateOptions {
+        dry_run: args.dry_run,
+        links: args.links.clone(),
+        wait: Duration::from_secs(args.wait),
+    };
+    run(&args.path, &options, global, printer)
+}
+
+/// `secrets status`: a dry run of the rotation.
+pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let options = RotateOptions {
+        dry_run: true,
+        ..RotateOptions::default()
+    };
+    run(path, &options, global, printer)
+}
+
+fn run(
+    path: &Path,
+    options: &RotateOptions,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> anyhow::Result<ExitStatus> {
+    let (checked, plan) = match load_plan(path, printer)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(status),
+    };
+    let recorded = LinkCredentialsState::of(&checked.fleet);
+    let vault = VaultSettings::from_env(&plan.vault.server)?;
+    // Starting touches no cluster; everything after reads them.
+    let kubeconfigs = if recorded.rotation.is_some() {
+        Some(kubeconfigs(global)?)
+    } else {
+        None
+    };
+    tracing::info!(dry_run = options.dry_run, "secrets rotation");
+    let report = match runtime()?.block_on(rotation::rotate(
+        &plan,
+        &recorded,
+        kubeconfigs.as_ref(),
+        &vault,
+        options,
+    )) {
+        Ok(report) => report,
+        Err(e @ (RotateError::UnknownLink(..) | RotateError::OtherRotation(_) | RotateError::NoLinks)) => {
+            printer.error(&e.to_string(), e.hint().as_deref());
+            return Ok(ExitStatus::Failure);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Record the new state before reporting: the live steps are done, and a rerun must
+    // see where they left the rotation.
+    let fleet_path = &checked.source.path;
+    let mut written = false;
+    if let Some(state) = &report.recorded
+        && !options.dry_run
+    {
+        let text = edit::set_link_credentials(&checked.source.text, state)
+            .with_context(|| format!("cannot record the rotation in `{}`", fleet_path.display()))?;
+        edit::write_fleet_file(fleet_path, &text)
+            .with_context(|| format!("cannot write `{}`", fleet_path.display()))?;
+        written = true;
+    }
+    let file = fleet_path.display().to_string();
+    match global.output {
+        OutputFormat::Json => printer.json(&report_json(&report, options, &file, written))?,
+        OutputFormat::Text => printer.data(&report_text(&report, options, &file, written, printer)),
+    }
+    Ok(if report.blocked() {
+        ExitStatus::Failure
+    } else {
+        ExitStatus::Success
+    })
+}
+
+fn mark(state: StepState, printer: Printer) -> String {
+    match state {
+        StepState::Done => printer.out(Style::Success, "✓"),
+        StepState::Would => printer.out(Style::Pending, "~"),
+        StepState::Blocked => printer.out(Style::Error, "×"),
+    }
+}
+
+fn report_text(
+    report: &RotationReport,
+    options: &RotateOptions,
+    file: &str,
+    written: bool,
+    printer: Printer,
+) -> String {
+    let mut out = String::new();
+    let phase = match report.stage {
+        Stage::Start => "no rotation in progress".to_string(),
+        stage => format!("rotation in progress, phase `{}`", stage.as_str()),
+    };
+    out.push_str(&format!("link credentials: {phase}\n"));
+    for link in &report.links {
+        out.push_str(&format!("{}: `{}` -> `{}`\n", link.id, link.from, link.to));
+        for step in &link.steps {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                mark(step.state, printer),
+                step.id.as_str(),
+                step.detail
+            ));
+            if let Some(hint) = &step.hint {
+                out.push_str(&format!("    {}: {hint}\n", printer.out(Style::Hint, "hint")));
+            }
+        }
+    }
+    for restart in &report.restarts {
+        out.push_str(&format!(
+            "{} {} on `{}`: {}\n",
+            mark(restart.state, printer),
+            restart.deployment,
+            restart.cluster,
+            restart.detail
+        ));
+    }
+    out.push_str(&next_text(report, options, file, written));
+    out
+}
+
+/// What the user does next.
+fn next_text(report: &RotationReport, options: &RotateOptions, file: &str, written: bool) -> String {
+    let then = "then run `meshfleet secrets sync --rotate` again";
+    let commit = format!(
+        "review and commit `{file}`, run `meshfleet render` and commit the tree; once GitOps has applied it"
+    );
+    match (report.stage, report.now, &report.recorded) {
+        (_, _, _) if report.blocked() => {
+            "blocked: nothing after the blocked step was done; fix what the hints say and run it again\n"
+                .into()
+        }
+        (Stage::Start, _, Some(_)) if !written => format!(
+            "dry run: would record the rotation of {} in `{file}` (phase `granting`); nothing was written\n",
+            report.links.len()
+        ),
+        (Stage::Start, _, Some(_)) => format!(
+            "recorded in `{file}`: rotation of {} link(s), phase `granting` (the targets grant the next accounts beside the current ones)\nnext: {commit}, {then}\n",
+            report.links.len()
+        ),
+        (Stage::Granting, Some(Stage::Retiring), Some(_)) if written => format!(
+            "every link uses its next account; recorded in `{file}`: phase `retiring` (the targets drop the old accounts)\nnext: {commit}, {then} to prove the old tokens are refused and finish\n"
+        ),
+        (Stage::Retiring, None, Some(_)) if written => format!(
+            "the old accounts are gone and their tokens refused; rotation finished and removed from `{file}`\nnext: review and commit `{file}`\n"
+        ),
+        (_, _, Some(_)) => {
+            format!("dry run: every step is done; a real run records the next phase in `{file}`\n")
+        }
+        _ if options.dry_run => format!("dry run: nothing was changed; {then} to do the steps marked `~`\n"),
+        _ => format!("not finished; {then}\n"),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RotationJson<'a> {
+    dry_run: bool,
+    /// Where the rotation was when the run began: start, granting, retiring.
+    stage: &'static str,
+    /// Where it is now: granting, retiring, or null when none is in progress.
+    now: Option<&'static str>,
+    blocked: bool,
+    fleet_file: &'a str,
+    /// Whether this run wrote the fleet file.
+    recorded: bool,
+    links: Vec<LinkJson<'a>>,
+    restarts: Vec<RestartJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct LinkJson<'a> {
+    id: &'a str,
+    from: &'a str,
+    to: &'a str,
+    steps: Vec<StepJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StepJson<'a> {
+    id: &'static str,
+    state: &'static str,
+    detail: &'a str,
+    hint: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RestartJson<'a> {
+    cluster: &'a str,
+    deployment: &'a str,
+    state: &'static str,
+    detail: &'a str,
+}
+
+fn state_name(state: StepState) -> &'static str {
+    match state {
+        StepState::Done => "done",
+        StepState::Would => "would",
+        StepState::Blocked => "blocked",
+    }
+}
+
+fn report_json<'a>(
+    report: &'a RotationReport,
+    options: &RotateOptions,
+    file: &'a str,
+    written: bool,
+) -> RotationJson<'a> {
+    let link = |l: &'a LinkProgress| LinkJson {
+        id: &l.id,
+        from: &l.from,
+        to: &l.to,
+        steps: l
+            .steps
+            .iter()
+            .map(|s| StepJson {
+                id: s.id.as_str(),
+                state: state_name(s.state),
+                detail: &s.detail,
+                hint: s.hint.as_deref(),
+            })
+            .collect(),
+    };
+    let restart = |r: &'a Restart| RestartJson {
+        cluster: &r.cluster,
+        deployment: &r.deployment,
+        state: state_name(r.state),
+        detail: &r.detail,
+    };
+    RotationJson {
+        dry_run: options.dry_run,
+        stage: report.stage.as_str(),
+        now: if written {
+            report.now
+        } else {
+            Some(report.stage).filter(|s| *s != Stage::Start)
+        }
+        .map(Stage::as_str),
+        blocked: report.blocked(),
+        fleet_file: file,
+        recorded: written,
+        links: report.links.iter().map(link).collect(),
+        restarts: report.restarts.iter().map(restart).collect(),
+    }
+}

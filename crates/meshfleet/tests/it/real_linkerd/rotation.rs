@@ -1,0 +1,287 @@
+//! Link credential rotation (`secrets sync --rotate`) on the mixed fleet, with Linkerd's
+//! real service mirrors and destination controllers: gateway (LoadBalancer, NodePort,
+//! ClusterIP) and remote-discovery links.
+//!
+//! At every step a Service exported on each target is mirrored on its source and a port
+//! change propagates; no mirror Service is ever deleted (same UID throughout); each run
+//! that cannot go on safely exits 1 and says why, and running it again continues. At the
+//! end the previous kubeconfig gets 401 (meshfleet proves it, and so does this test),
+//! re-applying the tree does not bring the old account back, and `meshfleet check` is
+//! green.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::Api;
+use serde_json::Value;
+
+use super::scenario::{APPS, MULTICLUSTER, Scenario, kubeconfig_identity, wait_for};
+use super::{RELEASES, ports_of};
+
+/// The mirror Services' UIDs, by (source, mirror name).
+fn mirror_uids(s: &Scenario, services: &[&str]) -> BTreeMap<(String, String), String> {
+    let mut uids = BTreeMap::new();
+    for link in s.links() {
+        for service in services {
+            let name = format!("{service}-{}", link.link_name());
+            if let Some(mirror) = s.service(&link.source, APPS, &name) {
+                uids.insert(
+                    (link.source.clone(), name),
+                    mirror["metadata"]["uid"].as_str().unwrap_or_default().to_owned(),
+                );
+            }
+        }
+    }
+    uids
+}
+
+/// Every link still mirrors: `web` (gateway links) or `disco` (remote discovery) gets
+/// `port` on its target and the mirror follows; a Service exported now is mirrored.
+fn still_mirrors(s: &Scenario, step: &str, port: u16) {
+    let links = s.links();
+    let targets: std::collections::BTreeSet<String> = links.iter().map(|l| l.target.clone()).collect();
+    let fresh = format!("fresh-{step}");
+    for target in &targets {
+        s.export(target, "web", Some("true"), &[(port, "http")]);
+        s.export(target, "disco", Some("remote-discovery"), &[(port, "http")]);
+        s.export(target, &fresh, Some("true"), &[(80, "http")]);
+    }
+    for link in &links {
+        let service = if link.gateway.is_some() { "web" } else { "disco" };
+        s.wait_mirror(link, service, |m| ports_of(m) == [i64::from(port)]);
+        if link.gateway.is_some() {
+            s.wait_mirror(link, &fresh, |_| true);
+        }
+    }
+    eprintln!("{step}: every link mirrors (port {port}, `{fresh}` mirrored)");
+}
+
+fn render_and_apply(s: &Scenario) {
+    let (code, stdout, stderr) = s.meshfleet(&["render", ".", "--out", "gitops"]);
+    assert_eq!(code, 0, "render: {stdout}\n{stderr}");
+    let took = s.env.mesh(&s.tree);
+    eprintln!("render + testenv mesh: {:.1}s", took.as_secs_f64());
+}
+
+fn rotate(s: &Scenario, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["secrets", "sync", ".", "--rotate", "-o", "json"];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = s.meshfleet(&args);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    eprintln!(
+        "--rotate {extra:?}: exit {code}, stage {}, now {}",
+        report["stage"], report["now"]
+    );
+    (code, report)
+}
+
+/// The step ids of a report with the given state.
+fn steps(report: &Value, state: &str) -> Vec<String> {
+    report["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| {
+            l["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["state"] == state)
+                .map(move |s| {
+                    format!(
+                        "{}:{}",
+                        l["id"].as_str().unwrap_or_default(),
+                        s["id"].as_str().unwrap_or_default()
+                    )
+                })
+        })
+        .collect()
+}
+
+fn fleet_text(s: &Scenario) -> String {
+    std::fs::read_to_string(s.dir().join("fleet.yaml")).expect("fleet file")
+}
+
+fn account_exists(s: &Scenario, cluster: &str, name: &str) -> bool {
+    let api = Api::<ServiceAccount>::namespaced(s.client(cluster), MULTICLUSTER);
+    s.block_on(api.get_opt(name))
+        .expect("get serviceaccount")
+        .is_some()
+}
+
+#[test]
+fn link_credentials_rotate_without_mirror_downtime() {
+    let s = super::mixed(RELEASES[1]);
+    let links = s.links();
+    still_mirrors(&s, "before", 80);
+    let uids = mirror_uids(&s, &["web", "disco"]);
+    let before: BTreeMap<String, (String, String, String)> = links
+        .iter()
+        .map(|l| {
+            (
+                l.credentials_id(),
+                kubeconfig_identity(&s.secret(&l.source, MULTICLUSTER, &l.credentials_secret())),
+            )
+        })
+        .collect();
+    let original = fleet_text(&s);
+
+    // Start: only the fleet file changes, comments and all else kept.
+    let (code, report) = rotate(&s, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    let started = fleet_text(&s);
+    assert!(started.contains("    linkCredentials:"), "{started}");
+    assert!(started.contains("phase: granting"), "{started}");
+    assert!(
+        started.starts_with(
+            &original[..original.find("  clusters:").expect("clusters")]
+                .trim_end()
+                .to_owned()
+        )
+    );
+
+    // Before GitOps applied the grant, a rerun refuses: the next account is not there.
+    let (code, report) = rotate(&s, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(steps(&report, "blocked").len(), links.len(), "{report:#}");
+    assert!(
+        steps(&report, "blocked")
+            .iter()
+            .all(|s| s.ends_with(":next-account")),
+        "{report:#}"
+    );
+
+    render_and_apply(&s);
+    for link in &links {
+        let next = format!("{}-g1", link.account());
+        assert!(
+            account_exists(&s, &link.target, &link.account()),
+            "{}",
+            link.account()
+        );
+        assert!(account_exists(&s, &link.target, &next), "{next}");
+    }
+    still_mirrors(&s, "granted", 81);
+
+    // `secrets status` changes nothing and says what the next run does.
+    let (code, stdout, stderr) = s.meshfleet(&["secrets", "status", ".", "-o", "json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let status: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(status["now"], "granting", "{status:#}");
+    assert!(!steps(&status, "would").is_empty(), "{status:#}");
+    // A plain sync leaves the rotating links alone.
+    let (code, stdout, stderr) = s.meshfleet(&["secrets", "sync", ".", "-o", "json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("\"status\": \"rotating\""), "{stdout}");
+
+    // Interrupted: with no time to wait, the run stops after Vault and the force-sync...
+    let (code, report) = rotate(&s, &["--wait", "0"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(fleet_text(&s).contains("phase: granting"));
+    still_mirrors(&s, "interrupted", 82);
+    // ...and the rerun continues: Secrets, restarts, verification, then `retiring`.
+    let (code, report) = rotate(&s, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["now"], "retiring", "{report:#}");
+    let moved = fleet_text(&s);
+    assert!(moved.contains("phase: retiring"), "{moved}");
+    for link in &links {
+        assert!(
+            moved.contains(&format!("{}: 1", link.credentials_id())),
+            "{moved}"
+        );
+        let now = kubeconfig_identity(&s.secret(&link.source, MULTICLUSTER, &link.credentials_secret()));
+        assert_ne!(
+            now.2,
+            before[&link.credentials_id()].2,
+            "{}: token unchanged",
+            link.credentials_id()
+        );
+        let destination_copy = kubeconfig_identity(&s.secret(
+            &link.source,
+            &s.plan.linkerd.namespace,
+            &link.credentials_secret(),
+        ));
+        assert_eq!(destination_copy, now, "{}", link.credentials_id());
+    }
+    for (restart, cluster) in report["restarts"].as_array().expect("restarts").iter().map(|r| {
+        (
+            r["deployment"].as_str().unwrap_or_default(),
+            r["cluster"].as_str().unwrap_or_default(),
+        )
+    }) {
+        eprintln!("restarted {restart} on {cluster}");
+    }
+    still_mirrors(&s, "switched", 83);
+    for link in &links {
+        let log = format!("{}-{}-linkerd-destination", link.source, s.plan.linkerd.namespace);
+        wait_for(
+            &format!("{log}: cluster {} added again", link.link_name()),
+            || {
+                let text = s.env.log(&log);
+                (text
+                    .matches(&format!("Added cluster {} to ClusterStore", link.link_name()))
+                    .count()
+                    >= 2)
+                    .then_some(())
+            },
+        );
+    }
+
+    // Before GitOps dropped the old accounts, finishing is refused.
+    let (code, report) = rotate(&s, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        steps(&report, "blocked")
+            .iter()
+            .all(|s| s.ends_with(":old-account-removed")),
+        "{report:#}"
+    );
+    render_and_apply(&s);
+    for link in &links {
+        assert!(
+            !account_exists(&s, &link.target, &link.account()),
+            "{} still there",
+            link.account()
+        );
+    }
+    let (code, report) = rotate(&s, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(report["now"].is_null(), "{report:#}");
+    let revoked = steps(&report, "done");
+    for link in &links {
+        assert!(
+            revoked.contains(&format!("{}:old-token-revoked", link.credentials_id())),
+            "{report:#}"
+        );
+    }
+    let finished = fleet_text(&s);
+    assert!(!finished.contains("rotation:"), "{finished}");
+    still_mirrors(&s, "retired", 84);
+
+    // Re-applying the tree does not bring the old accounts (or their tokens) back.
+    render_and_apply(&s);
+    for link in &links {
+        assert!(!account_exists(&s, &link.target, &link.account()));
+    }
+    // Mirrors may have appeared since (a gateway link also mirrors remote-discovery
+    // exports); none that existed was deleted or recreated.
+    let after = mirror_uids(&s, &["web", "disco"]);
+    for (mirror, uid) in &uids {
+        assert_eq!(
+            after.get(mirror),
+            Some(uid),
+            "{mirror:?} was deleted or recreated"
+        );
+    }
+    let (code, stdout, stderr) = s.meshfleet(&["check", "."]);
+    assert_eq!(code, 0, "check after the rotation:\n{stdout}\n{stderr}");
+    for link in &links {
+        let log = s.env.log(&format!(
+            "{}-{MULTICLUSTER}-{}",
+            link.source,
+            link.controller_name()
+        ));
+        assert!(!log.contains("Unauthorized"), "{}: {log}", link.controller_name());
+    }
+}
