@@ -26,7 +26,7 @@ use crate::support::{meshfleet, texts};
 use crate::testenv::{self, PrivateEnv};
 
 /// The ids a healthy fleet of linked clusters reports, all `ok`: the contract of `-o json`.
-const ALL_IDS: [&str; 18] = [
+const ALL_IDS: [&str; 19] = [
     "cluster-reachable",
     "linkerd-installed",
     "trust-anchors-match",
@@ -38,6 +38,7 @@ const ALL_IDS: [&str; 18] = [
     "credentials-secret",
     "credentials-kubeconfig",
     "credentials-access",
+    "credentials-loaded",
     "controller-available",
     "legacy-controller",
     "gateway-service",
@@ -258,15 +259,15 @@ fn a_healthy_fleet_passes_every_check() {
         .filter(|l| l.starts_with('✓') || l.starts_with('‼') || l.starts_with('×'))
         .collect();
     assert!(marks.iter().all(|l| l.starts_with('✓')), "{stdout}");
-    // Per cluster: 6 cluster-wide checks, 11 for its link, 2 for services.
-    assert_eq!(marks.len(), 2 * 19, "{stdout}");
+    // Per cluster: 6 cluster-wide checks, 12 for its link, 2 for services.
+    assert_eq!(marks.len(), 2 * 20, "{stdout}");
     assert!(
         stdout.contains("studio (context `studio`, https://127.0.0.1:"),
         "{stdout}"
     );
     assert!(stdout.contains("link to `pro`\n-------------\n"), "{stdout}");
     assert!(
-        stdout.ends_with("Status check results are ✓: all 38 checks passed (2 clusters)\n"),
+        stdout.ends_with("Status check results are ✓: all 40 checks passed (2 clusters)\n"),
         "{stdout}"
     );
     assert!(
@@ -285,7 +286,7 @@ fn json_output_has_stable_ids() {
     assert_eq!(report["success"], true);
     assert_eq!(
         report["summary"],
-        json!({"clusters": 2, "unreachable": 0, "ok": 38, "warnings": 0, "errors": 0})
+        json!({"clusters": 2, "unreachable": 0, "ok": 40, "warnings": 0, "errors": 0})
     );
     for cluster in ["studio", "pro"] {
         let c = report["clusters"]

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 pub mod objects;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use meshfleet_core::defaults;
 use meshfleet_core::identity::{self, KeyedCertificate};
 use meshfleet_core::plan::{self, ClusterPlan, FleetPlan, LinkPlan};
@@ -214,6 +214,7 @@ impl FleetFixture {
             .await;
         }
         apply(source, &controller_deployment(link)).await;
+        restart_controller(source, link).await;
         set_available(
             source,
             defaults::MULTICLUSTER_NAMESPACE,
@@ -262,6 +263,27 @@ fn apply_params() -> PatchParams {
 
 fn name_of<K: kube::Resource>(object: &K) -> String {
     object.meta().name.clone().expect("objects have a name")
+}
+
+/// Restart `controller-<link>` (delete its pods; the ReplicaSet makes new ones), as
+/// after any change of its credentials: a pod older than its Secret's last change is
+/// what `credentials-loaded` warns about.
+pub async fn restart_controller(source: &kube::Client, link: &LinkPlan) {
+    let selector = controller_deployment(link)
+        .spec
+        .and_then(|s| s.selector.match_labels)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Api::<Pod>::namespaced(source.clone(), defaults::MULTICLUSTER_NAMESPACE)
+        .delete_collection(
+            &DeleteParams::default().grace_period(0),
+            &ListParams::default().labels(&selector),
+        )
+        .await
+        .expect("restart the controller's pods");
 }
 
 /// Server-side apply of a namespaced object.

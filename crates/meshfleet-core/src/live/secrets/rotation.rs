@@ -344,6 +344,8 @@ fn start(
     } else {
         for id in &options.links {
             if !known.contains(id) {
+                let mut known = known;
+                known.sort();
                 return Err(RotateError::UnknownLink(id.clone(), known));
             }
         }

@@ -134,7 +134,7 @@ fn a_link_edited_by_hand_fails_link_drift() {
     );
     let crosses = stdout.lines().filter(|l| l.starts_with('×')).count();
     assert_eq!(crosses, 1, "{stdout}");
-    assert!(stdout.contains("Status check results are ×: 1 failed, 0 warning(s), 37 passed (2 clusters)"));
+    assert!(stdout.contains("Status check results are ×: 1 failed, 0 warning(s), 39 passed (2 clusters)"));
 }
 
 #[test]
@@ -347,6 +347,8 @@ fn a_rejected_token_fails_credentials_access() {
             )
             .await;
         }
+        // The controller restarted with them (else `credentials-loaded` warns too).
+        fixtures::restart_controller(&pro, link).await;
         let result = live.check_json(&[]);
         for (ns, for_destination) in namespaces {
             fixtures::apply(
@@ -355,6 +357,7 @@ fn a_rejected_token_fails_credentials_access() {
             )
             .await;
         }
+        fixtures::restart_controller(&pro, link).await;
         result
     });
     assert_fails_only(code, &report, &[("pro", "credentials-access", Some("studio"))]);

@@ -45,7 +45,7 @@ fn a_healthy_fleet_is_green_everywhere() {
     }
     let link = element(&svg, "pro → studio: gateway link");
     assert!(
-        link.contains("stroke=\"#15803d\"") && link.contains("✓ 11 checks pass"),
+        link.contains("stroke=\"#15803d\"") && link.contains("✓ 12 checks pass"),
         "{link}"
     );
     let found = problems(&svg);
