@@ -286,3 +286,16 @@ where
     }
     results
 }
+/// When an object last changed: the newest time among its managed fields (every create,
+/// update and apply records one), else its creation. Linkerd's controllers read their
+/// credentials Secrets only at certain moments; this is what they are compared with.
+pub fn last_change(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| f.time.clone())
+        .chain(meta.creation_timestamp.clone())
+        .max_by_key(|t| t.0)
+}

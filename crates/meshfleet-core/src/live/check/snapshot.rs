@@ -540,14 +540,7 @@ fn credentials_from(mut secret: Secret) -> CredentialsSecret {
     for (_, mut value) in data {
         value.0.zeroize();
     }
-    let changed = secret
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.time.clone())
-        .chain(secret.metadata.creation_timestamp.clone())
-        .max_by_key(|t| t.0);
+    let changed = crate::live::cluster::last_change(&secret.metadata);
     CredentialsSecret {
         changed,
         created: secret.metadata.creation_timestamp.clone(),

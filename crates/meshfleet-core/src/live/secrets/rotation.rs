@@ -750,18 +750,6 @@ async fn secret_holds(
     Ok(holds)
 }
 
-/// When a Secret last changed: the newest time in its managed fields, else its creation.
-fn last_change(secret: &Secret) -> Option<Time> {
-    secret
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter_map(|f| f.time.clone())
-        .chain(secret.metadata.creation_timestamp.clone())
-        .max_by_key(|t| t.0)
-}
-
 /// A Deployment (namespace, name) and the Secrets (namespace, name) it reads.
 type Reloads = (String, String, Vec<(String, String)>);
 
@@ -841,7 +829,7 @@ async fn restart(
         let api: Api<Secret> = Api::namespaced(client.clone(), sns);
         match api.get_opt(sname).await {
             Ok(Some(mut s)) => {
-                changed = changed.max(last_change(&s));
+                changed = changed.max(crate::live::cluster::last_change(&s.metadata));
                 super::remote_access::scrub(&mut s);
             }
             Ok(None) => return result(StepState::Blocked, format!("there is no Secret `{sns}/{sname}`")),

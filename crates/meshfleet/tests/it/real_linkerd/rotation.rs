@@ -179,6 +179,11 @@ fn link_credentials_rotate_without_mirror_downtime() {
     assert_eq!(code, 1, "{report:#}");
     assert!(fleet_text(&s).contains("phase: granting"));
     still_mirrors(&s, "interrupted", 82);
+    // What a user reads at this point (the README shows it).
+    let (_, status_text, _) = s.meshfleet(&["secrets", "status", "."]);
+    eprintln!("$ meshfleet secrets status\n{status_text}");
+    let (_, check_text, _) = s.meshfleet(&["check", ".", "--cluster", "gamma"]);
+    eprintln!("$ meshfleet check --cluster gamma\n{check_text}");
     // ...and the rerun continues: Secrets, restarts, verification, then `retiring`.
     let (code, report) = rotate(&s, &[]);
     assert_eq!(code, 0, "{report:#}");
@@ -228,6 +233,8 @@ fn link_credentials_rotate_without_mirror_downtime() {
         );
     }
 
+    let (_, status_text, _) = s.meshfleet(&["secrets", "status", "."]);
+    eprintln!("$ meshfleet secrets status\n{status_text}");
     // Before GitOps dropped the old accounts, finishing is refused.
     let (code, report) = rotate(&s, &[]);
     assert_eq!(code, 1, "{report:#}");
