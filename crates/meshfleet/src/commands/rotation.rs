@@ -32,7 +32,7 @@ pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> 
         links: args.links.clone(),
         wait: Duration::from_secs(args.wait),
     };
-    run(&args.path, &options, global, printer)
+    run(&args.path, &options, false, global, printer)
 }
 
 /// `secrets status`: a dry run of the rotation.
@@ -41,33 +41,39 @@ pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         dry_run: true,
         ..RotateOptions::default()
     };
-    run(path, &options, global, printer)
+    run(path, &options, true, global, printer)
 }
 
+/// `status`: a dry run that, with no rotation in progress, says so rather than what a
+/// start would record.
 fn run(
     path: &Path,
     options: &RotateOptions,
+    status: bool,
     global: &GlobalArgs,
     printer: Printer,
 ) -> anyhow::Result<ExitStatus> {
     let (checked, plan) = match load_plan(path, printer)? {
         Ok(loaded) => loaded,
-        Err(status) => return Ok(status),
+        Err(exit) => return Ok(exit),
     };
     let recorded = LinkCredentialsState::of(&checked.fleet);
-    let vault = VaultSettings::from_env(&plan.vault.server)?;
-    // Starting touches no cluster; everything after reads them.
-    let kubeconfigs = if recorded.rotation.is_some() {
-        Some(kubeconfigs(global)?)
+    // Starting only records the rotation in the fleet file; everything after reads the
+    // clusters and Vault.
+    let (kubeconfigs, vault) = if recorded.rotation.is_some() {
+        (
+            Some(kubeconfigs(global)?),
+            Some(VaultSettings::from_env(&plan.vault.server)?),
+        )
     } else {
-        None
+        (None, None)
     };
     tracing::info!(dry_run = options.dry_run, "secrets rotation");
     let report = match runtime()?.block_on(rotation::rotate(
         &plan,
         &recorded,
         kubeconfigs.as_ref(),
-        &vault,
+        vault.as_ref(),
         options,
     )) {
         Ok(report) => report,
@@ -93,6 +99,9 @@ fn run(
     let file = fleet_path.display().to_string();
     match global.output {
         OutputFormat::Json => printer.json(&report_json(&report, options, &file, written))?,
+        OutputFormat::Text if status && report.stage == Stage::Start => {
+            printer.data(&idle_text(&report));
+        }
         OutputFormat::Text => printer.data(&report_text(&report, options, &file, written, printer)),
     }
     Ok(if report.blocked() {
@@ -108,6 +117,16 @@ fn mark(state: StepState, printer: Printer) -> String {
         StepState::Would => printer.out(Style::Pending, "~"),
         StepState::Blocked => printer.out(Style::Error, "×"),
     }
+}
+
+/// No rotation in progress: the account each link uses.
+fn idle_text(report: &RotationReport) -> String {
+    let mut out = String::from("link credentials: no rotation in progress\n");
+    for link in &report.links {
+        out.push_str(&format!("{}: uses `{}`\n", link.id, link.from));
+    }
+    out.push_str("`meshfleet secrets sync --rotate [--link ID]...` starts one\n");
+    out
 }
 
 fn report_text(

@@ -277,6 +277,9 @@ pub enum RotateError {
     /// No kubeconfig to reach the clusters.
     #[error("no kubeconfig was loaded, so the clusters cannot be read")]
     NoKubeconfig,
+    /// No Vault settings, so the credentials cannot be written.
+    #[error("no Vault settings were given, so the link credentials cannot be read or written")]
+    NoVault,
     /// Vault could not be used.
     #[error(transparent)]
     Vault(#[from] crate::live::vault::VaultError),
@@ -291,6 +294,7 @@ impl crate::diagnostic::Hint for RotateError {
             }
             Self::NoLinks => None,
             Self::NoKubeconfig => Some("set `KUBECONFIG` or pass `--kubeconfig`".into()),
+            Self::NoVault => Some("set `VAULT_ADDR` and `VAULT_TOKEN` (or `vault login`)".into()),
             Self::Vault(e) => e.hint(),
         }
     }
@@ -301,7 +305,7 @@ pub async fn rotate(
     plan: &FleetPlan,
     recorded: &LinkCredentialsState,
     kubeconfigs: Option<&Kubeconfigs>,
-    vault: &VaultSettings,
+    vault: Option<&VaultSettings>,
     options: &RotateOptions,
 ) -> Result<RotationReport, RotateError> {
     let links: Vec<&LinkPlan> = plan.clusters.iter().flat_map(|c| &c.outgoing).collect();
@@ -316,7 +320,7 @@ pub async fn rotate(
         return Err(RotateError::OtherRotation(rotating.clone()));
     }
     let kubeconfigs = kubeconfigs.ok_or(RotateError::NoKubeconfig)?;
-    let kv = KvClient::new(vault, &plan.vault.mount)?;
+    let kv = KvClient::new(vault.ok_or(RotateError::NoVault)?, &plan.vault.mount)?;
     let ctx = Ctx {
         plan,
         kubeconfigs,
