@@ -6,6 +6,7 @@ mod check;
 mod graph;
 mod migrate;
 mod render;
+mod rotate;
 mod schema;
 mod secrets;
 mod trust;
@@ -26,7 +27,7 @@ use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::{RenderError, TreeError};
 use meshfleet_core::validate::{CheckedFleet, check_file};
 
-use crate::cli::{CertsCommand, Cli, Command, SecretsCommand, TrustCommand};
+use crate::cli::{CertsCommand, Cli, Command, RotateCommand, SecretsCommand, TrustCommand};
 use crate::printer::Printer;
 
 /// How a command ended.
@@ -88,6 +89,7 @@ pub fn hint_of(error: &anyhow::Error) -> Option<String> {
             .or_else(|| hint::<SyncError>(cause))
             .or_else(|| hint::<RenderError>(cause))
             .or_else(|| hint::<TreeError>(cause))
+            .or_else(|| hint::<meshfleet_core::anchor_rotation::StepError>(cause))
     })
 }
 
@@ -112,6 +114,10 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Check(args) => check::run(args, &cli.global, printer),
         Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, &cli.global, printer),
         Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, &cli.global, printer),
+        Command::Trust(TrustCommand::Rotate(RotateCommand::Status(args))) => {
+            rotate::status(args, &cli.global, printer)
+        }
+        Command::Trust(TrustCommand::Rotate(command)) => rotate::step(command, &cli.global, printer),
         Command::Migrate(args) => migrate::run(args, &cli.global, printer),
         Command::Schema => schema::run(printer),
         Command::Completions(args) => schema::completions(args.shell, printer),
