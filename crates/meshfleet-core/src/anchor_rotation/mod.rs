@@ -146,12 +146,15 @@ impl KeyFolder {
             short(fingerprint).replace(':', "")
         ))
     }
-    /// Where an issuer's files go when a new one replaces it.
-    pub fn previous_issuer(&self, cluster: &str) -> (PathBuf, PathBuf) {
+    /// Where an issuer's files go when a new one replaces it: named after the replaced
+    /// certificate's fingerprint, so an aborted rotation (which replaces issuers twice)
+    /// keeps both.
+    pub fn replaced_issuer(&self, cluster: &str, fingerprint: &str) -> (PathBuf, PathBuf) {
         let dir = self.dir.join("issuer");
+        let id = short(fingerprint).replace(':', "");
         (
-            dir.join(format!("{cluster}.previous.crt")),
-            dir.join(format!("{cluster}.previous.key")),
+            dir.join(format!("{cluster}.replaced-{id}.crt")),
+            dir.join(format!("{cluster}.replaced-{id}.key")),
         )
     }
 }
@@ -353,7 +356,7 @@ pub fn abort(input: &StepInput<'_>) -> Result<Step, StepError> {
 }
 
 /// Make `target` the signing anchor: swap the two anchor keys, and with `issuer: vault`
-/// sign a new issuer per cluster with it (the old issuer files kept as `.previous`).
+/// sign a new issuer per cluster with it (the replaced issuer files kept beside it).
 fn move_issuers(
     input: &StepInput<'_>,
     rotation: &AnchorRotation,
@@ -388,19 +391,24 @@ fn move_issuers(
                 input.keys.issuer_cert(&cluster.name),
                 input.keys.issuer_key(&cluster.name),
             );
-            let (prev_crt, prev_key) = input.keys.previous_issuer(&cluster.name);
+            let replaced = fs_err::read_to_string(&crt)
+                .ok()
+                .and_then(|pem| identity::parse_pem_bundle(&pem).ok())
+                .and_then(|certs| certs.into_iter().next())
+                .map_or_else(|| "unreadable".to_string(), |c| c.sha256);
+            let (prev_crt, prev_key) = input.keys.replaced_issuer(&cluster.name, &replaced);
             if crt.exists() {
                 changes.push(FileChange::rename(
                     crt.clone(),
                     prev_crt,
-                    "the previous issuer certificate",
+                    "the replaced issuer certificate (kept)",
                 ));
             }
             if key.exists() {
                 changes.push(FileChange::rename(
                     key.clone(),
                     prev_key,
-                    "the previous issuer key",
+                    "the replaced issuer key (kept)",
                 ));
             }
             changes.push(FileChange::write(

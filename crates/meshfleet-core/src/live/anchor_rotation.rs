@@ -9,13 +9,16 @@
 //! - the issuer Secret `linkerd-identity-issuer`: which anchor of the rotation signed
 //!   its `tls.crt`, and when it last changed;
 //! - every pod with a `linkerd-proxy` container (meshed), and every pod of the control
-//!   plane's namespace, with its start time (`status.startTime`).
+//!   plane's namespace, with its creation time.
 //!
-//! A proxy reads its trust anchors when it starts, and keeps the certificate of the
-//! issuer that was in use then until it renews it (after about 70 % of its 24 h
-//! lifetime): so "started after the bundle (or issuer) changed" is what proves a pod
-//! trusts the new anchor (or presents the new chain). Times have one-second precision;
-//! a pod started within the same second as the change counts as after it.
+//! The proxy injector copies the bundle into a pod's spec when the pod is created
+//! (`LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`), and a proxy asks for its certificate when
+//! it starts and keeps it until it renews it (after about 70 % of its 24 h lifetime): so
+//! "created after the bundle (or issuer) changed" is what proves a pod trusts the new
+//! anchor (or presents the new chain). Creation, not `status.startTime`: a pod cannot
+//! start before it is created, so this never calls a stale pod ready, and it does not
+//! depend on when a kubelet got round to reporting. Times have one-second precision; a
+//! pod created within the same second as the change counts as after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -59,8 +62,8 @@ pub struct PodState {
     pub name: String,
     /// What to restart: `deploy/NAME`, `statefulset/NAME`, `daemonset/NAME` or `pod/NAME`.
     pub workload: String,
-    /// Start time, Unix seconds (creation time when the pod has not started).
-    pub started: i64,
+    /// Creation time, Unix seconds.
+    pub created: i64,
     /// In the control plane's namespace.
     pub control_plane: bool,
     /// Has a `linkerd-proxy` container.
@@ -239,17 +242,16 @@ pub fn state_from_objects(
             if !meshed && !control_plane {
                 return None;
             }
-            let started = pod
-                .status
+            let created = pod
+                .metadata
+                .creation_timestamp
                 .as_ref()
-                .and_then(|s| s.start_time.as_ref())
-                .or(pod.metadata.creation_timestamp.as_ref())
                 .map_or(0, |t| t.0.as_second());
             Some(PodState {
                 namespace: ns,
                 name: pod.metadata.name.clone().unwrap_or_default(),
                 workload: workload(pod),
-                started,
+                created,
                 control_plane,
                 meshed,
             })
@@ -391,12 +393,12 @@ pub fn judge(
                     }
                 })
                 .collect();
-            let stale: Vec<&PodState> = group.iter().copied().filter(|p| p.started < since).collect();
+            let stale: Vec<&PodState> = group.iter().copied().filter(|p| p.created < since).collect();
             if stale.is_empty() {
                 done.push(item(
                     id,
                     format!(
-                        "all {} {what} started after the bundle changed ({})",
+                        "all {} {what} were created after the bundle changed ({})",
                         group.len(),
                         when(since)
                     ),
@@ -405,7 +407,7 @@ pub fn judge(
                 blocking.push(Item {
                     id,
                     message: format!(
-                        "{} of {} {what} started before the bundle changed ({}), so they do not trust the new anchor yet",
+                        "{} of {} {what} were created before the bundle changed ({}), so they do not trust the new anchor yet",
                         stale.len(),
                         group.len(),
                         when(since)
@@ -439,12 +441,12 @@ pub fn judge(
     if matches!(phase, AnchorRotationPhase::Recertify) && state.issuer_signed_by == SignedBy::To {
         let since = state.issuer_changed.unwrap_or(i64::MAX);
         let meshed: Vec<&PodState> = state.pods.iter().filter(|p| p.meshed).collect();
-        let stale: Vec<&PodState> = meshed.iter().copied().filter(|p| p.started < since).collect();
+        let stale: Vec<&PodState> = meshed.iter().copied().filter(|p| p.created < since).collect();
         if stale.is_empty() {
             done.push(item(
                 "proxies-recertified",
                 format!(
-                    "all {} meshed pods started after the issuer moved ({})",
+                    "all {} meshed pods were created after the issuer moved ({})",
                     meshed.len(),
                     when(since)
                 ),
@@ -453,7 +455,7 @@ pub fn judge(
             blocking.push(Item {
                 id: "proxies-recertified",
                 message: format!(
-                    "{} of {} meshed pods started before the issuer moved ({}), so they may still present a certificate of the old chain",
+                    "{} of {} meshed pods were created before the issuer moved ({}), so they may still present a certificate of the old chain",
                     stale.len(),
                     meshed.len(),
                     when(since)
