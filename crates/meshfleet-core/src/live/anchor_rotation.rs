@@ -510,3 +510,110 @@ pub async fn status(kubeconfigs: &Kubeconfigs, plan: &FleetPlan) -> Option<Rotat
         clusters,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    use super::*;
+
+    fn rotation(phase: AnchorRotationPhase) -> AnchorRotation {
+        AnchorRotation {
+            phase,
+            from: "aa".into(),
+            to: "bb".into(),
+        }
+    }
+
+    fn pod_state(ns: &str, name: &str, created: i64, meshed: bool) -> PodState {
+        PodState {
+            namespace: ns.into(),
+            name: name.into(),
+            workload: format!("deploy/{name}"),
+            created,
+            control_plane: ns == "linkerd",
+            meshed,
+        }
+    }
+
+    fn state(roots: &[&str], signed: SignedBy, pods: Vec<PodState>) -> ClusterRotationState {
+        ClusterRotationState {
+            trust_roots: Some(roots.iter().map(|s| (*s).to_string()).collect()),
+            trust_roots_changed: Some(100),
+            issuer_signed_by: signed,
+            issuer_changed: Some(200),
+            pods,
+        }
+    }
+
+    fn ids(items: &[Item]) -> Vec<&'static str> {
+        items.iter().map(|i| i.id).collect()
+    }
+
+    #[test]
+    fn distribute_waits_for_the_bundle_then_for_pods_created_after_it() {
+        let r = rotation(AnchorRotationPhase::Distribute);
+        let (_, blocking) = judge(&r, "c", &state(&["aa"], SignedBy::From, vec![]));
+        assert_eq!(ids(&blocking), ["trust-roots"]);
+        let pods = vec![
+            pod_state("linkerd", "linkerd-identity", 101, true),
+            pod_state("apps", "web", 99, true),
+        ];
+        let (done, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::From, pods));
+        assert_eq!(ids(&done), ["trust-roots", "control-plane-restarted"]);
+        assert_eq!(ids(&blocking), ["meshed-pods-restarted"]);
+        assert_eq!(
+            blocking[0].restarts,
+            ["kubectl --context c -n apps rollout restart deploy/web"]
+        );
+    }
+
+    #[test]
+    fn recertify_waits_for_every_meshed_pod_created_after_the_issuer_moved() {
+        let r = rotation(AnchorRotationPhase::Recertify);
+        let (_, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::From, vec![]));
+        assert_eq!(ids(&blocking), ["issuer-signed-by-new"]);
+        let pods = vec![
+            pod_state("apps", "web", 200, true),
+            pod_state("apps", "batch", 10, false),
+        ];
+        let (_, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::To, pods));
+        assert!(blocking.is_empty(), "{blocking:?}");
+        let (_, blocking) = judge(
+            &r,
+            "c",
+            &state(
+                &["aa", "bb"],
+                SignedBy::To,
+                vec![pod_state("apps", "web", 199, true)],
+            ),
+        );
+        assert_eq!(ids(&blocking), ["proxies-recertified"]);
+    }
+
+    #[test]
+    fn retire_wants_only_the_new_anchor() {
+        let r = rotation(AnchorRotationPhase::Retire);
+        let (_, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::To, vec![]));
+        assert_eq!(ids(&blocking), ["trust-roots"]);
+        let (done, blocking) = judge(&r, "c", &state(&["bb"], SignedBy::To, vec![]));
+        assert!(blocking.is_empty());
+        assert_eq!(ids(&done), ["trust-roots", "issuer-signed-by-new"]);
+    }
+
+    #[test]
+    fn a_pod_of_a_deployment_restarts_its_deployment() {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("web-5d9f-abcde".into());
+        pod.metadata.labels = Some([("pod-template-hash".to_string(), "5d9f".to_string())].into());
+        pod.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "ReplicaSet".into(),
+            name: "web-5d9f".into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+        assert_eq!(workload(&pod), "deploy/web");
+        pod.metadata.owner_references = None;
+        assert_eq!(workload(&pod), "pod/web-5d9f-abcde");
+    }
+}

@@ -338,3 +338,127 @@ fn abort_turns_round_and_ends_on_the_old_anchor() {
             .exists()
     );
 }
+
+/// A fleet folder (BASE_FLEET) with its anchor, and a rotation started (no cluster needed).
+fn started_fleet() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("fleet.yaml"), crate::support::BASE_FLEET).expect("write");
+    let run = |args: &[&str]| {
+        crate::support::meshfleet(dir.path())
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    assert!(run(&["certs", "init", "."]).status.success());
+    let started = run(&["trust", "rotate", "start", "."]);
+    assert!(started.status.success(), "{:?}", crate::support::texts(&started));
+    dir
+}
+
+fn validate(dir: &std::path::Path) -> (i32, String) {
+    let out = crate::support::meshfleet(dir)
+        .args(["validate", "."])
+        .output()
+        .expect("validate");
+    let (stdout, stderr) = crate::support::texts(&out);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn a_rotation_state_that_does_not_fit_the_bundle_is_an_error_with_its_line() {
+    let dir = started_fleet();
+    let fleet_path = dir.path().join("fleet.yaml");
+    let fleet = read(&fleet_path);
+    let line_of = |needle: &str| fleet.lines().position(|l| l.contains(needle)).expect("line") + 1;
+
+    // A fingerprint that is not one.
+    let to_line = line_of("to: \"");
+    let from_value = fleet
+        .lines()
+        .find(|l| l.contains("from: \""))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &fleet_path,
+        fleet.replace(&from_value, "      from: not-a-fingerprint"),
+    )
+    .unwrap();
+    let (code, text) = validate(dir.path());
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("error[anchor-rotation]: `rotation.from` is not a SHA-256 fingerprint"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("fleet.yaml:{}:13", to_line - 1)), "{text}");
+    assert!(
+        text.contains("hint: write the fingerprint `meshfleet certs inspect` prints"),
+        "{text}"
+    );
+
+    // The bundle edited by hand: only the old anchor left while the phase says both.
+    std::fs::write(&fleet_path, &fleet).unwrap();
+    let bundle_path = dir.path().join("anchor.crt");
+    let bundle = read(&bundle_path);
+    let first = format!(
+        "{}-----END CERTIFICATE-----\n",
+        bundle.split("-----END CERTIFICATE-----\n").next().unwrap()
+    );
+    std::fs::write(&bundle_path, first).unwrap();
+    let (code, text) = validate(dir.path());
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "in phase `distribute` the trust anchor bundle `anchor.crt` must hold exactly the two anchors"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("fleet.yaml:{}:14", line_of("phase: distribute"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("hint: the bundle and the rotation state are written together"),
+        "{text}"
+    );
+    // Nothing renders from it, and `next` refuses before reading any cluster.
+    let out = crate::support::meshfleet(dir.path())
+        .args(["trust", "rotate", "next", "."])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn steps_without_a_rotation_refuse_with_a_hint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("fleet.yaml"), crate::support::BASE_FLEET).expect("write");
+    assert!(
+        crate::support::meshfleet(dir.path())
+            .args(["certs", "init", "."])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    for step in ["next", "abort"] {
+        let out = crate::support::meshfleet(dir.path())
+            .args(["trust", "rotate", step, "."])
+            .output()
+            .unwrap();
+        let (_, stderr) = crate::support::texts(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("error: no trust anchor rotation is in progress (nothing was written)"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("hint: start one with `meshfleet trust rotate start`"),
+            "{stderr}"
+        );
+    }
+    let out = crate::support::meshfleet(dir.path())
+        .args(["trust", "rotate", "status", "."])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
