@@ -86,6 +86,22 @@ impl FileChange {
         }
     }
 
+    /// The same, done: `wrote path`, `created path (0600)`, `moved a to b`, `swapped a and b`.
+    pub fn done(&self) -> String {
+        let action = self.action();
+        for (from, to) in [
+            ("write ", "wrote "),
+            ("create ", "created "),
+            ("move ", "moved "),
+            ("swap ", "swapped "),
+        ] {
+            if let Some(rest) = action.strip_prefix(from) {
+                return format!("{to}{rest}");
+            }
+        }
+        action
+    }
+
     /// Whether this change holds a private key.
     pub fn is_private(&self) -> bool {
         matches!(self.op, Op::CreatePrivate { .. })

@@ -343,16 +343,22 @@ pub fn judge(
     } else {
         &only_new
     };
+    // Old first, then new, then any other: the order a reader expects.
     let describe = |set: &BTreeSet<String>| {
-        set.iter()
+        let rank = |fp: &String| {
+            if *fp == rotation.from {
+                0
+            } else if *fp == rotation.to {
+                1
+            } else {
+                2
+            }
+        };
+        let mut list: Vec<&String> = set.iter().collect();
+        list.sort_by_key(|fp| rank(fp));
+        list.into_iter()
             .map(|fp| {
-                let role = if *fp == rotation.from {
-                    "old"
-                } else if *fp == rotation.to {
-                    "new"
-                } else {
-                    "other"
-                };
+                let role = ["old", "new", "other"][rank(fp)];
                 format!("{role} {}", short(fp))
             })
             .collect::<Vec<_>>()

@@ -38,7 +38,7 @@ pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) ->
     let Some(report) = runtime()?.block_on(live::status(&kubeconfigs, &plan)) else {
         return Ok(ExitStatus::Success);
     };
-    print_status(&report, &plan, global.output, printer)?;
+    print_status(&report, &plan, global.output, printer, true)?;
     Ok(status_exit(&report))
 }
 
@@ -57,6 +57,7 @@ fn print_status(
     plan: &FleetPlan,
     output: OutputFormat,
     printer: Printer,
+    summary: bool,
 ) -> anyhow::Result<()> {
     if output == OutputFormat::Json {
         #[derive(serde::Serialize)]
@@ -106,6 +107,9 @@ fn print_status(
         }
     }
     printer.data(&text);
+    if !summary {
+        return Ok(());
+    }
     let blocked = report.clusters.iter().filter(|c| !c.blocking.is_empty()).count();
     if blocked == 0 {
         printer.status(&format!(
@@ -180,7 +184,7 @@ pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> a
         if let Some(report) = runtime()?.block_on(live::status(&kubeconfigs, &plan))
             && !report.ready()
         {
-            print_status(&report, &plan, OutputFormat::Text, printer)?;
+            print_status(&report, &plan, OutputFormat::Text, printer, false)?;
             printer.error(
                 &format!(
                     "cannot leave phase `{}`: not every cluster is ready (nothing was written)",
@@ -208,12 +212,16 @@ pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> a
             return Ok(ExitStatus::Failure);
         }
     };
-    let verb = if args.dry_run { "would " } else { "" };
     if !args.dry_run {
         step.changes.apply()?;
     }
     for change in &step.changes.0 {
-        printer.status(&format!("{verb}{}: {}", change.action(), change.purpose));
+        let what = if args.dry_run {
+            format!("would {}", change.action())
+        } else {
+            change.done()
+        };
+        printer.status(&format!("{what}: {}", change.purpose));
     }
     if args.dry_run {
         printer.status("dry run: nothing was written");
