@@ -227,19 +227,30 @@ pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> a
         printer.status("dry run: nothing was written");
         return Ok(ExitStatus::Success);
     }
-    print_next(&step, &plan, &args.path, printer);
+    print_next(
+        &step,
+        &plan,
+        &args.path,
+        matches!(command, RotateCommand::Abort(_)),
+        printer,
+    );
     Ok(ExitStatus::Success)
 }
 
 /// What the user does after a step.
-fn print_next(step: &Step, plan: &FleetPlan, path: &Path, printer: Printer) {
+fn print_next(step: &Step, plan: &FleetPlan, path: &Path, aborted: bool, printer: Printer) {
     let path = path.display();
     let render = format!("`meshfleet render {path} --out <tree>`, review and commit");
     let ns = &plan.linkerd.namespace;
     let Some(rotation) = &step.after else {
         printer.status(&format!(
-            "the rotation is over: the fleet trusts only {}. next: {render} (the fleet file and bundle); \
+            "{}: the fleet trusts only {}. next: {render} (the fleet file and bundle); \
              `meshfleet check {path}` confirms every cluster",
+            if aborted {
+                "the rotation is aborted"
+            } else {
+                "the rotation is over"
+            },
             short(
                 &plan
                     .identity
