@@ -462,3 +462,70 @@ fn steps_without_a_rotation_refuse_with_a_hint() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[path = "anchor_rotation/real_identity.rs"]
+mod real_identity;
+
+/// The whole rotation with Linkerd's real identity controller answering Certify requests
+/// on three clusters (see `anchor_rotation/real_identity.rs`).
+#[test]
+fn a_rotation_with_the_real_identity_controller() {
+    use self::real_identity::{RealWorld, eventually};
+    let w = RealWorld::new();
+    let all = ["i1", "i2", "i3"];
+    let verify = |when: &str| {
+        let failures = w.cross_verify(when);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    };
+    verify("installed");
+    w.meshfleet(&["trust", "rotate", "start", "."]).expect(0);
+    World::tick();
+    w.apply_tree(&["i1", "i2"]);
+    verify("distribute, i3 on the old bundle");
+    w.apply_tree(&["i3"]);
+    World::tick();
+    w.restart_control_plane(&all);
+    eventually("distribute done", || w.status_ready());
+    verify("distribute, every controller restarted on both anchors");
+    w.meshfleet(&["trust", "rotate", "next", "."]).expect(0);
+    w.meshfleet(&["secrets", "sync", "."]).expect(0);
+    World::tick();
+    w.force_sync_issuers(&["i1"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    verify("issuers, only i1 moved (the controller reloads its issuer)");
+    // The real controller on i1 now issues from the new chain; i2's still from the old.
+    let pems = w.bundle_pems();
+    assert_eq!(pems.len(), 2);
+    let (old_pem, new_pem) = (&pems[0], &pems[1]);
+    eventually("i1's controller issuing from the new anchor", || {
+        w.leaf_chains_to("i1", new_pem)
+    });
+    assert!(!w.leaf_chains_to("i1", old_pem));
+    assert!(w.leaf_chains_to("i2", old_pem) && !w.leaf_chains_to("i2", new_pem));
+    w.force_sync_issuers(&["i2", "i3"]);
+    eventually("issuers moved", || w.status_ready());
+    verify("issuers, all moved");
+    w.meshfleet(&["trust", "rotate", "next", "."]).expect(0);
+    World::tick();
+    w.restart_control_plane(&all);
+    eventually("recertify done", || w.status_ready());
+    w.meshfleet(&["trust", "rotate", "next", "."]).expect(0);
+    let new = w.bundle();
+    assert_eq!(new.len(), 1);
+    w.apply_tree(&["i1"]);
+    verify("retire, i1 holds only the new anchor");
+    w.apply_tree(&["i2", "i3"]);
+    World::tick();
+    w.restart_control_plane(&all);
+    eventually("retire done", || w.status_ready());
+    verify("retire, every cluster only the new anchor");
+    for cluster in all {
+        assert!(
+            w.leaf_chains_to(cluster, new_pem),
+            "{cluster} issues from the new anchor"
+        );
+    }
+    w.meshfleet(&["trust", "rotate", "next", "."]).expect(0);
+    w.meshfleet(&["trust", "verify", "."]).expect(0);
+    let _ = w.path();
+}

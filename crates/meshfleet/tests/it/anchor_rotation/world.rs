@@ -448,7 +448,7 @@ fn leaf(dir: &Path) -> PathBuf {
 
 /// The bundle a cluster's rendered tree gives its control plane: the Helm values'
 /// `identityTrustAnchorsPEM`, or the Jobs' mounted `ca-bundle.crt`.
-fn rendered_bundle(cluster_dir: &Path) -> String {
+pub fn rendered_bundle(cluster_dir: &Path) -> String {
     fn find(value: &Value, key: &str) -> Option<String> {
         match value {
             Value::Object(map) => map
@@ -493,7 +493,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-async fn apply_bundle(client: &kube::Client, bundle: &str) {
+pub async fn apply_bundle(client: &kube::Client, bundle: &str) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "linkerd");
     let values =
         serde_saphyr::to_string(&serde_json::json!({ "identityTrustAnchorsPEM": bundle })).expect("values");
