@@ -467,11 +467,21 @@ fn steps_without_a_rotation_refuse_with_a_hint() {
 mod real_identity;
 
 /// The whole rotation with Linkerd's real identity controller answering Certify requests
-/// on three clusters (see `anchor_rotation/real_identity.rs`).
+/// on three clusters (see `anchor_rotation/real_identity.rs`): Vault issuers, Flux.
 #[test]
 fn a_rotation_with_the_real_identity_controller() {
+    real_identity_rotation("vault", "flux");
+}
+
+/// The same with cert-manager issuers and Argo CD.
+#[test]
+fn a_rotation_with_the_real_identity_controller_and_cert_manager_on_argocd() {
+    real_identity_rotation("cert-manager", "argocd");
+}
+
+fn real_identity_rotation(issuer: &'static str, engine: &str) {
     use self::real_identity::{RealWorld, eventually};
-    let w = RealWorld::new();
+    let w = RealWorld::new(issuer, engine);
     let all = ["i1", "i2", "i3"];
     let verify = |when: &str| {
         let failures = w.cross_verify(when);

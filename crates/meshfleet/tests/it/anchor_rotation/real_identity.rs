@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
@@ -36,14 +36,17 @@ const CLUSTERS: [&str; 3] = ["i1", "i2", "i3"];
 const WORKLOAD: (&str, &str) = ("apps", "web");
 
 pub struct RealWorld {
+    issuer: &'static str,
     env: PrivateEnv,
     rt: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
     clients: BTreeMap<String, kube::Client>,
 }
 
-fn fleet_text(ports: &BTreeMap<&str, String>) -> String {
-    let mut text = "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  name: identity\nspec:\n  linkerd:\n    version: 2025.4.4\n    viz: false\n  gitops:\n    engine: flux\n    repository: {url: https://github.com/example/fleet.git}\n  identity:\n    trustAnchor: certs/trust-anchor.crt\n    issuer: vault\n  secrets:\n    vault: {server: https://vault.example:8200, mount: secret, path: real-identity}\n  clusters:\n".to_string();
+fn fleet_text(ports: &BTreeMap<&str, String>, issuer: &str, engine: &str) -> String {
+    let mut text = format!(
+        "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  name: identity\nspec:\n  linkerd:\n    version: 2025.4.4\n    viz: false\n  gitops:\n    engine: {engine}\n    repository: {{url: https://github.com/example/fleet.git}}\n  identity:\n    trustAnchor: certs/trust-anchor.crt\n    issuer: {issuer}\n  secrets:\n    vault: {{server: https://vault.example:8200, mount: secret, path: real-identity}}\n  clusters:\n"
+    );
     for (i, name) in CLUSTERS.iter().enumerate() {
         text.push_str(&format!(
             "    - name: {name}\n      apiServer: https://kubernetes.default.svc:{}\n      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n",
@@ -55,14 +58,16 @@ fn fleet_text(ports: &BTreeMap<&str, String>) -> String {
 }
 
 impl RealWorld {
-    pub fn new() -> Self {
+    /// `issuer`: `vault` or `cert-manager`; `engine`: `flux` or `argocd`.
+    pub fn new(issuer: &'static str, engine: &str) -> Self {
         let env = testenv::private(&CLUSTERS);
         let ports: BTreeMap<&str, String> = CLUSTERS
             .iter()
             .map(|n| (*n, env.server(n).rsplit(':').next().expect("port").to_owned()))
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("fleet.yaml"), fleet_text(&ports)).expect("write fleet");
+        std::fs::write(dir.path().join("fleet.yaml"), fleet_text(&ports, issuer, engine))
+            .expect("write fleet");
         let rt = testenv::runtime();
         let clients = rt.block_on(async {
             let mut clients = BTreeMap::new();
@@ -72,6 +77,7 @@ impl RealWorld {
             clients
         });
         let world = Self {
+            issuer,
             env,
             rt,
             dir,
@@ -160,32 +166,65 @@ impl RealWorld {
         }
     }
 
-    /// External Secrets fetch the issuer from Vault now (`force-sync`), on `clusters`.
+    /// What `trust rotate next` printed for the issuers, on `clusters`: External Secrets
+    /// fetch from Vault now (`force-sync`); with cert-manager, the issuer is re-issued
+    /// (the stand-in issues when the Secret is gone, as after `cmctl renew`).
     pub fn force_sync_issuers(&self, clusters: &[&str]) {
         let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string();
+        let external_secret = if self.issuer == "vault" {
+            "linkerd-identity-issuer"
+        } else {
+            "linkerd-trust-anchor"
+        };
         for cluster in clusters {
-            let status = Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(self.env.kubeconfig())
-                .args([
-                    "--context",
-                    cluster,
-                    "-n",
-                    "linkerd",
-                    "annotate",
-                    "externalsecret",
-                    "linkerd-identity-issuer",
-                ])
-                .arg(format!("force-sync={stamp}"))
-                .arg("--overwrite")
-                .output()
-                .expect("kubectl annotate");
-            assert!(
-                status.status.success(),
-                "{}",
-                String::from_utf8_lossy(&status.stderr)
-            );
+            let kubectl = |args: &[&str]| {
+                let out = Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(self.env.kubeconfig())
+                    .args(["--context", cluster, "-n", "linkerd"])
+                    .args(args)
+                    .output()
+                    .expect("kubectl");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            };
+            kubectl(&[
+                "annotate",
+                "externalsecret",
+                external_secret,
+                &format!("force-sync={stamp}"),
+                "--overwrite",
+            ]);
+            if self.issuer == "cert-manager" {
+                // The CA Issuer must hold the new key pair before the issuer is re-issued.
+                let api = Api::<Secret>::namespaced(self.clients[*cluster].clone(), "linkerd");
+                let signing = self.signing_anchor();
+                eventually("the anchor key pair synced", || {
+                    self.rt
+                        .block_on(api.get_opt("linkerd-trust-anchor"))
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.data)
+                        .and_then(|d| {
+                            d.get("tls.crt")
+                                .map(|b| fingerprints(&String::from_utf8_lossy(&b.0)))
+                        })
+                        .is_some_and(|fp| fp == [signing.clone()])
+                });
+                kubectl(&["delete", "secret", "linkerd-identity-issuer"]);
+            }
         }
+    }
+
+    /// The fingerprint of the anchor whose key is `trust-anchor.key` (the signing one).
+    fn signing_anchor(&self) -> String {
+        let key =
+            secrecy::SecretString::from(read(&self.dir.path().join(".meshfleet/keys/trust-anchor.key")));
+        meshfleet_core::identity::parse_pem_bundle(&read(&self.dir.path().join("certs/trust-anchor.crt")))
+            .expect("bundle")
+            .into_iter()
+            .find(|c| meshfleet_core::identity::key_matches(c, &key))
+            .expect("the key signs one anchor of the bundle")
+            .sha256
     }
 
     fn identity_addr(&self, cluster: &str) -> Option<String> {
@@ -256,21 +295,26 @@ impl RealWorld {
         ))
     }
 
+    /// [`Self::certify`], retried for a while: the controller may be restarting, and a
+    /// proxy retries too.
+    fn certify_retrying(&self, cluster: &str, when: &str) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            match self.rt.block_on(self.certify(cluster)) {
+                Ok(got) => return got,
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
+                Err(e) => panic!("{when}: {cluster}'s identity controller gave no certificate: {e}"),
+            }
+        }
+    }
+
     /// Every cluster's leaf against every cluster's bundle in use; the failures.
     pub fn cross_verify(&self, when: &str) -> Vec<String> {
         let scratch = tempfile::tempdir().expect("tempdir");
         let mut leaves: BTreeMap<&str, (PathBuf, PathBuf)> = BTreeMap::new();
         let mut bundles: BTreeMap<&str, PathBuf> = BTreeMap::new();
         for cluster in CLUSTERS {
-            // The controller may be restarting: retry for a while, as a proxy does.
-            let deadline = Instant::now() + Duration::from_secs(90);
-            let (leaf, chain) = loop {
-                match self.rt.block_on(self.certify(cluster)) {
-                    Ok(got) => break got,
-                    Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(500)),
-                    Err(e) => panic!("{when}: {cluster}'s identity controller gave no certificate: {e}"),
-                }
-            };
+            let (leaf, chain) = self.certify_retrying(cluster, when);
             let dir = scratch.path().join(cluster);
             std::fs::create_dir_all(&dir).expect("mkdir");
             std::fs::write(dir.join("leaf.crt"), leaf).expect("write");
@@ -313,10 +357,7 @@ impl RealWorld {
     /// which anchor its identity controller's issuer is signed by.
     pub fn leaf_chains_to(&self, cluster: &str, anchor_pem: &str) -> bool {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (leaf, chain) = self
-            .rt
-            .block_on(self.certify(cluster))
-            .unwrap_or_else(|e| panic!("{cluster}: {e}"));
+        let (leaf, chain) = self.certify_retrying(cluster, "checking the signing anchor");
         for (name, text) in [
             ("leaf.crt", leaf.as_str()),
             ("chain.crt", chain.as_str()),
