@@ -48,6 +48,11 @@ fn blocking(report: &Value) -> Vec<String> {
 /// `next` must refuse, write nothing, and name what blocks.
 fn next_refused(world: &World, names: &str) -> Run {
     let before = (world.fleet_file(), world.bundle());
+    let (code, report) = status_json(world);
+    assert_eq!(
+        code, 1,
+        "`status` before a `next` that must be refused ({names}):\n{report:#}"
+    );
     let run = world.meshfleet(&["trust", "rotate", "next", "."]);
     run.expect(1);
     assert!(
@@ -156,22 +161,22 @@ fn full_rotation(world: &World) -> (String, String) {
     world.apply_tree(&["r3"]);
     World::tick();
     world.restart_pods(&["r1", "r3"]);
-    world.restart_pod("r2", "linkerd", "linkerd-identity-0", true);
-    world.restart_pod("r2", "linkerd", "linkerd-destination-0", true);
+    world.restart_pod("r2", "linkerd", "linkerd-identity", true);
+    world.restart_pod("r2", "linkerd", "linkerd-destination", true);
     let refused = next_refused(world, "meshed-pods-restarted");
     assert!(
         refused
             .stdout
-            .contains("kubectl --context r2 -n apps delete pod/web-0"),
+            .contains("kubectl --context r2 -n apps delete pod/web-"),
         "{}",
         refused.all()
     );
     assert!(
-        !refused.stdout.contains("batch-0"),
+        !refused.stdout.contains("batch-"),
         "an unmeshed pod does not count:\n{}",
         refused.all()
     );
-    world.restart_pod("r2", "apps", "web-0", true);
+    world.restart_pod("r2", "apps", "web", true);
     let (code, report) = status_json(world);
     assert_eq!(code, 0, "{report}");
     assert_cross_verifies(world, "distribute, every cluster on both");
@@ -201,15 +206,15 @@ fn full_rotation(world: &World) -> (String, String) {
     next(world, "recertify");
     World::tick();
     world.restart_pods(&["r1", "r2"]);
-    world.restart_pod("r3", "apps", "web-0", true);
-    world.restart_pod("r3", "linkerd", "linkerd-identity-0", true);
+    world.restart_pod("r3", "apps", "web", true);
+    world.restart_pod("r3", "linkerd", "linkerd-identity", true);
     let refused = next_refused(world, "proxies-recertified");
     assert!(
-        refused.stdout.contains("linkerd-destination-0"),
+        refused.stdout.contains("pod/linkerd-destination-"),
         "{}",
         refused.all()
     );
-    world.restart_pod("r3", "linkerd", "linkerd-destination-0", true);
+    world.restart_pod("r3", "linkerd", "linkerd-destination", true);
     status_json(world).0.eq(&0).then_some(()).expect("recertify done");
 
     // The old anchor leaves; abort is too late now.

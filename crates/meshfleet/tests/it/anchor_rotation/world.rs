@@ -268,11 +268,25 @@ impl World {
         }
     }
 
-    /// Delete and create one pod again.
-    pub fn restart_pod(&self, cluster: &str, ns: &str, name: &str, meshed: bool) {
+    /// Delete a pod and create its successor, under a new name as a controller would:
+    /// reusing the name races with KWOK finishing the old pod's deletion by name.
+    pub fn restart_pod(&self, cluster: &str, ns: &str, base: &str, meshed: bool) {
         let api: Api<Pod> = Api::namespaced(self.clients[cluster].clone(), ns);
+        let successor = format!(
+            "{base}-{}",
+            OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
+        );
         self.rt.block_on(async {
-            if api.get_opt(name).await.expect("read pod").is_some() {
+            let old: Vec<String> = api
+                .list(&kube::api::ListParams::default())
+                .await
+                .expect("list pods")
+                .items
+                .into_iter()
+                .filter_map(|p| p.metadata.name)
+                .filter(|n| n.strip_prefix(base).is_some_and(|rest| rest.starts_with('-')))
+                .collect();
+            for name in &old {
                 api.delete(
                     name,
                     &DeleteParams {
@@ -282,14 +296,8 @@ impl World {
                 )
                 .await
                 .expect("delete pod");
-                for _ in 0..100 {
-                    if api.get_opt(name).await.expect("read pod").is_none() {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
             }
-            api.create(&PostParams::default(), &pod(name, meshed))
+            api.create(&PostParams::default(), &pod(&successor, meshed))
                 .await
                 .expect("create pod");
         });
@@ -352,10 +360,10 @@ impl World {
 
 /// (namespace, name, has a `linkerd-proxy` container).
 pub const POD_SET: [(&str, &str, bool); 4] = [
-    ("linkerd", "linkerd-identity-0", true),
-    ("linkerd", "linkerd-destination-0", true),
-    ("apps", "web-0", true),
-    ("apps", "batch-0", false),
+    ("linkerd", "linkerd-identity", true),
+    ("linkerd", "linkerd-destination", true),
+    ("apps", "web", true),
+    ("apps", "batch", false),
 ];
 
 fn pod(name: &str, meshed: bool) -> Pod {
