@@ -8,7 +8,18 @@ binary of the Deployment's release (from its image tag, e.g.
   * every container whose first argument is `service-mirror` (the chart's
     `controller-<link>` Deployments and `linkerd-local-service-mirror`);
   * the `destination` container of `linkerd-destination` (its cluster store registers
-    remote-discovery targets from the credentials Secrets in the linkerd namespace).
+    remote-discovery targets from the credentials Secrets in the linkerd namespace);
+  * the `identity` container of `linkerd-identity`: the real identity controller, with
+    its two volumes as a kubelet keeps them (the issuer Secret `linkerd-identity-issuer`
+    and the ConfigMap `linkerd-identity-trust-roots`, each written into a folder the way
+    Kubernetes' atomic writer does: files linked through `..data`, swapped in one rename,
+    so the controller's own watcher sees an issuer change as on a real node). The issuer
+    folder is its `-issuer` flag; the trust roots have a fixed path in the binary
+    (`/var/run/linkerd/identity/trust-roots/ca-bundle.crt`), so the process runs in a
+    private mount namespace (`unshare -m`) where that path is bind-mounted from the
+    cluster's folder: three clusters' controllers each read their own bundle. Its gRPC
+    address (the Certify API, plain HTTP/2 as behind the pod's proxy) is written to
+    DIR/kubelet/<cluster>-<namespace>-<deployment>-<container>.addr.
 
 Each process gets the Deployment's arguments with `-kubeconfig` (a TokenRequest token
 of the pod's ServiceAccount, so the chart's RBAC is what it can do) and its listen
@@ -23,7 +34,7 @@ every start and stop.
 
 Not run: the proxies (no data plane), the policy controller (Rust, not in the
 controller binary), the proxy injector and the validating webhooks (their
-configurations are left out of the install, see mesh.py), identity (issue 12 adds it).
+configurations are left out of the install, see mesh.py).
 """
 
 import hashlib
@@ -39,7 +50,11 @@ from kube import ApiError, token_kubeconfig
 LISTEN_FLAGS = {
     "service-mirror": ("-metrics-addr",),
     "destination": ("-addr", "-metrics-addr"),
+    "identity": ("-addr", "-admin-addr"),
 }
+
+# Where the identity controller reads the trust anchors (hard-coded in the binary).
+TRUST_ROOTS_MOUNT = "/var/run/linkerd/identity/trust-roots"
 
 
 def free_port():
@@ -68,6 +83,8 @@ def wanted_containers(deploy):
             out.append((c, "service-mirror"))
         elif deploy["metadata"]["name"] == "linkerd-destination" and c["name"] == "destination":
             out.append((c, "destination"))
+        elif deploy["metadata"]["name"] == "linkerd-identity" and c["name"] == "identity":
+            out.append((c, "identity"))
     return out
 
 
@@ -80,6 +97,57 @@ def controller_argv(binary, container, subcommand, kubeconfig, ports):
     # Go's flag package stops at the first positional argument and the last
     # occurrence of a flag wins: ours go after the chart's flags, before positionals.
     return [binary, subcommand] + flags + ours + positional
+
+
+def write_volume(folder, files):
+    """Write `files` (name -> bytes) into `folder` as Kubernetes' atomic writer does: a
+    new timestamped folder, `..data` pointing at it (swapped by one rename), and each
+    file a link through `..data`. Returns whether anything changed."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    data = os.path.join(folder, "..data")
+    current = {}
+    for name in files:
+        try:
+            with open(os.path.join(data, name), "rb") as fh:
+                current[name] = fh.read()
+        except OSError:
+            pass
+    if current == files:
+        return False
+    old = os.readlink(data) if os.path.islink(data) else None
+    stamp = "..%d" % time.time_ns()
+    os.mkdir(os.path.join(folder, stamp), 0o700)
+    for name, content in files.items():
+        fd = os.open(os.path.join(folder, stamp, name), os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+    tmp = os.path.join(folder, "..data_tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(stamp, tmp)
+    os.rename(tmp, data)
+    for name in files:
+        link = os.path.join(folder, name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join("..data", name), link)
+    if old:
+        for name in os.listdir(os.path.join(folder, old)):
+            os.unlink(os.path.join(folder, old, name))
+        os.rmdir(os.path.join(folder, old))
+    return True
+
+
+def identity_volumes(cluster, namespace):
+    """The identity controller's two volumes as a kubelet would project them."""
+    import base64
+    out = {}
+    secret = cluster.get("v1", "secrets", namespace, "linkerd-identity-issuer")
+    if secret:
+        out["issuer"] = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    roots = cluster.get("v1", "configmaps", namespace, "linkerd-identity-trust-roots")
+    if roots:
+        out["trust-roots"] = {k: v.encode() for k, v in (roots.get("data") or {}).items()}
+    return out
 
 
 def container_env(container, deploy, pod_name):
@@ -128,6 +196,19 @@ class Kubelet:
         self.procs = {}
         os.makedirs(os.path.join(env_dir, "kubelet"), mode=0o700, exist_ok=True)
 
+    def volume_dir(self, key, volume):
+        return os.path.join(self.dir, "kubelet", "%s-%s-%s-%s.volumes" % key, volume)
+
+    def sync_volumes(self, cluster, key):
+        """Bring an identity controller's volumes up to date; False while one is missing."""
+        volumes = identity_volumes(cluster, key[1])
+        for volume in ("issuer", "trust-roots"):
+            if volume not in volumes:
+                return False
+            if write_volume(self.volume_dir(key, volume), volumes[volume]):
+                self.log("%s: %s volume of %s/%s updated" % (cluster.name, volume, key[1], key[2]))
+        return True
+
     def reconcile(self):
         seen = set()
         for cluster in self.clusters:
@@ -144,6 +225,10 @@ class Kubelet:
 
     def ensure(self, cluster, deploy, container, sub, key):
         tmpl = template_hash(deploy)
+        # A kubelet keeps a running pod's Secret and ConfigMap volumes current, and
+        # does not start a pod before they exist.
+        if sub == "identity" and not self.sync_volumes(cluster, key):
+            return
         proc = self.procs.get(key)
         if proc and proc.template == tmpl:
             if proc.popen.poll() is None:
@@ -177,6 +262,16 @@ class Kubelet:
         ports = {flag: free_port() for flag in LISTEN_FLAGS[sub]}
         pod_name = "%s-%s-kubelet" % (name, tmpl)
         argv = controller_argv(binary, container, sub, kcfg, ports)
+        if sub == "identity":
+            os.makedirs(TRUST_ROOTS_MOUNT, exist_ok=True)
+            argv.insert(2, "-issuer=%s" % self.volume_dir(key, "issuer"))
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    'mount --bind "$0" %s && exec "$@"' % TRUST_ROOTS_MOUNT,
+                    self.volume_dir(key, "trust-roots")] + argv
+        addr = os.path.join(self.dir, "kubelet", "%s-%s-%s-%s.addr" % key)
+        with open(addr + ".tmp", "w") as fh:
+            fh.write("127.0.0.1:%d\n" % ports["-addr"] if "-addr" in ports else "")
+        os.replace(addr + ".tmp", addr)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": pod_name}
         if self.proxy:
             env["HTTPS_PROXY"] = self.proxy

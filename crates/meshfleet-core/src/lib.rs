@@ -14,6 +14,7 @@
 //! [`identity`] makes and reads certificates beside that pipeline. This crate never
 //! prints or exits: the `meshfleet` binary owns output and exit codes.
 
+pub mod anchor_rotation;
 pub mod defaults;
 pub mod diagnostic;
 pub mod duration;

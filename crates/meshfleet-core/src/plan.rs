@@ -114,6 +114,8 @@ pub struct IdentityPlan {
     pub anchors: Vec<CertInfo>,
     /// Who issues the per-cluster issuer.
     pub issuer: IssuerKind,
+    /// The anchor rotation in progress, if any.
+    pub rotation: Option<crate::anchor_rotation::AnchorRotation>,
 }
 
 /// `spec.secrets.vault` with defaults applied.
@@ -219,6 +221,8 @@ pub struct TrustAnchors {
     pub pem: String,
     /// Its certificates.
     pub certs: Vec<CertInfo>,
+    /// The anchor rotation in progress (`spec.identity.rotation`), checked against them.
+    pub rotation: Option<crate::anchor_rotation::AnchorRotation>,
 }
 
 /// A cluster's multicluster gateway, resolved.
@@ -452,6 +456,7 @@ pub(crate) fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Res
     let identity = IdentityPlan {
         trust_anchor_pem: anchors.pem,
         anchors: anchors.certs,
+        rotation: anchors.rotation,
         issuer: spec
             .identity
             .issuer

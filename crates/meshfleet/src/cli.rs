@@ -214,6 +214,50 @@ pub enum TrustCommand {
     Extract(TrustExtractArgs),
     /// Compare every cluster's anchor bundle with the fleet's
     Verify(PathArg),
+    /// Rotate the fleet's trust anchor, step by step, with no moment where mTLS fails
+    #[command(subcommand)]
+    Rotate(RotateCommand),
+}
+
+/// `trust rotate ...`.
+#[derive(Debug, Subcommand)]
+pub enum RotateCommand {
+    /// Create the next anchor and put both in the bundle (phase `distribute`)
+    Start(RotateArgs),
+    /// Show, per cluster, what is done and what blocks the next step
+    Status(RotateStatusArgs),
+    /// Move to the next phase once every cluster is ready; print what to do then
+    Next(RotateArgs),
+    /// Return to the old anchor (possible until the old anchor leaves the bundle)
+    Abort(RotateArgs),
+}
+
+/// `trust rotate start|next|abort`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// Print what would be written, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `next`: seconds to wait for each cluster
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// `trust rotate status`.
+#[derive(Debug, Args)]
+pub struct RotateStatusArgs {
+    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Seconds to wait for each cluster
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 /// `trust extract`.

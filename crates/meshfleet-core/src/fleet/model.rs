@@ -187,6 +187,64 @@ pub struct IdentitySpec {
     /// `cert-manager` or `vault` [cert-manager].
     #[serde(default)]
     pub issuer: Option<Located<IssuerKind>>,
+    /// A trust anchor rotation in progress. Written by `meshfleet trust rotate`; review
+    /// it like any change.
+    #[serde(default)]
+    pub rotation: Option<Located<AnchorRotationSpec>>,
+}
+
+/// `spec.identity.rotation`: which anchor the fleet moves from and to, and how far it is.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AnchorRotationSpec {
+    /// Where the rotation is.
+    pub phase: Located<AnchorRotationPhase>,
+    /// SHA-256 fingerprint (as `certs inspect` prints it) of the anchor being retired.
+    pub from: Located<String>,
+    /// SHA-256 fingerprint of the anchor being rolled out.
+    pub to: Located<String>,
+}
+
+/// The phases of a trust anchor rotation, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+pub enum AnchorRotationPhase {
+    /// The bundle of both anchors reaches every cluster; issuers still use `from`.
+    #[serde(rename = "distribute")]
+    Distribute,
+    /// The issuers move to `to`; every cluster trusts both.
+    #[serde(rename = "issuers")]
+    Issuers,
+    /// Every proxy gets a certificate from a new issuer (restarts).
+    #[serde(rename = "recertify")]
+    Recertify,
+    /// `from` leaves every bundle.
+    #[serde(rename = "retire")]
+    Retire,
+}
+
+impl AnchorRotationPhase {
+    /// Every phase, in order.
+    pub const ALL: [Self; 4] = [Self::Distribute, Self::Issuers, Self::Recertify, Self::Retire];
+
+    /// The fleet-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Distribute => "distribute",
+            Self::Issuers => "issuers",
+            Self::Recertify => "recertify",
+            Self::Retire => "retire",
+        }
+    }
+
+    /// Whether the bundle holds both anchors in this phase (only `to` in `retire`).
+    pub fn bundle_holds_both(self) -> bool {
+        self != Self::Retire
+    }
+
+    /// Whether the issuers are signed by `to` in this phase (else by `from`).
+    pub fn issuers_on_new(self) -> bool {
+        self != Self::Distribute
+    }
 }
 
 /// `spec.secrets`.

@@ -11,9 +11,12 @@
 //!   kubeconfigs and identity keys where the rendered ExternalSecrets read them.
 //! - [`trust`]: the anchor bundles a cluster really uses (`linkerd-config` and
 //!   `linkerd-identity-trust-roots`) compared with the fleet's (`trust extract`/`verify`).
+//! - [`anchor_rotation`]: where every cluster stands in a trust anchor rotation
+//!   (`trust rotate status`), and what blocks its next step.
 //! - [`migrate`]: what the deprecated `linkerd multicluster link` left, and its removal
 //!   once the declarative controller of the same link is available (`migrate`).
 
+pub mod anchor_rotation;
 pub mod check;
 pub mod cluster;
 pub mod kube_failure;

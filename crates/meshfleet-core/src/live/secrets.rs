@@ -417,6 +417,7 @@ mod tests {
             trust_anchor_pem: pem.to_string(),
             anchors: identity::parse_pem_bundle(pem).unwrap(),
             issuer: IssuerKind::CertManager,
+            rotation: None,
         }
     }
 

@@ -292,6 +292,9 @@ pub async fn extract(
 pub enum Verdict {
     /// Same set of anchors as the fleet.
     Match,
+    /// The bundle of the previous step of the anchor rotation in progress: expected
+    /// until the GitOps engine applies the fleet's (`trust rotate status` gates on it).
+    Pending,
     /// Other anchors than the fleet's.
     Mismatch,
     /// No bundle in this source.
@@ -307,6 +310,7 @@ impl Verdict {
     pub fn name(self) -> &'static str {
         match self {
             Self::Match => "match",
+            Self::Pending => "rotation-pending",
             Self::Mismatch => "mismatch",
             Self::Missing => "missing",
             Self::Invalid => "invalid",
@@ -316,7 +320,7 @@ impl Verdict {
 
     /// Whether this verdict fails `trust verify`.
     pub fn is_problem(self) -> bool {
-        self != Self::Match
+        !matches!(self, Self::Match | Self::Pending)
     }
 }
 
@@ -330,6 +334,32 @@ pub fn judge(bundle: &SourceBundle, fleet: &[CertInfo]) -> Verdict {
     }
 }
 
+/// Compare one source with the fleet's bundle during an anchor rotation: the bundle the
+/// previous step left (only `from` in `distribute`, both in `retire`) is [`Verdict::Pending`].
+/// In `issuers` and `recertify` there is none: a cluster without both anchors would
+/// reject the certificates of the clusters whose issuer moved.
+pub fn judge_in_rotation(
+    bundle: &SourceBundle,
+    fleet: &[CertInfo],
+    rotation: Option<&crate::anchor_rotation::AnchorRotation>,
+) -> Verdict {
+    use crate::fleet::model::AnchorRotationPhase as Phase;
+    let verdict = judge(bundle, fleet);
+    let (Verdict::Mismatch, Some(r), Some(certs)) = (verdict, rotation, bundle.certs()) else {
+        return verdict;
+    };
+    let previous: BTreeSet<&str> = match r.phase {
+        Phase::Distribute => [r.from.as_str()].into(),
+        Phase::Retire => [r.from.as_str(), r.to.as_str()].into(),
+        Phase::Issuers | Phase::Recertify => return verdict,
+    };
+    if fingerprints(certs) == previous {
+        Verdict::Pending
+    } else {
+        verdict
+    }
+}
+
 /// One fleet cluster in `trust verify`.
 #[derive(Debug)]
 pub struct ClusterTrust {
@@ -339,14 +369,16 @@ pub struct ClusterTrust {
     pub context: String,
     /// Both bundles, or why the cluster could not be read.
     pub anchors: Result<ClusterAnchors, ReadError>,
+    /// The fleet's anchor rotation in progress, if any.
+    pub rotation: Option<crate::anchor_rotation::AnchorRotation>,
 }
 
 impl ClusterTrust {
     /// The verdict of one source (unreachable when the cluster was not read).
     pub fn verdict(&self, source: AnchorSource, fleet: &[CertInfo]) -> Verdict {
-        self.anchors
-            .as_ref()
-            .map_or(Verdict::Unreachable, |a| judge(a.source(source), fleet))
+        self.anchors.as_ref().map_or(Verdict::Unreachable, |a| {
+            judge_in_rotation(a.source(source), fleet, self.rotation.as_ref())
+        })
     }
 
     /// The worst verdict of both sources.
@@ -398,6 +430,7 @@ pub async fn verify_fleet(kubeconfigs: &Kubeconfigs, plan: &FleetPlan) -> TrustR
             cluster: cluster.name.clone(),
             context: cluster.context.clone(),
             anchors,
+            rotation: plan.identity.rotation.clone(),
         })
         .collect();
     TrustReport { fleet, clusters }

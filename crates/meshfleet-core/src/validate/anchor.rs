@@ -74,9 +74,13 @@ pub(super) fn check(
             return;
         }
     };
+    let Ok(rotation) = super::rotation::check(ctx, &certs, out) else {
+        return;
+    };
     parsed.anchors = Some(TrustAnchors {
         pem: format!("{}\n", text.trim()),
         certs: certs.clone(),
+        rotation,
     });
     for (i, cert) in certs.iter().enumerate() {
         let which = if certs.len() == 1 {

@@ -15,6 +15,7 @@ mod anchor;
 mod clusters;
 mod links;
 mod network;
+mod rotation;
 mod rules;
 mod settings;
 

@@ -136,6 +136,8 @@ rules! {
     TrustAnchorExpired = "trust-anchor-expired": "a trust anchor is expired or not yet valid",
     /// A trust anchor has less than 60 days left.
     TrustAnchorExpiring = "trust-anchor-expiring": "a trust anchor has less than 60 days left",
+    /// `spec.identity.rotation` does not fit the anchor bundle.
+    AnchorRotation = "anchor-rotation": "`spec.identity.rotation` names anchors the bundle does not hold (or holds too many)",
 }
 
 impl fmt::Display for Rule {

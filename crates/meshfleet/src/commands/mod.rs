@@ -3,10 +3,11 @@
 
 mod certs;
 mod check;
+mod credentials_rotation;
 mod graph;
 mod migrate;
 mod render;
-mod rotation;
+mod rotate;
 mod schema;
 mod secrets;
 mod trust;
@@ -27,7 +28,7 @@ use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::{RenderError, TreeError};
 use meshfleet_core::validate::{CheckedFleet, check_file};
 
-use crate::cli::{CertsCommand, Cli, Command, SecretsCommand, TrustCommand};
+use crate::cli::{CertsCommand, Cli, Command, RotateCommand, SecretsCommand, TrustCommand};
 use crate::printer::Printer;
 
 /// How a command ended.
@@ -91,6 +92,7 @@ pub fn hint_of(error: &anyhow::Error) -> Option<String> {
             .or_else(|| hint::<TreeError>(cause))
             .or_else(|| hint::<meshfleet_core::live::secrets::rotation::RotateError>(cause))
             .or_else(|| hint::<meshfleet_core::fleet::edit::EditError>(cause))
+            .or_else(|| hint::<meshfleet_core::anchor_rotation::StepError>(cause))
     })
 }
 
@@ -112,13 +114,19 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Certs(CertsCommand::Inspect(args)) => certs::inspect(args, output, printer),
         Command::Graph(args) => graph::run(args, &cli.global, printer),
         Command::Secrets(SecretsCommand::Sync(args)) if args.rotate => {
-            rotation::rotate(args, &cli.global, printer)
+            credentials_rotation::rotate(args, &cli.global, printer)
         }
         Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, &cli.global, printer),
-        Command::Secrets(SecretsCommand::Status(args)) => rotation::status(&args.path, &cli.global, printer),
+        Command::Secrets(SecretsCommand::Status(args)) => {
+            credentials_rotation::status(&args.path, &cli.global, printer)
+        }
         Command::Check(args) => check::run(args, &cli.global, printer),
         Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, &cli.global, printer),
         Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, &cli.global, printer),
+        Command::Trust(TrustCommand::Rotate(RotateCommand::Status(args))) => {
+            rotate::status(args, &cli.global, printer)
+        }
+        Command::Trust(TrustCommand::Rotate(command)) => rotate::step(command, &cli.global, printer),
         Command::Migrate(args) => migrate::run(args, &cli.global, printer),
         Command::Schema => schema::run(printer),
         Command::Completions(args) => schema::completions(args.shell, printer),

@@ -101,6 +101,13 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
         explain(printer, cluster, &report, &plan.linkerd.namespace, &anchor_name);
     }
     printer.status(&summary(&report));
+    if let Some(rotation) = &plan.identity.rotation {
+        printer.status(&format!(
+            "a trust anchor rotation is in progress (phase `{}`): the fleet's bundle holds {}; `meshfleet trust rotate status` shows each cluster's progress",
+            rotation.phase.as_str(),
+            if rotation.phase.bundle_holds_both() { "the old and the new anchor" } else { "only the new anchor" }
+        ));
+    }
     Ok(if report.none_reachable() {
         ExitStatus::Error
     } else if report.all_match() {
@@ -438,6 +445,13 @@ fn explain(
         let bundle = anchors.source(source);
         match cluster.verdict(source, &report.fleet) {
             Verdict::Match | Verdict::Unreachable => {}
+            Verdict::Pending => printer.warning(
+                &format!(
+                    "cluster `{name}`: ConfigMap `{namespace}/{}` still holds the bundle of the previous step of the trust anchor rotation",
+                    source.config_map()
+                ),
+                Some("expected until the GitOps engine applies the rendered bundle; `meshfleet trust rotate status` shows what blocks the next step"),
+            ),
             Verdict::Mismatch => {
                 let have = bundle.certs().map(trust::fingerprints).unwrap_or_default();
                 let extra: Vec<&str> = have.difference(&fleet).copied().collect();

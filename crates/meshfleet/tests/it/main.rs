@@ -1,5 +1,6 @@
 //! meshfleet integration tests: one binary, one module per area.
 
+mod anchor_rotation;
 mod apiserver;
 mod bad_input;
 mod certs;

@@ -143,6 +143,8 @@ fn anchors(
     };
     let mut details = Vec::new();
     let mut differ = Vec::new();
+    let mut pending = Vec::new();
+    let rotation = plan.identity.rotation.as_ref();
     for source in [AnchorSource::LinkerdConfig, AnchorSource::TrustRoots] {
         let name = format!(
             "`{}` ({})",
@@ -160,6 +162,13 @@ fn anchors(
         let live = fingerprints(certs);
         if live == fleet_set {
             details.push(format!("{name}: matches"));
+            continue;
+        }
+        if trust::judge_in_rotation(found.source(source), fleet, rotation) == trust::Verdict::Pending {
+            details.push(format!(
+                "{name}: holds the bundle of the rotation's previous step"
+            ));
+            pending.push(name);
             continue;
         }
         let extra: Vec<String> = live
@@ -188,6 +197,24 @@ fn anchors(
         }
         details.push(line);
         differ.push(name);
+    }
+    if differ.is_empty()
+        && let Some(r) = rotation.filter(|_| !pending.is_empty())
+    {
+        return CheckResult::warning(
+            CheckId::TrustAnchorsMatch,
+            format!(
+                "a trust anchor rotation is in progress (phase `{}`) and {} still hold(s) the bundle of its previous step",
+                r.phase.as_str(),
+                pending.join(" and ")
+            ),
+        )
+        .details(details)
+        .hint(format!(
+            "expected until the GitOps engine applies {}; `meshfleet trust rotate status` shows what blocks the next step",
+            in_tree(&files.anchors(cluster))
+        ))
+        .file(files.anchors(cluster));
     }
     if differ.is_empty() {
         let list: Vec<String> = fleet.iter().map(|c| short_fingerprint(&c.sha256)).collect();

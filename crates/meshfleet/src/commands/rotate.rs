@@ -1,0 +1,313 @@
+//! `meshfleet trust rotate start|status|next|abort [PATH]`: a fleet-wide trust anchor
+//! rotation. The state lives in the fleet file (`spec.identity.rotation`); each step
+//! writes files only (bundle, fleet file, key folder), all or nothing, and says what to
+//! commit, sync or restart next. `next` first reads every cluster and refuses (exit 1)
+//! while one is not ready.
+
+use std::path::Path;
+use std::time::Duration;
+
+use meshfleet_core::anchor_rotation::{self, AnchorRotation, Step, StepError, StepInput, short};
+use meshfleet_core::diagnostic::Hint as _;
+use meshfleet_core::fleet::model::{AnchorRotationPhase, IssuerKind};
+use meshfleet_core::keys::KeyFolder;
+use meshfleet_core::live::anchor_rotation::{self as live, RotationStatus};
+use meshfleet_core::plan::FleetPlan;
+use meshfleet_core::render::stages::{ISSUER_SECRET, TRUST_ANCHOR_SECRET};
+
+use super::{ExitStatus, kubeconfigs, load_plan, now, runtime};
+use crate::cli::{GlobalArgs, OutputFormat, RotateCommand, RotateStatusArgs};
+use crate::printer::{Printer, Style};
+
+/// `trust rotate status`: exit 0 when nothing blocks `next`, 1 when something does, 2
+/// when no cluster could be read.
+pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let (_, plan) = match load_plan(&args.path, printer)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(status),
+    };
+    if plan.identity.rotation.is_none() {
+        if global.output == OutputFormat::Json {
+            printer.json(&serde_json::json!({ "inProgress": false }))?;
+        }
+        printer.status("no trust anchor rotation is in progress");
+        printer.status("hint: start one with `meshfleet trust rotate start`");
+        return Ok(ExitStatus::Success);
+    }
+    let kubeconfigs = kubeconfigs(global)?.with_timeout(Duration::from_secs(args.timeout));
+    let Some(report) = runtime()?.block_on(live::status(&kubeconfigs, &plan)) else {
+        return Ok(ExitStatus::Success);
+    };
+    print_status(&report, &plan, global.output, printer, true)?;
+    Ok(status_exit(&report))
+}
+
+fn status_exit(report: &RotationStatus) -> ExitStatus {
+    if !report.clusters.is_empty() && report.clusters.iter().all(|c| c.state.is_none()) {
+        ExitStatus::Error
+    } else if report.ready() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    }
+}
+
+fn print_status(
+    report: &RotationStatus,
+    plan: &FleetPlan,
+    output: OutputFormat,
+    printer: Printer,
+    summary: bool,
+) -> anyhow::Result<()> {
+    if output == OutputFormat::Json {
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            #[serde(rename = "inProgress")]
+            in_progress: bool,
+            ready: bool,
+            #[serde(flatten)]
+            report: &'a RotationStatus,
+        }
+        return printer.json(&Json {
+            in_progress: true,
+            ready: report.ready(),
+            report,
+        });
+    }
+    let mut text = format!(
+        "trust anchor rotation, phase `{}` ({}): from {} to {}\n",
+        report.phase,
+        phase_meaning(report.phase),
+        short(&report.from),
+        short(&report.to)
+    );
+    for cluster in &report.clusters {
+        text.push_str(&format!(
+            "\n{} (context `{}`)\n",
+            cluster.cluster, cluster.context
+        ));
+        for item in &cluster.done {
+            text.push_str(&format!(
+                "  {} {}: {}\n",
+                printer.out(Style::Success, "✓"),
+                item.id,
+                item.message
+            ));
+        }
+        for item in &cluster.blocking {
+            text.push_str(&format!(
+                "  {} {}: {}\n",
+                printer.out(Style::Error, "×"),
+                item.id,
+                item.message
+            ));
+            for line in item.restarts.iter().flat_map(|r| r.lines()) {
+                text.push_str(&format!("      {line}\n"));
+            }
+        }
+    }
+    printer.data(&text);
+    if !summary {
+        return Ok(());
+    }
+    let blocked = report.clusters.iter().filter(|c| !c.blocking.is_empty()).count();
+    if blocked == 0 {
+        printer.status(&format!(
+            "ready: every cluster is done with phase `{}`; `meshfleet trust rotate next` moves on",
+            report.phase
+        ));
+    } else {
+        printer.status(&format!(
+            "not ready: {blocked} of {} cluster(s) block the next step (×); {}",
+            report.clusters.len(),
+            plan.identity
+                .rotation
+                .as_ref()
+                .map_or("", |r| what_clears(r.phase))
+        ));
+    }
+    Ok(())
+}
+
+fn phase_meaning(phase: &str) -> &'static str {
+    match phase {
+        "distribute" => "every cluster must trust both anchors",
+        "issuers" => "the issuers move to the new anchor",
+        "recertify" => "every proxy must get a certificate from a new issuer",
+        _ => "the old anchor leaves every bundle",
+    }
+}
+
+fn what_clears(phase: AnchorRotationPhase) -> &'static str {
+    match phase {
+        AnchorRotationPhase::Distribute => {
+            "render and commit the bundle, let the GitOps engine apply it, then run the restarts listed"
+        }
+        AnchorRotationPhase::Issuers => {
+            "sync the new issuer material (see what `next` printed), then check again"
+        }
+        AnchorRotationPhase::Recertify => "run the restarts listed",
+        AnchorRotationPhase::Retire => {
+            "render and commit the bundle of the new anchor alone, and let it apply"
+        }
+    }
+}
+
+/// `trust rotate start|next|abort`.
+pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+    let (RotateCommand::Start(args) | RotateCommand::Next(args) | RotateCommand::Abort(args)) = command
+    else {
+        unreachable!("status is dispatched on its own")
+    };
+    let (checked, plan) = match load_plan(&args.path, printer)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(status),
+    };
+    let dir = checked.source.dir();
+    let keys = args
+        .keys
+        .clone()
+        .map_or_else(|| KeyFolder::default_for(&dir), KeyFolder::new);
+    let anchor_path = meshfleet_core::validate::anchor_path(&dir, &checked.fleet);
+    let input = StepInput {
+        fleet_path: &checked.source.path,
+        fleet_text: &checked.source.text,
+        plan: &plan,
+        anchor_path: &anchor_path,
+        keys: &keys,
+        now: now(),
+    };
+    if let RotateCommand::Next(_) = command
+        && let Some(rotation) = &plan.identity.rotation
+    {
+        let kubeconfigs = kubeconfigs(global)?.with_timeout(Duration::from_secs(args.timeout));
+        if let Some(report) = runtime()?.block_on(live::status(&kubeconfigs, &plan))
+            && !report.ready()
+        {
+            print_status(&report, &plan, OutputFormat::Text, printer, false)?;
+            printer.error(
+                &format!(
+                    "cannot leave phase `{}`: not every cluster is ready (nothing was written)",
+                    rotation.phase.as_str()
+                ),
+                Some(what_clears(rotation.phase)),
+            );
+            return Ok(match status_exit(&report) {
+                ExitStatus::Error => ExitStatus::Error,
+                _ => ExitStatus::Failure,
+            });
+        }
+    }
+    let result = match command {
+        RotateCommand::Start(_) => anchor_rotation::start(&input),
+        RotateCommand::Next(_) => anchor_rotation::next(&input),
+        RotateCommand::Abort(_) => anchor_rotation::abort(&input),
+        RotateCommand::Status(_) => unreachable!("status is dispatched on its own"),
+    };
+    let step = match result {
+        Ok(step) => step,
+        Err(e @ (StepError::Identity(_) | StepError::Io(_))) => return Err(e.into()),
+        Err(e) => {
+            printer.error(&format!("{e} (nothing was written)"), e.hint().as_deref());
+            return Ok(ExitStatus::Failure);
+        }
+    };
+    if !args.dry_run {
+        step.changes.apply()?;
+    }
+    for change in &step.changes.0 {
+        let what = if args.dry_run {
+            format!("would {}", change.action())
+        } else {
+            change.done()
+        };
+        printer.status(&format!("{what}: {}", change.purpose));
+    }
+    if args.dry_run {
+        printer.status("dry run: nothing was written");
+        return Ok(ExitStatus::Success);
+    }
+    print_next(
+        &step,
+        &plan,
+        &args.path,
+        matches!(command, RotateCommand::Abort(_)),
+        printer,
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// What the user does after a step.
+fn print_next(step: &Step, plan: &FleetPlan, path: &Path, aborted: bool, printer: Printer) {
+    let path = path.display();
+    let render = format!("`meshfleet render {path} --out <tree>`, review and commit");
+    let ns = &plan.linkerd.namespace;
+    let Some(rotation) = &step.after else {
+        printer.status(&format!(
+            "{}: the fleet trusts only {}. next: {render} (the fleet file and bundle); \
+             `meshfleet check {path}` confirms every cluster",
+            if aborted {
+                "the rotation is aborted"
+            } else {
+                "the rotation is over"
+            },
+            short(
+                &plan
+                    .identity
+                    .rotation
+                    .as_ref()
+                    .map_or_else(|| plan.identity.anchors[0].sha256.clone(), signing_anchor)
+            )
+        ));
+        return;
+    };
+    if let Some(new) = &step.new_anchor {
+        printer.status(&format!(
+            "new trust anchor {} (`{}`)",
+            short(&new.sha256),
+            new.subject
+        ));
+    }
+    let sync_and_refresh = |what: &str, secret: &str| {
+        format!(
+            "run `meshfleet secrets sync {path}` ({what} to Vault), then on every cluster make External Secrets \
+             fetch it now: `kubectl --context <ctx> -n {ns} annotate externalsecret {secret} force-sync=$(date +%s) --overwrite`"
+        )
+    };
+    let steps: Vec<String> = match rotation.phase {
+        AnchorRotationPhase::Distribute => vec![
+            render.clone(),
+            "once every cluster applied it, restart the control plane and the meshed workloads (`trust rotate status` lists them)".into(),
+            format!("`meshfleet trust rotate status {path}`, then `meshfleet trust rotate next {path}`"),
+        ],
+        AnchorRotationPhase::Issuers => match plan.identity.issuer {
+            IssuerKind::CertManager => vec![
+                sync_and_refresh("the new signing anchor's key pair", TRUST_ANCHOR_SECRET),
+                format!(
+                    "make cert-manager re-issue the issuer: `cmctl renew -n {ns} {ISSUER_SECRET}` (or delete the Secret `{ns}/{ISSUER_SECRET}`)"
+                ),
+                format!("commit the fleet file, then `meshfleet trust rotate status {path}`"),
+            ],
+            IssuerKind::Vault => vec![
+                sync_and_refresh("the new issuers", ISSUER_SECRET),
+                format!("commit the fleet file, then `meshfleet trust rotate status {path}`"),
+            ],
+        },
+        AnchorRotationPhase::Recertify => vec![
+            "restart every meshed workload so that its proxy gets a certificate of the new chain (`trust rotate status` lists the restarts per cluster)".into(),
+            format!("commit the fleet file, then `meshfleet trust rotate next {path}`"),
+        ],
+        AnchorRotationPhase::Retire => vec![
+            format!("{render}: the bundle now holds only the new anchor"),
+            format!("once every cluster applied it, `meshfleet trust rotate next {path}` ends the rotation"),
+        ],
+    };
+    printer.status(&format!("phase is now `{}`; next:", rotation.phase.as_str()));
+    for (i, line) in steps.iter().enumerate() {
+        printer.status(&format!("  {}. {line}", i + 1));
+    }
+}
+
+fn signing_anchor(rotation: &AnchorRotation) -> String {
+    rotation.signing().to_string()
+}
