@@ -1,6 +1,8 @@
-//! The one edit meshfleet makes to a fleet file itself: the link credential state under
+//! An edit meshfleet makes to a fleet file itself: the link credential state under
 //! `spec.secrets.linkCredentials`, which `secrets sync --rotate` records so that every
-//! change to a cluster's desired state stays a reviewed commit.
+//! change to a cluster's desired state stays a reviewed commit. (The trust anchor
+//! rotation's `spec.identity.rotation` is written by `anchor_rotation::edit`, which
+//! works from the parsed values' offsets and also handles flow style.)
 //!
 //! The edit is made on the text, not by serializing the model again: the user's
 //! comments, key order, quoting and blank lines stay exactly as written, and only the

@@ -4,7 +4,7 @@
 //!
 //! The library (`meshfleet_core::live::secrets::rotation`) reads the clusters and Vault
 //! and does the live steps; this file records the state it returns in the fleet file
-//! (the one edit meshfleet makes to it, atomic, comments kept) and reports what was
+//! (atomic, comments kept) and reports what was
 //! done, what blocks and what the user does next. Exit 0 when the run got as far as it
 //! can without the user (a commit, GitOps), 1 when a step is blocked or the input is
 //! wrong, 2 when meshfleet could not do its job.
