@@ -15,7 +15,7 @@
 //! Endpoints, and example names like `pro.vpn.example` do not resolve here; nothing is
 //! ever sent to them).
 
-mod scenario;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 
