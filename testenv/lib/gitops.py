@@ -103,8 +103,10 @@ class Cluster:
                      stdin=text)
 
     def apply_files(self, paths, what):
+        args = []
         for p in paths:
-            self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=testenv", "-f", p)
+            args += ["-f", p]
+        self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=testenv", *args)
 
     def wait_established(self, names, timeout=60):
         self.kubectl("wait", "--for=condition=Established", "--timeout=%ds" % timeout,
@@ -282,7 +284,11 @@ def controller_argvs(cluster, bins, free_port):
         # a controller setting, not part of the rendered tree.
         "kustomize-controller": ([bins["kustomize-controller"], "--metrics-addr=127.0.0.1:%d" % free_port(),
                                   "--health-addr=127.0.0.1:%d" % free_port(), "--events-addr=",
-                                  "--requeue-dependency=5s"] + flux_common, base),
+                                  "--requeue-dependency=5s",
+                                  # A new commit stops waiting for the old one's health
+                                  # (Flux 2.7 has this gate, off by default): a revert
+                                  # of a bad commit need not sit out its timeout.
+                                  "--feature-gates=CancelHealthCheckOnNewRevision=true"] + flux_common, base),
         "helm-controller": ([bins["helm-controller"], "--metrics-addr=127.0.0.1:%d" % free_port(),
                              "--health-addr=127.0.0.1:%d" % free_port(), "--events-addr=",
                              "--requeue-dependency=5s"] + flux_common, base),
@@ -311,7 +317,7 @@ def charts_repo(env_dir, releases):
     """Package the Linkerd charts of every release into DIR/charts (a Helm repository)."""
     out = os.path.join(env_dir, "charts")
     shutil.rmtree(out, ignore_errors=True)
-    linkerd_charts.write_repo({rel: os.path.join(d, "linkerd") for rel, d in releases.items()}, out)
+    linkerd_charts.write_repo({rel: paths["cli"] for rel, paths in releases.items()}, out)
     return out
 
 

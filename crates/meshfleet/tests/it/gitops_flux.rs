@@ -12,7 +12,8 @@
 //! Test-time substitutions, and why. In the fleet file (as in real_linkerd.rs):
 //! `apiServer` is `https://kubernetes.default.svc:<port>` (a name the test API servers'
 //! certificates carry, reached through the environment's cluster network), gateway
-//! addresses are TEST-NET IPs, the Vault server is the environment's OpenBao. In the
+//! addresses are TEST-NET IPs, the Vault server is the environment's OpenBao, the
+//! kubeconfig contexts are the environment's (`studio`, not `kind-studio`). In the
 //! committed tree (`testenv/run commit`, the only ones): the HelmRepository URL is the
 //! environment's chart repository and the Gateway API GitRepository URL its local copy.
 
@@ -47,7 +48,9 @@ fn homelab_fleet(env: &PrivateEnv, version: &str) -> String {
         )
         .replace("addresses: [studio.vpn.example]", "addresses: [192.0.2.11]")
         .replace("addresses: [pro.vpn.example]", "addresses: [192.0.2.12]")
-        .replace("https://vault.homelab.example:8200", env.vault_addr());
+        .replace("https://vault.homelab.example:8200", env.vault_addr())
+        .replace("context: kind-studio", "context: studio")
+        .replace("context: kind-pro", "context: pro");
     assert!(text.contains("version: 2025.4.4"), "the example pins 2025.4.4");
     text = text.replace("version: 2025.4.4", &format!("version: {version}"));
     // The example's anchor is replaced by `certs init` (its key is not in git).
@@ -273,6 +276,7 @@ fn converge(g: &GitOps, commit: &str, version: &str) -> Duration {
         if pending.is_empty() {
             return started.elapsed();
         }
+        publish_gateway_addresses(g);
         let multicluster_installed = CLUSTERS.iter().all(|c| {
             g.get(c, "helmrelease", "flux-system", "homelab-linkerd-multicluster")
                 .is_some_and(|r| ready(&r).0 == "True")
@@ -300,6 +304,34 @@ fn converge(g: &GitOps, commit: &str, version: &str) -> Duration {
             pending.join("\n")
         );
         std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+/// What a cloud's load-balancer controller does for the homelab's LoadBalancer gateways:
+/// publish their address. Helm (and so the HelmRelease) waits for it.
+fn publish_gateway_addresses(g: &GitOps) {
+    for (cluster, ip) in [("studio", "192.0.2.11"), ("pro", "192.0.2.12")] {
+        let Some(svc) = g.get(cluster, "service", "linkerd-multicluster", "linkerd-gateway") else {
+            continue;
+        };
+        if svc["status"]["loadBalancer"]["ingress"].is_array() {
+            continue;
+        }
+        let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}).to_string();
+        g.kubectl(
+            cluster,
+            &[
+                "patch",
+                "service",
+                "linkerd-gateway",
+                "-n",
+                "linkerd-multicluster",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+        );
     }
 }
 
@@ -412,23 +444,6 @@ fn assert_secrets_from_the_operators(g: &GitOps) {
 fn assert_mirrored(g: &GitOps) {
     for c in CLUSTERS {
         g.kubectl(c, &["create", "namespace", "apps"]);
-        // A cloud's load-balancer controller would publish the gateway's address.
-        let ip = if c == "studio" { "192.0.2.11" } else { "192.0.2.12" };
-        let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}).to_string();
-        g.kubectl(
-            c,
-            &[
-                "patch",
-                "service",
-                "linkerd-gateway",
-                "-n",
-                "linkerd-multicluster",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-        );
     }
     g.kubectl(
         "pro",
