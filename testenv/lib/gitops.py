@@ -36,7 +36,7 @@ https://github.com/kubernetes-sigs/gateway-api becomes this env's `gateway-api.g
 holds `config/crd` of the Go module sigs.k8s.io/gateway-api at the GitRepository's tag.
 """
 
-import base64
+import hashlib
 import json
 import os
 import re
@@ -313,11 +313,24 @@ def controller_argvs(cluster, bins, free_port):
 # repositories
 
 
-def charts_repo(env_dir, releases):
-    """Package the Linkerd charts of every release into DIR/charts (a Helm repository)."""
+def charts_repo(env_dir, releases, cache_dir):
+    """The Linkerd charts of every release as a Helm repository in DIR/charts, packaged
+    once per set of CLIs (and version of linkerd_charts.py) into cache_dir."""
+    key = hashlib.sha256()
+    with open(linkerd_charts.__file__, "rb") as fh:
+        key.update(fh.read())
+    for rel, paths in sorted(releases.items()):
+        st = os.stat(paths["cli"])
+        key.update(("%s %s %d %d\n" % (rel, paths["cli"], st.st_size, st.st_mtime_ns)).encode())
+    cached = os.path.join(cache_dir, "charts-" + key.hexdigest()[:16])
+    if not os.path.isdir(cached):
+        tmp = cached + ".tmp%d" % os.getpid()
+        shutil.rmtree(tmp, ignore_errors=True)
+        linkerd_charts.write_repo({rel: paths["cli"] for rel, paths in releases.items()}, tmp)
+        os.replace(tmp, cached)
     out = os.path.join(env_dir, "charts")
     shutil.rmtree(out, ignore_errors=True)
-    linkerd_charts.write_repo({rel: paths["cli"] for rel, paths in releases.items()}, out)
+    shutil.copytree(cached, out)
     return out
 
 

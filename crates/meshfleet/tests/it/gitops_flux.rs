@@ -539,8 +539,8 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
     copy_dir(&good, bad.path());
     edit(
         &bad.path().join("studio/links/link-pro.yaml"),
-        "gatewayAddress: 192.0.2.12",
-        "gatewayAddress: 192.0.2.99",
+        "gatewayAddress: \"192.0.2.12\"",
+        "gatewayAddress: \"192.0.2.99\"",
     );
     edit(
         &bad.path().join("studio/linkerd-viz/helm-release.yaml"),
