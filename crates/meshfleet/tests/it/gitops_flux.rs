@@ -159,6 +159,25 @@ impl GitOps {
             .then(|| serde_json::from_slice(&output.stdout).expect("json"))
     }
 
+    /// The data of a KV v2 entry in the environment's OpenBao (mount `secret`); compared,
+    /// never printed.
+    fn vault_kv(&self, key: &str) -> Value {
+        let url = format!("{}/v1/secret/data/{key}", self.env.vault_addr());
+        let token = secrecy::ExposeSecret::expose_secret(self.env.vault_token()).to_owned();
+        let body: Value = testenv::block_on(async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("X-Vault-Token", token)
+                .send()
+                .await
+                .expect("OpenBao answers")
+                .json()
+                .await
+                .expect("json")
+        });
+        body["data"]["data"].clone()
+    }
+
     /// `secrets sync` until it succeeds: link credentials need the targets' remote-access
     /// accounts, which exist once Flux installed the multicluster chart.
     fn secrets_sync(&self, deadline: Instant) {
@@ -405,6 +424,15 @@ fn assert_secrets_from_the_operators(g: &GitOps) {
         assert_eq!(
             identities[0], identities[1],
             "{source}: both credentials Secrets hold one kubeconfig"
+        );
+        // ... the one `secrets sync` wrote to Vault for this link.
+        let stored = g.vault_kv(&format!("linkerd-multicluster/credentials/{source}-to-{target}"));
+        let from_vault = json!({"data": {"kubeconfig": base64::engine::general_purpose::STANDARD
+            .encode(stored["kubeconfig"].as_str().expect("kubeconfig in Vault"))}});
+        assert_eq!(
+            identities[0],
+            kubeconfig_identity(&from_vault),
+            "{source}: ESO copied Vault's kubeconfig"
         );
         let (server, _, _) = &identities[0];
         assert!(
