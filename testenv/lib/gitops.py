@@ -48,7 +48,6 @@ import urllib.request
 
 import yaml
 
-import linkerd_bins
 import linkerd_charts
 
 FLUX_NS = "flux-system"
