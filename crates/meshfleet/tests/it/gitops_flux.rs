@@ -241,7 +241,13 @@ fn name(obj: &Value) -> String {
 
 /// What stops a cluster from being green at `commit`: Kustomizations not Ready at that
 /// revision, HelmReleases not Ready at `version`. Empty when green.
-fn not_converged(g: &GitOps, cluster: &str, commit: &str, version: &str) -> Vec<String> {
+fn not_converged(
+    g: &GitOps,
+    cluster: &str,
+    commit: &str,
+    version: &str,
+    ready_now: &mut Vec<String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let kustomizations = g.items(cluster, "kustomizations.kustomize.toolkit.fluxcd.io");
     if kustomizations.len() < 2 {
@@ -255,6 +261,11 @@ fn not_converged(g: &GitOps, cluster: &str, commit: &str, version: &str) -> Vec<
             out.push(format!(
                 "Kustomization {} {status} {reason} at {revision}: {message}",
                 name(k)
+            ));
+        } else {
+            ready_now.push(format!(
+                "{cluster}/{}",
+                k["metadata"]["name"].as_str().unwrap_or_default()
             ));
         }
     }
@@ -279,21 +290,30 @@ fn not_converged(g: &GitOps, cluster: &str, commit: &str, version: &str) -> Vec<
 
 /// Wait until both clusters are green at `commit`, running `secrets sync` as a user does
 /// once the multicluster charts are installed, and nudging ESO (`force-sync`) after it.
-fn converge(g: &GitOps, commit: &str, version: &str) -> Duration {
+///
+/// Also returns, per `cluster/kustomization`, the poll at which it was first seen Ready at
+/// the commit: the order Flux brought them up in. (A Ready condition's transition time is
+/// not that: every later reconcile passes through Unknown and moves it.)
+fn converge(g: &GitOps, commit: &str, version: &str) -> (Duration, BTreeMap<String, u32>) {
     let started = Instant::now();
     let deadline = started + CONVERGE;
     let mut synced = false;
-    loop {
+    let mut first_ready = BTreeMap::new();
+    for poll in 0.. {
+        let mut ready_now = Vec::new();
         let pending: Vec<String> = CLUSTERS
             .iter()
             .flat_map(|c| {
-                not_converged(g, c, commit, version)
+                not_converged(g, c, commit, version, &mut ready_now)
                     .into_iter()
                     .map(move |p| format!("{c}: {p}"))
             })
             .collect();
+        for k in ready_now {
+            first_ready.entry(k).or_insert(poll);
+        }
         if pending.is_empty() {
-            return started.elapsed();
+            return (started.elapsed(), first_ready);
         }
         publish_gateway_addresses(g);
         let multicluster_installed = CLUSTERS.iter().all(|c| {
@@ -322,8 +342,9 @@ fn converge(g: &GitOps, commit: &str, version: &str) -> Duration {
             "Flux did not converge on {commit} within {CONVERGE:?}:\n{}",
             pending.join("\n")
         );
-        std::thread::sleep(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(1));
     }
+    unreachable!("the loop above returns or panics")
 }
 
 /// What a cloud's load-balancer controller does for the homelab's LoadBalancer gateways:
@@ -354,34 +375,25 @@ fn publish_gateway_addresses(g: &GitOps) {
     }
 }
 
-/// Every Kustomization became Ready after the ones it depends on.
-fn assert_dependency_order(g: &GitOps, cluster: &str) {
+/// Every Kustomization became Ready after the ones it depends on (`first_ready` from
+/// [`converge`]; two seen in the same poll count as in order).
+fn assert_dependency_order(g: &GitOps, cluster: &str, first_ready: &BTreeMap<String, u32>) {
     let kustomizations = g.items(cluster, "kustomizations.kustomize.toolkit.fluxcd.io");
-    let ready_at: BTreeMap<String, String> = kustomizations
-        .iter()
-        .map(|k| {
-            let at = k["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| c["type"] == "Ready")
-                .and_then(|c| c["lastTransitionTime"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-            (k["metadata"]["name"].as_str().unwrap_or_default().to_owned(), at)
-        })
-        .collect();
+    let at = |name: &str| {
+        *first_ready
+            .get(&format!("{cluster}/{name}"))
+            .unwrap_or_else(|| panic!("{cluster}: {name} was never seen Ready"))
+    };
     let mut edges = 0;
     for k in &kustomizations {
         let me = k["metadata"]["name"].as_str().unwrap_or_default();
         for dep in k["spec"]["dependsOn"].as_array().into_iter().flatten() {
             let dep = dep["name"].as_str().unwrap_or_default();
-            // RFC 3339 UTC times of one API server compare as strings.
             assert!(
-                ready_at[dep] <= ready_at[me],
-                "{cluster}: {me} became Ready at {} before its dependency {dep} ({})",
-                ready_at[me],
-                ready_at[dep]
+                at(dep) <= at(me),
+                "{cluster}: {me} was Ready at poll {} before its dependency {dep} (poll {})",
+                at(me),
+                at(dep)
             );
             edges += 1;
         }
@@ -390,6 +402,12 @@ fn assert_dependency_order(g: &GitOps, cluster: &str) {
         edges >= 8,
         "{cluster}: only {edges} dependsOn edges were rendered"
     );
+    let mut order: Vec<(u32, &str)> = first_ready
+        .iter()
+        .filter_map(|(k, poll)| k.strip_prefix(&format!("{cluster}/")).map(|n| (*poll, n)))
+        .collect();
+    order.sort_unstable();
+    eprintln!("{cluster}: Kustomizations Ready in the order (poll, name) {order:?}");
 }
 
 /// The credentials Secrets of each link and the identity issuer: built by the real
@@ -518,10 +536,10 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
     assert!(code == 0 || code == 2, "secrets sync: {code}\n{out}\n{err}");
 
     let commit = g.env.commit(&g.tree(), "homelab at 2025.4.4");
-    let took = converge(&g, &commit, "2025.4.4");
+    let (took, first_ready) = converge(&g, &commit, "2025.4.4");
     eprintln!("commit to green (install): {:.1}s", took.as_secs_f64());
     for c in CLUSTERS {
-        assert_dependency_order(&g, c);
+        assert_dependency_order(&g, c, &first_ready);
     }
     assert_secrets_from_the_operators(&g);
     assert_mirrored(&g);
@@ -549,7 +567,7 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
     assert_eq!(code, 1, "render --check sees the bump before it is rendered");
     g.render();
     let commit = g.env.commit(&g.tree(), "homelab at 2026.8.3");
-    let took = converge(&g, &commit, "2026.8.3");
+    let (took, _) = converge(&g, &commit, "2026.8.3");
     eprintln!(
         "commit to green (upgrade to 2026.8.3): {:.1}s",
         took.as_secs_f64()
@@ -610,7 +628,7 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
         std::thread::sleep(Duration::from_secs(3));
     }
     let commit = g.env.commit(&good, "revert the bad value");
-    let took = converge(&g, &commit, "2026.8.3");
+    let (took, _) = converge(&g, &commit, "2026.8.3");
     eprintln!("commit to green (revert): {:.1}s", took.as_secs_f64());
     let failing = g.failing_checks();
     assert!(
