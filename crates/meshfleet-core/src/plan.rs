@@ -127,7 +127,8 @@ pub struct VaultPlan {
     pub mount: String,
     /// Prefix inside the mount.
     pub path: String,
-    /// Kubernetes auth mount path.
+    /// Kubernetes auth mount path of the clusters that name none
+    /// ([`ClusterPlan::vault_auth_mount`] is the one each cluster uses).
     pub auth_mount: String,
     /// Kubernetes auth role.
     pub auth_role: String,
@@ -172,6 +173,8 @@ pub struct ClusterPlan {
     /// The remote-access accounts this cluster grants (see
     /// [`ClusterPlan::remote_access_service_accounts`]), sorted.
     pub remote_access_accounts: Vec<String>,
+    /// The Vault Kubernetes auth mount this cluster's External Secrets logs in with.
+    pub vault_auth_mount: String,
 }
 
 impl ClusterPlan {
@@ -482,7 +485,7 @@ pub(crate) fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Res
     let mut clusters: Vec<ClusterPlan> = spec
         .clusters
         .iter()
-        .map(|c| cluster_plan(&c.value, &mut parsed))
+        .map(|c| cluster_plan(&c.value, &vault.auth_mount, &mut parsed))
         .collect::<Result<_, _>>()?;
     let index: std::collections::HashMap<String, usize> = clusters
         .iter()
@@ -577,7 +580,11 @@ fn port(value: Option<&crate::fleet::located::Located<i64>>, default: u16) -> Re
     }
 }
 
-fn cluster_plan(c: &ClusterSpec, parsed: &mut Parsed) -> Result<ClusterPlan, PlanError> {
+fn cluster_plan(
+    c: &ClusterSpec,
+    fleet_auth_mount: &str,
+    parsed: &mut Parsed,
+) -> Result<ClusterPlan, PlanError> {
     let name = &c.name.value;
     let gateway = match c
         .gateway
@@ -627,13 +634,35 @@ fn cluster_plan(c: &ClusterSpec, parsed: &mut Parsed) -> Result<ClusterPlan, Pla
         outgoing: Vec::new(),
         incoming_sources: Vec::new(),
         remote_access_accounts: Vec::new(),
+        vault_auth_mount: value_or(c.vault_auth_mount_path.as_ref(), fleet_auth_mount),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_fleet::{BASE, base_with, check, plan};
+    use crate::test_fleet::{BASE, base_with, check, plan, rules};
+
+    #[test]
+    fn a_cluster_logs_in_to_vault_through_its_own_auth_mount_when_it_names_one() {
+        let plan = plan(&base_with(
+            "    - name: pro\n",
+            "    - name: pro\n      vaultAuthMountPath: kubernetes-pro\n",
+        ));
+        let mounts: Vec<(&str, &str)> = plan
+            .clusters
+            .iter()
+            .map(|c| (c.name.as_str(), c.vault_auth_mount.as_str()))
+            .collect();
+        assert_eq!(mounts, [("studio", "kubernetes"), ("pro", "kubernetes-pro")]);
+        assert!(
+            rules(&base_with(
+                "    - name: pro\n",
+                "    - name: pro\n      vaultAuthMountPath: \"\"\n"
+            ))
+            .contains(&"vault-settings")
+        );
+    }
 
     #[test]
     fn defaults_are_applied_once_here() {

@@ -364,6 +364,11 @@ pub struct ClusterSpec {
     /// The multicluster gateway; absent or disabled means never a gateway-mode link target.
     #[serde(default)]
     pub gateway: Option<Located<GatewaySpec>>,
+    /// Mount path of the Vault Kubernetes auth method that trusts THIS cluster's API
+    /// server [spec.secrets.vault.auth.kubernetes.mountPath]. A mount checks tokens with
+    /// one API server, so clusters sharing one Vault each need their own.
+    #[serde(default)]
+    pub vault_auth_mount_path: Option<Located<String>>,
 }
 
 /// `spec.clusters[].network`.

@@ -133,7 +133,7 @@ pub fn cluster_stages(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<Stage> {
     let mut stages = vec![Stage {
         kind: Namespaces,
         depends_on: vec![],
-        content: StageContent::Manifests(namespaces(plan)),
+        content: StageContent::Manifests(namespaces(plan, cluster)),
     }];
     let mut crds_after = vec![Namespaces];
     if let Some(tag) = &plan.linkerd.gateway_api {
@@ -247,7 +247,7 @@ pub fn secret_store_name(plan: &FleetPlan) -> String {
 /// Labels or annotations as written.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
 
-fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
+fn namespaces(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
     let privileged = ("pod-security.kubernetes.io/enforce", "privileged");
     let list: [(&str, Pairs<'_>, Pairs<'_>); 3] = [
         (
@@ -307,7 +307,7 @@ fn namespaces(plan: &FleetPlan) -> Vec<ManifestFile> {
                     version: "v2".into(),
                     auth: VaultProviderAuth {
                         kubernetes: VaultKubernetesAuth {
-                            mount_path: plan.vault.auth_mount.clone(),
+                            mount_path: cluster.vault_auth_mount.clone(),
                             role: plan.vault.auth_role.clone(),
                         },
                     },

@@ -261,8 +261,16 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             ));
         }
     }
-    if let Some(k8s) = vault.auth.as_ref().and_then(|a| a.kubernetes.as_ref()) {
-        for value in [&k8s.mount_path, &k8s.role].into_iter().flatten() {
+    let per_cluster = ctx
+        .fleet
+        .spec
+        .clusters
+        .iter()
+        .map(|c| &c.value.vault_auth_mount_path);
+    let k8s = vault.auth.as_ref().and_then(|a| a.kubernetes.as_ref());
+    let fleet_wide = k8s.into_iter().flat_map(|k| [&k.mount_path, &k.role]);
+    {
+        for value in fleet_wide.chain(per_cluster).flatten() {
             if value.value.trim().is_empty() {
                 out.push(Finding::error(
                     Rule::VaultSettings,

@@ -16,7 +16,7 @@
 //! ever sent to them).
 
 mod rotation;
-mod scenario;
+pub mod scenario;
 
 use std::collections::BTreeMap;
 

@@ -146,6 +146,47 @@ impl TestEnv {
         started.elapsed()
     }
 
+    /// `testenv/run gitops`: real Flux, External Secrets and cert-manager on every
+    /// cluster, a loopback git server and Helm repository, and the `flux bootstrap`
+    /// objects (see testenv/lib/gitops.py). Panics with the command's stderr when it fails.
+    pub fn gitops(&self) -> Duration {
+        let started = Instant::now();
+        let output = Command::new(run_script())
+            .args(["gitops", "--dir"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run testenv/run gitops");
+        assert!(
+            output.status.success(),
+            "`testenv/run gitops` failed ({}); its stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        started.elapsed()
+    }
+
+    /// `testenv/run commit`: commit a rendered tree to the environment's git repository
+    /// (the documented URL substitutions only) and ask Flux to fetch it. Returns the commit.
+    pub fn commit(&self, tree: &Path, message: &str) -> String {
+        let output = Command::new(run_script())
+            .args(["commit", "--dir"])
+            .arg(&self.dir)
+            .arg("--tree")
+            .arg(tree)
+            .args(["-m", message])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run testenv/run commit");
+        assert!(
+            output.status.success(),
+            "`testenv/run commit` failed ({}); its stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
     /// The HTTPS proxy through which the environment's controllers reach the fleet's
     /// `apiServer`s (testenv/lib/network.py); set by `mesh`.
     pub fn cluster_network(&self) -> String {
