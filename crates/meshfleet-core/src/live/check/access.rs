@@ -359,24 +359,23 @@ pub(super) async fn probe_all(
                 .server(&target.context)
                 .unwrap_or_else(|| credentials.server.clone());
             let key = (cluster.name.clone(), link.target.clone());
-            jobs.push(async move { (key, probe_within(&credentials, &route, timeout).await) });
+            jobs.push(async move {
+                let access = match tokio::time::timeout(timeout, probe(&credentials, &route, timeout)).await {
+                    Ok(access) => access,
+                    Err(_) => Access::Failed {
+                        reason: format!("no answer within {}", super::seconds(timeout)),
+                        route: url_without_credentials(&route),
+                        kind: FailureKind::Other,
+                    },
+                };
+                (key, access)
+            });
         }
     }
     futures::future::join_all(jobs).await.into_iter().collect()
 }
 
-/// [`probe`], given up after `timeout` as a whole.
-pub(crate) async fn probe_within(credentials: &RemoteCredentials, route: &str, timeout: Duration) -> Access {
-    tokio::time::timeout(timeout, probe(credentials, route, timeout))
-        .await
-        .unwrap_or_else(|_| Access::Failed {
-            reason: format!("no answer within {}", super::seconds(timeout)),
-            route: url_without_credentials(route),
-            kind: FailureKind::Other,
-        })
-}
-
-async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) -> Access {
+pub(crate) async fn probe(credentials: &RemoteCredentials, route: &str, timeout: Duration) -> Access {
     // The route may be the kubeconfig's server; messages show it without credentials.
     let shown = url_without_credentials(route);
     let failed = |reason: String, kind| Access::Failed {

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret as _;
 
 use super::access::{self, Access, FailureKind};
 use super::files::{self, TreeFiles, in_tree};
-use super::snapshot::{ClusterState, CredentialsSecret, DESTINATION_SELECTOR, Read};
+use super::snapshot::{ClusterState, CredentialsSecret, Read};
 use super::{CheckId, CheckResult, Status};
 use crate::defaults;
 use crate::fleet::model::RotationPhase;
@@ -279,12 +279,11 @@ pub(super) fn credentials_loaded(plan: &FleetPlan, link: &LinkPlan, state: &Clus
                 .iter()
                 .all(|(k, v)| pod.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
     };
-    // The selector the snapshot listed the destination's pods with.
-    let destination_labels: std::collections::BTreeMap<String, String> = DESTINATION_SELECTOR
-        .split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into_iter()
-        .collect();
+    let destination_labels: std::collections::BTreeMap<String, String> = [(
+        "linkerd.io/control-plane-component".to_string(),
+        "destination".to_string(),
+    )]
+    .into();
     let linkerd_ns = plan.linkerd.namespace.as_str();
     let mut stale = Vec::new();
     let mut hints = Vec::new();

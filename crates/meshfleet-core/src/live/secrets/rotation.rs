@@ -419,7 +419,14 @@ impl Ctx<'_> {
             .kubeconfigs
             .server(&self.context(&link.target))
             .unwrap_or_else(|| credentials.server().to_string());
-        access::probe_within(&credentials, &route, self.kubeconfigs.timeout()).await
+        let timeout = self.kubeconfigs.timeout();
+        tokio::time::timeout(timeout, access::probe(&credentials, &route, timeout))
+            .await
+            .unwrap_or_else(|_| Access::Failed {
+                route,
+                reason: "no answer".into(),
+                kind: FailureKind::Other,
+            })
     }
 
     /// The credentials Secrets of `link` on its source: (namespace, name).
