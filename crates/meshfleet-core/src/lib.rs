@@ -1,34 +1,32 @@
-//! meshfleet's library core: one `fleet.yaml` in, a GitOps tree and live checks out.
+//! meshfleet's library: one `fleet.yaml` in, a GitOps tree and live checks out.
 //!
-//! Data flows one way, and the modules follow it:
+//! A thin facade (as `kube` is over `kube-core`, `kube-client` and `kube-runtime`) over
+//! one crate per floor of the pipeline. Data flows one way, and each crate depends only
+//! on the floors below it, so a back-edge does not compile:
 //!
-//! 1. [`fleet`] reads and parses the fleet file, keeping line and column of every value;
-//! 2. [`validate`] runs every static rule and returns all [`diagnostic::Finding`]s at
-//!    once, parsing each value it checks into a typed one;
-//! 3. [`plan`] is what validation builds from those typed values when there is no error:
-//!    the desired state per cluster (defaults applied, links expanded, every derived
-//!    name and port computed once);
-//! 4. [`render`] turns the plan into files for Flux or Argo CD, and writes them
-//!    atomically.
+//! 1. [`fleet`] (`meshfleet-fleet`): the fleet file as written, with the line and column
+//!    of every value, its comment-preserving editor, and the small shared types
+//!    ([`diagnostic`], rule ids, [`defaults`], [`names`], [`duration`], [`selector`],
+//!    [`version`], [`sensitive`]);
+//! 2. [`identity`] (`meshfleet-identity`): certificates and the key folder;
+//! 3. [`validate`] (`meshfleet-validate`): every static rule, all findings at once, and
+//!    the checked fleet: every value parsed once, into a typed one;
+//! 4. [`plan`] (`meshfleet-plan`): the desired state per cluster, built from the checked
+//!    fleet (defaults applied, links expanded, every derived name and port computed
+//!    once), and the trust anchor rotation's offline steps ([`anchor_rotation`]);
+//! 5. [`render`] (`meshfleet-render`): the plan as files for Flux or Argo CD;
+//! 6. [`live`] (`meshfleet-live`): the clusters and Vault, read, checked and changed;
+//! 7. [`graph`] (`meshfleet-graph`): pictures of the plan, coloured by live checks.
 //!
-//! [`identity`] makes and reads certificates beside that pipeline. This crate never
-//! prints or exits: the `meshfleet` binary owns output and exit codes.
+//! No crate here prints or exits: the `meshfleet` binary owns output and exit codes.
 
-pub mod anchor_rotation;
-pub mod defaults;
-pub mod diagnostic;
-pub mod duration;
-pub mod fleet;
-pub mod graph;
-pub mod identity;
-pub mod keys;
-pub mod live;
-pub mod names;
-pub mod plan;
-pub mod render;
-pub mod selector;
-pub mod sensitive;
-#[cfg(test)]
-mod test_fleet;
-pub mod validate;
-pub mod version;
+pub use meshfleet_fleet as fleet;
+pub use meshfleet_fleet::{defaults, diagnostic, duration, names, selector, sensitive, version};
+pub use meshfleet_graph as graph;
+pub use meshfleet_identity as identity;
+pub use meshfleet_identity::keys;
+pub use meshfleet_live as live;
+pub use meshfleet_plan as plan;
+pub use meshfleet_plan::anchor_rotation;
+pub use meshfleet_render as render;
+pub use meshfleet_validate as validate;

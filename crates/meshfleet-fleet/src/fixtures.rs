@@ -1,0 +1,51 @@
+//! Fleets for tests of every layer: a valid two-cluster fleet to change one line of.
+//! Not part of the API (hidden from the docs); higher layers' fixtures build on it.
+
+/// Two clusters linked both ways in gateway mode; `pro` has a NodePort gateway.
+pub const BASE: &str = "\
+apiVersion: meshfleet.io/v1alpha1
+kind: Fleet
+metadata:
+  name: test
+spec:
+  linkerd:
+    version: 2025.4.4
+  gitops:
+    engine: flux
+    repository:
+      url: https://github.com/example/fleet.git
+  identity:
+    trustAnchor: anchor.crt
+  secrets:
+    vault:
+      server: https://vault.example:8200
+      mount: secret
+      path: linkerd
+  clusters:
+    - name: studio
+      apiServer: https://studio.example:6443
+      network:
+        pods: [10.1.0.0/16]
+        services: [10.101.0.0/16]
+      gateway:
+        addresses: [studio.example]
+    - name: pro
+      apiServer: https://pro.example:6443
+      network:
+        pods: [10.2.0.0/16]
+        services: [10.102.0.0/16]
+      gateway:
+        serviceType: NodePort
+        addresses: [192.0.2.20]
+        nodePort: 30143
+        probe: {nodePort: 30191, period: 5s}
+  links:
+    - {source: studio, target: pro}
+    - {source: pro, target: studio}
+";
+
+/// [`BASE`] with `from` replaced by `to` (which must be there).
+pub fn base_with(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "BASE has no `{from}`");
+    BASE.replacen(from, to, 1)
+}

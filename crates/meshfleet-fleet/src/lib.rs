@@ -1,0 +1,39 @@
+//! The ground floor of meshfleet: the fleet file as the user wrote it, and the small
+//! types every layer above shares.
+//!
+//! - the file: [`load`] finds, reads and parses it strictly, keeping line and column of
+//!   every value ([`located`]) in a raw model ([`model`]) that says what was written, not
+//!   what it means; [`links`] expands the topology into declared links; [`edit`] changes
+//!   the file for the lifecycle commands without losing a comment; [`atomic`] is the one
+//!   writer of every file meshfleet leaves for a user (trees, bundles, keys, the fleet file);
+//! - what is said about it: [`diagnostic`] (findings, the [`diagnostic::Hint`] every
+//!   error carries) and [`rules`] (their stable ids);
+//! - shared vocabulary: [`defaults`], [`duration`], [`names`], [`selector`], [`version`],
+//!   and [`sensitive`] (secret material kept out of messages).
+//!
+//! Nothing here knows validation, the plan, rendering or clusters: those are the crates
+//! above (`meshfleet-validate`, `meshfleet-plan`, `meshfleet-render`, `meshfleet-live`),
+//! and the compiler keeps it that way.
+
+pub mod atomic;
+pub mod defaults;
+pub mod diagnostic;
+pub mod duration;
+pub mod edit;
+#[doc(hidden)]
+pub mod fixtures;
+pub mod links;
+mod load;
+pub mod located;
+pub mod model;
+pub mod names;
+pub mod rules;
+pub mod selector;
+pub mod sensitive;
+pub mod version;
+
+pub use load::{
+    FLEET_FILE_NAME, FleetSource, LoadError, MESHFLEET_FILE_NAME, anchor_path, load, offset_of, parse, read,
+    resolve_path,
+};
+pub use model::Fleet;

@@ -1,0 +1,318 @@
+//! The fleet file: finding it, reading it and parsing it with source locations.
+//!
+//! Parsing is strict (unknown fields, wrong types and duplicate keys are errors) and a
+//! parse error becomes a [`Finding`] with line, column and a did-you-mean hint, exactly
+//! like the findings of `validate`, so users see one kind of report.
+
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Finding, did_you_mean};
+use crate::located::SourceLocation;
+use crate::model::Fleet;
+use crate::rules::Rule;
+
+/// The name of the fleet file inside a fleet folder.
+pub const FLEET_FILE_NAME: &str = "fleet.yaml";
+
+/// The other name a fleet folder may use: Rancher Fleet treats any folder holding a
+/// `fleet.yaml` as one of its bundles, so its users need a name of their own.
+pub const MESHFLEET_FILE_NAME: &str = "meshfleet.yaml";
+
+/// A fleet file as read from disk.
+#[derive(Debug, Clone)]
+pub struct FleetSource {
+    /// The path as the user gave it (or `<folder>/fleet.yaml` or `<folder>/meshfleet.yaml`),
+    /// used in messages.
+    pub path: PathBuf,
+    /// The file's text.
+    pub text: String,
+}
+
+impl FleetSource {
+    /// The folder that holds the fleet file; relative paths in the file start here.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The file name (`fleet.yaml` or `meshfleet.yaml`), for generated-file headers that must not depend on
+    /// where the command ran.
+    pub fn file_name(&self) -> String {
+        self.path.file_name().map_or_else(
+            || FLEET_FILE_NAME.to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+}
+
+/// The path of the trust anchor file, relative to the fleet file's folder.
+pub fn anchor_path(fleet_dir: &Path, fleet: &Fleet) -> PathBuf {
+    fleet_dir.join(&fleet.spec.identity.trust_anchor.value)
+}
+
+/// Why a fleet file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The path does not exist or could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Unreadable {
+        /// What was read.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A folder holds both `fleet.yaml` and `meshfleet.yaml`, so which one is the fleet
+    /// is not clear.
+    #[error("`{}` holds both `{FLEET_FILE_NAME}` and `{MESHFLEET_FILE_NAME}`; meshfleet cannot tell which one is the fleet", folder.display())]
+    Ambiguous {
+        /// The folder given as PATH.
+        folder: PathBuf,
+    },
+    /// The file is not a valid fleet file (syntax, unknown field, wrong type).
+    #[error("`{}` is not a valid fleet file", file.path.display())]
+    Invalid {
+        /// The text, for snippets.
+        file: Box<FleetSource>,
+        /// The parse problem.
+        finding: Box<Finding>,
+    },
+}
+
+impl crate::diagnostic::Hint for LoadError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unreadable { .. } => {
+                Some("pass a fleet file, or a folder that holds `fleet.yaml` or `meshfleet.yaml`".into())
+            }
+            Self::Ambiguous { folder } => Some(format!(
+                "keep one: keep `{MESHFLEET_FILE_NAME}` if Rancher Fleet also reads this folder (it takes any `{FLEET_FILE_NAME}` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
+                folder.join(MESHFLEET_FILE_NAME).display()
+            )),
+            // The finding carries its own hint.
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
+/// Resolve a PATH argument: a fleet file, or a folder holding `fleet.yaml` or
+/// `meshfleet.yaml` (not both). A folder with neither resolves to its `fleet.yaml`, so
+/// the error names the file users most likely meant.
+pub fn resolve_path(path: &Path) -> Result<PathBuf, LoadError> {
+    if path == Path::new(".") {
+        // `./fleet.yaml` is printed as `fleet.yaml`, as users type it.
+        resolve_in(path, |name| PathBuf::from(name))
+    } else if path.is_dir() {
+        resolve_in(path, |name| path.join(name))
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+fn resolve_in(folder: &Path, join: impl Fn(&str) -> PathBuf) -> Result<PathBuf, LoadError> {
+    let fleet = join(FLEET_FILE_NAME);
+    let meshfleet = join(MESHFLEET_FILE_NAME);
+    match (fleet.is_file(), meshfleet.is_file()) {
+        (true, true) => Err(LoadError::Ambiguous {
+            folder: folder.to_path_buf(),
+        }),
+        (false, true) => Ok(meshfleet),
+        _ => Ok(fleet),
+    }
+}
+
+/// Read the fleet file at `path` (a file, or a folder holding `fleet.yaml` or
+/// `meshfleet.yaml`).
+pub fn read(path: &Path) -> Result<FleetSource, LoadError> {
+    let path = resolve_path(path)?;
+    let text = fs_err::read_to_string(&path).map_err(|source| LoadError::Unreadable {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(FleetSource { path, text })
+}
+
+/// Read and parse the fleet file at `path`.
+pub fn load(path: &Path) -> Result<(FleetSource, Fleet), LoadError> {
+    let source = read(path)?;
+    match parse(&source.text) {
+        Ok(fleet) => Ok((source, fleet)),
+        Err(finding) => Err(LoadError::Invalid {
+            file: Box::new(source),
+            finding: Box::new(finding),
+        }),
+    }
+}
+
+/// Parse fleet-file text. The error is a located finding with a hint.
+pub fn parse(text: &str) -> Result<Fleet, Finding> {
+    serde_saphyr::from_str::<Fleet>(text).map_err(|e| parse_finding(&e, text))
+}
+
+fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
+    let at = err.location().map_or_else(SourceLocation::default, |loc| {
+        let line = u32::try_from(loc.line()).unwrap_or(0);
+        let column = u32::try_from(loc.column()).unwrap_or(0);
+        SourceLocation {
+            line,
+            column,
+            offset: offset_of(text, line, column),
+            len: 1,
+        }
+    });
+    let full = err.without_snippet().to_string();
+    let message = strip_location_prefix(full.lines().next().unwrap_or_default()).to_string();
+    let (rule, hint) = explain(&message);
+    let mut at = at;
+    if let Some(len) = token_len(text, at) {
+        at.len = len;
+    }
+    Finding::error(rule, at, message, hint)
+}
+
+/// serde-saphyr starts messages with `error: line L column C: `; the location is printed
+/// separately, so drop it from the message.
+fn strip_location_prefix(line: &str) -> &str {
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = match line.rfind(" at line ") {
+        Some(idx) if line[idx..].contains(", column ") => &line[..idx],
+        _ => line,
+    };
+    if line.starts_with("line ")
+        && let Some(idx) = line.find(": ")
+    {
+        return &line[idx + 2..];
+    }
+    line
+}
+
+/// A rule id and a hint for a parser message.
+fn explain(message: &str) -> (Rule, String) {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, expected) = split_expected(rest);
+        let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
+            Some(best) => format!(
+                "did you mean `{best}`? fields allowed here: {}",
+                expected.join(", ")
+            ),
+            None => format!("fields allowed here: {}", expected.join(", ")),
+        };
+        return (Rule::UnknownField, hint);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (value, expected) = split_expected(rest);
+        let hint = match did_you_mean(value, expected.iter().map(String::as_str)) {
+            Some(best) => format!("did you mean `{best}`? allowed values: {}", expected.join(", ")),
+            None => format!("allowed values: {}", expected.join(", ")),
+        };
+        return (Rule::UnknownValue, hint);
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return (
+            Rule::MissingField,
+            format!("add `{field}:` here; `meshfleet schema` prints every field with its meaning"),
+        );
+    }
+    if message.contains("duplicate") {
+        return (Rule::DuplicateKey, "remove one of the two keys".to_string());
+    }
+    if message.starts_with("invalid") || message.contains("invalid type") {
+        return (
+            Rule::InvalidType,
+            "check the value's type against `meshfleet schema` (numbers unquoted, lists in `[]` or `- `)"
+                .to_string(),
+        );
+    }
+    (
+        Rule::YamlSyntax,
+        "fix the YAML syntax at this place (indentation, brackets, quotes)".to_string(),
+    )
+}
+
+/// Split "x`, expected one of a, b" into ("x", ["a", "b"]).
+fn split_expected(rest: &str) -> (&str, Vec<String>) {
+    let mut parts = rest.splitn(2, '`');
+    let word = parts.next().unwrap_or_default();
+    let tail = parts.next().unwrap_or_default();
+    let expected = tail
+        .split_once("expected one of ")
+        .or_else(|| tail.split_once("expected "))
+        .map(|(_, list)| {
+            list.split(", ")
+                .map(|s| s.trim_matches(|c| c == '`' || c == ' ').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    (word, expected)
+}
+
+/// Byte offset of a 1-based line/column (columns in characters).
+pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    if line == 0 {
+        return 0;
+    }
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let col = column.saturating_sub(1) as usize;
+            return offset + l.char_indices().nth(col).map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+/// Length of the word (key or plain scalar) starting at `at`, to underline it whole.
+fn token_len(text: &str, at: SourceLocation) -> Option<usize> {
+    if !at.is_known() {
+        return None;
+    }
+    let rest = text.get(at.offset..)?;
+    let len = rest.find([':', ',', '}', ']', '\n', '#']).unwrap_or(rest.len());
+    let len = rest[..len].trim_end().len();
+    (len > 0).then_some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_suggests_the_closest() {
+        let text = "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  nam: x\n";
+        let finding = parse(text).unwrap_err();
+        assert_eq!(finding.rule, "unknown-field");
+        assert_eq!(finding.location.unwrap().line, 4);
+        assert!(finding.hint.contains("did you mean `name`"), "{}", finding.hint);
+    }
+
+    #[test]
+    fn a_folder_may_hold_meshfleet_yaml_but_not_both_names() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_path(dir.path()).unwrap(), dir.path().join("fleet.yaml"));
+        std::fs::write(dir.path().join("meshfleet.yaml"), "").unwrap();
+        assert_eq!(
+            resolve_path(dir.path()).unwrap(),
+            dir.path().join("meshfleet.yaml")
+        );
+        std::fs::write(dir.path().join("fleet.yaml"), "").unwrap();
+        let err = resolve_path(dir.path()).unwrap_err();
+        assert!(matches!(err, LoadError::Ambiguous { .. }), "{err}");
+        assert!(
+            err.to_string().contains("both `fleet.yaml` and `meshfleet.yaml`"),
+            "{err}"
+        );
+        // A file given by name is taken as it is.
+        let file = dir.path().join("fleet.yaml");
+        assert_eq!(resolve_path(&file).unwrap(), file);
+    }
+
+    #[test]
+    fn offsets_count_characters() {
+        assert_eq!(offset_of("ab\ncd\n", 2, 2), 4);
+    }
+}

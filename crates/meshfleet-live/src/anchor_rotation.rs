@@ -1,0 +1,630 @@
+//! `trust rotate status`: where every cluster stands in a trust anchor rotation, and
+//! what blocks the next step (`trust rotate next` refuses until nothing does).
+//!
+//! Per cluster, all at once, four things are read:
+//!
+//! - the bundle in `linkerd-identity-trust-roots` (what proxies use) and when it last
+//!   changed (the newest `managedFields` time of the ConfigMap: Kubernetes keeps no
+//!   other modification time);
+//! - the issuer Secret `linkerd-identity-issuer`: which anchor of the rotation signed
+//!   its `tls.crt`, and when it last changed;
+//! - every pod with a `linkerd-proxy` container (meshed), and every pod of the control
+//!   plane's namespace, with its creation time.
+//!
+//! The proxy injector copies the bundle into a pod's spec when the pod is created
+//! (`LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`), and a proxy asks for its certificate when
+//! it starts and keeps it until it renews it (after about 70 % of its 24 h lifetime): so
+//! "created after the bundle (or issuer) changed" is what proves a pod trusts the new
+//! anchor (or presents the new chain). Creation, not `status.startTime`: a pod cannot
+//! start before it is created, so this never calls a stale pod ready, and it does not
+//! depend on when a kubelet got round to reporting. Times have one-second precision; a
+//! pod created within the same second as the change counts as after it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, ListParams};
+use serde::Serialize;
+
+use crate::cluster::{Kubeconfigs, ReadError, for_each_cluster};
+use crate::trust::{TRUST_ROOTS, TRUST_ROOTS_KEY};
+use meshfleet_fleet::model::AnchorRotationPhase;
+use meshfleet_plan::FleetPlan;
+use meshfleet_plan::anchor_rotation::{AnchorRotation, short};
+use meshfleet_render::stages::ISSUER_SECRET;
+
+/// The container Linkerd's injector adds to a meshed pod.
+pub const PROXY_CONTAINER: &str = "linkerd-proxy";
+
+/// Which anchor signed a cluster's issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignedBy {
+    /// The rotation's `from`.
+    From,
+    /// The rotation's `to`.
+    To,
+    /// Another anchor.
+    Other,
+    /// No issuer Secret, or a `tls.crt` that does not parse.
+    Unknown,
+}
+
+/// A pod that matters to the rotation.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodState {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// What to restart: `deploy/NAME`, `statefulset/NAME`, `daemonset/NAME` or `pod/NAME`.
+    pub workload: String,
+    /// Creation time, Unix seconds.
+    pub created: i64,
+    /// In the control plane's namespace.
+    pub control_plane: bool,
+    /// Has a `linkerd-proxy` container.
+    pub meshed: bool,
+}
+
+/// What was read from one cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterRotationState {
+    /// Fingerprints in `linkerd-identity-trust-roots` (`None`: no bundle there).
+    pub trust_roots: Option<BTreeSet<String>>,
+    /// When the trust roots last changed, Unix seconds.
+    pub trust_roots_changed: Option<i64>,
+    /// Which anchor signed the issuer in use.
+    pub issuer_signed_by: SignedBy,
+    /// When the issuer Secret last changed, Unix seconds.
+    pub issuer_changed: Option<i64>,
+    /// Control-plane and meshed pods.
+    pub pods: Vec<PodState>,
+}
+
+/// One thing that is done or that blocks, with a stable id.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Stable id: `trust-roots`, `control-plane-restarted`, `meshed-pods-restarted`,
+    /// `issuer-signed-by-new`, `proxies-recertified`, `cluster-reachable`.
+    pub id: &'static str,
+    /// What was found, in words.
+    pub message: String,
+    /// Restarts that would clear it (`kubectl` commands).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarts: Vec<String>,
+}
+
+/// One cluster's standing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    /// Fleet cluster name.
+    pub cluster: String,
+    /// kubeconfig context.
+    pub context: String,
+    /// What is done for this phase.
+    pub done: Vec<Item>,
+    /// What blocks the next step.
+    pub blocking: Vec<Item>,
+    /// What was read (absent when the cluster could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<ClusterRotationState>,
+}
+
+/// The whole fleet's standing in the rotation.
+#[derive(Debug, Clone, Serialize)]
+pub struct RotationStatus {
+    /// The phase.
+    pub phase: &'static str,
+    /// The anchor being retired.
+    pub from: String,
+    /// The anchor being rolled out.
+    pub to: String,
+    /// Per cluster, in fleet order.
+    pub clusters: Vec<ClusterStatus>,
+}
+
+impl RotationStatus {
+    /// Whether nothing blocks the next step.
+    pub fn ready(&self) -> bool {
+        self.clusters.iter().all(|c| c.blocking.is_empty())
+    }
+}
+
+fn newest_change(meta: &ObjectMeta) -> Option<i64> {
+    let managed = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.time.as_ref().map(|t| t.0.as_second()));
+    managed
+        .chain(meta.creation_timestamp.as_ref().map(|t| t.0.as_second()))
+        .max()
+}
+
+fn workload(pod: &Pod) -> String {
+    let meta = &pod.metadata;
+    let name = meta.name.clone().unwrap_or_default();
+    let Some(owner) = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+    else {
+        return format!("pod/{name}");
+    };
+    match owner.kind.as_str() {
+        "ReplicaSet" => {
+            let hash = meta.labels.as_ref().and_then(|l| l.get("pod-template-hash"));
+            match hash.and_then(|h| owner.name.strip_suffix(&format!("-{h}"))) {
+                Some(deployment) => format!("deploy/{deployment}"),
+                None => format!("replicaset/{}", owner.name),
+            }
+        }
+        "StatefulSet" => format!("statefulset/{}", owner.name),
+        "DaemonSet" => format!("daemonset/{}", owner.name),
+        _ => format!("pod/{name}"),
+    }
+}
+
+/// Read one cluster.
+pub async fn read_cluster(
+    client: &kube::Client,
+    namespace: &str,
+    rotation: &AnchorRotation,
+    anchors: &[meshfleet_identity::CertInfo],
+    timeout: Duration,
+) -> Result<ClusterRotationState, ReadError> {
+    let read = async {
+        let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let pods: Api<Pod> = Api::all(client.clone());
+        let all = ListParams::default();
+        let (roots, issuer, pods) = tokio::join!(
+            config_maps.get_opt(TRUST_ROOTS),
+            secrets.get_opt(ISSUER_SECRET),
+            pods.list(&all)
+        );
+        let roots = roots
+            .map_err(|e| ReadError::from_kube(&format!("read ConfigMap `{namespace}/{TRUST_ROOTS}`"), &e))?;
+        let issuer = issuer
+            .map_err(|e| ReadError::from_kube(&format!("read Secret `{namespace}/{ISSUER_SECRET}`"), &e))?;
+        let pods = pods.map_err(|e| ReadError::from_kube("list pods in every namespace", &e))?;
+        Ok(state_from_objects(
+            namespace,
+            rotation,
+            anchors,
+            roots.as_ref(),
+            issuer.as_ref(),
+            &pods.items,
+        ))
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ReadError::TimedOut(timeout))?
+}
+
+/// What the objects as read say (pure, for tests).
+pub fn state_from_objects(
+    namespace: &str,
+    rotation: &AnchorRotation,
+    anchors: &[meshfleet_identity::CertInfo],
+    roots: Option<&ConfigMap>,
+    issuer: Option<&Secret>,
+    pods: &[Pod],
+) -> ClusterRotationState {
+    let trust_roots = roots
+        .and_then(|cm| cm.data.as_ref()?.get(TRUST_ROOTS_KEY).cloned())
+        .and_then(|pem| meshfleet_identity::parse_pem_bundle(&pem).ok())
+        .map(|certs| certs.into_iter().map(|c| c.sha256).collect());
+    let issuer_signed_by = issuer
+        .and_then(|s| {
+            s.data
+                .as_ref()?
+                .get("tls.crt")
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        })
+        .and_then(|pem| meshfleet_identity::parse_pem_bundle(&pem).ok())
+        .and_then(|chain| chain.first().cloned())
+        .map_or(SignedBy::Unknown, |cert| signed_by(&cert, rotation, anchors));
+    let pods = pods
+        .iter()
+        .filter_map(|pod| {
+            let ns = pod.metadata.namespace.clone().unwrap_or_default();
+            let meshed = pod
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.containers.iter().any(|c| c.name == PROXY_CONTAINER));
+            let control_plane = ns == namespace;
+            if !meshed && !control_plane {
+                return None;
+            }
+            let created = pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(0, |t| t.0.as_second());
+            Some(PodState {
+                namespace: ns,
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                workload: workload(pod),
+                created,
+                control_plane,
+                meshed,
+            })
+        })
+        .collect();
+    ClusterRotationState {
+        trust_roots,
+        trust_roots_changed: roots.and_then(|cm| newest_change(&cm.metadata)),
+        issuer_signed_by,
+        issuer_changed: issuer.and_then(|s| newest_change(&s.metadata)),
+        pods,
+    }
+}
+
+/// Which of the rotation's anchors signed `cert` (an issuer certificate), by signature:
+/// two anchors made by `certs init` share their subject.
+fn signed_by(
+    cert: &meshfleet_identity::CertInfo,
+    rotation: &AnchorRotation,
+    anchors: &[meshfleet_identity::CertInfo],
+) -> SignedBy {
+    let Some(signer) = anchors
+        .iter()
+        .find(|a| meshfleet_identity::signed_by(&cert.der, &a.der))
+    else {
+        return SignedBy::Other;
+    };
+    if signer.sha256 == rotation.to {
+        SignedBy::To
+    } else if signer.sha256 == rotation.from {
+        SignedBy::From
+    } else {
+        SignedBy::Other
+    }
+}
+
+fn when(unix: i64) -> String {
+    meshfleet_identity::format_time(unix)
+}
+
+fn restarts(context: &str, pods: &[&PodState]) -> Vec<String> {
+    let mut by_namespace: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for pod in pods {
+        by_namespace
+            .entry(&pod.namespace)
+            .or_default()
+            .insert(&pod.workload);
+    }
+    by_namespace
+        .into_iter()
+        .map(|(ns, workloads)| {
+            let (rollouts, bare): (Vec<&str>, Vec<&str>) =
+                workloads.into_iter().partition(|w| !w.starts_with("pod/"));
+            let mut lines = Vec::new();
+            if !rollouts.is_empty() {
+                lines.push(format!(
+                    "kubectl --context {context} -n {ns} rollout restart {}",
+                    rollouts.join(" ")
+                ));
+            }
+            if !bare.is_empty() {
+                lines.push(format!(
+                    "kubectl --context {context} -n {ns} delete {}",
+                    bare.join(" ")
+                ));
+            }
+            lines.join("\n")
+        })
+        .collect()
+}
+
+fn item(id: &'static str, message: String) -> Item {
+    Item {
+        id,
+        message,
+        restarts: Vec::new(),
+    }
+}
+
+/// Judge one cluster for `rotation`'s phase: what is done and what blocks `next`.
+pub fn judge(
+    rotation: &AnchorRotation,
+    context: &str,
+    state: &ClusterRotationState,
+) -> (Vec<Item>, Vec<Item>) {
+    let (mut done, mut blocking) = (Vec::new(), Vec::new());
+    let phase = rotation.phase;
+    let both: BTreeSet<String> = [rotation.from.clone(), rotation.to.clone()].into();
+    let only_new: BTreeSet<String> = [rotation.to.clone()].into();
+    let wanted = if phase.bundle_holds_both() {
+        &both
+    } else {
+        &only_new
+    };
+    // Old first, then new, then any other: the order a reader expects.
+    let describe = |set: &BTreeSet<String>| {
+        let rank = |fp: &String| {
+            if *fp == rotation.from {
+                0
+            } else if *fp == rotation.to {
+                1
+            } else {
+                2
+            }
+        };
+        let mut list: Vec<&String> = set.iter().collect();
+        list.sort_by_key(|fp| rank(fp));
+        list.into_iter()
+            .map(|fp| {
+                let role = ["old", "new", "other"][rank(fp)];
+                format!("{role} {}", short(fp))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // 1. The bundle in use.
+    match &state.trust_roots {
+        Some(live) if live == wanted => done.push(item(
+            "trust-roots",
+            format!("`{TRUST_ROOTS}` holds {}", describe(live)),
+        )),
+        Some(live) => blocking.push(item(
+            "trust-roots",
+            format!(
+                "`{TRUST_ROOTS}` holds {}; the fleet's bundle holds {} (render, commit, and let the GitOps engine apply it)",
+                describe(live),
+                describe(wanted)
+            ),
+        )),
+        None => blocking.push(item("trust-roots", format!("`{TRUST_ROOTS}` holds no bundle"))),
+    }
+    let bundle_ok = state.trust_roots.as_ref() == Some(wanted);
+    // 2. Pods that read the bundle before it changed (distribute and retire).
+    if matches!(phase, AnchorRotationPhase::Distribute) && bundle_ok {
+        let since = state.trust_roots_changed.unwrap_or(i64::MAX);
+        for (id, what, pick) in [
+            ("control-plane-restarted", "control-plane pods", true),
+            ("meshed-pods-restarted", "meshed pods", false),
+        ] {
+            let group: Vec<&PodState> = state
+                .pods
+                .iter()
+                .filter(|p| {
+                    if pick {
+                        p.control_plane
+                    } else {
+                        p.meshed && !p.control_plane
+                    }
+                })
+                .collect();
+            let stale: Vec<&PodState> = group.iter().copied().filter(|p| p.created < since).collect();
+            if stale.is_empty() {
+                done.push(item(
+                    id,
+                    format!(
+                        "all {} {what} were created after the bundle changed ({})",
+                        group.len(),
+                        when(since)
+                    ),
+                ));
+            } else {
+                blocking.push(Item {
+                    id,
+                    message: format!(
+                        "{} of {} {what} were created before the bundle changed ({}), so they do not trust the new anchor yet",
+                        stale.len(),
+                        group.len(),
+                        when(since)
+                    ),
+                    restarts: restarts(context, &stale),
+                });
+            }
+        }
+    }
+    // 3. The issuer.
+    if phase.issuers_on_new() {
+        match state.issuer_signed_by {
+            SignedBy::To => done.push(item(
+                "issuer-signed-by-new",
+                format!("the issuer is signed by the new anchor {}", short(&rotation.to)),
+            )),
+            other => blocking.push(item(
+                "issuer-signed-by-new",
+                format!(
+                    "the issuer `{ISSUER_SECRET}` is {}",
+                    match other {
+                        SignedBy::From => format!("still signed by the old anchor {}", short(&rotation.from)),
+                        SignedBy::Other => "signed by neither anchor of the rotation".to_string(),
+                        SignedBy::Unknown | SignedBy::To => "missing or unreadable".to_string(),
+                    }
+                ),
+            )),
+        }
+    }
+    // 4. Proxies still presenting a certificate of the old issuer.
+    if matches!(phase, AnchorRotationPhase::Recertify) && state.issuer_signed_by == SignedBy::To {
+        let since = state.issuer_changed.unwrap_or(i64::MAX);
+        let meshed: Vec<&PodState> = state.pods.iter().filter(|p| p.meshed).collect();
+        let stale: Vec<&PodState> = meshed.iter().copied().filter(|p| p.created < since).collect();
+        if stale.is_empty() {
+            done.push(item(
+                "proxies-recertified",
+                format!(
+                    "all {} meshed pods were created after the issuer moved ({})",
+                    meshed.len(),
+                    when(since)
+                ),
+            ));
+        } else {
+            blocking.push(Item {
+                id: "proxies-recertified",
+                message: format!(
+                    "{} of {} meshed pods were created before the issuer moved ({}), so they may still present a certificate of the old chain",
+                    stale.len(),
+                    meshed.len(),
+                    when(since)
+                ),
+                restarts: restarts(context, &stale),
+            });
+        }
+    }
+    (done, blocking)
+}
+
+/// Read every cluster at once and judge it; `None` when no rotation is in progress.
+pub async fn status(kubeconfigs: &Kubeconfigs, plan: &FleetPlan) -> Option<RotationStatus> {
+    let rotation = plan.identity.rotation.clone()?;
+    let namespace = plan.linkerd.namespace.clone();
+    let anchors = plan.identity.anchors.clone();
+    let timeout = kubeconfigs.timeout() * 2;
+    let for_read = rotation.clone();
+    let results = for_each_cluster(kubeconfigs, &plan.clusters, move |client, _cluster| {
+        let (namespace, rotation, anchors) = (namespace.clone(), for_read.clone(), anchors.clone());
+        async move { read_cluster(&client, &namespace, &rotation, &anchors, timeout).await }
+    })
+    .await;
+    let clusters = plan
+        .clusters
+        .iter()
+        .zip(results)
+        .map(|(cluster, result)| match result {
+            Ok(state) => {
+                let (done, blocking) = judge(&rotation, &cluster.context, &state);
+                ClusterStatus {
+                    cluster: cluster.name.clone(),
+                    context: cluster.context.clone(),
+                    done,
+                    blocking,
+                    state: Some(state),
+                }
+            }
+            Err(e) => ClusterStatus {
+                cluster: cluster.name.clone(),
+                context: cluster.context.clone(),
+                done: Vec::new(),
+                blocking: vec![item(
+                    "cluster-reachable",
+                    meshfleet_fleet::diagnostic::error_chain(&e),
+                )],
+                state: None,
+            },
+        })
+        .collect();
+    Some(RotationStatus {
+        phase: rotation.phase.as_str(),
+        from: rotation.from,
+        to: rotation.to,
+        clusters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    use super::*;
+
+    fn rotation(phase: AnchorRotationPhase) -> AnchorRotation {
+        AnchorRotation {
+            phase,
+            from: "aa".into(),
+            to: "bb".into(),
+        }
+    }
+
+    fn pod_state(ns: &str, name: &str, created: i64, meshed: bool) -> PodState {
+        PodState {
+            namespace: ns.into(),
+            name: name.into(),
+            workload: format!("deploy/{name}"),
+            created,
+            control_plane: ns == "linkerd",
+            meshed,
+        }
+    }
+
+    fn state(roots: &[&str], signed: SignedBy, pods: Vec<PodState>) -> ClusterRotationState {
+        ClusterRotationState {
+            trust_roots: Some(roots.iter().map(|s| (*s).to_string()).collect()),
+            trust_roots_changed: Some(100),
+            issuer_signed_by: signed,
+            issuer_changed: Some(200),
+            pods,
+        }
+    }
+
+    fn ids(items: &[Item]) -> Vec<&'static str> {
+        items.iter().map(|i| i.id).collect()
+    }
+
+    #[test]
+    fn distribute_waits_for_the_bundle_then_for_pods_created_after_it() {
+        let r = rotation(AnchorRotationPhase::Distribute);
+        let (_, blocking) = judge(&r, "c", &state(&["aa"], SignedBy::From, vec![]));
+        assert_eq!(ids(&blocking), ["trust-roots"]);
+        let pods = vec![
+            pod_state("linkerd", "linkerd-identity", 101, true),
+            pod_state("apps", "web", 99, true),
+        ];
+        let (done, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::From, pods));
+        assert_eq!(ids(&done), ["trust-roots", "control-plane-restarted"]);
+        assert_eq!(ids(&blocking), ["meshed-pods-restarted"]);
+        assert_eq!(
+            blocking[0].restarts,
+            ["kubectl --context c -n apps rollout restart deploy/web"]
+        );
+    }
+
+    #[test]
+    fn recertify_waits_for_every_meshed_pod_created_after_the_issuer_moved() {
+        let r = rotation(AnchorRotationPhase::Recertify);
+        let (_, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::From, vec![]));
+        assert_eq!(ids(&blocking), ["issuer-signed-by-new"]);
+        let pods = vec![
+            pod_state("apps", "web", 200, true),
+            pod_state("apps", "batch", 10, false),
+        ];
+        let (_, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::To, pods));
+        assert!(blocking.is_empty(), "{blocking:?}");
+        let (_, blocking) = judge(
+            &r,
+            "c",
+            &state(
+                &["aa", "bb"],
+                SignedBy::To,
+                vec![pod_state("apps", "web", 199, true)],
+            ),
+        );
+        assert_eq!(ids(&blocking), ["proxies-recertified"]);
+    }
+
+    #[test]
+    fn retire_wants_only_the_new_anchor() {
+        let r = rotation(AnchorRotationPhase::Retire);
+        let (_, blocking) = judge(&r, "c", &state(&["aa", "bb"], SignedBy::To, vec![]));
+        assert_eq!(ids(&blocking), ["trust-roots"]);
+        let (done, blocking) = judge(&r, "c", &state(&["bb"], SignedBy::To, vec![]));
+        assert!(blocking.is_empty());
+        assert_eq!(ids(&done), ["trust-roots", "issuer-signed-by-new"]);
+    }
+
+    #[test]
+    fn a_pod_of_a_deployment_restarts_its_deployment() {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some("web-5d9f-abcde".into());
+        pod.metadata.labels = Some([("pod-template-hash".to_string(), "5d9f".to_string())].into());
+        pod.metadata.owner_references = Some(vec![OwnerReference {
+            kind: "ReplicaSet".into(),
+            name: "web-5d9f".into(),
+            controller: Some(true),
+            ..OwnerReference::default()
+        }]);
+        assert_eq!(workload(&pod), "deploy/web");
+        pod.metadata.owner_references = None;
+        assert_eq!(workload(&pod), "pod/web-5d9f-abcde");
+    }
+}

@@ -1,0 +1,348 @@
+//! Rules for the fleet-wide settings: `apiVersion`/`kind`, `metadata`, `spec.linkerd`,
+//! `spec.gitops` and `spec.secrets`.
+
+use meshfleet_fleet::diagnostic::Finding;
+use meshfleet_fleet::located::Located;
+use meshfleet_fleet::model::{API_VERSION, Engine, InstallMethod, KIND};
+use meshfleet_fleet::names;
+use meshfleet_fleet::version::{GatewayApiVersion, LinkerdVersion, NEWEST_KNOWN, OLDEST_SUPPORTED};
+
+use super::{Ctx, Parsed, Rule};
+
+pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
+    let fleet = ctx.fleet;
+    if fleet.api_version.value != API_VERSION {
+        out.push(Finding::error(
+            Rule::ApiVersion,
+            fleet.api_version.at,
+            format!("`apiVersion` is `{}`", fleet.api_version.value),
+            format!("write `apiVersion: {API_VERSION}`"),
+        ));
+    }
+    if fleet.kind.value != KIND {
+        out.push(Finding::error(
+            Rule::ApiVersion,
+            fleet.kind.at,
+            format!("`kind` is `{}`", fleet.kind.value),
+            format!("write `kind: {KIND}`"),
+        ));
+    }
+    label("fleet name", &fleet.metadata.name, out);
+    linkerd(ctx, parsed, out);
+    gitops(ctx, out);
+    secrets(ctx, out);
+}
+
+/// A DNS-1123 label rule for any name.
+pub(super) fn label(what: &str, name: &Located<String>, out: &mut Vec<Finding>) {
+    if let Err(why) = names::dns1123_label(&name.value) {
+        out.push(Finding::error(
+            Rule::InvalidName,
+            name.at,
+            format!("{what} `{}` {why}", name.value),
+            "use a DNS-1123 label: lowercase letters, digits and `-`, at most 63 characters",
+        ));
+    }
+}
+
+fn subdomain(what: &str, name: &Located<String>, out: &mut Vec<Finding>) {
+    if let Err(why) = names::dns1123_subdomain(&name.value) {
+        out.push(Finding::error(
+            Rule::InvalidName,
+            name.at,
+            format!("{what} `{}` {why}", name.value),
+            "use a DNS name such as `cluster.local`",
+        ));
+    }
+}
+
+fn linkerd(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
+    let spec = &ctx.fleet.spec.linkerd;
+    let version = &spec.version;
+    let linkerd_version = LinkerdVersion::parse(&version.value);
+    parsed.version = linkerd_version.as_ref().ok().copied();
+    match linkerd_version {
+        Err(why) => out.push(Finding::error(Rule::LinkerdVersion,
+            version.at,
+            why,
+            format!("write the edge chart version, for example `{OLDEST_SUPPORTED}` for Linkerd 2.18"),
+        )),
+        Ok(v) if v < OLDEST_SUPPORTED => out.push(Finding::error(Rule::LinkerdVersionUnsupported,
+            version.at,
+            format!(
+                "Linkerd `{v}` ({}) has no declarative Links or chart-managed link controllers",
+                v.major()
+            ),
+            format!("use `{OLDEST_SUPPORTED}` (Linkerd 2.18) or newer; older releases need `linkerd multicluster link`"),
+        )),
+        Ok(v) if v > NEWEST_KNOWN => out.push(Finding::warning(Rule::LinkerdVersionUntested,
+            version.at,
+            format!("Linkerd `{v}` is newer than the newest release meshfleet was checked against (`{NEWEST_KNOWN}`)"),
+            "render and review the diff; the Link schema has not changed since 2.18, so it likely works",
+        )),
+        Ok(_) => {}
+    }
+    if let Some(repo) = &spec.chart_repository
+        && !(repo.value.starts_with("https://")
+            || repo.value.starts_with("http://")
+            || repo.value.starts_with("oci://"))
+    {
+        out.push(Finding::error(
+            Rule::ChartRepository,
+            repo.at,
+            format!(
+                "chart repository `{}` is not an http(s):// or oci:// URL",
+                repo.value
+            ),
+            "use `https://helm.linkerd.io/edge`, or your mirror's URL",
+        ));
+    }
+    if let Some(ns) = &spec.namespace {
+        label("linkerd namespace", ns, out);
+    }
+    if let Some(d) = &spec.trust_domain {
+        subdomain("trust domain", d, out);
+    }
+    if let Some(d) = &spec.cluster_domain {
+        subdomain("cluster domain", d, out);
+    }
+    if let Some(gw) = &spec.gateway_api
+        && gw.value != "external"
+    {
+        match GatewayApiVersion::parse(&gw.value) {
+            None => out.push(Finding::error(Rule::GatewayApiVersion,
+                gw.at,
+                format!("`gatewayAPI: {}` is neither `external` nor a release like `v1.2.1`", gw.value),
+                "write a Gateway API release such as `v1.2.1`, or `external` if you install the CRDs yourself",
+            )),
+            Some(g) => {
+                if let Ok(v) = LinkerdVersion::parse(&spec.version.value) {
+                    let (low, high) = v.gateway_api_range();
+                    if g < low || g > high {
+                        out.push(Finding::warning(Rule::GatewayApiVersion,
+                            gw.at,
+                            format!("Gateway API `{g}` is outside the range Linkerd {} supports ({low} to {high})", v.major()),
+                            format!("use a release between {low} and {high}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let gitops = &ctx.fleet.spec.gitops;
+    let method = gitops
+        .install_method
+        .as_ref()
+        .map_or(InstallMethod::Helm, |m| m.value);
+    let image = gitops.jobs.as_ref().and_then(|j| j.image.as_ref());
+    match (method, image) {
+        (InstallMethod::Jobs, None) => {
+            let at = gitops
+                .jobs
+                .as_ref()
+                .map(|j| j.at)
+                .or_else(|| gitops.install_method.as_ref().map(|m| m.at))
+                .unwrap_or(gitops.engine.at);
+            out.push(Finding::error(Rule::JobsImageMissing,
+                at,
+                "`installMethod: jobs` needs `gitops.jobs.image`",
+                "set `gitops.jobs: {image: ...}` to an image that has the `linkerd` CLI, a shell and `kubectl`; Linkerd's own CLI image is built FROM scratch and has neither",
+            ));
+        }
+        (InstallMethod::Jobs, Some(image))
+            if image.value.trim().is_empty() || image.value.contains(char::is_whitespace) =>
+        {
+            out.push(Finding::error(
+                Rule::JobsImageMissing,
+                image.at,
+                format!("`{}` is not an image reference", image.value),
+                "write an image reference such as `registry.example/linkerd-kubectl:edge-25.4.4`",
+            ));
+        }
+        (InstallMethod::Helm, Some(image)) => out.push(Finding::warning(
+            Rule::SettingIgnored,
+            image.at,
+            "`gitops.jobs.image` is ignored with `installMethod: helm`",
+            "remove it, or set `installMethod: jobs`",
+        )),
+        _ => {}
+    }
+    if gitops.engine.value == Engine::Flux
+        && let Some(ns) = gitops
+            .argocd
+            .as_ref()
+            .and_then(|a| a.namespace.as_ref().or(a.project.as_ref()))
+    {
+        out.push(Finding::warning(
+            Rule::SettingIgnored,
+            ns.at,
+            "`gitops.argocd` is ignored with `engine: flux`",
+            "remove it, or set `engine: argocd`",
+        ));
+    }
+    if let Some(argocd) = &gitops.argocd {
+        if let Some(ns) = &argocd.namespace {
+            label("Argo CD namespace", ns, out);
+        }
+        if let Some(p) = &argocd.project {
+            label("Argo CD project", p, out);
+        }
+    }
+    let repo = &gitops.repository;
+    let url = repo.url.value.as_str();
+    let known_scheme = ["https://", "http://", "ssh://", "git@", "file://"]
+        .iter()
+        .any(|s| url.starts_with(s));
+    if !known_scheme || url.contains(char::is_whitespace) {
+        out.push(Finding::error(Rule::RepositoryUrl,
+            repo.url.at,
+            format!("repository URL `{url}` is not a Git URL"),
+            "write the URL your GitOps engine clones, e.g. `https://github.com/example/fleet.git` or `ssh://git@github.com/example/fleet.git`",
+        ));
+    }
+    if let Some(path) = &repo.path {
+        let p = path.value.as_str();
+        if p.starts_with('/') || p.split('/').any(|seg| seg == "..") || p.contains(char::is_whitespace) {
+            out.push(Finding::error(
+                Rule::RepositoryUrl,
+                path.at,
+                format!("repository path `{p}` must be a relative folder inside the repository"),
+                "write a folder such as `gitops` or `clusters/linkerd`, without `..` or a leading `/`",
+            ));
+        }
+    }
+    if let Some(branch) = &repo.branch
+        && (branch.value.is_empty() || branch.value.contains(char::is_whitespace))
+    {
+        out.push(Finding::error(
+            Rule::RepositoryUrl,
+            branch.at,
+            format!("branch `{}` is not a Git branch name", branch.value),
+            "write a branch such as `main`",
+        ));
+    }
+}
+
+fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let Some(vault) = ctx.fleet.spec.secrets.as_ref().and_then(|s| s.vault.as_ref()) else {
+        // No line holds the missing block; point at the identity whose keys need Vault.
+        let at = ctx.fleet.spec.identity.trust_anchor.at;
+        out.push(Finding::error(Rule::VaultMissing,
+            at,
+            "the fleet has no `spec.secrets.vault`, but the identity keys and link credentials are kept in Vault",
+            "add `secrets: {vault: {server: https://vault.example:8200, mount: secret, path: linkerd-multicluster}}` under `spec`",
+        ));
+        return;
+    };
+    let server = &vault.server;
+    if !(server.value.starts_with("https://") || server.value.starts_with("http://")) {
+        out.push(Finding::error(
+            Rule::VaultSettings,
+            server.at,
+            format!("Vault server `{}` is not an http(s):// URL", server.value),
+            "write the address External Secrets uses, e.g. `https://vault.example.com:8200`",
+        ));
+    }
+    for (what, value) in [("mount", &vault.mount), ("path", &vault.path)] {
+        let v = value.value.as_str();
+        if v.is_empty()
+            || v.starts_with('/')
+            || v.ends_with('/')
+            || v.contains(char::is_whitespace)
+            || v.contains("//")
+        {
+            out.push(Finding::error(Rule::VaultSettings,
+                value.at,
+                format!("Vault {what} `{v}` is not a KV path"),
+                format!("write the {what} without leading or trailing `/`, e.g. `secrets-k8` or `linkerd-multicluster`"),
+            ));
+        }
+    }
+    let per_cluster = ctx
+        .fleet
+        .spec
+        .clusters
+        .iter()
+        .map(|c| &c.value.vault_auth_mount_path);
+    let k8s = vault.auth.as_ref().and_then(|a| a.kubernetes.as_ref());
+    let fleet_wide = k8s.into_iter().flat_map(|k| [&k.mount_path, &k.role]);
+    {
+        for value in fleet_wide.chain(per_cluster).flatten() {
+            if value.value.trim().is_empty() {
+                out.push(Finding::error(
+                    Rule::VaultSettings,
+                    value.at,
+                    "an empty Vault Kubernetes auth setting",
+                    "remove it to use the default, or write the value",
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fixtures::{base_with, rules};
+
+    #[test]
+    fn linkerd_versions_before_declarative_links_are_refused() {
+        assert_eq!(
+            rules(&base_with("version: 2025.4.4", "version: 2025.3.2")),
+            ["linkerd-version-unsupported"]
+        );
+        assert_eq!(
+            rules(&base_with("version: 2025.4.4", "version: stable-2.14")),
+            ["linkerd-version"]
+        );
+    }
+
+    #[test]
+    fn jobs_need_an_image_and_helm_ignores_one() {
+        let engine = "    engine: flux\n";
+        assert_eq!(
+            rules(&base_with(engine, "    engine: flux\n    installMethod: jobs\n")),
+            ["jobs-image-missing"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                engine,
+                "    engine: flux\n    jobs: {image: registry.example/k:1}\n"
+            )),
+            ["setting-ignored"]
+        );
+    }
+
+    #[test]
+    fn vault_settings_are_checked() {
+        assert_eq!(
+            rules(&base_with("      mount: secret\n", "      mount: /secret/\n")),
+            ["vault-settings"]
+        );
+        let without = base_with(
+            "  secrets:\n    vault:\n      server: https://vault.example:8200\n      mount: secret\n      path: linkerd\n",
+            "",
+        );
+        assert_eq!(rules(&without), ["vault-missing"]);
+    }
+
+    #[test]
+    fn repository_urls_and_paths_are_checked() {
+        assert_eq!(
+            rules(&base_with(
+                "url: https://github.com/example/fleet.git",
+                "url: github.com/example/fleet"
+            )),
+            ["repository-url"]
+        );
+        assert_eq!(
+            rules(&base_with(
+                "      url: https://github.com/example/fleet.git\n",
+                "      url: https://github.com/example/fleet.git\n      path: ../elsewhere\n"
+            )),
+            ["repository-url"]
+        );
+    }
+}
