@@ -182,7 +182,11 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
     let injector = format!("linkerd-{ns}-proxy-injector");
     let identity = format!("linkerd-{ns}-identity");
     let mut crds = strings(&LINKERD_CRDS);
-    crds.extend(gateway_api_read(plan.linkerd.version).iter().map(ToString::to_string));
+    crds.extend(
+        gateway_api_read(plan.linkerd.version)
+            .iter()
+            .map(ToString::to_string),
+    );
     let cluster = vec![
         named(
             &["apiextensions.k8s.io"],
