@@ -423,15 +423,17 @@ fn pods_of_identity<'a>(namespace: &'a str, pods: &'a [Pod]) -> impl Iterator<It
     })
 }
 
-/// When every running identity controller had loaded the issuer of the Secret's last
-/// change, and how that is known; `Err` with what is missing when that cannot be said.
+/// From when every identity controller that could answer a proxy had the issuer of the
+/// Secret's last change, and how that is known; `Err` with what is missing.
 ///
-/// A controller whose `identity` container started at or after the change read it at
-/// start; one started before must have reloaded it since, which only its
-/// `IssuerUpdated` Event shows. Events do not name the replica that recorded them, but
-/// each replica records its own Event object (a replica's repeats only raise that
-/// object's count and time), so as many Events since the change as replicas started
-/// before it are needed. The latest of those times is the load: a pod must be newer.
+/// A controller started before the change serves the old issuer until it reloads, which
+/// only its `IssuerUpdated` Event shows. Events do not name the replica that recorded
+/// them, but each replica records its own Event object (a replica's repeats only raise
+/// that object's count and time), so as many Events since the change as running replicas
+/// started before it are needed, and the latest is the load. When no controller reloaded
+/// (they were all restarted instead), the old ones served the old issuer until the new
+/// ones started (a rolling restart keeps the old pods until the new are ready): the load
+/// is the latest start of a running controller.
 fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), String> {
     let changed = state
         .issuer_changed
@@ -444,29 +446,31 @@ fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), St
         .copied()
         .filter(|t| *t >= changed)
         .collect();
-    if reloads.len() < old.len() {
+    if let Some(last) = reloads.iter().max()
+        && reloads.len() >= old.len()
+    {
+        return Ok((*last, "its `IssuerUpdated` event"));
+    }
+    if let Some(last) = fresh.iter().max()
+        && old.is_empty()
+    {
+        return Ok((*last, "the start of its pods"));
+    }
+    if state.identity_started.is_empty() {
         return Err(format!(
-            "the identity controller has not loaded the new issuer yet: {} of its {} pods started before the issuer Secret changed ({}) and {} `{ISSUER_UPDATED}` event(s) were recorded since; the kubelet updates the mounted Secret a minute or two after the change, or restart it",
-            old.len(),
-            state.identity_started.len(),
-            when(changed),
-            reloads.len()
+            "no identity controller is running (no pod labelled `{}={}`) and none recorded an `{ISSUER_UPDATED}` event since the issuer Secret changed ({})",
+            COMPONENT_LABEL.0,
+            COMPONENT_LABEL.1,
+            when(changed)
         ));
     }
-    let reload = reloads.iter().max().map(|t| (*t, "its `IssuerUpdated` event"));
-    let start = fresh.iter().max().map(|t| (*t, "the start of its pods"));
-    reload
-        .into_iter()
-        .chain(start)
-        .max_by_key(|(t, _)| *t)
-        .ok_or_else(|| {
-            format!(
-                "no identity controller is running (no pod labelled `{}={}`) and none recorded an `{ISSUER_UPDATED}` event since the issuer Secret changed ({})",
-                COMPONENT_LABEL.0,
-                COMPONENT_LABEL.1,
-                when(changed)
-            )
-        })
+    Err(format!(
+        "the identity controller has not loaded the new issuer yet: {} of its {} pods started before the issuer Secret changed ({}) and {} `{ISSUER_UPDATED}` event(s) were recorded since; the kubelet updates the mounted Secret a minute or two after the change, or restart it",
+        old.len(),
+        state.identity_started.len(),
+        when(changed),
+        reloads.len()
+    ))
 }
 
 /// Which of the rotation's anchors signed `cert` (an issuer certificate), by signature:
@@ -862,6 +866,9 @@ mod tests {
         assert!(judge(&r, "c", &s).1.is_empty());
         s.pods = web(214);
         assert_eq!(ids(&judge(&r, "c", &s).1), ["proxies-recertified"]);
+        // ... unless the controller it replaced had reloaded it before.
+        s.issuer_reloads = vec![205];
+        assert!(judge(&r, "c", &s).1.is_empty());
         // Two replicas started before the change: each must have reloaded.
         (s.identity_started, s.issuer_reloads) = (vec![50, 60], vec![201]);
         assert_eq!(ids(&judge(&r, "c", &s).1), ["issuer-loaded"]);
