@@ -105,8 +105,8 @@ fn items(report: &Value, cluster: &str) -> (Vec<String>, Vec<String>, String) {
 fn restarts_of(report: &Value, cluster: &str, id: &str) -> String {
     report["clusters"]
         .as_array()
-        .expect("clusters")
-        .iter()
+        .into_iter()
+        .flatten()
         .filter(|c| c["cluster"] == cluster)
         .flat_map(|c| c["blocking"].as_array().cloned().unwrap_or_default())
         .filter(|i| i["id"] == id)
@@ -144,20 +144,31 @@ fn every_layout_is_listed_for_restart(version: &'static str, annotation: &str, n
     };
     deploy_injected(&w, cluster, "web-classic", classic, Layout::Container);
     deploy_injected(&w, cluster, "web-native", native, Layout::NativeSidecar);
-    // The control plane's pods carry the proxy as the release's chart puts it.
-    let want = if native_by_default {
-        Layout::NativeSidecar
-    } else {
-        Layout::Container
-    };
+    // The control plane's pods carry the proxy as the release's chart puts it: at
+    // edge-26.8.3 native sidecars, except the identity controller's (its template sets
+    // `proxy.nativeSidecar` false), at 2.18 containers.
     eventually("two meshed workload pods", || w.pods(cluster, "apps").len() == 2);
     let control_plane = w.pods(cluster, "linkerd");
     assert!(control_plane.len() >= 3, "{control_plane:?}");
+    let mut native_control_plane = 0;
     for pod in &control_plane {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let identity = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("linkerd.io/control-plane-component"))
+            .is_some_and(|c| c == "identity");
+        let want = if native_by_default && !identity {
+            native_control_plane += 1;
+            Layout::NativeSidecar
+        } else {
+            Layout::Container
+        };
         let spec = pod.spec.as_ref().expect("spec");
         assert_eq!(layout(spec), Some(want), "{name}");
     }
+    assert_eq!(native_control_plane > 0, native_by_default);
 
     // distribute: the bundle changed after every pod was created.
     w.meshfleet(&["trust", "rotate", "start", "."]).expect(0);
@@ -222,7 +233,8 @@ fn native_sidecar_proxies_are_listed_for_restart_at_2025_4_4() {
 }
 
 /// Issue 18, item 1, at edge-26.8.3: native sidecars by default (`proxy.nativeSidecar:
-/// true`), the control plane's proxies too; the annotation opts a workload out.
+/// true`), the control plane's proxies too (but the identity controller's); the
+/// annotation opts a workload out.
 #[test]
 fn native_sidecar_proxies_are_listed_for_restart_at_2026_8_3() {
     every_layout_is_listed_for_restart(
