@@ -266,7 +266,8 @@ pub async fn read_cluster(
         let issuer = issuer
             .map_err(|e| ReadError::from_kube(&format!("read Secret `{namespace}/{ISSUER_SECRET}`"), &e))?;
         let pods = pods.map_err(|e| ReadError::from_kube("list pods in every namespace", &e))?;
-        let events = events.map_err(|e| ReadError::from_kube(&format!("list events in `{namespace}`"), &e))?;
+        let events =
+            events.map_err(|e| ReadError::from_kube(&format!("list events in `{namespace}`"), &e))?;
         Ok(state_from_objects(
             namespace,
             rotation,
@@ -323,7 +324,11 @@ fn event_time(event: &Event) -> Option<i64> {
             .and_then(|s| s.last_observed_time.as_ref())
             .map(|t| t.0.as_second()),
         event.first_timestamp.as_ref().map(|t| t.0.as_second()),
-        event.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+        event
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
     ]
     .into_iter()
     .flatten()
@@ -438,8 +443,7 @@ fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), St
     let changed = state
         .issuer_changed
         .ok_or_else(|| format!("the issuer Secret `{ISSUER_SECRET}` has no change time"))?;
-    let (fresh, old): (Vec<i64>, Vec<i64>) =
-        state.identity_started.iter().partition(|t| **t >= changed);
+    let (fresh, old): (Vec<i64>, Vec<i64>) = state.identity_started.iter().partition(|t| **t >= changed);
     let reloads: Vec<i64> = state
         .issuer_reloads
         .iter()
@@ -697,7 +701,10 @@ pub fn judge(
             Ok((since, how)) => {
                 done.push(item(
                     "issuer-loaded",
-                    format!("the identity controller loaded the new issuer at {} ({how})", when(since)),
+                    format!(
+                        "the identity controller loaded the new issuer at {} ({how})",
+                        when(since)
+                    ),
                 ));
                 proxies_recertified(context, state, since, &mut done, &mut blocking);
             }
@@ -852,7 +859,10 @@ mod tests {
         );
         s.issuer_reloads = vec![120, 230];
         let (done, blocking) = judge(&r, "c", &s);
-        assert_eq!(ids(&done), ["trust-roots", "issuer-signed-by-new", "issuer-loaded"]);
+        assert_eq!(
+            ids(&done),
+            ["trust-roots", "issuer-signed-by-new", "issuer-loaded"]
+        );
         assert_eq!(ids(&blocking), ["proxies-recertified"]);
         assert_eq!(
             blocking[0].restarts,
@@ -938,7 +948,12 @@ mod tests {
             pods: &[],
             events: &events,
         };
-        let state = state_from_objects("linkerd", &rotation(AnchorRotationPhase::Recertify), &[], &objects);
+        let state = state_from_objects(
+            "linkerd",
+            &rotation(AnchorRotationPhase::Recertify),
+            &[],
+            &objects,
+        );
         assert_eq!(state.issuer_reloads, [300]);
     }
 

@@ -176,7 +176,11 @@ impl RealWorld {
             self.rollout_restart(
                 cluster,
                 "linkerd",
-                &["linkerd-identity", "linkerd-destination", "linkerd-proxy-injector"],
+                &[
+                    "linkerd-identity",
+                    "linkerd-destination",
+                    "linkerd-proxy-injector",
+                ],
             );
         }
     }
@@ -225,8 +229,7 @@ impl RealWorld {
     pub fn pods(&self, cluster: &str, namespace: &str) -> Vec<Pod> {
         self.rt
             .block_on(
-                Api::<Pod>::namespaced(self.clients[cluster].clone(), namespace)
-                    .list(&ListParams::default()),
+                Api::<Pod>::namespaced(self.clients[cluster].clone(), namespace).list(&ListParams::default()),
             )
             .expect("list pods")
             .items

@@ -36,6 +36,9 @@ fn layout(spec: &PodSpec) -> Option<Layout> {
     }
 }
 
+/// Pod-template annotations.
+type Annotations<'a> = &'a [(&'a str, &'a str)];
+
 /// A plain Deployment in `apps` (ServiceAccount `web`) with `annotations` on its pod
 /// template, as JSON.
 fn plain_deployment(name: &str, annotations: &[(&str, &str)]) -> String {
@@ -65,11 +68,9 @@ fn plain_deployment(name: &str, annotations: &[(&str, &str)]) -> String {
 /// Inject `name` with the real injector, check the layout it wrote, and apply it.
 fn deploy_injected(w: &RealWorld, cluster: &str, name: &str, annotations: &[(&str, &str)], want: Layout) {
     let injected = w.inject(cluster, &plain_deployment(name, annotations));
-    let deployment: Deployment = serde_json::from_str(&injected).unwrap_or_else(|e| panic!("{e}: {injected}"));
-    let spec = deployment
-        .spec
-        .and_then(|s| s.template.spec)
-        .expect("pod spec");
+    let deployment: Deployment =
+        serde_json::from_str(&injected).unwrap_or_else(|e| panic!("{e}: {injected}"));
+    let spec = deployment.spec.and_then(|s| s.template.spec).expect("pod spec");
     assert_eq!(layout(&spec), Some(want), "{name}: {injected}");
     w.kubectl(cluster, &["apply", "-f", "-"], &injected);
 }
@@ -137,7 +138,7 @@ fn every_layout_is_listed_for_restart(version: &'static str, annotation: &str, n
     let w = RealWorld::with("vault", "flux", version, &["n1"]);
     let cluster = "n1";
     let (opt_in, opt_out) = ([(annotation, "true")], [(annotation, "false")]);
-    let (classic, native): (&[(&str, &str)], &[(&str, &str)]) = if native_by_default {
+    let (classic, native): (Annotations<'_>, Annotations<'_>) = if native_by_default {
         (&opt_out, &[])
     } else {
         (&[], &opt_in)
@@ -237,11 +238,7 @@ fn native_sidecar_proxies_are_listed_for_restart_at_2025_4_4() {
 /// annotation opts a workload out.
 #[test]
 fn native_sidecar_proxies_are_listed_for_restart_at_2026_8_3() {
-    every_layout_is_listed_for_restart(
-        "2026.8.3",
-        "config.linkerd.io/proxy-enable-native-sidecar",
-        true,
-    );
+    every_layout_is_listed_for_restart("2026.8.3", "config.linkerd.io/proxy-enable-native-sidecar", true);
 }
 
 /// Issue 18, item 2: the issuer Secret changes, and the identity controller reloads it

@@ -404,12 +404,9 @@ fn pod(name: &str, base: &str, meshed: bool) -> Pod {
             ..Container::default()
         });
     }
-    let component = base.strip_prefix("linkerd-").map(|c| {
-        BTreeMap::from([(
-            "linkerd.io/control-plane-component".to_string(),
-            c.to_string(),
-        )])
-    });
+    let component = base
+        .strip_prefix("linkerd-")
+        .map(|c| BTreeMap::from([("linkerd.io/control-plane-component".to_string(), c.to_string())]));
     Pod {
         metadata: ObjectMeta {
             name: Some(name.into()),
