@@ -20,6 +20,10 @@ binary of the Deployment's release (from its image tag, e.g.
     cluster's folder: three clusters' controllers each read their own bundle. Its gRPC
     address (the Certify API, plain HTTP/2 as behind the pod's proxy) is written to
     DIR/kubelet/<cluster>-<namespace>-<deployment>-<container>.addr.
+    A running controller's volumes follow a changed Secret or ConfigMap after
+    VOLUME_DELAY_FILE's seconds (default 0): a real kubelet's sync period plus its cache
+    TTL, a minute or more on a real node. A test writes the file to open that window;
+    a (re)started controller always gets the current content, as a pod does at start.
 
 Each process gets the Deployment's arguments with `-kubeconfig` (a TokenRequest token
 of the pod's ServiceAccount, so the chart's RBAC is what it can do) and its listen
@@ -55,6 +59,10 @@ LISTEN_FLAGS = {
 
 # Where the identity controller reads the trust anchors (hard-coded in the binary).
 TRUST_ROOTS_MOUNT = "/var/run/linkerd/identity/trust-roots"
+
+# DIR/kubelet/<this>: seconds between a Secret or ConfigMap change and a running
+# controller's volume following it (absent: at once).
+VOLUME_DELAY_FILE = "volume-update-delay"
 
 
 def free_port():
@@ -97,6 +105,18 @@ def controller_argv(binary, container, subcommand, kubeconfig, ports):
     # Go's flag package stops at the first positional argument and the last
     # occurrence of a flag wins: ours go after the chart's flags, before positionals.
     return [binary, subcommand] + flags + ours + positional
+
+
+def volume_differs(folder, files):
+    """Whether the files projected in `folder` differ from `files` (name -> bytes)."""
+    for name, content in files.items():
+        try:
+            with open(os.path.join(folder, "..data", name), "rb") as fh:
+                if fh.read() != content:
+                    return True
+        except OSError:
+            return True
+    return False
 
 
 def write_volume(folder, files):
@@ -194,18 +214,36 @@ class Kubelet:
         self.binaries = binaries  # release -> {"controller": path}
         self.log = log
         self.procs = {}
+        self.pending = {}  # (key, volume, content digest) -> when first seen changed
         os.makedirs(os.path.join(env_dir, "kubelet"), mode=0o700, exist_ok=True)
 
     def volume_dir(self, key, volume):
         return os.path.join(self.dir, "kubelet", "%s-%s-%s-%s.volumes" % key, volume)
 
-    def sync_volumes(self, cluster, key):
-        """Bring an identity controller's volumes up to date; False while one is missing."""
+    def volume_delay(self):
+        try:
+            with open(os.path.join(self.dir, "kubelet", VOLUME_DELAY_FILE)) as fh:
+                return float(fh.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0.0
+
+    def sync_volumes(self, cluster, key, running):
+        """Bring an identity controller's volumes up to date; False while one is missing.
+        For a `running` controller a changed object reaches its volume only once it has
+        been seen changed for the configured delay."""
         volumes = identity_volumes(cluster, key[1])
+        delay = self.volume_delay() if running else 0.0
         for volume in ("issuer", "trust-roots"):
             if volume not in volumes:
                 return False
-            if write_volume(self.volume_dir(key, volume), volumes[volume]):
+            folder = self.volume_dir(key, volume)
+            if delay > 0 and volume_differs(folder, volumes[volume]):
+                digest = hashlib.sha256(repr(sorted(volumes[volume].items())).encode()).hexdigest()
+                seen = self.pending.setdefault((key, volume, digest), time.time())
+                if time.time() - seen < delay:
+                    continue
+                del self.pending[(key, volume, digest)]
+            if write_volume(folder, volumes[volume]):
                 self.log("%s: %s volume of %s/%s updated" % (cluster.name, volume, key[1], key[2]))
         return True
 
@@ -227,9 +265,10 @@ class Kubelet:
         tmpl = template_hash(deploy)
         # A kubelet keeps a running pod's Secret and ConfigMap volumes current, and
         # does not start a pod before they exist.
-        if sub == "identity" and not self.sync_volumes(cluster, key):
-            return
         proc = self.procs.get(key)
+        running = bool(proc and proc.template == tmpl and proc.popen.poll() is None)
+        if sub == "identity" and not self.sync_volumes(cluster, key, running):
+            return
         if proc and proc.template == tmpl:
             if proc.popen.poll() is None:
                 return

@@ -8,14 +8,27 @@
 //!   other modification time);
 //! - the issuer Secret `linkerd-identity-issuer`: which anchor of the rotation signed
 //!   its `tls.crt`, and when it last changed;
-//! - every pod with a `linkerd-proxy` container (meshed), and every pod of the control
-//!   plane's namespace, with its creation time.
+//! - every meshed pod, and every pod of the control plane's namespace, with its creation
+//!   time. A pod is meshed when its spec holds Linkerd's proxy in either place the
+//!   injector puts it: a `linkerd-proxy` container, or a `linkerd-proxy` init container
+//!   with `restartPolicy: Always` (a native sidecar: the default from edge-26 / 2.20
+//!   with `proxy.nativeSidecar: true`, opt-in at 2.18 with the annotation
+//!   `config.alpha.linkerd.io/proxy-enable-native-sidecar`);
+//! - when the identity controller loaded the issuer in that Secret: it re-reads its
+//!   mounted issuer folder when the kubelet updates it (a sync period plus a cache TTL
+//!   after the Secret changed: a minute or more on a real node) and then records an
+//!   `IssuerUpdated` Event on the Deployment `linkerd-identity` (linkerd2
+//!   `pkg/identity/service.go`, `controller/cmd/identity/main.go`, the same at 2.18 and
+//!   edge-26.8.3); a controller whose `identity` container started after the change
+//!   read the new issuer at start and records nothing.
 //!
 //! The proxy injector copies the bundle into a pod's spec when the pod is created
 //! (`LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`), and a proxy asks for its certificate when
 //! it starts and keeps it until it renews it (after about 70 % of its 24 h lifetime): so
-//! "created after the bundle (or issuer) changed" is what proves a pod trusts the new
-//! anchor (or presents the new chain). Creation, not `status.startTime`: a pod cannot
+//! "created after the bundle changed" is what proves a pod trusts the new anchor, and
+//! "created after the identity controller loaded the new issuer" that it presents the
+//! new chain. After the Secret changed is not enough: a pod created before the reload
+//! got a certificate of the old chain. Creation, not `status.startTime`: a pod cannot
 //! start before it is created, so this never calls a stale pod ready, and it does not
 //! depend on when a kubelet got round to reporting. Times have one-second precision; a
 //! pod created within the same second as the change counts as after it.
@@ -23,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod, PodSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
@@ -35,8 +48,52 @@ use meshfleet_plan::FleetPlan;
 use meshfleet_plan::anchor_rotation::{AnchorRotation, short};
 use meshfleet_render::stages::ISSUER_SECRET;
 
-/// The container Linkerd's injector adds to a meshed pod.
+/// The container Linkerd's injector adds to a meshed pod (in `containers`, or in
+/// `initContainers` with `restartPolicy: Always` as a native sidecar).
 pub const PROXY_CONTAINER: &str = "linkerd-proxy";
+
+/// The identity controller's Deployment: its `IssuerUpdated` Events name it.
+pub const IDENTITY_DEPLOYMENT: &str = "linkerd-identity";
+
+/// The identity controller's container in that Deployment's pods.
+const IDENTITY_CONTAINER: &str = "identity";
+
+/// The label Linkerd's chart gives each control-plane pod, and its value on the identity
+/// controller's pods.
+const COMPONENT_LABEL: (&str, &str) = ("linkerd.io/control-plane-component", "identity");
+
+/// The reason of the Event the identity controller records after it reloaded its issuer.
+pub const ISSUER_UPDATED: &str = "IssuerUpdated";
+
+/// Where a pod's spec holds Linkerd's proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyPlacement {
+    /// A `linkerd-proxy` container (the injector's layout before native sidecars).
+    Container,
+    /// A `linkerd-proxy` init container (a native sidecar, `restartPolicy: Always`).
+    NativeSidecar,
+}
+
+/// Where `spec` holds Linkerd's proxy; `None` for a pod that is not meshed.
+///
+/// Every question "is this pod meshed" goes through here. An init container of that name
+/// counts even without `restartPolicy: Always` (the injector always sets it): counting
+/// one too many costs a restart, missing one costs an outage.
+pub fn proxy_placement(spec: &PodSpec) -> Option<ProxyPlacement> {
+    if spec.containers.iter().any(|c| c.name == PROXY_CONTAINER) {
+        Some(ProxyPlacement::Container)
+    } else if spec
+        .init_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == PROXY_CONTAINER)
+    {
+        Some(ProxyPlacement::NativeSidecar)
+    } else {
+        None
+    }
+}
 
 /// Which anchor signed a cluster's issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -65,13 +122,18 @@ pub struct PodState {
     pub created: i64,
     /// In the control plane's namespace.
     pub control_plane: bool,
-    /// Has a `linkerd-proxy` container.
+    /// Holds Linkerd's proxy (a container or a native sidecar).
     pub meshed: bool,
+    /// Where the proxy is (absent when not meshed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxyPlacement>,
 }
 
 /// What was read from one cluster.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterRotationState {
+    /// The control plane's namespace.
+    pub namespace: String,
     /// Fingerprints in `linkerd-identity-trust-roots` (`None`: no bundle there).
     pub trust_roots: Option<BTreeSet<String>>,
     /// When the trust roots last changed, Unix seconds.
@@ -80,6 +142,12 @@ pub struct ClusterRotationState {
     pub issuer_signed_by: SignedBy,
     /// When the issuer Secret last changed, Unix seconds.
     pub issuer_changed: Option<i64>,
+    /// When each running identity controller pod started its `identity` container, Unix
+    /// seconds, oldest first.
+    pub identity_started: Vec<i64>,
+    /// When the identity controller reloaded its issuer: the latest occurrence of each
+    /// `IssuerUpdated` Event on `linkerd-identity`, Unix seconds, oldest first.
+    pub issuer_reloads: Vec<i64>,
     /// Control-plane and meshed pods.
     pub pods: Vec<PodState>,
 }
@@ -88,7 +156,7 @@ pub struct ClusterRotationState {
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
     /// Stable id: `trust-roots`, `control-plane-restarted`, `meshed-pods-restarted`,
-    /// `issuer-signed-by-new`, `proxies-recertified`, `cluster-reachable`.
+    /// `issuer-signed-by-new`, `issuer-loaded`, `proxies-recertified`, `cluster-reachable`.
     pub id: &'static str,
     /// What was found, in words.
     pub message: String,
@@ -181,24 +249,34 @@ pub async fn read_cluster(
         let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
         let pods: Api<Pod> = Api::all(client.clone());
+        let events: Api<Event> = Api::namespaced(client.clone(), namespace);
         let all = ListParams::default();
-        let (roots, issuer, pods) = tokio::join!(
+        let reloads = ListParams::default().fields(&format!(
+            "reason={ISSUER_UPDATED},involvedObject.kind=Deployment,involvedObject.name={IDENTITY_DEPLOYMENT}"
+        ));
+        let (roots, issuer, pods, events) = tokio::join!(
             config_maps.get_opt(TRUST_ROOTS),
             secrets.get_opt(ISSUER_SECRET),
-            pods.list(&all)
+            pods.list(&all),
+            events.list(&reloads)
         );
         let roots = roots
             .map_err(|e| ReadError::from_kube(&format!("read ConfigMap `{namespace}/{TRUST_ROOTS}`"), &e))?;
         let issuer = issuer
             .map_err(|e| ReadError::from_kube(&format!("read Secret `{namespace}/{ISSUER_SECRET}`"), &e))?;
         let pods = pods.map_err(|e| ReadError::from_kube("list pods in every namespace", &e))?;
+        let events =
+            events.map_err(|e| ReadError::from_kube(&format!("list events in `{namespace}`"), &e))?;
         Ok(state_from_objects(
             namespace,
             rotation,
             anchors,
-            roots.as_ref(),
-            issuer.as_ref(),
-            &pods.items,
+            &LiveObjects {
+                roots: roots.as_ref(),
+                issuer: issuer.as_ref(),
+                pods: &pods.items,
+                events: &events.items,
+            },
         ))
     };
     tokio::time::timeout(timeout, read)
@@ -206,15 +284,69 @@ pub async fn read_cluster(
         .map_err(|_| ReadError::TimedOut(timeout))?
 }
 
+/// The objects of one cluster that the rotation reads.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveObjects<'a> {
+    /// `linkerd-identity-trust-roots`.
+    pub roots: Option<&'a ConfigMap>,
+    /// `linkerd-identity-issuer`.
+    pub issuer: Option<&'a Secret>,
+    /// Every pod of the cluster.
+    pub pods: &'a [Pod],
+    /// Events of the control plane's namespace (only `IssuerUpdated` on
+    /// `linkerd-identity` count).
+    pub events: &'a [Event],
+}
+
+/// When the identity controller's container of `pod` started (the pod's start, or its
+/// creation, when the kubelet has not reported it).
+fn identity_started(pod: &Pod) -> i64 {
+    let status = pod.status.as_ref();
+    let container = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == IDENTITY_CONTAINER))
+        .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref());
+    container
+        .or_else(|| status.and_then(|s| s.start_time.as_ref()))
+        .or(pod.metadata.creation_timestamp.as_ref())
+        .map_or(0, |t| t.0.as_second())
+}
+
+/// The latest time an Event says it happened.
+fn event_time(event: &Event) -> Option<i64> {
+    [
+        event.last_timestamp.as_ref().map(|t| t.0.as_second()),
+        event.event_time.as_ref().map(|t| t.0.as_second()),
+        event
+            .series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref())
+            .map(|t| t.0.as_second()),
+        event.first_timestamp.as_ref().map(|t| t.0.as_second()),
+        event
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
 /// What the objects as read say (pure, for tests).
 pub fn state_from_objects(
     namespace: &str,
     rotation: &AnchorRotation,
     anchors: &[meshfleet_identity::CertInfo],
-    roots: Option<&ConfigMap>,
-    issuer: Option<&Secret>,
-    pods: &[Pod],
+    objects: &LiveObjects<'_>,
 ) -> ClusterRotationState {
+    let LiveObjects {
+        roots,
+        issuer,
+        pods,
+        events,
+    } = *objects;
     let trust_roots = roots
         .and_then(|cm| cm.data.as_ref()?.get(TRUST_ROOTS_KEY).cloned())
         .and_then(|pem| meshfleet_identity::parse_pem_bundle(&pem).ok())
@@ -233,10 +365,8 @@ pub fn state_from_objects(
         .iter()
         .filter_map(|pod| {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            let meshed = pod
-                .spec
-                .as_ref()
-                .is_some_and(|s| s.containers.iter().any(|c| c.name == PROXY_CONTAINER));
+            let proxy = pod.spec.as_ref().and_then(proxy_placement);
+            let meshed = proxy.is_some();
             let control_plane = ns == namespace;
             if !meshed && !control_plane {
                 return None;
@@ -253,16 +383,97 @@ pub fn state_from_objects(
                 created,
                 control_plane,
                 meshed,
+                proxy,
             })
         })
         .collect();
+    let mut identity_started: Vec<i64> = pods_of_identity(namespace, objects.pods)
+        .map(identity_started)
+        .collect();
+    identity_started.sort_unstable();
+    let mut issuer_reloads: Vec<i64> = events
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(ISSUER_UPDATED)
+                && e.involved_object.kind.as_deref() == Some("Deployment")
+                && e.involved_object.name.as_deref() == Some(IDENTITY_DEPLOYMENT)
+        })
+        .filter_map(event_time)
+        .collect();
+    issuer_reloads.sort_unstable();
     ClusterRotationState {
+        namespace: namespace.to_string(),
         trust_roots,
         trust_roots_changed: roots.and_then(|cm| newest_change(&cm.metadata)),
         issuer_signed_by,
         issuer_changed: issuer.and_then(|s| newest_change(&s.metadata)),
+        identity_started,
+        issuer_reloads,
         pods,
     }
+}
+
+/// The running identity controller pods: the control plane's pods labelled as the
+/// identity component, not being deleted.
+fn pods_of_identity<'a>(namespace: &'a str, pods: &'a [Pod]) -> impl Iterator<Item = &'a Pod> {
+    pods.iter().filter(move |p| {
+        p.metadata.namespace.as_deref() == Some(namespace)
+            && p.metadata.deletion_timestamp.is_none()
+            && p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(COMPONENT_LABEL.0))
+                .is_some_and(|v| v == COMPONENT_LABEL.1)
+    })
+}
+
+/// From when every identity controller that could answer a proxy had the issuer of the
+/// Secret's last change, and how that is known; `Err` with what is missing.
+///
+/// A controller started before the change serves the old issuer until it reloads, which
+/// only its `IssuerUpdated` Event shows. Events do not name the replica that recorded
+/// them, but each replica records its own Event object (a replica's repeats only raise
+/// that object's count and time), so as many Events since the change as running replicas
+/// started before it are needed, and the latest is the load. When no controller reloaded
+/// (they were all restarted instead), the old ones served the old issuer until the new
+/// ones started (a rolling restart keeps the old pods until the new are ready): the load
+/// is the latest start of a running controller.
+fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), String> {
+    let changed = state
+        .issuer_changed
+        .ok_or_else(|| format!("the issuer Secret `{ISSUER_SECRET}` has no change time"))?;
+    let (fresh, old): (Vec<i64>, Vec<i64>) = state.identity_started.iter().partition(|t| **t >= changed);
+    let reloads: Vec<i64> = state
+        .issuer_reloads
+        .iter()
+        .copied()
+        .filter(|t| *t >= changed)
+        .collect();
+    if let Some(last) = reloads.iter().max()
+        && reloads.len() >= old.len()
+    {
+        return Ok((*last, "its `IssuerUpdated` event"));
+    }
+    if let Some(last) = fresh.iter().max()
+        && old.is_empty()
+    {
+        return Ok((*last, "the start of its pods"));
+    }
+    if state.identity_started.is_empty() {
+        return Err(format!(
+            "no identity controller is running (no pod labelled `{}={}`) and none recorded an `{ISSUER_UPDATED}` event since the issuer Secret changed ({})",
+            COMPONENT_LABEL.0,
+            COMPONENT_LABEL.1,
+            when(changed)
+        ));
+    }
+    Err(format!(
+        "the identity controller has not loaded the new issuer yet: {} of its {} pods started before the issuer Secret changed ({}) and {} `{ISSUER_UPDATED}` event(s) were recorded since; the kubelet updates the mounted Secret a minute or two after the change, or restart it",
+        old.len(),
+        state.identity_started.len(),
+        when(changed),
+        reloads.len()
+    ))
 }
 
 /// Which of the rotation's anchors signed `cert` (an issuer certificate), by signature:
@@ -327,6 +538,38 @@ fn item(id: &'static str, message: String) -> Item {
         id,
         message,
         restarts: Vec::new(),
+    }
+}
+
+fn proxies_recertified(
+    context: &str,
+    state: &ClusterRotationState,
+    since: i64,
+    done: &mut Vec<Item>,
+    blocking: &mut Vec<Item>,
+) {
+    let meshed: Vec<&PodState> = state.pods.iter().filter(|p| p.meshed).collect();
+    let stale: Vec<&PodState> = meshed.iter().copied().filter(|p| p.created < since).collect();
+    if stale.is_empty() {
+        done.push(item(
+            "proxies-recertified",
+            format!(
+                "all {} meshed pods were created after the identity controller loaded the new issuer ({})",
+                meshed.len(),
+                when(since)
+            ),
+        ));
+    } else {
+        blocking.push(Item {
+            id: "proxies-recertified",
+            message: format!(
+                "{} of {} meshed pods were created before the identity controller loaded the new issuer ({}), so they may still present a certificate of the old chain",
+                stale.len(),
+                meshed.len(),
+                when(since)
+            ),
+            restarts: restarts(context, &stale),
+        });
     }
 }
 
@@ -445,31 +688,28 @@ pub fn judge(
             )),
         }
     }
-    // 4. Proxies still presenting a certificate of the old issuer.
+    // 4. The identity controller's reload, then the proxies still presenting a
+    //    certificate of the old issuer: a pod must be newer than the reload.
     if matches!(phase, AnchorRotationPhase::Recertify) && state.issuer_signed_by == SignedBy::To {
-        let since = state.issuer_changed.unwrap_or(i64::MAX);
-        let meshed: Vec<&PodState> = state.pods.iter().filter(|p| p.meshed).collect();
-        let stale: Vec<&PodState> = meshed.iter().copied().filter(|p| p.created < since).collect();
-        if stale.is_empty() {
-            done.push(item(
-                "proxies-recertified",
-                format!(
-                    "all {} meshed pods were created after the issuer moved ({})",
-                    meshed.len(),
-                    when(since)
-                ),
-            ));
-        } else {
-            blocking.push(Item {
-                id: "proxies-recertified",
-                message: format!(
-                    "{} of {} meshed pods were created before the issuer moved ({}), so they may still present a certificate of the old chain",
-                    stale.len(),
-                    meshed.len(),
-                    when(since)
-                ),
-                restarts: restarts(context, &stale),
-            });
+        match issuer_loaded(state) {
+            Err(message) => blocking.push(Item {
+                id: "issuer-loaded",
+                message,
+                restarts: vec![format!(
+                    "kubectl --context {context} -n {} rollout restart deploy/{IDENTITY_DEPLOYMENT}",
+                    state.namespace
+                )],
+            }),
+            Ok((since, how)) => {
+                done.push(item(
+                    "issuer-loaded",
+                    format!(
+                        "the identity controller loaded the new issuer at {} ({how})",
+                        when(since)
+                    ),
+                ));
+                proxies_recertified(context, state, since, &mut done, &mut blocking);
+            }
         }
     }
     (done, blocking)
@@ -544,15 +784,21 @@ mod tests {
             created,
             control_plane: ns == "linkerd",
             meshed,
+            proxy: meshed.then_some(ProxyPlacement::Container),
         }
     }
 
+    /// The bundle changed at 100, the issuer Secret at 200; one identity controller
+    /// (started at 50) reloaded it at 200.
     fn state(roots: &[&str], signed: SignedBy, pods: Vec<PodState>) -> ClusterRotationState {
         ClusterRotationState {
+            namespace: "linkerd".into(),
             trust_roots: Some(roots.iter().map(|s| (*s).to_string()).collect()),
             trust_roots_changed: Some(100),
             issuer_signed_by: signed,
             issuer_changed: Some(200),
+            identity_started: vec![50],
+            issuer_reloads: vec![200],
             pods,
         }
     }
@@ -600,6 +846,120 @@ mod tests {
             ),
         );
         assert_eq!(ids(&blocking), ["proxies-recertified"]);
+    }
+
+    /// Issue 18: the Secret changed at 200, the controller reloaded it only at 230; a pod
+    /// created in between got a certificate of the old chain.
+    #[test]
+    fn recertify_judges_by_the_identity_controllers_reload_not_the_secrets_change() {
+        let r = rotation(AnchorRotationPhase::Recertify);
+        let web = |created| vec![pod_state("apps", "web", created, true)];
+        let mut s = state(&["aa", "bb"], SignedBy::To, web(210));
+        s.issuer_reloads = vec![120];
+        let (_, blocking) = judge(&r, "c", &s);
+        assert_eq!(ids(&blocking), ["issuer-loaded"], "no reload yet: {blocking:?}");
+        assert_eq!(
+            blocking[0].restarts,
+            ["kubectl --context c -n linkerd rollout restart deploy/linkerd-identity"]
+        );
+        s.issuer_reloads = vec![120, 230];
+        let (done, blocking) = judge(&r, "c", &s);
+        assert_eq!(
+            ids(&done),
+            ["trust-roots", "issuer-signed-by-new", "issuer-loaded"]
+        );
+        assert_eq!(ids(&blocking), ["proxies-recertified"]);
+        assert_eq!(
+            blocking[0].restarts,
+            ["kubectl --context c -n apps rollout restart deploy/web"]
+        );
+        s.pods = web(230);
+        assert!(judge(&r, "c", &s).1.is_empty());
+        // A controller started after the change read the new issuer at start.
+        let mut s = state(&["aa", "bb"], SignedBy::To, web(215));
+        (s.identity_started, s.issuer_reloads) = (vec![215], vec![]);
+        assert!(judge(&r, "c", &s).1.is_empty());
+        s.pods = web(214);
+        assert_eq!(ids(&judge(&r, "c", &s).1), ["proxies-recertified"]);
+        // ... unless the controller it replaced had reloaded it before.
+        s.issuer_reloads = vec![205];
+        assert!(judge(&r, "c", &s).1.is_empty());
+        // Two replicas started before the change: each must have reloaded.
+        (s.identity_started, s.issuer_reloads) = (vec![50, 60], vec![201]);
+        assert_eq!(ids(&judge(&r, "c", &s).1), ["issuer-loaded"]);
+        s.issuer_reloads = vec![201, 203];
+        assert!(judge(&r, "c", &s).1.is_empty());
+        // No controller and no event: nothing can be said.
+        (s.identity_started, s.issuer_reloads) = (vec![], vec![]);
+        assert_eq!(ids(&judge(&r, "c", &s).1), ["issuer-loaded"]);
+    }
+
+    fn container(name: &str, restart_policy: Option<&str>) -> k8s_openapi::api::core::v1::Container {
+        k8s_openapi::api::core::v1::Container {
+            name: name.into(),
+            restart_policy: restart_policy.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    /// Issue 18: with native sidecars the proxy is an init container.
+    #[test]
+    fn a_proxy_in_either_place_meshes_a_pod() {
+        let classic = PodSpec {
+            containers: vec![container("app", None), container(PROXY_CONTAINER, None)],
+            ..PodSpec::default()
+        };
+        let native = PodSpec {
+            init_containers: Some(vec![
+                container("linkerd-init", None),
+                container(PROXY_CONTAINER, Some("Always")),
+            ]),
+            containers: vec![container("app", None)],
+            ..PodSpec::default()
+        };
+        let plain = PodSpec {
+            containers: vec![container("app", None)],
+            ..PodSpec::default()
+        };
+        assert_eq!(proxy_placement(&classic), Some(ProxyPlacement::Container));
+        assert_eq!(proxy_placement(&native), Some(ProxyPlacement::NativeSidecar));
+        assert_eq!(proxy_placement(&plain), None);
+    }
+
+    #[test]
+    fn only_issuer_updated_events_of_the_identity_deployment_count() {
+        use k8s_openapi::api::core::v1::ObjectReference;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let at = |s: i64| Some(Time(k8s_openapi::jiff::Timestamp::from_second(s).expect("time")));
+        let event = |reason: &str, name: &str, last: i64| Event {
+            reason: Some(reason.into()),
+            involved_object: ObjectReference {
+                kind: Some("Deployment".into()),
+                name: Some(name.into()),
+                ..ObjectReference::default()
+            },
+            first_timestamp: at(last - 100),
+            last_timestamp: at(last),
+            ..Event::default()
+        };
+        let events = [
+            event(ISSUER_UPDATED, IDENTITY_DEPLOYMENT, 300),
+            event("IssuerUpdateSkipped", IDENTITY_DEPLOYMENT, 310),
+            event(ISSUER_UPDATED, "linkerd-destination", 320),
+        ];
+        let objects = LiveObjects {
+            roots: None,
+            issuer: None,
+            pods: &[],
+            events: &events,
+        };
+        let state = state_from_objects(
+            "linkerd",
+            &rotation(AnchorRotationPhase::Recertify),
+            &[],
+            &objects,
+        );
+        assert_eq!(state.issuer_reloads, [300]);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! would let the Job write any rule into a role Linkerd binds to its dashboard).
 
 use meshfleet_fleet::defaults;
+use meshfleet_fleet::version::{LINKERD_2_18, LinkerdVersion, NEWEST_KNOWN};
 use meshfleet_plan::{ClusterPlan, FleetPlan};
 
 use super::script::{CONTROL_PLANE_WEBHOOKS, VIZ_WEBHOOKS};
@@ -97,11 +98,53 @@ pub const LINKERD_CRDS: [&str; 10] = [
     "serviceprofiles.linkerd.io",
 ];
 
-/// The Gateway API CRDs `linkerd upgrade` reads to learn who installed them.
-const GATEWAY_API_PROBED: [&str; 2] = [
-    "httproutes.gateway.networking.k8s.io",
-    "grpcroutes.gateway.networking.k8s.io",
+/// The Gateway API CRDs the control plane's `linkerd upgrade` gets by name, per release
+/// (the release it was read from, in linkerd2's source, and the CRD names). `linkerd
+/// install` reads none: it renders the CRD chart without the cluster and with
+/// `installGatewayAPI=false`. `upgrade` renders the CRD chart reading the cluster:
+/// - it gets `httproutes` and then `grpcroutes` to learn who installed the Gateway API
+///   (edge-25.4.4 `checkGatewayAPICRDs` in `cli/cmd/install.go`, edge-26.8.3
+///   `CheckGatewayAPICRDs` in `pkg/healthcheck/healthcheck.go`);
+/// - when one of them carries Linkerd's `linkerd.io/created-by` annotation (the CRDs
+///   `linkerd install --crds --set installGatewayAPI=true` prints, experimental channel),
+///   the chart's `installGatewayAPI` default becomes true, so the chart renders all four
+///   route CRDs of its `TemplatesCrdFiles` (`httproutes`, `grpcroutes`, `tlsroutes`,
+///   `tcproutes`), and `CheckCustomResourceDefinitions` gets each one it rendered.
+///
+/// So a cluster whose Gateway API CRDs came from Linkerd's CLI needs all four; upstream's
+/// CRDs (no such annotation) only the first two. Releases between two entries take the
+/// older entry; newer than the last one (`validate` warns) the last.
+const GATEWAY_API_READ: [(LinkerdVersion, [&str; 4]); 2] = [
+    (
+        LINKERD_2_18,
+        [
+            "httproutes.gateway.networking.k8s.io",
+            "grpcroutes.gateway.networking.k8s.io",
+            "tlsroutes.gateway.networking.k8s.io",
+            "tcproutes.gateway.networking.k8s.io",
+        ],
+    ),
+    (
+        NEWEST_KNOWN,
+        [
+            "httproutes.gateway.networking.k8s.io",
+            "grpcroutes.gateway.networking.k8s.io",
+            "tlsroutes.gateway.networking.k8s.io",
+            "tcproutes.gateway.networking.k8s.io",
+        ],
+    ),
 ];
+
+/// The Gateway API CRDs the control-plane Job's CLI may get at `version`
+/// ([`GATEWAY_API_READ`]).
+fn gateway_api_read(version: LinkerdVersion) -> &'static [&'static str] {
+    let (_, names) = GATEWAY_API_READ
+        .iter()
+        .rev()
+        .find(|(from, _)| version >= *from)
+        .unwrap_or(&GATEWAY_API_READ[0]);
+    names
+}
 
 /// The CRD `linkerd multicluster install` renders.
 const LINK_CRD: &str = "links.multicluster.linkerd.io";
@@ -139,14 +182,18 @@ pub(super) fn control_plane(plan: &FleetPlan) -> Rules {
     let injector = format!("linkerd-{ns}-proxy-injector");
     let identity = format!("linkerd-{ns}-identity");
     let mut crds = strings(&LINKERD_CRDS);
-    crds.extend(GATEWAY_API_PROBED.iter().map(ToString::to_string));
+    crds.extend(
+        gateway_api_read(plan.linkerd.version)
+            .iter()
+            .map(ToString::to_string),
+    );
     let cluster = vec![
         named(
             &["apiextensions.k8s.io"],
             &["customresourcedefinitions"],
             &["get"],
             crds,
-            "render: `linkerd install` and `upgrade` check that Linkerd's CRDs exist; `upgrade` also looks for the Gateway API's route CRDs (whose owner decides what it checks)",
+            "render: `linkerd install` and `upgrade` check that Linkerd's CRDs exist; `upgrade` also gets the Gateway API's HTTPRoute and GRPCRoute CRDs (whose owner decides what it checks) and, when Linkerd's CLI created them, every route CRD of Linkerd's chart",
         ),
         rule(
             &[""],
@@ -837,4 +884,27 @@ pub(super) fn multicluster(cluster: &ClusterPlan) -> Rules {
         (Scope::Cluster, cluster_rules),
         (Scope::Namespace(ns.to_string()), own),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18: `linkerd upgrade` gets TLSRoute's and TCPRoute's CRDs too when Linkerd's
+    /// CLI created the Gateway API CRDs, at both releases and everything between.
+    #[test]
+    fn every_release_may_get_the_four_route_crds_of_linkerds_chart() {
+        for version in [
+            LINKERD_2_18,
+            LinkerdVersion::new(2025, 10, 7),
+            NEWEST_KNOWN,
+            LinkerdVersion::new(2027, 1, 1),
+        ] {
+            let names = gateway_api_read(version);
+            for kind in ["httproutes", "grpcroutes", "tlsroutes", "tcproutes"] {
+                let crd = format!("{kind}.gateway.networking.k8s.io");
+                assert!(names.contains(&crd.as_str()), "{version}: {crd}");
+            }
+        }
+    }
 }

@@ -294,7 +294,7 @@ fn print_next(step: &Step, plan: &FleetPlan, path: &Path, aborted: bool, printer
             ],
         },
         AnchorRotationPhase::Recertify => vec![
-            "restart every meshed workload so that its proxy gets a certificate of the new chain (`trust rotate status` lists the restarts per cluster)".into(),
+            "once the identity controller loaded the new issuer (`issuer-loaded` in `trust rotate status`), restart every meshed workload so that its proxy gets a certificate of the new chain (`trust rotate status` lists the restarts per cluster)".into(),
             format!("commit the fleet file, then `meshfleet trust rotate next {path}`"),
         ],
         AnchorRotationPhase::Retire => vec![

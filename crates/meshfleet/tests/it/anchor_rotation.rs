@@ -206,8 +206,9 @@ fn full_rotation(world: &World) -> (String, String) {
     next(world, "recertify");
     World::tick();
     world.restart_pods(&["r1", "r2"]);
-    world.restart_pod("r3", "apps", "web", true);
+    // The identity controller first: a pod is re-certified once it loaded the issuer.
     world.restart_pod("r3", "linkerd", "linkerd-identity", true);
+    world.restart_pod("r3", "apps", "web", true);
     let refused = next_refused(world, "proxies-recertified");
     assert!(
         refused.stdout.contains("pod/linkerd-destination-"),
@@ -470,6 +471,9 @@ fn steps_without_a_rotation_refuse_with_a_hint() {
 
 #[path = "anchor_rotation/real_identity.rs"]
 mod real_identity;
+
+#[path = "anchor_rotation/restarts.rs"]
+mod restarts;
 
 /// The whole rotation with Linkerd's real identity controller answering Certify requests
 /// on three clusters (see `anchor_rotation/real_identity.rs`): Vault issuers, Flux.

@@ -8,7 +8,8 @@
 //! (the Jobs of `east` need its links, not its API server); the Gateway API CRDs are the
 //! copies Linkerd 2.18's CLI embeds without Linkerd's `created-by` annotation (what the
 //! `gateway-api` stage's upstream CRDs look like to the CLI; upstream is unreachable
-//! here); the issuer Secret is written as cert-manager's CA Issuer (`ca.crt` = the one
+//! here), and in one test with it, as a user who installed them with Linkerd's CLI has
+//! them (issue 18); the issuer Secret is written as cert-manager's CA Issuer (`ca.crt` = the one
 //! anchor that signed it) or External Secrets would write it. KWOK's fake nodes make the
 //! Deployments roll out; webhook calls fail open (`failurePolicy: Ignore`).
 
@@ -122,15 +123,35 @@ impl RenderedFleet {
     }
 }
 
+/// The Gateway API CRDs a cluster has before the Jobs run (the fleets say
+/// `gatewayAPI: external`: the user installs them). The CLI tells who did by Linkerd's
+/// `linkerd.io/created-by` annotation, and reads more when Linkerd's CLI did.
+#[derive(Debug, Clone, Copy)]
+enum GatewayApiCrds {
+    /// The copies Linkerd 2.18's CLI embeds without that annotation: what the
+    /// `gateway-api` stage's upstream CRDs look like to the CLI.
+    Upstream,
+    /// Exactly what `linkerd install --crds --set installGatewayAPI=true` of this release
+    /// prints: the experimental channel's HTTPRoute, GRPCRoute, TLSRoute and TCPRoute
+    /// CRDs, with the annotation.
+    LinkerdCli(&'static str),
+}
+
 /// The objects the cluster has before the Jobs run, as the earlier stages and the
 /// controllers (cert-manager, External Secrets) would leave them.
-fn prerequisites(runner: &JobRunner<'_>, namespace: &str, issuer: &KeyedCertificate, signing_anchor: &str) {
+fn prerequisites(
+    runner: &JobRunner<'_>,
+    namespace: &str,
+    issuer: &KeyedCertificate,
+    signing_anchor: &str,
+    gateway_api: GatewayApiCrds,
+) {
     let folder = &runner.folder;
     let mut objects: Vec<Value> = documents(&folder.join("namespaces/namespaces.yaml"))
         .into_iter()
         .filter(|o| o["kind"] == "Namespace")
         .collect();
-    objects.extend(gateway_api_crds());
+    objects.extend(gateway_api_crds(gateway_api));
     objects.extend(
         documents(&folder.join("identity/trust-anchors.yaml"))
             .into_iter()
@@ -154,9 +175,13 @@ fn prerequisites(runner: &JobRunner<'_>, namespace: &str, issuer: &KeyedCertific
 }
 
 /// The Gateway API CRDs as a user or the `gateway-api` stage installs them: the copies
-/// Linkerd 2.18's CLI embeds, without Linkerd's `created-by` annotation.
-fn gateway_api_crds() -> Vec<Value> {
-    let out = std::process::Command::new(TestEnv::linkerd_cli(FROM))
+/// Linkerd's CLI embeds, with or without Linkerd's `created-by` annotation.
+fn gateway_api_crds(which: GatewayApiCrds) -> Vec<Value> {
+    let release = match which {
+        GatewayApiCrds::Upstream => FROM,
+        GatewayApiCrds::LinkerdCli(release) => release,
+    };
+    let out = std::process::Command::new(TestEnv::linkerd_cli(release))
         .args([
             "install",
             "--crds",
@@ -176,7 +201,8 @@ fn gateway_api_crds() -> Vec<Value> {
                 .is_some_and(|n| n.ends_with(".gateway.networking.k8s.io"))
         })
         .map(|mut d| {
-            if let Some(a) = d["metadata"]["annotations"].as_object_mut() {
+            if let (GatewayApiCrds::Upstream, Some(a)) = (which, d["metadata"]["annotations"].as_object_mut())
+            {
                 a.remove("linkerd.io/created-by");
             }
             d
@@ -443,7 +469,13 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
     let old = RenderedFleet::new(&spec(FROM), &bundle);
     let new = RenderedFleet::new(&spec(TO), &bundle);
     let first = runner(&env, &old, FROM, &rt);
-    prerequisites(&first, "linkerd", &issuer, &anchors[0].cert_pem);
+    prerequisites(
+        &first,
+        "linkerd",
+        &issuer,
+        &anchors[0].cert_pem,
+        GatewayApiCrds::Upstream,
+    );
 
     // First install, as the Jobs' ServiceAccounts.
     let t = Instant::now();
@@ -618,6 +650,80 @@ fn jobs_install_rerun_and_upgrade_with_the_real_cli() {
         install_time.as_secs_f64(),
         rerun_time.as_secs_f64(),
         upgrade_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Issue 18, item 4: on a cluster whose Gateway API CRDs are the experimental-channel
+/// ones Linkerd's CLI prints (`linkerd install --crds --set installGatewayAPI=true`, so
+/// with TLSRoute and TCPRoute, and Linkerd's `created-by` annotation), `linkerd upgrade`
+/// (also the control-plane Job's keeping render at a first install) takes them for
+/// Linkerd's own and gets every route CRD its chart renders. For each release, on a
+/// fresh cluster with the CRDs that release's CLI prints, the Jobs install and re-run as
+/// their own accounts; the 2025.4.4 cluster is then upgraded to 2026.8.3.
+#[test]
+fn jobs_succeed_on_a_cluster_with_the_gateway_api_crds_linkerds_cli_prints() {
+    let started = Instant::now();
+    let rt = testenv::runtime();
+    let (anchors, issuer) = anchors_and_issuer(1, "linkerd", "cluster.local");
+    let spec = |version| FleetSpec {
+        version,
+        namespace: "linkerd",
+        trust_domain: "cluster.local",
+        issuer: "cert-manager",
+        cluster_networks: false,
+    };
+    let mut times = Vec::new();
+    for version in [FROM, TO] {
+        let env = testenv::private(&[CLUSTER]);
+        let fleet = RenderedFleet::new(&spec(version), &anchors[0].cert_pem);
+        let first = runner(&env, &fleet, version, &rt);
+        prerequisites(
+            &first,
+            "linkerd",
+            &issuer,
+            &anchors[0].cert_pem,
+            GatewayApiCrds::LinkerdCli(version),
+        );
+        for kind in ["httproutes", "grpcroutes", "tlsroutes", "tcproutes"] {
+            let crd = live(
+                &first,
+                &object(
+                    "CustomResourceDefinition",
+                    "apiextensions.k8s.io/v1",
+                    None,
+                    &format!("{kind}.gateway.networking.k8s.io"),
+                ),
+            );
+            let annotations = &crd["metadata"]["annotations"];
+            assert_eq!(
+                annotations["gateway.networking.k8s.io/channel"], "experimental",
+                "the premise: {kind}"
+            );
+            assert_eq!(
+                annotations["linkerd.io/created-by"],
+                json!(format!("linkerd/cli edge-{}", &version[2..])),
+                "the premise: {kind}"
+            );
+        }
+        for what in ["install", "re-run"] {
+            let t = Instant::now();
+            run_all(&first, &format!("{what} {version}, Linkerd's Gateway API CRDs"));
+            times.push(format!("{what} {version} {:.1}s", t.elapsed().as_secs_f64()));
+        }
+        assert_release(&first, "linkerd", version);
+        if version == FROM {
+            let new = RenderedFleet::new(&spec(TO), &anchors[0].cert_pem);
+            let second = runner(&env, &new, TO, &rt);
+            let t = Instant::now();
+            run_all(&second, &format!("upgrade to {TO}, Linkerd's Gateway API CRDs"));
+            times.push(format!("upgrade to {TO} {:.1}s", t.elapsed().as_secs_f64()));
+            assert_release(&second, "linkerd", TO);
+        }
+    }
+    eprintln!(
+        "jobs_cli: Linkerd's Gateway API CRDs: {}, test {:.1}s",
+        times.join(", "),
         started.elapsed().as_secs_f64()
     );
 }
@@ -850,7 +956,13 @@ fn every_jobs_rbac_rule_is_needed_by_the_step_it_names() {
     };
     let fleet = RenderedFleet::new(&spec, &anchors[0].cert_pem);
     let main = runner(&env, &fleet, TO, &rt);
-    prerequisites(&main, "l5d", &issuer, &anchors[0].cert_pem);
+    prerequisites(
+        &main,
+        "l5d",
+        &issuer,
+        &anchors[0].cert_pem,
+        GatewayApiCrds::Upstream,
+    );
     let installs = run_all(&main, "install 2026.8.3 in l5d");
     let roots = config_map_data(&main, "l5d", "linkerd-identity-trust-roots", "ca-bundle.crt");
     assert_eq!(fingerprints(&roots), fingerprints(&anchors[0].cert_pem));

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use linkerd2_proxy_api::identity::CertifyRequest;
 use linkerd2_proxy_api::identity::identity_client::IdentityClient;
 use secrecy::ExposeSecret as _;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::world::{Run, apply_bundle, fingerprints, read, rendered_bundle};
 use crate::support::{meshfleet, texts};
@@ -37,17 +37,25 @@ const WORKLOAD: (&str, &str) = ("apps", "web");
 
 pub struct RealWorld {
     issuer: &'static str,
+    version: &'static str,
+    clusters: &'static [&'static str],
     env: PrivateEnv,
     rt: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
     clients: BTreeMap<String, kube::Client>,
 }
 
-fn fleet_text(ports: &BTreeMap<&str, String>, issuer: &str, engine: &str) -> String {
+fn fleet_text(
+    ports: &BTreeMap<&str, String>,
+    issuer: &str,
+    engine: &str,
+    version: &str,
+    clusters: &[&str],
+) -> String {
     let mut text = format!(
-        "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  name: identity\nspec:\n  linkerd:\n    version: 2025.4.4\n    viz: false\n  gitops:\n    engine: {engine}\n    repository: {{url: https://github.com/example/fleet.git}}\n  identity:\n    trustAnchor: certs/trust-anchor.crt\n    issuer: {issuer}\n  secrets:\n    vault: {{server: https://vault.example:8200, mount: secret, path: real-identity}}\n  clusters:\n"
+        "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  name: identity\nspec:\n  linkerd:\n    version: {version}\n    viz: false\n  gitops:\n    engine: {engine}\n    repository: {{url: https://github.com/example/fleet.git}}\n  identity:\n    trustAnchor: certs/trust-anchor.crt\n    issuer: {issuer}\n  secrets:\n    vault: {{server: https://vault.example:8200, mount: secret, path: real-identity}}\n  clusters:\n"
     );
-    for (i, name) in CLUSTERS.iter().enumerate() {
+    for (i, name) in clusters.iter().enumerate() {
         text.push_str(&format!(
             "    - name: {name}\n      apiServer: https://kubernetes.default.svc:{}\n      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n",
             ports[name],
@@ -58,26 +66,42 @@ fn fleet_text(ports: &BTreeMap<&str, String>, issuer: &str, engine: &str) -> Str
 }
 
 impl RealWorld {
-    /// `issuer`: `vault` or `cert-manager`; `engine`: `flux` or `argocd`.
+    /// `issuer`: `vault` or `cert-manager`; `engine`: `flux` or `argocd`. Linkerd
+    /// 2025.4.4 on three clusters.
     pub fn new(issuer: &'static str, engine: &str) -> Self {
-        let env = testenv::private(&CLUSTERS);
-        let ports: BTreeMap<&str, String> = CLUSTERS
+        Self::with(issuer, engine, "2025.4.4", &CLUSTERS)
+    }
+
+    /// A fleet of Linkerd `version` on `clusters`.
+    pub fn with(
+        issuer: &'static str,
+        engine: &str,
+        version: &'static str,
+        clusters: &'static [&'static str],
+    ) -> Self {
+        let env = testenv::private(clusters);
+        let ports: BTreeMap<&str, String> = clusters
             .iter()
             .map(|n| (*n, env.server(n).rsplit(':').next().expect("port").to_owned()))
             .collect();
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("fleet.yaml"), fleet_text(&ports, issuer, engine))
-            .expect("write fleet");
+        std::fs::write(
+            dir.path().join("fleet.yaml"),
+            fleet_text(&ports, issuer, engine, version, clusters),
+        )
+        .expect("write fleet");
         let rt = testenv::runtime();
         let clients = rt.block_on(async {
             let mut clients = BTreeMap::new();
-            for name in CLUSTERS {
+            for name in clusters {
                 clients.insert(name.to_string(), env.client(name).await);
             }
             clients
         });
         let world = Self {
             issuer,
+            version,
+            clusters,
             env,
             rt,
             dir,
@@ -90,9 +114,9 @@ impl RealWorld {
         eprintln!(
             "testenv mesh: {:.1}s for {}",
             took.as_secs_f64(),
-            CLUSTERS.join(",")
+            clusters.join(",")
         );
-        for cluster in CLUSTERS {
+        for cluster in clusters {
             world.rt.block_on(world.workload(cluster));
         }
         world
@@ -148,22 +172,89 @@ impl RealWorld {
 
     /// `kubectl rollout restart` of every control-plane Deployment of `clusters`.
     pub fn restart_control_plane(&self, clusters: &[&str]) {
-        let stamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
         for cluster in clusters {
-            let api: Api<Deployment> = Api::namespaced(self.clients[*cluster].clone(), "linkerd");
-            let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}});
-            self.rt.block_on(async {
-                for name in [
+            self.rollout_restart(
+                cluster,
+                "linkerd",
+                &[
                     "linkerd-identity",
                     "linkerd-destination",
                     "linkerd-proxy-injector",
-                ] {
-                    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                        .expect("restart");
-                }
-            });
+                ],
+            );
         }
+    }
+
+    /// `kubectl rollout restart` of the Deployments `names` in `namespace`: a new pod
+    /// template, so new pods (and the kubelet restarts the controllers it runs).
+    pub fn rollout_restart(&self, cluster: &str, namespace: &str, names: &[&str]) {
+        let stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string();
+        let api: Api<Deployment> = Api::namespaced(self.clients[cluster].clone(), namespace);
+        let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}});
+        self.rt.block_on(async {
+            for name in names {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .expect("restart");
+            }
+        });
+    }
+
+    /// `kubectl --context CLUSTER ARGS` with `stdin`; its stdout (panics when it fails).
+    pub fn kubectl(&self, cluster: &str, args: &[&str], stdin: &str) -> String {
+        run_with_stdin(
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(self.env.kubeconfig())
+                .args(["--context", cluster])
+                .args(args),
+            stdin,
+        )
+    }
+
+    /// What the real proxy injector of the fleet's Linkerd release writes for
+    /// `manifest` (JSON): `linkerd inject --manual -o json` against `cluster`, which
+    /// reads the installed control plane's `linkerd-config` as the injector does.
+    pub fn inject(&self, cluster: &str, manifest: &str) -> String {
+        run_with_stdin(
+            Command::new(testenv::TestEnv::linkerd_cli(self.version))
+                .arg("--kubeconfig")
+                .arg(self.env.kubeconfig())
+                .args(["--context", cluster, "inject", "--manual", "-o", "json", "-"]),
+            manifest,
+        )
+    }
+
+    /// The pods of `namespace`.
+    pub fn pods(&self, cluster: &str, namespace: &str) -> Vec<Pod> {
+        self.rt
+            .block_on(
+                Api::<Pod>::namespaced(self.clients[cluster].clone(), namespace).list(&ListParams::default()),
+            )
+            .expect("list pods")
+            .items
+    }
+
+    /// From now on a running identity controller sees a changed issuer Secret (or trust
+    /// roots) only `seconds` later, as on a real node (testenv/lib/kubelet.py).
+    pub fn delay_volume_updates(&self, seconds: u64) {
+        std::fs::write(
+            self.env.dir().join("kubelet").join("volume-update-delay"),
+            format!("{seconds}\n"),
+        )
+        .expect("write the kubelet's volume delay");
+    }
+
+    /// The log of `cluster`'s identity controller as the kubelet wrote it.
+    pub fn identity_log(&self, cluster: &str) -> String {
+        self.env.log(&format!("{cluster}-linkerd-linkerd-identity"))
+    }
+
+    /// `trust rotate status -o json`: (exit code, report).
+    pub fn status_json(&self) -> (i32, Value) {
+        let run = self.meshfleet(&["-o", "json", "trust", "rotate", "status", "."]);
+        let report = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{}", run.all()));
+        (run.code, report)
     }
 
     /// What `trust rotate next` printed for the issuers, on `clusters`: External Secrets
@@ -313,7 +404,7 @@ impl RealWorld {
         let scratch = tempfile::tempdir().expect("tempdir");
         let mut leaves: BTreeMap<&str, (PathBuf, PathBuf)> = BTreeMap::new();
         let mut bundles: BTreeMap<&str, PathBuf> = BTreeMap::new();
-        for cluster in CLUSTERS {
+        for cluster in self.clusters {
             let (leaf, chain) = self.certify_retrying(cluster, when);
             let dir = scratch.path().join(cluster);
             std::fs::create_dir_all(&dir).expect("mkdir");
@@ -323,7 +414,7 @@ impl RealWorld {
             let cm = self
                 .rt
                 .block_on(
-                    Api::<ConfigMap>::namespaced(self.clients[cluster].clone(), "linkerd")
+                    Api::<ConfigMap>::namespaced(self.clients[*cluster].clone(), "linkerd")
                         .get("linkerd-identity-trust-roots"),
                 )
                 .expect("trust roots");
@@ -401,6 +492,30 @@ impl RealWorld {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+fn run_with_stdin(command: &mut Command, stdin: &str) -> String {
+    use std::io::Write as _;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// PEM of a certificate the controller returned (DER on the wire; PEM passed through).

@@ -9,7 +9,9 @@
 //!   `secrets sync` wrote to Vault (`issuer/<cluster>`, or a CA Issuer signing a new
 //!   issuer with the `trust-anchor` key pair);
 //! - a kubelet's restarts: pods deleted and created again (control-plane pods and meshed
-//!   pods, with a `linkerd-proxy` container; one unmeshed pod that must not count);
+//!   pods, with a `linkerd-proxy` container; one unmeshed pod that must not count); the
+//!   identity controller is played by its pod: restarted after the issuer moved, it
+//!   loaded the new issuer (`restarts.rs` tests the real controller's reload);
 //! - proxies: a leaf certificate per cluster made by openssl from the issuer in use,
 //!   verified by `openssl verify` against every cluster's bundle in use.
 
@@ -297,10 +299,30 @@ impl World {
                 .await
                 .expect("delete pod");
             }
-            api.create(&PostParams::default(), &pod(&successor, meshed))
+            api.create(&PostParams::default(), &pod(&successor, base, meshed))
                 .await
                 .expect("create pod");
+            if base == "linkerd-identity" {
+                // A proxy is served by the new identity controller once it started (KWOK
+                // reports that); pods restarted next are newer than that.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while std::time::Instant::now() < deadline {
+                    let started = api
+                        .get_opt(&successor)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|p| p.status?.start_time);
+                    if started.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
         });
+        if base == "linkerd-identity" {
+            Self::tick();
+        }
     }
 
     /// Every cluster's bundle in use, and a leaf from each cluster's issuer in use: every
@@ -366,7 +388,10 @@ pub const POD_SET: [(&str, &str, bool); 4] = [
     ("apps", "batch", false),
 ];
 
-fn pod(name: &str, meshed: bool) -> Pod {
+/// A pod of `base`; control-plane pods carry the chart's component label, by which
+/// `trust rotate status` finds the identity controller (one restarted after the issuer
+/// moved loaded it at start: the world has no controller to record `IssuerUpdated`).
+fn pod(name: &str, base: &str, meshed: bool) -> Pod {
     let mut containers = vec![Container {
         name: "app".into(),
         image: Some("app".into()),
@@ -379,9 +404,13 @@ fn pod(name: &str, meshed: bool) -> Pod {
             ..Container::default()
         });
     }
+    let component = base
+        .strip_prefix("linkerd-")
+        .map(|c| BTreeMap::from([("linkerd.io/control-plane-component".to_string(), c.to_string())]));
     Pod {
         metadata: ObjectMeta {
             name: Some(name.into()),
+            labels: component,
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {
