@@ -135,7 +135,11 @@ pub async fn find(kv: &KvClient, plan: &FleetPlan) -> Result<RetiredKeys, VaultE
 
 /// Destroy every retired version `found` lists; returns what is left (nothing retired,
 /// the destroyed versions moved to `destroyed_versions`).
-pub async fn destroy(kv: &KvClient, plan: &FleetPlan, found: &RetiredKeys) -> Result<RetiredKeys, VaultError> {
+pub async fn destroy(
+    kv: &KvClient,
+    plan: &FleetPlan,
+    found: &RetiredKeys,
+) -> Result<RetiredKeys, VaultError> {
     for entry in &found.entries {
         if entry.retired_versions.is_empty() {
             continue;
@@ -179,7 +183,13 @@ mod tests {
     fn an_anchor_or_issuer_outside_the_bundle_is_retired() {
         let (old, old_pem, old_key) = anchor();
         let (new, new_pem, new_key) = anchor();
-        let issuer = identity::generate_issuer(&old_pem, &old_key, "identity.linkerd.cluster.local", OffsetDateTime::now_utc()).unwrap();
+        let issuer = identity::generate_issuer(
+            &old_pem,
+            &old_key,
+            "identity.linkerd.cluster.local",
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
         let old_issuer = values(&issuer.cert_pem, &issuer.key_pem);
         // During the rotation both anchors are trusted: nothing is retired.
         let both = [old, new.clone()];

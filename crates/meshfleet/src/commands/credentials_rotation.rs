@@ -121,12 +121,22 @@ fn run(
         }
         OutputFormat::Text if status && report.stage == Stage::Start => {
             let mut text = idle_text(&report);
-            text.push_str(&traces.as_ref().map(|t| traces_text(t, printer)).unwrap_or_default());
+            text.push_str(
+                &traces
+                    .as_ref()
+                    .map(|t| traces_text(t, printer))
+                    .unwrap_or_default(),
+            );
             printer.data(&text);
         }
         OutputFormat::Text => {
             let mut text = report_text(&report, options, &file, written, printer);
-            text.push_str(&traces.as_ref().map(|t| traces_text(t, printer)).unwrap_or_default());
+            text.push_str(
+                &traces
+                    .as_ref()
+                    .map(|t| traces_text(t, printer))
+                    .unwrap_or_default(),
+            );
             printer.data(&text);
         }
     }
@@ -177,7 +187,10 @@ fn traces_history_json(traces: &Traces) -> serde_json::Value {
 fn traces_text(traces: &Traces, printer: Printer) -> String {
     let mut out = String::from("\nrestarts of the source controllers (read from the clusters):\n");
     if let Some(e) = &traces.restarts_error {
-        out.push_str(&format!("  {} cannot read the clusters: {e}\n", printer.out(Style::Warning, "‼")));
+        out.push_str(&format!(
+            "  {} cannot read the clusters: {e}\n",
+            printer.out(Style::Warning, "‼")
+        ));
     }
     for seen in &traces.restarts {
         let pods = match seen.pods_created.as_slice() {
@@ -197,7 +210,10 @@ fn traces_text(traces: &Traces, printer: Printer) -> String {
             ),
             (None, None) => format!("never rollout-restarted; {pods}"),
         };
-        out.push_str(&format!("  `{}` on `{}`: {line}\n", seen.deployment, seen.cluster));
+        out.push_str(&format!(
+            "  `{}` on `{}`: {line}\n",
+            seen.deployment, seen.cluster
+        ));
     }
     if traces.restarts.iter().any(RestartSeen::by_rotation) {
         out.push_str(
@@ -207,7 +223,10 @@ fn traces_text(traces: &Traces, printer: Printer) -> String {
     }
     out.push_str("\nVault history of the link credentials:\n");
     match &traces.history {
-        Err(e) => out.push_str(&format!("  {} cannot read Vault: {e}\n", printer.out(Style::Warning, "‼"))),
+        Err(e) => out.push_str(&format!(
+            "  {} cannot read Vault: {e}\n",
+            printer.out(Style::Warning, "‼")
+        )),
         Ok(history) if history.is_empty() => out.push_str("  no link credentials in Vault yet\n"),
         Ok(history) => {
             for entry in history {

@@ -412,7 +412,11 @@ fn destroy_retired_keys(
         };
         printer.status(&format!(
             "{} version(s) {} of `{}` (they held {what}; current version {} kept)",
-            if args.dry_run { "would destroy" } else { "destroyed" },
+            if args.dry_run {
+                "would destroy"
+            } else {
+                "destroyed"
+            },
             version_list(&entry.retired_versions),
             entry.path,
             entry.current_version

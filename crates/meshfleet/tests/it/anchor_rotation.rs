@@ -284,7 +284,11 @@ fn end_rotation(world: &World, keep: bool) -> Run {
     if keep {
         let done = world.meshfleet(&["trust", "rotate", "next", ".", "--keep-retired-key"]);
         done.expect(0);
-        assert!(done.stderr.contains("kept (`--keep-retired-key`)"), "{}", done.all());
+        assert!(
+            done.stderr.contains("kept (`--keep-retired-key`)"),
+            "{}",
+            done.all()
+        );
         for key in &keys {
             assert!(world.bao_kv_get(key, 1).is_some(), "{key}: version 1 kept");
         }
@@ -307,10 +311,8 @@ fn end_rotation(world: &World, keep: bool) -> Run {
     dry.expect(0);
     for key in &keys {
         assert!(
-            dry.stderr.contains(&format!(
-                "would destroy version(s) 1 of `{}`",
-                world.kv_path(key)
-            )),
+            dry.stderr
+                .contains(&format!("would destroy version(s) 1 of `{}`", world.kv_path(key))),
             "{}",
             dry.all()
         );
@@ -323,7 +325,8 @@ fn end_rotation(world: &World, keep: bool) -> Run {
     );
     cut.expect(2);
     assert!(
-        cut.stderr.contains("cannot destroy the retired anchor's private key in Vault")
+        cut.stderr
+            .contains("cannot destroy the retired anchor's private key in Vault")
             && cut.stderr.contains("--keep-retired-key"),
         "{}",
         cut.all()
@@ -337,19 +340,14 @@ fn end_rotation(world: &World, keep: bool) -> Run {
     let done = world.meshfleet(&["trust", "rotate", "next", "."]);
     done.expect(0);
     for (i, key) in keys.iter().enumerate() {
-        let said = done.stderr.contains(&format!(
-            "destroyed version(s) 1 of `{}`",
-            world.kv_path(key)
-        ));
+        let said = done
+            .stderr
+            .contains(&format!("destroyed version(s) 1 of `{}`", world.kv_path(key)));
         assert_eq!(said, i > 0 || keys.len() == 1, "{key}:\n{}", done.all());
         assert_eq!(world.bao_kv_get(key, 1), None, "{key}: version 1 destroyed");
         let current = world.bao_kv_get(key, 2).expect("the current version is intact");
         assert!(current.contains_key("tls.key"), "{key}");
-        assert_eq!(
-            fingerprints(&current["tls.crt"]).len(),
-            1,
-            "{key}: a certificate"
-        );
+        assert_eq!(fingerprints(&current["tls.crt"]).len(), 1, "{key}: a certificate");
     }
     let report = retired_keys(world);
     assert_eq!(report["status"], "none", "{report:#}");
@@ -450,10 +448,8 @@ fn abort_turns_round_and_ends_on_the_old_anchor() {
     );
     for key in world.identity_keys() {
         assert!(
-            done.stderr.contains(&format!(
-                "destroyed version(s) 2 of `{}`",
-                world.kv_path(&key)
-            )),
+            done.stderr
+                .contains(&format!("destroyed version(s) 2 of `{}`", world.kv_path(&key))),
             "{}",
             done.all()
         );

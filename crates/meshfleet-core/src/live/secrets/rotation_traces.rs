@@ -103,7 +103,10 @@ async fn read_one(client: &kube::Client, ns: &str, name: &str) -> Result<Option<
     let Some(deployment) = deployments.get_opt(name).await? else {
         return Ok(None);
     };
-    let template = deployment.spec.as_ref().and_then(|s| s.template.metadata.as_ref());
+    let template = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref());
     let restarted_at = template
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(RESTARTED_AT_ANNOTATION))
@@ -117,7 +120,11 @@ async fn read_one(client: &kube::Client, ns: &str, name: &str) -> Result<Option<
         .managed_fields
         .iter()
         .flatten()
-        .find(|f| f.fields_v1.as_ref().is_some_and(|v| v.0.pointer(&field).is_some()))
+        .find(|f| {
+            f.fields_v1
+                .as_ref()
+                .is_some_and(|v| v.0.pointer(&field).is_some())
+        })
         .and_then(|f| f.manager.clone());
     let selector = deployment
         .spec
@@ -163,7 +170,10 @@ pub struct CredentialsHistory {
 }
 
 /// The history of every link's credentials that exists in Vault.
-pub async fn credentials_history(plan: &FleetPlan, kv: &KvClient) -> Result<Vec<CredentialsHistory>, VaultError> {
+pub async fn credentials_history(
+    plan: &FleetPlan,
+    kv: &KvClient,
+) -> Result<Vec<CredentialsHistory>, VaultError> {
     let mut out = Vec::new();
     for link in plan.clusters.iter().flat_map(|c| &c.outgoing) {
         let key = plan.vault.credentials_key(&link.source, &link.target);

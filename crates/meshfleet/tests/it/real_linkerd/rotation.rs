@@ -114,7 +114,9 @@ fn status_json(s: &Scenario) -> Value {
 /// With `since`, each was restarted by meshfleet at or after it and its pods came after.
 fn restarts_seen(s: &Scenario, since: Option<i64>) -> Vec<String> {
     let status = status_json(s);
-    let seen = status["restartsSeen"].as_array().unwrap_or_else(|| panic!("{status:#}"));
+    let seen = status["restartsSeen"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status:#}"));
     let parse = |t: &Value| {
         t.as_str()
             .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
@@ -135,7 +137,10 @@ fn restarts_seen(s: &Scenario, since: Option<i64>) -> Vec<String> {
         let pods = r["podsCreated"].as_array().expect("podsCreated");
         assert!(!pods.is_empty(), "{r:#}");
         for pod in pods {
-            assert!(parse(pod).is_some_and(|p| p >= at), "a pod older than the restart: {r:#}");
+            assert!(
+                parse(pod).is_some_and(|p| p >= at),
+                "a pod older than the restart: {r:#}"
+            );
         }
     }
     names.sort();
