@@ -39,7 +39,7 @@ pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) ->
                 "retiredKeys": retired_json(&retired),
             }))?;
         } else {
-            printer.data(&retired_text(&retired, printer));
+            printer.data(retired_text(&retired, printer).trim_start());
         }
         printer.status("no trust anchor rotation is in progress");
         printer.status("hint: start one with `meshfleet trust rotate start`");
@@ -129,7 +129,7 @@ fn retired_text(retired: &RetiredRead, printer: Printer) -> String {
             ));
         } else {
             text.push_str(&format!(
-                "  {} retired-keys: `{}`: version(s) {} still hold the private key of a retired anchor or issuer (current version {}{destroyed})\n    {}: `{}` (or end a rotation without `--keep-retired-key`)\n",
+                "  {} retired-keys: `{}`: version(s) {} still hold the private key of a retired anchor or issuer (current version {}{destroyed})\n    {}: destroy them: `{}`\n",
                 printer.out(Style::Warning, "‼"),
                 entry.path,
                 version_list(&entry.retired_versions),

@@ -296,6 +296,7 @@ fn end_rotation(world: &World, keep: bool) -> Run {
         assert_eq!(report["status"], "remain", "{report:#}");
         let text = world.meshfleet(&["trust", "rotate", "status", "."]);
         text.expect(0);
+        eprintln!("$ meshfleet trust rotate status\n{}{}", text.stdout, text.stderr);
         assert!(
             text.stdout.contains(&format!(
                 "`vault kv destroy -versions=1 {}`",
@@ -339,6 +340,7 @@ fn end_rotation(world: &World, keep: bool) -> Run {
     }
     let done = world.meshfleet(&["trust", "rotate", "next", "."]);
     done.expect(0);
+    eprintln!("$ meshfleet trust rotate next\n{}", done.stderr);
     for (i, key) in keys.iter().enumerate() {
         let said = done
             .stderr
@@ -351,6 +353,8 @@ fn end_rotation(world: &World, keep: bool) -> Run {
     }
     let report = retired_keys(world);
     assert_eq!(report["status"], "none", "{report:#}");
+    let text = world.meshfleet(&["trust", "rotate", "status", "."]);
+    eprintln!("$ meshfleet trust rotate status\n{}{}", text.stdout, text.stderr);
     for entry in report["entries"].as_array().expect("entries") {
         assert_eq!(entry["destroyedVersions"], serde_json::json!([1]), "{entry}");
         assert_eq!(entry["currentVersion"], 2, "{entry}");
