@@ -124,7 +124,7 @@ fn run(
             text.push_str(
                 &traces
                     .as_ref()
-                    .map(|t| traces_text(t, printer))
+                    .map(|t| traces_text(t, false, printer))
                     .unwrap_or_default(),
             );
             printer.data(&text);
@@ -134,7 +134,7 @@ fn run(
             text.push_str(
                 &traces
                     .as_ref()
-                    .map(|t| traces_text(t, printer))
+                    .map(|t| traces_text(t, report.stage != Stage::Start, printer))
                     .unwrap_or_default(),
             );
             printer.data(&text);
@@ -184,7 +184,7 @@ fn traces_history_json(traces: &Traces) -> serde_json::Value {
 }
 
 /// The restarts and the kept Vault versions, for `status`.
-fn traces_text(traces: &Traces, printer: Printer) -> String {
+fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
     let mut out = String::from("\nrestarts of the source controllers (read from the clusters):\n");
     if let Some(e) = &traces.restarts_error {
         out.push_str(&format!(
@@ -248,7 +248,12 @@ fn traces_text(traces: &Traces, printer: Printer) -> String {
                     entry.path, entry.current_version
                 ));
             }
-            if history.iter().any(|e| !e.kept_versions.is_empty()) {
+            if in_progress && history.iter().any(|e| !e.kept_versions.is_empty()) {
+                out.push_str(
+                    "  until the rotation removes the old account (phase `retiring`), the previous version holds its token, \
+                     which still works; after that it is refused\n",
+                );
+            } else if history.iter().any(|e| !e.kept_versions.is_empty()) {
                 out.push_str(
                     "  kept on purpose: an earlier version holds the token of an earlier remote-access account, and a token \
                      dies with its account, which a rotation removes from the target and proves refused (`old-token-revoked`)\n",
