@@ -13,6 +13,8 @@
 //!   `linkerd-identity-trust-roots`) compared with the fleet's (`trust extract`/`verify`).
 //! - [`anchor_rotation`]: where every cluster stands in a trust anchor rotation
 //!   (`trust rotate status`), and what blocks its next step.
+//! - [`retired_keys`]: private keys a trust anchor rotation retired, still in Vault's
+//!   KV v2 history; found for `trust rotate status`, destroyed at the rotation's end.
 //! - [`migrate`]: what the deprecated `linkerd multicluster link` left, and its removal
 //!   once the declarative controller of the same link is available (`migrate`).
 
@@ -21,6 +23,7 @@ pub mod check;
 pub mod cluster;
 pub mod kube_failure;
 pub mod migrate;
+pub mod retired_keys;
 pub mod secrets;
 pub mod trust;
 pub mod vault;

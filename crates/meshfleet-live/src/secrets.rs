@@ -26,6 +26,7 @@
 mod error;
 mod remote_access;
 pub mod rotation;
+pub mod rotation_traces;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -19,7 +19,10 @@
 //! - `POST sys/capabilities-self`: whether the token may write, asked before a write
 //!   and before a rotation that could not be undone;
 //! - `GET` and `POST <mount>/data/<key>`, the write with `options.cas` set to the
-//!   version that was read, so that a concurrent writer is never overwritten.
+//!   version that was read, so that a concurrent writer is never overwritten;
+//! - `GET <mount>/metadata/<key>` and `POST <mount>/destroy/<key>`: the versions a key
+//!   keeps, and destroying named ones for good (a finished trust anchor rotation must
+//!   not leave the retired anchor's private key one `kv get -version=N` away).
 
 mod error;
 
@@ -139,6 +142,17 @@ pub struct KvState {
     pub current: Option<KvSecret>,
     /// The `cas` a write must send.
     pub cas: u64,
+}
+
+/// One version of a key, as its metadata lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvVersion {
+    /// The version number.
+    pub version: u64,
+    /// Destroyed for good: its data is gone.
+    pub destroyed: bool,
+    /// Deleted (soft): unreadable until `kv undelete`, its data still kept.
+    pub deleted: bool,
 }
 
 /// A client for one KV v2 mount.
@@ -319,6 +333,52 @@ impl KvClient {
             version,
             data: take_data(&mut body),
         }))
+    }
+
+    /// Every version a key keeps, oldest first, and its current version; `None` when
+    /// the key does not exist.
+    pub async fn versions(&self, key: &str) -> Result<Option<(u64, Vec<KvVersion>)>, VaultError> {
+        let path = format!("{}/metadata/{}", self.mount, key.trim_matches('/'));
+        let (code, body) = self.send(Method::GET, &path, None::<&()>).await?;
+        if code == StatusCode::NOT_FOUND {
+            if no_route(&body) {
+                return Err(VaultError::MountMissing {
+                    mount: self.mount.clone(),
+                });
+            }
+            return Ok(None);
+        }
+        self.check_status(code, &body, &path, Capability::Read)?;
+        let current = body
+            .pointer("/data/current_version")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let mut versions: Vec<KvVersion> = body
+            .pointer("/data/versions")
+            .and_then(Value::as_object)
+            .map(|all| {
+                all.iter()
+                    .filter_map(|(number, meta)| {
+                        Some(KvVersion {
+                            version: number.parse().ok()?,
+                            destroyed: meta["destroyed"].as_bool() == Some(true),
+                            deleted: meta["deletion_time"].as_str().is_some_and(|t| !t.is_empty()),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        versions.sort_by_key(|v| v.version);
+        Ok(Some((current, versions)))
+    }
+
+    /// Destroy `versions` of `key` for good (their data is removed; the metadata stays).
+    /// Destroying a version that is already destroyed is not an error.
+    pub async fn destroy(&self, key: &str, versions: &[u64]) -> Result<(), VaultError> {
+        let path = format!("{}/destroy/{}", self.mount, key.trim_matches('/'));
+        let body = serde_json::json!({ "versions": versions });
+        let (code, answer) = self.send(Method::POST, &path, Some(&body)).await?;
+        self.check_status(code, &answer, &path, Capability::Update)
     }
 
     /// `current_version` from the key's metadata, 0 when it cannot be read.

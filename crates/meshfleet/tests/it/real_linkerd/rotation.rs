@@ -102,6 +102,51 @@ fn fleet_text(s: &Scenario) -> String {
     std::fs::read_to_string(s.dir().join("fleet.yaml")).expect("fleet file")
 }
 
+/// `secrets status -o json` (exit 0, or 1 while a step is blocked).
+fn status_json(s: &Scenario) -> Value {
+    let (code, stdout, stderr) = s.meshfleet(&["secrets", "status", ".", "-o", "json"]);
+    assert!(code == 0 || code == 1, "exit {code}: {stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// `restartsSeen` of `secrets status`: the rotation's restarts of every source's
+/// `controller-<link>` and `linkerd-destination`, read from the live Deployments and pods.
+/// With `since`, each was restarted by meshfleet at or after it and its pods came after.
+fn restarts_seen(s: &Scenario, since: Option<i64>) -> Vec<String> {
+    let status = status_json(s);
+    let seen = status["restartsSeen"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status:#}"));
+    let parse = |t: &Value| {
+        t.as_str()
+            .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+            .map(time::OffsetDateTime::unix_timestamp)
+    };
+    let mut names = Vec::new();
+    for r in seen {
+        assert!(r["error"].is_null(), "{r:#}");
+        let (cluster, deployment) = (
+            r["cluster"].as_str().unwrap_or_default(),
+            r["deployment"].as_str().unwrap_or_default(),
+        );
+        names.push(format!("{cluster}:{deployment}"));
+        let Some(since) = since else { continue };
+        assert_eq!(r["restartedBy"], "meshfleet", "{r:#}");
+        let at = parse(&r["restartedAt"]).unwrap_or_else(|| panic!("{r:#}"));
+        assert!(at >= since, "restarted before the run: {r:#}");
+        let pods = r["podsCreated"].as_array().expect("podsCreated");
+        assert!(!pods.is_empty(), "{r:#}");
+        for pod in pods {
+            assert!(
+                parse(pod).is_some_and(|p| p >= at),
+                "a pod older than the restart: {r:#}"
+            );
+        }
+    }
+    names.sort();
+    names
+}
+
 fn account_exists(s: &Scenario, cluster: &str, name: &str) -> bool {
     let api = Api::<ServiceAccount>::namespaced(s.client(cluster), MULTICLUSTER);
     s.block_on(api.get_opt(name))
@@ -184,7 +229,21 @@ fn link_credentials_rotate_without_mirror_downtime() {
     eprintln!("$ meshfleet secrets status\n{status_text}");
     let (_, check_text, _) = s.meshfleet(&["check", ".", "--cluster", "gamma"]);
     eprintln!("$ meshfleet check --cluster gamma\n{check_text}");
+    // Before the restarts `secrets status` lists what the rotation restarts, not yet by it.
+    let mut expected: Vec<String> = links
+        .iter()
+        .map(|l| format!("{}:{MULTICLUSTER}/{}", l.source, l.controller_name()))
+        .chain(
+            links
+                .iter()
+                .map(|l| format!("{}:{}/linkerd-destination", l.source, s.plan.linkerd.namespace)),
+        )
+        .collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(restarts_seen(&s, None), expected);
     // ...and the rerun continues: Secrets, restarts, verification, then `retiring`.
+    let restart_run = time::OffsetDateTime::now_utc().unix_timestamp();
     let (code, report) = rotate(&s, &[]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["now"], "retiring", "{report:#}");
@@ -235,6 +294,12 @@ fn link_credentials_rotate_without_mirror_downtime() {
 
     let (_, status_text, _) = s.meshfleet(&["secrets", "status", "."]);
     eprintln!("$ meshfleet secrets status\n{status_text}");
+    // `secrets status` says when the rotation restarted what (read from the clusters).
+    assert_eq!(restarts_seen(&s, Some(restart_run)), expected);
+    assert!(
+        status_text.contains("by the credential rotation (meshfleet)"),
+        "{status_text}"
+    );
     // Before GitOps dropped the old accounts, finishing is refused.
     let (code, report) = rotate(&s, &[]);
     assert_eq!(code, 1, "{report:#}");
@@ -264,6 +329,20 @@ fn link_credentials_rotate_without_mirror_downtime() {
     }
     let finished = fleet_text(&s);
     assert!(!finished.contains("rotation:"), "{finished}");
+    // Afterwards `secrets status` still names the restarts, and what Vault keeps and why.
+    assert_eq!(restarts_seen(&s, Some(restart_run)), expected);
+    let status = status_json(&s);
+    let history = status["credentialsHistory"]["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status:#}"));
+    assert_eq!(history.len(), links.len(), "{status:#}");
+    for entry in history {
+        assert_eq!(entry["currentVersion"], 2, "{entry:#}");
+        assert_eq!(entry["keptVersions"], serde_json::json!([1]), "{entry:#}");
+    }
+    let (_, idle_text, _) = s.meshfleet(&["secrets", "status", "."]);
+    eprintln!("$ meshfleet secrets status\n{idle_text}");
+    assert!(idle_text.contains("kept on purpose"), "{idle_text}");
     still_mirrors(&s, "retired", 84);
 
     // Re-applying the tree does not bring the old accounts (or their tokens) back.
