@@ -1,5 +1,5 @@
 // Helper module that pins Helm (helm.sh/helm/v3 v3.18.4, the helm3_version of Argo CD
-// v3.2.12's hack/tool-versions.sh) for Argo CD's repo-server, which runs the `helm`
+// v3.2.11's hack/tool-versions.sh) for Argo CD's repo-server, which runs the `helm`
 // binary (see ../../README.md). Its own module so Helm links its own dependencies.
 module meshfleet.test/testenv/helm
 

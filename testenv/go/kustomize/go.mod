@@ -1,5 +1,5 @@
 // Helper module that pins Kustomize (sigs.k8s.io/kustomize/kustomize/v5 v5.7.0, the
-// kustomize5_version of Argo CD v3.2.12's hack/tool-versions.sh) for Argo CD's
+// kustomize5_version of Argo CD v3.2.11's hack/tool-versions.sh) for Argo CD's
 // repo-server, which runs the `kustomize` binary (see ../../README.md).
 module meshfleet.test/testenv/kustomize
 

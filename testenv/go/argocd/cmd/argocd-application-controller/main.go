@@ -1,4 +1,4 @@
-// argocd-application-controller of Argo CD v3.2.12, as upstream's cmd/main.go starts it when its
+// argocd-application-controller of Argo CD v3.2.11, as upstream's cmd/main.go starts it when its
 // binary is named argocd-application-controller: the same klog set-up, then the command constructor of
 // github.com/argoproj/argo-cd/v3/cmd/argocd-application-controller/commands. No code of ours runs.
 package main

@@ -1,4 +1,4 @@
-// argocd-repo-server of Argo CD v3.2.12, as upstream's cmd/main.go starts it when its
+// argocd-repo-server of Argo CD v3.2.11, as upstream's cmd/main.go starts it when its
 // binary is named argocd-repo-server: the same klog set-up, then the command constructor of
 // github.com/argoproj/argo-cd/v3/cmd/argocd-repo-server/commands. No code of ours runs.
 package main
