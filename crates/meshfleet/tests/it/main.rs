@@ -10,6 +10,7 @@ mod conformance;
 mod examples;
 mod fixtures;
 mod fleet_file;
+mod gitops_argocd;
 mod gitops_flux;
 mod graph;
 mod jobs;
