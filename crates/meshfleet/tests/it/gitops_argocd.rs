@@ -21,6 +21,8 @@
 //! the only ones, the same two as for Flux): the chart Applications' `repoURL` is the
 //! environment's chart repository and the Gateway API Application's its local copy.
 //! OpenBao gets the KV v2 mount `secrets-k8` the fleet names, as the user's Vault has.
+//! The fleet leaves viz out (`viz: false`): its tap APIService cannot become Available
+//! here, and Argo CD (rightly) holds every later wave until it is.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -44,8 +46,7 @@ const CONVERGE: Duration = Duration::from_secs(1500);
 
 /// The hub-spoke example's fleet file with the environment's addresses.
 fn hub_spoke_fleet(env: &PrivateEnv, version: &str) -> String {
-    let text = std::fs::read_to_string(repo_root().join("examples/hub-spoke/fleet.yaml"))
-        .expect("example");
+    let text = std::fs::read_to_string(repo_root().join("examples/hub-spoke/fleet.yaml")).expect("example");
     let port = env.server(HUB).rsplit(':').next().expect("port").to_owned();
     let replace = |text: String, from: &str, to: &str| {
         assert!(text.contains(from), "the example has `{from}`");
@@ -56,7 +57,11 @@ fn hub_spoke_fleet(env: &PrivateEnv, version: &str) -> String {
         "https://tfx-internal.gerega.net:6443",
         &format!("https://kubernetes.default.svc:{port}"),
     );
-    text = replace(text, "addresses: [tfx-internal.gerega.net]", "addresses: [192.0.2.11]");
+    text = replace(
+        text,
+        "addresses: [tfx-internal.gerega.net]",
+        "addresses: [192.0.2.11]",
+    );
     text = replace(text, "https://vault.gerega.net:8200", env.vault_addr());
     text = replace(
         text,
@@ -64,6 +69,14 @@ fn hub_spoke_fleet(env: &PrivateEnv, version: &str) -> String {
         &format!("{}/git/fleet.git", env.gitops_url()),
     );
     text = replace(text, "version: 2025.4.4", &format!("version: {version}"));
+    // viz's tap API cannot be served here (no tap binary; the API server cannot reach
+    // pods), so its APIService never becomes Available: Argo CD rightly keeps the viz
+    // Application Progressing, and with it every later wave. The test leaves viz out.
+    text = replace(
+        text,
+        "    gatewayAPI: v1.2.1\n",
+        "    gatewayAPI: v1.2.1\n    viz: false\n",
+    );
     // The example's anchor is replaced by `certs init` (its key is not in git).
     replace(
         text,
@@ -82,7 +95,10 @@ impl ArgoCd {
     fn start() -> Self {
         let env = testenv::private(&CLUSTERS);
         let took = env.gitops_argocd(HUB);
-        eprintln!("testenv gitops --engine argocd: start-up {:.1}s", took.as_secs_f64());
+        eprintln!(
+            "testenv gitops --engine argocd: start-up {:.1}s",
+            took.as_secs_f64()
+        );
         let fleet = tempfile::tempdir().expect("tempdir");
         let s = Self { env, fleet };
         s.vault(
@@ -105,8 +121,7 @@ impl ArgoCd {
     }
 
     fn write_fleet(&self, version: &str) {
-        std::fs::write(self.dir().join("fleet.yaml"), hub_spoke_fleet(&self.env, version))
-            .expect("fleet");
+        std::fs::write(self.dir().join("fleet.yaml"), hub_spoke_fleet(&self.env, version)).expect("fleet");
     }
 
     fn meshfleet(&self, args: &[&str]) -> (i32, String, String) {
@@ -152,7 +167,17 @@ impl ArgoCd {
         let output = std::process::Command::new(repo_root().join("testenv/bin/kubectl"))
             .arg("--kubeconfig")
             .arg(self.env.kubeconfig())
-            .args(["--context", cluster, "get", kind, "-n", namespace, name, "-o", "json"])
+            .args([
+                "--context",
+                cluster,
+                "get",
+                kind,
+                "-n",
+                namespace,
+                name,
+                "-o",
+                "json",
+            ])
             .output()
             .expect("run kubectl");
         output
@@ -169,7 +194,12 @@ impl ArgoCd {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|a| (a["metadata"]["name"].as_str().unwrap_or_default().to_owned(), a.clone()))
+            .map(|a| {
+                (
+                    a["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                    a.clone(),
+                )
+            })
             .collect()
     }
 
@@ -293,8 +323,7 @@ fn not_converged(
             None
         };
         let operation = &app["status"]["operationState"];
-        if sync["status"] != "Synced" || health != "Healthy" || want.is_some_and(|w| revision != w)
-        {
+        if sync["status"] != "Synced" || health != "Healthy" || want.is_some_and(|w| revision != w) {
             out.push(format!(
                 "{name}: {} {health} at {revision}; last operation {} {}",
                 text(&sync["status"]),
@@ -376,7 +405,10 @@ fn assert_wave_order(apps: &BTreeMap<String, Value>, expected: &BTreeMap<String,
             let created = text(&app["metadata"]["creationTimestamp"]);
             let deployed = text(&app["status"]["history"][0]["deployedAt"]);
             assert!(!deployed.is_empty(), "{name} has no sync in its history");
-            waves.entry(wave(app)).or_default().push((name, created, deployed));
+            waves
+                .entry(wave(app))
+                .or_default()
+                .push((name, created, deployed));
         }
         assert!(waves.len() >= 4, "{cluster}: only the waves {:?}", waves.keys());
         // RFC 3339 UTC timestamps with the same precision compare as strings.
@@ -398,7 +430,14 @@ fn assert_wave_order(apps: &BTreeMap<String, Value>, expected: &BTreeMap<String,
         }
         let order: Vec<_> = waves
             .iter()
-            .map(|(w, m)| (*w, m.iter().map(|(n, c, d)| format!("{n} created {c} synced {d}")).collect::<Vec<_>>()))
+            .map(|(w, m)| {
+                (
+                    *w,
+                    m.iter()
+                        .map(|(n, c, d)| format!("{n} created {c} synced {d}"))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
         eprintln!("{cluster}: waves {order:#?}");
     }
@@ -427,10 +466,13 @@ fn assert_charts(g: &ArgoCd, apps: &BTreeMap<String, Value>, version: &str) {
         }
         charts += 1;
         let compared = &apps[name]["status"]["sync"]["comparedTo"]["source"];
-        assert_eq!(compared, source, "{name}: Argo CD compared against the rendered source");
+        assert_eq!(
+            compared, source,
+            "{name}: Argo CD compared against the rendered source"
+        );
         assert_eq!(source["targetRevision"], version, "{name}");
     }
-    assert_eq!(charts, 3 * 4, "four charts per cluster");
+    assert_eq!(charts, 3 * 3, "three charts per cluster (viz left out)");
     let anchor = std::fs::read_to_string(g.dir().join("certs/anchor.crt")).expect("anchor");
     for cluster in CLUSTERS {
         let destination = g
@@ -460,7 +502,11 @@ fn assert_charts(g: &ArgoCd, apps: &BTreeMap<String, Value>, version: &str) {
         .flatten()
         .filter_map(|p| p["nodePort"].as_i64())
         .collect();
-    assert_eq!(node_ports, BTreeSet::from([30143, 30191]), "the hub gateway's NodePorts");
+    assert_eq!(
+        node_ports,
+        BTreeSet::from([30143, 30191]),
+        "the hub gateway's NodePorts"
+    );
 }
 
 /// Both credentials Secrets of each spoke's link to the hub: built by the real ESO from
@@ -474,20 +520,33 @@ fn assert_credentials(g: &ArgoCd) {
             let secret = g
                 .get(source, "secret", ns, name)
                 .unwrap_or_else(|| panic!("{source}: no Secret {ns}/{name}"));
-            assert_eq!(secret["type"], "mirror.linkerd.io/remote-kubeconfig", "{source} {ns}/{name}");
+            assert_eq!(
+                secret["type"], "mirror.linkerd.io/remote-kubeconfig",
+                "{source} {ns}/{name}"
+            );
             let owner = &secret["metadata"]["ownerReferences"][0];
             assert_eq!(owner["kind"], "ExternalSecret", "{source} {ns}/{name} is ESO's");
             identities.push(kubeconfig_identity(&secret));
         }
-        assert_eq!(identities[0], identities[1], "{source}: both Secrets hold one kubeconfig");
+        assert_eq!(
+            identities[0], identities[1],
+            "{source}: both Secrets hold one kubeconfig"
+        );
         let stored = g.vault(
             "GET",
             &format!("secrets-k8/data/linkerd-multicluster/credentials/{source}-to-{HUB}"),
             &Value::Null,
         );
-        let kubeconfig = stored["data"]["data"]["kubeconfig"].as_str().expect("kubeconfig in Vault");
-        let from_vault = json!({"data": {"kubeconfig": base64::engine::general_purpose::STANDARD.encode(kubeconfig)}});
-        assert_eq!(identities[0], kubeconfig_identity(&from_vault), "{source}: ESO copied Vault's kubeconfig");
+        let kubeconfig = stored["data"]["data"]["kubeconfig"]
+            .as_str()
+            .expect("kubeconfig in Vault");
+        let from_vault =
+            json!({"data": {"kubeconfig": base64::engine::general_purpose::STANDARD.encode(kubeconfig)}});
+        assert_eq!(
+            identities[0],
+            kubeconfig_identity(&from_vault),
+            "{source}: ESO copied Vault's kubeconfig"
+        );
         let (server, _, _) = &identities[0];
         assert!(
             server.ends_with(g.env.server(HUB).rsplit(':').next().expect("port")),
@@ -501,13 +560,36 @@ fn assert_mirrored(g: &ArgoCd) {
     for c in CLUSTERS {
         g.kubectl(c, &["create", "namespace", "apps"]);
     }
-    g.kubectl(HUB, &["create", "deployment", "web", "-n", "apps", "--image=registry.example/web:1"]);
+    g.kubectl(
+        HUB,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            "apps",
+            "--image=registry.example/web:1",
+        ],
+    );
     g.kubectl(HUB, &["expose", "deployment", "web", "-n", "apps", "--port=8080"]);
-    g.kubectl(HUB, &["label", "service", "web", "-n", "apps", "mirror.linkerd.io/exported=true"]);
+    g.kubectl(
+        HUB,
+        &[
+            "label",
+            "service",
+            "web",
+            "-n",
+            "apps",
+            "mirror.linkerd.io/exported=true",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(180);
     for spoke in SPOKES {
         while g.get(spoke, "service", "apps", "web-internal").is_none() {
-            assert!(Instant::now() < deadline, "{spoke} never mirrored apps/web from the hub");
+            assert!(
+                Instant::now() < deadline,
+                "{spoke} never mirrored apps/web from the hub"
+            );
             std::thread::sleep(Duration::from_secs(1));
         }
     }
@@ -534,7 +616,10 @@ fn assert_stable(g: &ArgoCd, expected: &BTreeMap<String, String>) {
         for name in expected.keys() {
             let a = &apps[name];
             assert_eq!(
-                (text(&a["status"]["sync"]["status"]), text(&a["status"]["health"]["status"])),
+                (
+                    text(&a["status"]["sync"]["status"]),
+                    text(&a["status"]["health"]["status"])
+                ),
                 ("Synced", "Healthy"),
                 "{name} after {:.0}s: {}",
                 started.elapsed().as_secs_f64(),
@@ -559,7 +644,7 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
     eprintln!("commit to green (install): {:.1}s", took.as_secs_f64());
     let apps = g.applications();
     let expected = expected_applications(&g.tree());
-    assert_eq!(expected.len(), 3 + 7 + 8 + 8, "roots and children");
+    assert_eq!(expected.len(), 3 + 6 + 7 + 7, "roots and children (viz left out)");
     assert_wave_order(&apps, &expected);
     assert_charts(&g, &apps, "2025.4.4");
     assert_credentials(&g);
@@ -571,10 +656,16 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
         if failing.values().all(Vec::is_empty) {
             break;
         }
-        assert!(Instant::now() < deadline, "meshfleet check is not green: {failing:?}");
+        assert!(
+            Instant::now() < deadline,
+            "meshfleet check is not green: {failing:?}"
+        );
         std::thread::sleep(Duration::from_secs(2));
     }
-    eprintln!("commit to green `check`: {:.1}s", (took + started.elapsed()).as_secs_f64());
+    eprintln!(
+        "commit to green `check`: {:.1}s",
+        (took + started.elapsed()).as_secs_f64()
+    );
     assert_stable(&g, &expected);
     let (code, out, err) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
     assert_eq!(code, 0, "render --check at the end: {out}\n{err}");

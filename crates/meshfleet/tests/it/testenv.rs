@@ -202,7 +202,8 @@ impl TestEnv {
     /// The environment's loopback git and Helm server (`http://127.0.0.1:PORT`), once
     /// `gitops` ran: `/git/fleet.git` is the repository `commit` pushes to.
     pub fn gitops_url(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.join("gitops.json")).expect("DIR/gitops.json (run gitops first)");
+        let text = std::fs::read_to_string(self.dir.join("gitops.json"))
+            .expect("DIR/gitops.json (run gitops first)");
         let info: serde_json::Value = serde_json::from_str(&text).expect("gitops.json");
         info["url"].as_str().expect("url").to_owned()
     }
