@@ -338,7 +338,10 @@ fn not_converged(
 /// Wait until every Application is Synced and Healthy at `commit`, running `secrets
 /// sync` as a user does once the hub runs the multicluster chart, and nudging ESO
 /// (`force-sync`) after it.
-fn converge(g: &ArgoCd, commit: &str, version: &str) -> Duration {
+/// Per Application, the poll at which it was first seen to exist and first seen Healthy.
+type Seen = BTreeMap<String, (Option<u32>, Option<u32>)>;
+
+fn converge(g: &ArgoCd, commit: &str, version: &str) -> (Duration, Seen) {
     let started = Instant::now();
     let deadline = started + CONVERGE;
     let expected = expected_applications(&g.tree());
@@ -346,11 +349,19 @@ fn converge(g: &ArgoCd, commit: &str, version: &str) -> Duration {
     let hub_multicluster = "hub-spoke-in-cluster-local-linkerd-multicluster";
     let mut synced = false;
     let mut last_report = Instant::now();
-    loop {
+    let mut seen = Seen::new();
+    for poll in 0.. {
         let apps = g.applications();
+        for (name, app) in &apps {
+            let entry = seen.entry(name.clone()).or_default();
+            entry.0.get_or_insert(poll);
+            if app["status"]["health"]["status"] == "Healthy" {
+                entry.1.get_or_insert(poll);
+            }
+        }
         let pending = not_converged(&apps, &expected, &fleet_repo, commit, version);
         if pending.is_empty() {
-            return started.elapsed();
+            return (started.elapsed(), seen);
         }
         if !synced
             && apps
@@ -388,58 +399,53 @@ fn converge(g: &ArgoCd, commit: &str, version: &str) -> Duration {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+    unreachable!("the loop above returns or panics")
 }
 
-/// Argo CD created each wave's child Applications only after every Application of the
-/// waves before it had finished its first sync (its own operation history,
-/// `status.history[0].deployedAt`): the root Application waited for each wave to be
-/// Healthy. Returns the waves seen per cluster.
-fn assert_wave_order(apps: &BTreeMap<String, Value>, expected: &BTreeMap<String, String>) {
+/// Argo CD brought the waves up in order: no Application was seen before every
+/// Application of the earlier waves of its cluster had been seen Healthy (`seen` from
+/// [`converge`], polled every 2 s; seen in the same poll counts as in order), and each
+/// one's operation history ends with a sync to what it was compared with.
+fn assert_wave_order(apps: &BTreeMap<String, Value>, expected: &BTreeMap<String, String>, seen: &Seen) {
     for cluster in CLUSTERS {
-        let mut waves: BTreeMap<i64, Vec<(&str, &str, &str)>> = BTreeMap::new();
+        let mut waves: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
         for (name, folder) in expected {
             if folder != cluster || name == &format!("hub-spoke-{cluster}") {
                 continue;
             }
             let app = &apps[name];
-            let created = text(&app["metadata"]["creationTimestamp"]);
-            let deployed = text(&app["status"]["history"][0]["deployedAt"]);
-            assert!(!deployed.is_empty(), "{name} has no sync in its history");
-            waves
-                .entry(wave(app))
-                .or_default()
-                .push((name, created, deployed));
+            let history = app["status"]["history"].as_array().expect("operation history");
+            let last = history.last().expect("a sync in the operation history");
+            assert_eq!(
+                last["revision"], app["status"]["sync"]["revision"],
+                "{name}: the last sync Argo CD recorded is of the revision it compares with"
+            );
+            waves.entry(wave(app)).or_default().push(name);
         }
         assert!(waves.len() >= 4, "{cluster}: only the waves {:?}", waves.keys());
-        // RFC 3339 UTC timestamps with the same precision compare as strings.
-        let mut done_before: Option<(&str, &str)> = None;
+        let at = |n: &str| seen.get(n).copied().unwrap_or_default();
         for (w, members) in &waves {
-            if let Some((last, at)) = done_before {
-                for (name, created, _) in members {
-                    assert!(
-                        *created >= at,
-                        "{cluster}: {name} (wave {w}) was created at {created}, before {last} of \
-                         an earlier wave finished its first sync at {at}"
-                    );
+            for (earlier, before) in waves.range(..w) {
+                for x in members {
+                    for y in before {
+                        let created = at(x).0.expect("seen");
+                        let healthy = at(y).1.unwrap_or_else(|| panic!("{y} was never seen Healthy"));
+                        assert!(
+                            healthy <= created,
+                            "{cluster}: {x} (wave {w}) existed at poll {created}, before {y} (wave {earlier}) \
+                             was Healthy (poll {healthy})"
+                        );
+                    }
                 }
-            }
-            let latest = members.iter().max_by_key(|m| m.2).expect("a member");
-            if done_before.is_none_or(|(_, at)| latest.2 > at) {
-                done_before = Some((latest.0, latest.2));
             }
         }
         let order: Vec<_> = waves
             .iter()
-            .map(|(w, m)| {
-                (
-                    *w,
-                    m.iter()
-                        .map(|(n, c, d)| format!("{n} created {c} synced {d}"))
-                        .collect::<Vec<_>>(),
-                )
-            })
+            .map(|(w, m)| (*w, m.iter().map(|n| (*n, at(n))).collect::<Vec<_>>()))
             .collect();
-        eprintln!("{cluster}: waves {order:#?}");
+        eprintln!(
+            "{cluster}: waves (wave, [(Application, (poll first seen, poll first Healthy))]) {order:?}"
+        );
     }
 }
 
@@ -640,12 +646,12 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
     assert!(code == 0 || code == 2, "secrets sync: {code}\n{out}\n{err}");
 
     let commit = g.env.commit(&g.tree(), "hub-spoke at 2025.4.4");
-    let took = converge(&g, &commit, "2025.4.4");
+    let (took, seen) = converge(&g, &commit, "2025.4.4");
     eprintln!("commit to green (install): {:.1}s", took.as_secs_f64());
     let apps = g.applications();
     let expected = expected_applications(&g.tree());
     assert_eq!(expected.len(), 3 + 6 + 7 + 7, "roots and children (viz left out)");
-    assert_wave_order(&apps, &expected);
+    assert_wave_order(&apps, &expected, &seen);
     assert_charts(&g, &apps, "2025.4.4");
     assert_credentials(&g);
     assert_mirrored(&g);
