@@ -179,7 +179,7 @@ pub struct SecretsSyncArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Start or continue a link credential rotation: a new remote-access account per
-    /// link, used by restarted controllers before the old one goes (see the README)
+    /// link, used by restarted controllers before the old one goes (see docs/rotating-link-credentials.md)
     #[arg(long)]
     pub rotate: bool,
     /// With `--rotate`, when starting: rotate only this link, `<source>-to-<target>` (repeatable)

@@ -8,7 +8,7 @@
 //! Deployment's `managedFields` say whether meshfleet or someone else (`kubectl rollout
 //! restart` is `kubectl-rollout`) set it, and its pods' creation times say when the
 //! running pods came. A user who sees a mirror Service recreated right after a rotation
-//! matches its creation time with these (see the README, "Rotating link credentials").
+//! matches its creation time with these (see docs/rotating-link-credentials.md).
 //!
 //! Earlier versions of `credentials/<source>-to-<target>` are KV v2 history and are kept:
 //! each holds the token of an earlier remote-access account, and a token is revoked for

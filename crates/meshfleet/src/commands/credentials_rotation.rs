@@ -218,7 +218,7 @@ fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
     if traces.restarts.iter().any(RestartSeen::by_rotation) {
         out.push_str(
             "  note: a mirror Service created within a few seconds of a service mirror's restart may be deleted and \
-             recreated once by Linkerd (new UID and ClusterIP); it comes back by itself (README, \"Rotating link credentials\")\n",
+             recreated once by Linkerd (new UID and ClusterIP); it comes back by itself (docs/rotating-link-credentials.md)\n",
         );
     }
     out.push_str("\nVault history of the link credentials:\n");
