@@ -130,7 +130,7 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Migrate(args) => migrate::run(args, &cli.global, printer),
         Command::Schema => schema::run(printer),
         Command::Completions(args) => schema::completions(args.shell, printer),
-        Command::Man => schema::man(printer),
+        Command::Man(args) => schema::man(args, printer),
     }
 }
 
