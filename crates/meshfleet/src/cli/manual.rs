@@ -33,39 +33,84 @@ pub const PAGES: &[Page] = &[
         command: "",
         exit_status: &[
             (0, "success"),
-            (1, "the fleet or the clusters have problems: an invalid fleet, a failed check, drift, a refused step"),
-            (2, "the command could not do its job: bad flags, an unreadable file, an unreachable Vault, an internal error"),
+            (
+                1,
+                "the fleet or the clusters have problems: an invalid fleet, a failed check, drift, a refused step",
+            ),
+            (
+                2,
+                "the command could not do its job: bad flags, an unreadable file, an unreachable Vault, an internal error",
+            ),
         ],
         examples: &[
-            ("Check a fleet against every static rule:", "meshfleet validate examples/hub-spoke"),
-            ("Create the trust anchor (keys 0600 outside git), then render the GitOps tree:", "meshfleet certs init my-fleet/\nmeshfleet render my-fleet/ --out gitops"),
-            ("In CI, fail when the committed tree is stale:", "meshfleet render my-fleet/ --out gitops --check"),
-            ("Check the live clusters, all at once:", "meshfleet check my-fleet/"),
-            ("Install every man page:", "meshfleet man --out ~/.local/share/man/man1"),
+            (
+                "Check a fleet against every static rule:",
+                "meshfleet validate examples/hub-spoke",
+            ),
+            (
+                "Create the trust anchor (keys 0600 outside git), then render the GitOps tree:",
+                "meshfleet certs init my-fleet/\nmeshfleet render my-fleet/ --out gitops",
+            ),
+            (
+                "In CI, fail when the committed tree is stale:",
+                "meshfleet render my-fleet/ --out gitops --check",
+            ),
+            (
+                "Check the live clusters, all at once:",
+                "meshfleet check my-fleet/",
+            ),
+            (
+                "Install every man page:",
+                "meshfleet man --out ~/.local/share/man/man1",
+            ),
         ],
     },
     Page {
         command: "validate",
         exit_status: &[
             (0, "the fleet is valid (warnings allowed)"),
-            (1, "the fleet has errors: YAML or schema errors (unknown fields, with did-you-mean) or rule findings"),
-            (2, "the fleet file cannot be read, or a folder holds both `fleet.yaml` and `meshfleet.yaml`; or bad flags"),
+            (
+                1,
+                "the fleet has errors: YAML or schema errors (unknown fields, with did-you-mean) or rule findings",
+            ),
+            (
+                2,
+                "the fleet file cannot be read, or a folder holds both `fleet.yaml` and `meshfleet.yaml`; or bad flags",
+            ),
         ],
         examples: &[
-            ("Every finding with its line and column, a hint and a rule id:", "meshfleet validate examples/homelab"),
-            ("The same as JSON, for scripts:", "meshfleet -o json validate my-fleet/fleet.yaml"),
+            (
+                "Every finding with its line and column, a hint and a rule id:",
+                "meshfleet validate examples/homelab",
+            ),
+            (
+                "The same as JSON, for scripts:",
+                "meshfleet -o json validate my-fleet/fleet.yaml",
+            ),
         ],
     },
     Page {
         command: "render",
         exit_status: &[
             (0, "the tree was written; with `--check`, DIR is up to date"),
-            (1, "the fleet is invalid; with `--check`, DIR differs (a summary and diffs are printed); or a refusal, nothing written: an output would hold a private key or a token, or DIR is a folder meshfleet did not write"),
-            (2, "the fleet or a certificate cannot be read, or DIR cannot be written; or bad flags"),
+            (
+                1,
+                "the fleet is invalid; with `--check`, DIR differs (a summary and diffs are printed); or a refusal, nothing written: an output would hold a private key or a token, or DIR is a folder meshfleet did not write",
+            ),
+            (
+                2,
+                "the fleet or a certificate cannot be read, or DIR cannot be written; or bad flags",
+            ),
         ],
         examples: &[
-            ("Write one folder per cluster, swapped in atomically:", "meshfleet render examples/homelab --out /tmp/gitops"),
-            ("In CI: write nothing, exit 1 when the committed tree is stale:", "meshfleet render . --out gitops --check"),
+            (
+                "Write one folder per cluster, swapped in atomically:",
+                "meshfleet render examples/homelab --out /tmp/gitops",
+            ),
+            (
+                "In CI: write nothing, exit 1 when the committed tree is stale:",
+                "meshfleet render . --out gitops --check",
+            ),
         ],
     },
     Page {
@@ -75,45 +120,91 @@ pub const PAGES: &[Page] = &[
             (1, "as the subcommand"),
             (2, "as the subcommand; or no subcommand, or bad flags"),
         ],
-        examples: &[
-            ("Create the trust anchor, then look at it:", "meshfleet certs init my-fleet/\nmeshfleet certs inspect my-fleet/certs/trust-anchor.crt --fleet my-fleet/"),
-        ],
+        examples: &[(
+            "Create the trust anchor, then look at it:",
+            "meshfleet certs init my-fleet/\nmeshfleet certs inspect my-fleet/certs/trust-anchor.crt --fleet my-fleet/",
+        )],
     },
     Page {
         command: "certs init",
         exit_status: &[
-            (0, "the anchor (and, with `identity.issuer: vault`, the missing issuers) were created"),
-            (1, "the fleet file does not parse; a key or certificate is in the way (nothing was written); or an anchor exists without its key, so no issuer can be signed"),
-            (2, "the fleet file cannot be read, or a file cannot be written; or bad flags"),
+            (
+                0,
+                "the anchor (and, with `identity.issuer: vault`, the missing issuers) were created",
+            ),
+            (
+                1,
+                "the fleet file does not parse; a key or certificate is in the way (nothing was written); or an anchor exists without its key, so no issuer can be signed",
+            ),
+            (
+                2,
+                "the fleet file cannot be read, or a file cannot be written; or bad flags",
+            ),
         ],
         examples: &[
-            ("Anchor in `identity.trustAnchor`, private keys 0600 in `.meshfleet/keys/` (git-ignored):", "meshfleet certs init my-fleet/"),
-            ("Keep the private keys elsewhere:", "meshfleet certs init my-fleet/ --keys ~/secure/meshfleet-keys"),
+            (
+                "Anchor in `identity.trustAnchor`, private keys 0600 in `.meshfleet/keys/` (git-ignored):",
+                "meshfleet certs init my-fleet/",
+            ),
+            (
+                "Keep the private keys elsewhere:",
+                "meshfleet certs init my-fleet/ --keys ~/secure/meshfleet-keys",
+            ),
         ],
     },
     Page {
         command: "certs inspect",
         exit_status: &[
             (0, "every file holds readable certificates"),
-            (1, "a file holds no readable PEM certificate (the others are still shown)"),
-            (2, "a file cannot be read, or the fleet (`--fleet`, or a fleet file in the current folder) cannot be loaded or its anchor read; or bad flags"),
+            (
+                1,
+                "a file holds no readable PEM certificate (the others are still shown)",
+            ),
+            (
+                2,
+                "a file cannot be read, or the fleet (`--fleet`, or a fleet file in the current folder) cannot be loaded or its anchor read; or bad flags",
+            ),
         ],
         examples: &[
-            ("Subject, key, validity, CA constraints and fingerprint, and whether it chains to the fleet's anchor:", "meshfleet certs inspect issuer.crt --fleet my-fleet/"),
-            ("As JSON:", "meshfleet -o json certs inspect certs/trust-anchor.crt"),
+            (
+                "Subject, key, validity, CA constraints and fingerprint, and whether it chains to the fleet's anchor:",
+                "meshfleet certs inspect issuer.crt --fleet my-fleet/",
+            ),
+            (
+                "As JSON:",
+                "meshfleet -o json certs inspect certs/trust-anchor.crt",
+            ),
         ],
     },
     Page {
         command: "graph",
         exit_status: &[
-            (0, "the picture was printed (with `--live`: and every check passed)"),
-            (1, "the fleet is invalid; or, with `--live`, a check failed (the picture is still printed)"),
-            (2, "the fleet cannot be read; with `--live`, `--timeout 0` or an unreadable kubeconfig; or bad flags"),
+            (
+                0,
+                "the picture was printed (with `--live`: and every check passed)",
+            ),
+            (
+                1,
+                "the fleet is invalid; or, with `--live`, a check failed (the picture is still printed)",
+            ),
+            (
+                2,
+                "the fleet cannot be read; with `--live`, `--timeout 0` or an unreadable kubeconfig; or bad flags",
+            ),
         ],
         examples: &[
-            ("A self-contained SVG:", "meshfleet graph examples/hub-spoke > fleet.svg"),
-            ("A Mermaid flowchart for Markdown:", "meshfleet graph . --format mermaid"),
-            ("Coloured by the live checks:", "meshfleet graph . --live > health.svg"),
+            (
+                "A self-contained SVG:",
+                "meshfleet graph examples/hub-spoke > fleet.svg",
+            ),
+            (
+                "A Mermaid flowchart for Markdown:",
+                "meshfleet graph . --format mermaid",
+            ),
+            (
+                "Coloured by the live checks:",
+                "meshfleet graph . --live > health.svg",
+            ),
         ],
     },
     Page {
@@ -124,21 +215,45 @@ pub const PAGES: &[Page] = &[
             (2, "as the subcommand; or no subcommand, or bad flags"),
         ],
         examples: &[
-            ("Write the link credentials and identity keys to Vault:", "meshfleet secrets sync my-fleet/"),
-            ("Where a link credential rotation stands:", "meshfleet secrets status my-fleet/"),
+            (
+                "Write the link credentials and identity keys to Vault:",
+                "meshfleet secrets sync my-fleet/",
+            ),
+            (
+                "Where a link credential rotation stands:",
+                "meshfleet secrets status my-fleet/",
+            ),
         ],
     },
     Page {
         command: "secrets sync",
         exit_status: &[
-            (0, "every entry was written or is unchanged (with `--dry-run`: would be); with `--rotate`, the rotation went as far as it can without a commit"),
-            (1, "the fleet is invalid; with `--rotate`, a step is blocked (what and why, with a hint), a `--link` names no link, another rotation is in progress, or the fleet has no links"),
-            (2, "an entry could not be synced (Vault sealed, 403, unreachable, missing mount; a cluster unreachable; a token missing), or no Vault token; or bad flags"),
+            (
+                0,
+                "every entry was written or is unchanged (with `--dry-run`: would be); with `--rotate`, the rotation went as far as it can without a commit",
+            ),
+            (
+                1,
+                "the fleet is invalid; with `--rotate`, a step is blocked (what and why, with a hint), a `--link` names no link, another rotation is in progress, or the fleet has no links",
+            ),
+            (
+                2,
+                "an entry could not be synced (Vault sealed, 403, unreachable, missing mount; a cluster unreachable; a token missing), or no Vault token; or bad flags",
+            ),
         ],
         examples: &[
-            ("What would change, values redacted:", "meshfleet secrets sync my-fleet/ --dry-run"),
-            ("Write to Vault (check-and-set; unchanged values are not rewritten):", "VAULT_ADDR=https://vault.example:8200 meshfleet secrets sync my-fleet/"),
-            ("Start, then continue, a link credential rotation:", "meshfleet secrets sync my-fleet/ --rotate --link studio-to-pro"),
+            (
+                "What would change, values redacted:",
+                "meshfleet secrets sync my-fleet/ --dry-run",
+            ),
+            (
+                "Write to Vault (check-and-set; unchanged values are not rewritten):",
+                "VAULT_ADDR=https://vault.example:8200 meshfleet secrets sync my-fleet/",
+            ),
+            (
+                "Start, then continue, a link credential rotation:",
+                "meshfleet secrets sync my-fleet/ --rotate --link studio-to-pro",
+            ),
         ],
     },
     Page {
@@ -149,20 +264,38 @@ pub const PAGES: &[Page] = &[
             (2, "the clusters or Vault could not be read; or bad flags"),
         ],
         examples: &[
-            ("Each link and step, the restarts seen and the Vault versions kept:", "meshfleet secrets status my-fleet/"),
-            ("With stable step ids:", "meshfleet -o json secrets status my-fleet/"),
+            (
+                "Each link and step, the restarts seen and the Vault versions kept:",
+                "meshfleet secrets status my-fleet/",
+            ),
+            (
+                "With stable step ids:",
+                "meshfleet -o json secrets status my-fleet/",
+            ),
         ],
     },
     Page {
         command: "check",
         exit_status: &[
             (0, "every check passed (warnings allowed)"),
-            (1, "the fleet is invalid, or a check failed (an unreachable cluster is a failed check; the others are still checked)"),
-            (2, "`--timeout 0`, an unknown `--cluster`, or an unreadable kubeconfig; or bad flags"),
+            (
+                1,
+                "the fleet is invalid, or a check failed (an unreachable cluster is a failed check; the others are still checked)",
+            ),
+            (
+                2,
+                "`--timeout 0`, an unknown `--cluster`, or an unreadable kubeconfig; or bad flags",
+            ),
         ],
         examples: &[
-            ("Every cluster in parallel, grouped per cluster with hints:", "meshfleet check my-fleet/"),
-            ("Two clusters, a longer timeout, JSON with stable check ids:", "meshfleet -o json check . --cluster studio --cluster pro --timeout 30"),
+            (
+                "Every cluster in parallel, grouped per cluster with hints:",
+                "meshfleet check my-fleet/",
+            ),
+            (
+                "Two clusters, a longer timeout, JSON with stable check ids:",
+                "meshfleet -o json check . --cluster studio --cluster pro --timeout 30",
+            ),
         ],
     },
     Page {
@@ -172,32 +305,58 @@ pub const PAGES: &[Page] = &[
             (1, "as the subcommand"),
             (2, "as the subcommand; or no subcommand, or bad flags"),
         ],
-        examples: &[
-            ("The bundle a cluster really uses, then every cluster against the fleet:", "meshfleet trust extract --context kind-studio > studio-anchors.crt\nmeshfleet trust verify my-fleet/"),
-        ],
+        examples: &[(
+            "The bundle a cluster really uses, then every cluster against the fleet:",
+            "meshfleet trust extract --context kind-studio > studio-anchors.crt\nmeshfleet trust verify my-fleet/",
+        )],
     },
     Page {
         command: "trust extract",
         exit_status: &[
-            (0, "`linkerd-identity-trust-roots` holds a bundle and `linkerd-config` agrees"),
-            (1, "no usable anchors; only `linkerd-config` holds them; `linkerd-config` lacks them; or the two differ"),
-            (2, "the context cannot be read (unknown, unreachable, forbidden) or the kubeconfig is unreadable; or bad flags"),
+            (
+                0,
+                "`linkerd-identity-trust-roots` holds a bundle and `linkerd-config` agrees",
+            ),
+            (
+                1,
+                "no usable anchors; only `linkerd-config` holds them; `linkerd-config` lacks them; or the two differ",
+            ),
+            (
+                2,
+                "the context cannot be read (unknown, unreachable, forbidden) or the kubeconfig is unreadable; or bad flags",
+            ),
         ],
         examples: &[
-            ("The PEM bundle on stdout, its fingerprints on stderr:", "meshfleet trust extract --context kind-studio > anchors.crt"),
-            ("A control plane in another namespace:", "meshfleet trust extract --context prod --linkerd-namespace l5d"),
+            (
+                "The PEM bundle on stdout, its fingerprints on stderr:",
+                "meshfleet trust extract --context kind-studio > anchors.crt",
+            ),
+            (
+                "A control plane in another namespace:",
+                "meshfleet trust extract --context prod --linkerd-namespace l5d",
+            ),
         ],
     },
     Page {
         command: "trust verify",
         exit_status: &[
-            (0, "every cluster's bundles match the fleet's (during a rotation, the previous step's bundle is `rotation-pending`, a warning)"),
-            (1, "the fleet is invalid, or a bundle differs or is missing, or a cluster could not be read while others were"),
-            (2, "no cluster could be read, or the kubeconfig is unreadable; or bad flags"),
+            (
+                0,
+                "every cluster's bundles match the fleet's (during a rotation, the previous step's bundle is `rotation-pending`, a warning)",
+            ),
+            (
+                1,
+                "the fleet is invalid, or a bundle differs or is missing, or a cluster could not be read while others were",
+            ),
+            (
+                2,
+                "no cluster could be read, or the kubeconfig is unreadable; or bad flags",
+            ),
         ],
-        examples: &[
-            ("A table of fingerprints per cluster:", "meshfleet trust verify my-fleet/"),
-        ],
+        examples: &[(
+            "A table of fingerprints per cluster:",
+            "meshfleet trust verify my-fleet/",
+        )],
     },
     Page {
         command: "trust rotate",
@@ -206,79 +365,141 @@ pub const PAGES: &[Page] = &[
             (1, "as the subcommand"),
             (2, "as the subcommand; or no subcommand, or bad flags"),
         ],
-        examples: &[
-            ("A whole rotation, one reviewed commit per phase:", "meshfleet trust rotate start\nmeshfleet trust rotate status\nmeshfleet trust rotate next"),
-        ],
+        examples: &[(
+            "A whole rotation, one reviewed commit per phase:",
+            "meshfleet trust rotate start\nmeshfleet trust rotate status\nmeshfleet trust rotate next",
+        )],
     },
     Page {
         command: "trust rotate start",
         exit_status: &[
-            (0, "the new anchor was created and the bundle holds both (with `--dry-run`: would be)"),
-            (1, "the fleet is invalid; or refused, nothing written: a rotation is in progress, the bundle holds more than one anchor, or a key file is in the way"),
+            (
+                0,
+                "the new anchor was created and the bundle holds both (with `--dry-run`: would be)",
+            ),
+            (
+                1,
+                "the fleet is invalid; or refused, nothing written: a rotation is in progress, the bundle holds more than one anchor, or a key file is in the way",
+            ),
             (2, "a file cannot be read or written; or bad flags"),
         ],
         examples: &[
             ("What it would write:", "meshfleet trust rotate start --dry-run"),
-            ("Phase `distribute`: render and commit next:", "meshfleet trust rotate start my-fleet/"),
+            (
+                "Phase `distribute`: render and commit next:",
+                "meshfleet trust rotate start my-fleet/",
+            ),
         ],
     },
     Page {
         command: "trust rotate status",
         exit_status: &[
             (0, "no rotation is in progress, or nothing blocks `next`"),
-            (1, "the fleet is invalid, or something blocks `next` (with the restarts to run)"),
-            (2, "no cluster could be read, or the kubeconfig is unreadable; or bad flags"),
+            (
+                1,
+                "the fleet is invalid, or something blocks `next` (with the restarts to run)",
+            ),
+            (
+                2,
+                "no cluster could be read, or the kubeconfig is unreadable; or bad flags",
+            ),
         ],
         examples: &[
-            ("Per cluster, what is done and what blocks:", "meshfleet trust rotate status my-fleet/"),
-            ("With stable ids, including retired keys still in Vault:", "meshfleet -o json trust rotate status my-fleet/"),
+            (
+                "Per cluster, what is done and what blocks:",
+                "meshfleet trust rotate status my-fleet/",
+            ),
+            (
+                "With stable ids, including retired keys still in Vault:",
+                "meshfleet -o json trust rotate status my-fleet/",
+            ),
         ],
     },
     Page {
         command: "trust rotate next",
         exit_status: &[
-            (0, "the next phase was written (with `--dry-run`: would be), or the rotation ended"),
-            (1, "the fleet is invalid; a cluster is not ready (nothing written); or refused, e.g. no rotation is in progress"),
-            (2, "no cluster could be read; at the end of `retire`, Vault could not be used (nothing written, the rotation stays in `retire`); or a file cannot be written; or bad flags"),
+            (
+                0,
+                "the next phase was written (with `--dry-run`: would be), or the rotation ended",
+            ),
+            (
+                1,
+                "the fleet is invalid; a cluster is not ready (nothing written); or refused, e.g. no rotation is in progress",
+            ),
+            (
+                2,
+                "no cluster could be read; at the end of `retire`, Vault could not be used (nothing written, the rotation stays in `retire`); or a file cannot be written; or bad flags",
+            ),
         ],
         examples: &[
-            ("Move on once every cluster is ready:", "meshfleet trust rotate next my-fleet/"),
-            ("End the rotation but keep the retired key's versions in Vault:", "meshfleet trust rotate next my-fleet/ --keep-retired-key"),
+            (
+                "Move on once every cluster is ready:",
+                "meshfleet trust rotate next my-fleet/",
+            ),
+            (
+                "End the rotation but keep the retired key's versions in Vault:",
+                "meshfleet trust rotate next my-fleet/ --keep-retired-key",
+            ),
         ],
     },
     Page {
         command: "trust rotate abort",
         exit_status: &[
-            (0, "the rotation went back (in `distribute`) or turned round (in `issuers` or `recertify`)"),
-            (1, "the fleet is invalid; or refused, nothing written: no rotation is in progress, or it is in `retire`"),
+            (
+                0,
+                "the rotation went back (in `distribute`) or turned round (in `issuers` or `recertify`)",
+            ),
+            (
+                1,
+                "the fleet is invalid; or refused, nothing written: no rotation is in progress, or it is in `retire`",
+            ),
             (2, "a file cannot be read or written; or bad flags"),
         ],
-        examples: &[
-            ("What it would write:", "meshfleet trust rotate abort --dry-run"),
-        ],
+        examples: &[("What it would write:", "meshfleet trust rotate abort --dry-run")],
     },
     Page {
         command: "migrate",
         exit_status: &[
             (0, "no legacy link is left"),
-            (1, "the fleet is invalid, legacy objects remain, or a cluster could not be read while others were"),
-            (2, "no cluster could be read, or the kubeconfig is unreadable; or bad flags"),
+            (
+                1,
+                "the fleet is invalid, legacy objects remain, or a cluster could not be read while others were",
+            ),
+            (
+                2,
+                "no cluster could be read, or the kubeconfig is unreadable; or bad flags",
+            ),
         ],
         examples: &[
-            ("The ordered move to declarative links, per cluster and link:", "meshfleet migrate my-fleet/"),
-            ("Remove legacy controllers whose declarative replacement is available:", "meshfleet migrate my-fleet/ --apply"),
+            (
+                "The ordered move to declarative links, per cluster and link:",
+                "meshfleet migrate my-fleet/",
+            ),
+            (
+                "Remove legacy controllers whose declarative replacement is available:",
+                "meshfleet migrate my-fleet/ --apply",
+            ),
         ],
     },
     Page {
         command: "schema",
         exit_status: &[(0, "the schema was printed"), (2, USAGE)],
-        examples: &[("Commit the schema editors complete against:", "meshfleet schema > schema/fleet.schema.json")],
+        examples: &[(
+            "Commit the schema editors complete against:",
+            "meshfleet schema > schema/fleet.schema.json",
+        )],
     },
     Page {
         command: "completions",
-        exit_status: &[(0, "the completions were printed"), (2, "an unknown shell; or bad flags")],
+        exit_status: &[
+            (0, "the completions were printed"),
+            (2, "an unknown shell; or bad flags"),
+        ],
         examples: &[
-            ("Bash:", "meshfleet completions bash > ~/.local/share/bash-completion/completions/meshfleet"),
+            (
+                "Bash:",
+                "meshfleet completions bash > ~/.local/share/bash-completion/completions/meshfleet",
+            ),
             ("Zsh:", "meshfleet completions zsh > ~/.zfunc/_meshfleet"),
         ],
     },
@@ -289,8 +510,14 @@ pub const PAGES: &[Page] = &[
             (2, "no such command, or DIR cannot be written; or bad flags"),
         ],
         examples: &[
-            ("The main page, then one command's:", "meshfleet man | man -l -\nmeshfleet man trust rotate next | man -l -"),
-            ("Every page, `meshfleet.1` and `meshfleet-<command>.1`:", "meshfleet man --out ~/.local/share/man/man1"),
+            (
+                "The main page, then one command's:",
+                "meshfleet man | man -l -\nmeshfleet man trust rotate next | man -l -",
+            ),
+            (
+                "Every page, `meshfleet.1` and `meshfleet-<command>.1`:",
+                "meshfleet man --out ~/.local/share/man/man1",
+            ),
         ],
     },
 ];
@@ -362,7 +589,9 @@ fn render(cmd: clap::Command, extra: Option<&Page>) -> (String, Vec<u8>) {
     if let Some(page) = extra {
         roff.control("SH", ["EXIT STATUS"]);
         for (code, text) in page.exit_status {
-            roff.control("TP", []).text([bold(code.to_string())]).text([roman(*text)]);
+            roff.control("TP", [])
+                .text([bold(code.to_string())])
+                .text([roman(*text)]);
         }
         if !page.exit_status.iter().any(|(code, _)| *code == 2) {
             roff.control("TP", []).text([bold("2")]).text([roman(USAGE)]);
@@ -430,10 +659,16 @@ mod tests {
                 .join("-");
             assert_eq!(file, format!("{expected}.1"));
             for section in SECTIONS {
-                assert!(roff.contains(&format!("\n{section}\n")), "{file} lacks {section}:\n{roff}");
+                assert!(
+                    roff.contains(&format!("\n{section}\n")),
+                    "{file} lacks {section}:\n{roff}"
+                );
             }
             for code in ["0", "2"] {
-                assert!(roff.contains(&format!(".TP\n\\fB{code}\\fR\n")), "{file}: exit {code}:\n{roff}");
+                assert!(
+                    roff.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+                    "{file}: exit {code}:\n{roff}"
+                );
             }
         }
     }
@@ -442,10 +677,16 @@ mod tests {
     fn every_page_entry_names_a_command() {
         let commands: Vec<String> = commands().into_iter().map(|(w, _)| w.join(" ")).collect();
         for page in PAGES {
-            assert!(commands.contains(&page.command.to_owned()), "no command `{}`", page.command);
+            assert!(
+                commands.contains(&page.command.to_owned()),
+                "no command `{}`",
+                page.command
+            );
             assert!(!page.examples.is_empty(), "`{}` has no example", page.command);
             assert!(
-                page.examples.iter().all(|(_, line)| line.lines().all(|l| l.contains("meshfleet"))),
+                page.examples
+                    .iter()
+                    .all(|(_, line)| line.lines().all(|l| l.contains("meshfleet"))),
                 "`{}`: every example line runs meshfleet",
                 page.command
             );
@@ -458,7 +699,10 @@ mod tests {
         for (file, roff) in pages() {
             let roff = String::from_utf8(roff).expect("UTF-8");
             for reference in roff.lines().filter_map(|l| l.strip_suffix("(1)")) {
-                let name = reference.replace("\\-", "-").replace("\\fB", "").replace("\\fR", "");
+                let name = reference
+                    .replace("\\-", "-")
+                    .replace("\\fB", "")
+                    .replace("\\fR", "");
                 let name = name.rsplit(' ').next().unwrap_or_default();
                 assert!(files.contains(&format!("{name}.1")), "{file} points to {name}(1)");
             }

@@ -174,7 +174,10 @@ fn usage_and_setup_error_snapshots() {
 #[test]
 fn man_page_snapshots() {
     snapshot_run!("man_validate", at_root(&["man", "validate"]));
-    snapshot_run!("man_unknown_command", at_root(&["man", "trust", "rotate", "sideways"]));
+    snapshot_run!(
+        "man_unknown_command",
+        at_root(&["man", "trust", "rotate", "sideways"])
+    );
     let by_words = at_root(&["man", "trust", "rotate", "next"]);
     let by_name = at_root(&["man", "meshfleet-trust-rotate-next"]);
     assert!(by_words.status.success());
@@ -191,8 +194,18 @@ fn man_page_snapshots() {
     insta::assert_snapshot!("man_out_files", files.join("\n"));
     for file in &files {
         let page = std::fs::read_to_string(dir.path().join(file)).expect("read a page");
-        for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "\"EXIT STATUS\"", "EXAMPLES"] {
-            assert!(page.contains(&format!("\n.SH {section}\n")), "{file} lacks {section}");
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "\"EXIT STATUS\"",
+            "EXAMPLES",
+        ] {
+            assert!(
+                page.contains(&format!("\n.SH {section}\n")),
+                "{file} lacks {section}"
+            );
         }
     }
     // `meshfleet man` with no argument prints the main page, as it always did.
