@@ -127,18 +127,15 @@ impl<'a> Text<'a> {
         key: &str,
         entry: Option<&Entry>,
     ) -> (Range<usize>, String) {
-        let (from, to, indent) = match self.find_block_key(body.clone(), key) {
-            Some(line) => {
-                let end = self.trim_trailing_blank(line + 1..self.block_end(line));
-                (line, end, indent_of(self.line(line)))
-            }
-            None => {
-                let at = self.trim_trailing_blank(body.clone());
-                let indent = self
-                    .child_indent(body)
-                    .unwrap_or_else(|| key_indent.map_or(0, |i| i + 2));
-                (at, at, indent)
-            }
+        let (from, to, indent) = if let Some(line) = self.find_block_key(body.clone(), key) {
+            let end = self.trim_trailing_blank(line + 1..self.block_end(line));
+            (line, end, indent_of(self.line(line)))
+        } else {
+            let at = self.trim_trailing_blank(body.clone());
+            let indent = self
+                .child_indent(body)
+                .unwrap_or_else(|| key_indent.map_or(0, |i| i + 2));
+            (at, at, indent)
         };
         let mut new = entry.map(|e| e.block(indent)).unwrap_or_default();
         // A last line without its newline gets one before anything is added after it.

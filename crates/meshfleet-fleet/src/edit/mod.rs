@@ -182,7 +182,7 @@ impl FleetFileMut {
             Some(edited) => edited,
             None => text.set(&parent, key, entry)?,
         };
-        let pointer: String = path.iter().chain([&key]).map(|k| format!("/{k}")).collect();
+        let pointer = format!("/{}/{key}", path.join("/"));
         verify(&self.text, &edited, &pointer, entry.map(|e| &e.node))?;
         self.text = edited;
         Ok(self)
