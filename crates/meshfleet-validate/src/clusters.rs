@@ -169,6 +169,34 @@ fn check_gateway(
         defaults::PROBE_PORT,
         out,
     );
+    node_ports(c, g, service_type, type_at, out);
+    probe_rules(c, g, out);
+    if let (Some(port), Some(probe_port), Ok(node_port), Ok(probe_node_port)) = (
+        gateway_port,
+        probe_port,
+        node_port(g.node_port.as_ref()),
+        node_port(probe.and_then(|p| p.node_port.as_ref())),
+    ) {
+        let ports = GatewayPorts {
+            port,
+            node_port,
+            probe_port,
+            probe_node_port,
+        };
+        parsed.gateway_ports.insert(c.name.value.clone(), ports);
+    }
+    probe_period(c, gateway, parsed, out);
+}
+
+/// NodePorts: set exactly on NodePort gateways, in Kubernetes' default range.
+fn node_ports(
+    c: &ClusterSpec,
+    g: &GatewaySpec,
+    service_type: ServiceType,
+    type_at: SourceLocation,
+    out: &mut Vec<Finding>,
+) {
+    let probe = g.probe.as_ref().map(|p| &p.value);
     let node_ports = [
         ("nodePort", g.node_port.as_ref()),
         ("probe nodePort", probe.and_then(|p| p.node_port.as_ref())),
@@ -210,6 +238,11 @@ fn check_gateway(
             ));
         }
     }
+}
+
+/// The probe's port (the gateway proxy's admin port), distinct ports, and its path.
+fn probe_rules(c: &ClusterSpec, g: &GatewaySpec, out: &mut Vec<Finding>) {
+    let probe = g.probe.as_ref().map(|p| &p.value);
     // The chart's gateway Service port `mc-probe` has no targetPort, so the pod is probed
     // on `probe.port` itself, and only the gateway proxy's admin server (the default probe
     // port, 4191) answers.
@@ -265,20 +298,16 @@ fn check_gateway(
             "use `/ready`, the gateway proxy's readiness endpoint",
         ));
     }
-    if let (Some(port), Some(probe_port), Ok(node_port), Ok(probe_node_port)) = (
-        gateway_port,
-        probe_port,
-        node_port(g.node_port.as_ref()),
-        node_port(probe.and_then(|p| p.node_port.as_ref())),
-    ) {
-        let ports = GatewayPorts {
-            port,
-            node_port,
-            probe_port,
-            probe_node_port,
-        };
-        parsed.gateway_ports.insert(c.name.value.clone(), ports);
-    }
+}
+
+/// The probe period: a Go duration of whole seconds, parsed into [`Parsed::probe_periods`].
+fn probe_period(
+    c: &ClusterSpec,
+    gateway: &Located<GatewaySpec>,
+    parsed: &mut Parsed,
+    out: &mut Vec<Finding>,
+) {
+    let probe = gateway.value.probe.as_ref().map(|p| &p.value);
     let written = probe.and_then(|p| p.period.as_ref());
     let text = written.map_or(defaults::PROBE_PERIOD, |p| p.value.as_str());
     match ProbePeriod::parse(text) {
