@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use meshfleet_core::diagnostic::Hint as _;
-use meshfleet_core::fleet::edit::{self, LinkCredentialsState};
+use meshfleet_core::fleet::edit::FleetFileMut;
 use meshfleet_core::live::secrets::rotation::{
     self, LinkProgress, Restart, RotateError, RotateOptions, RotationReport, Stage, StepState,
 };
@@ -61,10 +61,9 @@ fn run(
         Ok(loaded) => loaded,
         Err(exit) => return Ok(exit),
     };
-    let recorded = LinkCredentialsState::of(&checked.fleet);
     // Starting only records the rotation in the fleet file; everything after reads the
     // clusters and Vault.
-    let (kubeconfigs, vault) = if recorded.rotation.is_some() {
+    let (kubeconfigs, vault) = if plan.link_credentials.rotation.is_some() {
         (
             Some(kubeconfigs(global)?),
             Some(VaultSettings::from_env(&plan.vault.server)?),
@@ -75,7 +74,6 @@ fn run(
     tracing::info!(dry_run = options.dry_run, "secrets rotation");
     let report = match runtime()?.block_on(rotation::rotate(
         &plan,
-        &recorded,
         kubeconfigs.as_ref(),
         vault.as_ref(),
         options,
@@ -94,10 +92,12 @@ fn run(
     if let Some(state) = &report.recorded
         && !options.dry_run
     {
-        let text = edit::set_link_credentials(&checked.source.text, state)
+        let mut fleet = FleetFileMut::new(&checked.source.text)
             .with_context(|| format!("cannot record the rotation in `{}`", fleet_path.display()))?;
-        edit::write_fleet_file(fleet_path, &text)
-            .with_context(|| format!("cannot write `{}`", fleet_path.display()))?;
+        fleet
+            .set_link_credentials(state)
+            .with_context(|| format!("cannot record the rotation in `{}`", fleet_path.display()))?;
+        fleet.write(fleet_path)?;
         written = true;
     }
     let file = fleet_path.display().to_string();
