@@ -266,9 +266,9 @@ fn check_gateway(
             format!("probe period {why}"),
             "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
         )),
-        Err(ProbePeriodError::NotWholeSeconds) => out.push(Finding::error(Rule::ProbePeriod,
+        Err(why @ ProbePeriodError::NotWholeSeconds { .. }) => out.push(Finding::error(Rule::ProbePeriod,
             written.map_or(gateway.at, |p| p.at),
-            format!("probe period `{text}` is not a whole number of seconds (at least 1s)"),
+            format!("probe period {why}"),
             "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
         )),
     }
