@@ -9,7 +9,7 @@ use meshfleet_fleet::diagnostic::Finding;
 use meshfleet_fleet::duration::{ProbePeriod, ProbePeriodError};
 use meshfleet_fleet::located::{Located, SourceLocation};
 use meshfleet_fleet::model::{ClusterSpec, GatewaySpec, ServiceType};
-use meshfleet_fleet::names;
+use meshfleet_fleet::names::{self, NameError};
 
 use super::settings::label;
 use super::{Ctx, Parsed, Rule};
@@ -287,21 +287,45 @@ fn port(what: &str, value: Option<&Located<i64>>, out: &mut Vec<Finding>) {
     }
 }
 
-fn gateway_address(address: &str) -> Result<(), String> {
+/// Why a gateway address is not a bare IP address or DNS name. The message is a
+/// predicate: the finding puts the address and its cluster before it.
+#[derive(Debug, thiserror::Error)]
+enum AddressError {
+    /// `https://...`.
+    #[error("has a URL scheme")]
+    Scheme,
+    /// `host:port`, or something else with a colon that is not an IPv6 address.
+    #[error("has a port or is not an address")]
+    Port,
+    /// `a,b` or `a b`.
+    #[error("holds a list or spaces; give each address its own entry")]
+    List,
+    /// Not a DNS-1123 subdomain.
+    #[error("is not a DNS name: it {0}")]
+    NotDns(#[source] NameError),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for AddressError {
+    fn hint(&self) -> Option<String> {
+        // The `gateway-address` finding that quotes it says how to write an address.
+        None
+    }
+}
+
+fn gateway_address(address: &str) -> Result<(), AddressError> {
     if address.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
     if address.contains("://") {
-        return Err("has a URL scheme".into());
+        return Err(AddressError::Scheme);
     }
     if address.contains(':') {
-        return Err("has a port or is not an address".into());
+        return Err(AddressError::Port);
     }
     if address.contains(',') || address.contains(char::is_whitespace) {
-        return Err("holds a list or spaces; give each address its own entry".into());
+        return Err(AddressError::List);
     }
-    names::dns1123_subdomain(&address.to_ascii_lowercase())
-        .map_err(|why| format!("is not a DNS name: it {why}"))
+    names::dns1123_subdomain(&address.to_ascii_lowercase()).map_err(AddressError::NotDns)
 }
 
 #[cfg(test)]
