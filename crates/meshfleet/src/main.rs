@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let status = match commands::run(&cli, printer) {
         Ok(status) => status,
         Err(err) => {
-            printer.report(&err, commands::hint_of(&err).as_deref());
+            printer.report(&err);
             ExitStatus::Error
         }
     };
