@@ -311,7 +311,10 @@ pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
             });
         }
         certs.push(
-            cert_info(&pem.contents).map_err(|problem| IdentityError::Certificate { index: block, problem })?,
+            cert_info(&pem.contents).map_err(|problem| IdentityError::Certificate {
+                index: block,
+                problem,
+            })?,
         );
     }
     if certs.is_empty() {

@@ -299,7 +299,9 @@ fn issuer(
 #[derive(Debug, thiserror::Error)]
 enum IssuerProblem {
     /// Not a `kubernetes.io/tls` Secret.
-    #[error("has type `{found}`; the fleet's control plane reads `kubernetes.io/tls` (tls.crt, tls.key, ca.crt)")]
+    #[error(
+        "has type `{found}`; the fleet's control plane reads `kubernetes.io/tls` (tls.crt, tls.key, ca.crt)"
+    )]
     WrongType {
         /// The Secret's type (`Opaque` when unset).
         found: String,
@@ -350,7 +352,11 @@ impl meshfleet_fleet::diagnostic::Hint for IssuerProblem {
 }
 
 /// The issuer's verdict, or the problem that makes it unusable.
-fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) -> Result<CheckResult, IssuerProblem> {
+fn judge_issuer(
+    plan: &FleetPlan,
+    secret: &IssuerSecret,
+    now: OffsetDateTime,
+) -> Result<CheckResult, IssuerProblem> {
     if secret.secret_type.as_deref() != Some("kubernetes.io/tls") {
         return Err(IssuerProblem::WrongType {
             found: secret.secret_type.as_deref().unwrap_or("Opaque").to_string(),

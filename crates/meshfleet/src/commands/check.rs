@@ -54,8 +54,7 @@ pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> Result<Ex
         args.clusters.len()
     };
     let progress = Progress::new(count);
-    let report = runtime()?
-        .block_on(check::run(&plan, &kubeconfigs, &options, &progress))?;
+    let report = runtime()?.block_on(check::run(&plan, &kubeconfigs, &options, &progress))?;
     progress.bar.finish_and_clear();
     match global.output {
         OutputFormat::Json => printer.json(&CheckJson::from(&report))?,

@@ -30,7 +30,11 @@ use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
 /// `secrets sync --rotate`.
-pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
+pub fn rotate(
+    args: &SecretsSyncArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let options = RotateOptions {
         dry_run: args.dry_run,
         links: args.links.clone(),

@@ -171,7 +171,11 @@ mod tests {
         let error = CommandError::from(unreadable).context("cannot load the fleet");
         assert_eq!(
             error.chain().collect::<Vec<_>>(),
-            ["cannot load the fleet", "cannot read `fleet.yaml`", "permission denied"]
+            [
+                "cannot load the fleet",
+                "cannot read `fleet.yaml`",
+                "permission denied"
+            ]
         );
         assert!(hint.is_some());
         assert_eq!(error.hint(), hint);

@@ -26,7 +26,11 @@ use crate::printer::{Printer, Style};
 
 /// `trust rotate status`: exit 0 when nothing blocks `next`, 1 when something does, 2
 /// when no cluster could be read.
-pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
+pub fn status(
+    args: &RotateStatusArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let (_, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
@@ -268,7 +272,11 @@ fn what_clears(phase: AnchorRotationPhase) -> &'static str {
 }
 
 /// `trust rotate start|next|abort`.
-pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
+pub fn step(
+    command: &RotateCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let (RotateCommand::Start(args) | RotateCommand::Next(args) | RotateCommand::Abort(args)) = command
     else {
         unreachable!("status is dispatched on its own")

@@ -18,7 +18,11 @@ use super::{CommandError, ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
-pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
+pub fn sync(
+    args: &SecretsSyncArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let (checked, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),

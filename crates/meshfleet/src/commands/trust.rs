@@ -21,7 +21,11 @@ use super::{CommandError, ExitStatus, hinted, kubeconfigs, load_plan, now, runti
 use crate::cli::{GlobalArgs, OutputFormat, TrustExtractArgs};
 use crate::printer::Printer;
 
-pub fn extract(args: &TrustExtractArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
+pub fn extract(
+    args: &TrustExtractArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let kubeconfigs = kubeconfigs(global)?;
     let (context, namespace) = (args.context.as_str(), args.linkerd_namespace.as_str());
     let anchors = runtime()?
