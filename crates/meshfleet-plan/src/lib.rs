@@ -45,6 +45,14 @@ pub enum PlanError {
     Unparsed(String),
 }
 
+impl meshfleet_fleet::diagnostic::Hint for PlanError {
+    fn hint(&self) -> Option<String> {
+        // `Invalid`: the findings were printed with their hints; `Unparsed`: the message
+        // says it is a bug to report.
+        None
+    }
+}
+
 /// The whole fleet, resolved.
 #[derive(Debug, Clone)]
 pub struct FleetPlan {

@@ -9,7 +9,7 @@ use meshfleet_fleet::diagnostic::Finding;
 use meshfleet_fleet::duration::{ProbePeriod, ProbePeriodError};
 use meshfleet_fleet::located::{Located, SourceLocation};
 use meshfleet_fleet::model::{ClusterSpec, GatewaySpec, ServiceType};
-use meshfleet_fleet::names;
+use meshfleet_fleet::names::{self, NameError};
 
 use super::settings::label;
 use super::{Ctx, GatewayPorts, Parsed, Rule};
@@ -319,9 +319,9 @@ fn probe_period(
             format!("probe period {why}"),
             "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
         )),
-        Err(ProbePeriodError::NotWholeSeconds) => out.push(Finding::error(Rule::ProbePeriod,
+        Err(why @ ProbePeriodError::NotWholeSeconds { .. }) => out.push(Finding::error(Rule::ProbePeriod,
             written.map_or(gateway.at, |p| p.at),
-            format!("probe period `{text}` is not a whole number of seconds (at least 1s)"),
+            format!("probe period {why}"),
             "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
         )),
     }
@@ -350,21 +350,45 @@ fn node_port(value: Option<&Located<i64>>) -> Result<Option<u16>, std::num::TryF
     value.map(|v| u16::try_from(v.value)).transpose()
 }
 
-fn gateway_address(address: &str) -> Result<(), String> {
+/// Why a gateway address is not a bare IP address or DNS name. The message is a
+/// predicate: the finding puts the address and its cluster before it.
+#[derive(Debug, thiserror::Error)]
+enum AddressError {
+    /// `https://...`.
+    #[error("has a URL scheme")]
+    Scheme,
+    /// `host:port`, or something else with a colon that is not an IPv6 address.
+    #[error("has a port or is not an address")]
+    Port,
+    /// `a,b` or `a b`.
+    #[error("holds a list or spaces; give each address its own entry")]
+    List,
+    /// Not a DNS-1123 subdomain.
+    #[error("is not a DNS name: it {0}")]
+    NotDns(#[source] NameError),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for AddressError {
+    fn hint(&self) -> Option<String> {
+        // The `gateway-address` finding that quotes it says how to write an address.
+        None
+    }
+}
+
+fn gateway_address(address: &str) -> Result<(), AddressError> {
     if address.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
     if address.contains("://") {
-        return Err("has a URL scheme".into());
+        return Err(AddressError::Scheme);
     }
     if address.contains(':') {
-        return Err("has a port or is not an address".into());
+        return Err(AddressError::Port);
     }
     if address.contains(',') || address.contains(char::is_whitespace) {
-        return Err("holds a list or spaces; give each address its own entry".into());
+        return Err(AddressError::List);
     }
-    names::dns1123_subdomain(&address.to_ascii_lowercase())
-        .map_err(|why| format!("is not a DNS name: it {why}"))
+    names::dns1123_subdomain(&address.to_ascii_lowercase()).map_err(AddressError::NotDns)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use super::Context as _;
 use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::fleet::edit::FleetFileMut;
 use meshfleet_core::live::secrets::rotation::{
@@ -25,12 +25,16 @@ use meshfleet_core::live::vault::{KvClient, VaultSettings};
 use meshfleet_core::plan::FleetPlan;
 use serde::Serialize;
 
-use super::{ExitStatus, kubeconfigs, load_plan, runtime};
+use super::{CommandError, ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
 /// `secrets sync --rotate`.
-pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn rotate(
+    args: &SecretsSyncArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let options = RotateOptions {
         dry_run: args.dry_run,
         links: args.links.clone(),
@@ -40,7 +44,7 @@ pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> 
 }
 
 /// `secrets status`: a dry run of the rotation.
-pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let options = RotateOptions {
         dry_run: true,
         ..RotateOptions::default()
@@ -56,7 +60,7 @@ fn run(
     status: bool,
     global: &GlobalArgs,
     printer: Printer,
-) -> anyhow::Result<ExitStatus> {
+) -> Result<ExitStatus, CommandError> {
     let (checked, plan) = match load_plan(path, printer)? {
         Ok(loaded) => loaded,
         Err(exit) => return Ok(exit),
@@ -104,7 +108,7 @@ fn run(
     let traces = if status {
         let kubeconfigs = match kubeconfigs {
             Some(k) => Ok(k),
-            None => self::kubeconfigs(global).map_err(|e| meshfleet_core::diagnostic::error_chain(&*e)),
+            None => self::kubeconfigs(global).map_err(|e| meshfleet_core::diagnostic::error_chain(&e)),
         };
         Some(runtime()?.block_on(read_traces(&plan, kubeconfigs.as_ref())))
     } else {
