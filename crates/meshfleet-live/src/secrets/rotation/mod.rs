@@ -47,6 +47,7 @@ use meshfleet_plan::{FleetPlan, LinkPlan};
 
 use context::Ctx;
 use granting::grant;
+pub(crate) use reload::deployment_pods;
 pub use report::{LinkProgress, Restart, RotationReport, Step, StepId, StepState};
 use retiring::retire;
 

@@ -175,6 +175,25 @@ enum Freshness {
     Stale,
 }
 
+/// The pods of `deployment` (its selector's `matchLabels`), terminating ones included.
+pub(crate) async fn deployment_pods(
+    client: &kube::Client,
+    ns: &str,
+    deployment: &Deployment,
+) -> Result<Vec<Pod>, kube::Error> {
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    Ok(pods.list(&ListParams::default().labels(&selector)).await?.items)
+}
+
 async fn fresh(
     client: &kube::Client,
     deployments: &Api<Deployment>,
@@ -191,17 +210,7 @@ async fn fresh(
         && status.updated_replicas.unwrap_or(0) == want
         && status.replicas.unwrap_or(0) == want
         && status.available_replicas.unwrap_or(0) == want;
-    let selector = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pods = pods.list(&ListParams::default().labels(&selector)).await?.items;
+    let pods = deployment_pods(client, ns, &deployment).await?;
     let live: Vec<&Pod> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
