@@ -72,8 +72,13 @@ impl Finding {
 }
 
 /// How to fix an error, carried by the error itself: the one way a hint travels from
-/// the library to the `hint:` line the binary prints. `None` when the message says it
-/// all.
+/// the library to the `hint:` line the binary prints.
+///
+/// Every error type of the library implements it, and the binary takes an error that
+/// ends a command only through it (`CommandError: From<E: Hint>`), so an error without
+/// its impl does not compile where a command meets it. `None` when the message says it
+/// all, or when whoever quotes the error (a finding, a check result) carries the fix. An
+/// error that wraps another passes the inner one's hint on when it has none of its own.
 pub trait Hint: std::error::Error {
     /// The fix, lowercase, commands and values in backticks.
     fn hint(&self) -> Option<String>;

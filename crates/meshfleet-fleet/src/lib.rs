@@ -3,8 +3,9 @@
 //!
 //! - the file: [`load`] finds, reads and parses it strictly, keeping line and column of
 //!   every value ([`located`]) in a raw model ([`model`]) that says what was written, not
-//!   what it means; [`links`] expands the topology into declared links; [`edit`] changes
-//!   the file for the lifecycle commands without losing a comment; [`atomic`] is the one
+//!   what it means; [`links`] expands the topology into declared links; [`edit`] is the one
+//!   editor of the file (the lifecycle commands' states of [`lifecycle`], comments kept,
+//!   every edit verified before it is kept); [`atomic`] is the one
 //!   writer of every file meshfleet leaves for a user (trees, bundles, keys, the fleet file);
 //! - what is said about it: [`diagnostic`] (findings, the [`diagnostic::Hint`] every
 //!   error carries) and [`rules`] (their stable ids);
@@ -22,6 +23,7 @@ pub mod duration;
 pub mod edit;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod lifecycle;
 pub mod links;
 mod load;
 pub mod located;

@@ -6,19 +6,74 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use crate::names;
+use crate::names::{self, NameError};
+
+/// Why a label query cannot be turned into a selector. Each message names the query or
+/// the requirement it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// Two commas in a row, or a comma at an end.
+    #[error("`{query}` has an empty requirement (two commas in a row?)")]
+    EmptyRequirement {
+        /// The whole query.
+        query: String,
+    },
+    /// `key in ()`.
+    #[error("`{requirement}` needs at least one value inside the parentheses")]
+    NoValues {
+        /// The requirement.
+        requirement: String,
+    },
+    /// A `)` that closes nothing.
+    #[error("`{query}` has a `)` without `(`")]
+    UnopenedParenthesis {
+        /// The whole query.
+        query: String,
+    },
+    /// A `(` that is never closed.
+    #[error("`{query}` has a `(` without `)`")]
+    UnclosedParenthesis {
+        /// The whole query.
+        query: String,
+    },
+    /// A key that is not a Kubernetes label key.
+    #[error("label key `{key}` {problem}")]
+    Key {
+        /// The key as written.
+        key: String,
+        /// The rule it breaks.
+        #[source]
+        problem: NameError,
+    },
+    /// A value that is not a Kubernetes label value.
+    #[error("label value `{value}` {problem}")]
+    Value {
+        /// The value as written.
+        value: String,
+        /// The rule it breaks.
+        #[source]
+        problem: NameError,
+    },
+}
+
+impl crate::diagnostic::Hint for SelectorError {
+    fn hint(&self) -> Option<String> {
+        // The `selector` finding that quotes it says how to write a query.
+        None
+    }
+}
 
 /// Parse a label query. An empty query gives an empty selector, which Linkerd treats as
 /// matching nothing (callers warn about it).
-pub fn parse_label_query(query: &str) -> Result<LabelSelector, String> {
+pub fn parse_label_query(query: &str) -> Result<LabelSelector, SelectorError> {
     let mut match_labels = BTreeMap::new();
     let mut match_expressions = Vec::new();
     for requirement in split_top_level(query)? {
         let req = requirement.trim();
         if req.is_empty() {
-            return Err(format!(
-                "`{query}` has an empty requirement (two commas in a row?)"
-            ));
+            return Err(SelectorError::EmptyRequirement {
+                query: query.to_string(),
+            });
         }
         if let Some(key) = req.strip_prefix('!') {
             check_key(key.trim())?;
@@ -43,7 +98,9 @@ pub fn parse_label_query(query: &str) -> Result<LabelSelector, String> {
                 .map(|v| check_value(v).map(|()| v.to_string()))
                 .collect::<Result<Vec<_>, _>>()?;
             if values.is_empty() || values.iter().any(String::is_empty) {
-                return Err(format!("`{req}` needs at least one value inside the parentheses"));
+                return Err(SelectorError::NoValues {
+                    requirement: req.to_string(),
+                });
             }
             match_expressions.push(expression(key, op, Some(values)));
         } else {
@@ -86,7 +143,7 @@ fn set_requirement(req: &str) -> Option<(&str, &'static str, &str)> {
 }
 
 /// Split on commas that are not inside parentheses.
-fn split_top_level(query: &str) -> Result<Vec<&str>, String> {
+fn split_top_level(query: &str) -> Result<Vec<&str>, SelectorError> {
     if query.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -99,7 +156,9 @@ fn split_top_level(query: &str) -> Result<Vec<&str>, String> {
             ')' => {
                 depth = depth
                     .checked_sub(1)
-                    .ok_or_else(|| format!("`{query}` has a `)` without `(`"))?;
+                    .ok_or_else(|| SelectorError::UnopenedParenthesis {
+                        query: query.to_string(),
+                    })?;
             }
             ',' if depth == 0 => {
                 parts.push(&query[start..i]);
@@ -109,18 +168,26 @@ fn split_top_level(query: &str) -> Result<Vec<&str>, String> {
         }
     }
     if depth != 0 {
-        return Err(format!("`{query}` has a `(` without `)`"));
+        return Err(SelectorError::UnclosedParenthesis {
+            query: query.to_string(),
+        });
     }
     parts.push(&query[start..]);
     Ok(parts)
 }
 
-fn check_key(key: &str) -> Result<(), String> {
-    names::label_key(key).map_err(|why| format!("label key `{key}` {why}"))
+fn check_key(key: &str) -> Result<(), SelectorError> {
+    names::label_key(key).map_err(|problem| SelectorError::Key {
+        key: key.to_string(),
+        problem,
+    })
 }
 
-fn check_value(value: &str) -> Result<(), String> {
-    names::label_value(value).map_err(|why| format!("label value `{value}` {why}"))
+fn check_value(value: &str) -> Result<(), SelectorError> {
+    names::label_value(value).map_err(|problem| SelectorError::Value {
+        value: value.to_string(),
+        problem,
+    })
 }
 
 #[cfg(test)]

@@ -115,6 +115,13 @@ impl fmt::Display for YamlError {
     }
 }
 
+impl crate::diagnostic::Hint for YamlError {
+    fn hint(&self) -> Option<String> {
+        // Whoever read the file names it and says what it should hold.
+        None
+    }
+}
+
 impl YamlError {
     /// Rebuild a serde-saphyr error from its variant, dropping every piece of text
     /// that came from the input (snippets, values, keys, free-form messages).
@@ -206,6 +213,13 @@ pub enum PemMistake {
     /// The text is not UTF-8.
     #[error("it is not UTF-8 text")]
     NotUtf8,
+}
+
+impl crate::diagnostic::Hint for PemMistake {
+    fn hint(&self) -> Option<String> {
+        // Whoever read the file names it and says which file it should be.
+        None
+    }
 }
 
 impl PemMistake {

@@ -7,6 +7,41 @@
 
 use std::fmt;
 
+/// Why a text is not a Linkerd chart version; each message says what the user wrote
+/// instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// An edge tag (`edge-25.4.4`) where the chart version (`2025.4.4`) belongs.
+    #[error("`{text}` is an edge tag; the chart version of that release is `{chart}`")]
+    EdgeTag {
+        /// The text as written.
+        text: String,
+        /// The chart version of the same release.
+        chart: String,
+    },
+    /// A stable or major version (`stable-2.14.10`, `2.18`), which has no chart.
+    #[error(
+        "`{text}` is not an edge chart version; open-source Linkerd publishes charts as `YYYY.M.N` (2.18 is `2025.4.4`)"
+    )]
+    NotEdge {
+        /// The text as written.
+        text: String,
+    },
+    /// Anything else that is not `YYYY.M.N`.
+    #[error("`{text}` is not a chart version `YYYY.M.N`")]
+    Malformed {
+        /// The text as written.
+        text: String,
+    },
+}
+
+impl crate::diagnostic::Hint for VersionError {
+    fn hint(&self) -> Option<String> {
+        // The `linkerd-version` finding that quotes it says which version to write.
+        None
+    }
+}
+
 /// A Linkerd edge chart version `YYYY.M.N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkerdVersion {
@@ -25,35 +60,33 @@ impl LinkerdVersion {
     }
 
     /// Parse `YYYY.M.N`; the error explains what the user wrote instead.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        let malformed = || VersionError::Malformed {
+            text: text.to_string(),
+        };
         if let Some(edge) = text.strip_prefix("edge-") {
             let parts: Vec<&str> = edge.split('.').collect();
             if let [yy, m, n] = parts.as_slice() {
-                return Err(format!(
-                    "`{text}` is an edge tag; the chart version of that release is `20{yy}.{m}.{n}`"
-                ));
+                return Err(VersionError::EdgeTag {
+                    text: text.to_string(),
+                    chart: format!("20{yy}.{m}.{n}"),
+                });
             }
         }
         if text.starts_with("stable-") || text.starts_with("version-") || text.starts_with("2.") {
-            return Err(format!(
-                "`{text}` is not an edge chart version; open-source Linkerd publishes charts as `YYYY.M.N` (2.18 is `2025.4.4`)"
-            ));
+            return Err(VersionError::NotEdge {
+                text: text.to_string(),
+            });
         }
         let parts: Vec<&str> = text.split('.').collect();
         let [y, m, n] = parts.as_slice() else {
-            return Err(format!("`{text}` is not a chart version `YYYY.M.N`"));
+            return Err(malformed());
         };
-        let year: u16 = y
-            .parse()
-            .map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
-        let month: u8 = m
-            .parse()
-            .map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
-        let number: u16 = n
-            .parse()
-            .map_err(|_| format!("`{text}` is not a chart version `YYYY.M.N`"))?;
+        let year: u16 = y.parse().map_err(|_| malformed())?;
+        let month: u8 = m.parse().map_err(|_| malformed())?;
+        let number: u16 = n.parse().map_err(|_| malformed())?;
         if !(2000..=2999).contains(&year) || !(1..=12).contains(&month) {
-            return Err(format!("`{text}` is not a chart version `YYYY.M.N`"));
+            return Err(malformed());
         }
         Ok(Self { year, month, number })
     }
@@ -158,6 +191,7 @@ mod tests {
         assert!(
             LinkerdVersion::parse("edge-25.4.4")
                 .unwrap_err()
+                .to_string()
                 .contains("2025.4.4")
         );
         assert!(LinkerdVersion::parse("2.18").is_err());

@@ -66,12 +66,13 @@ pub enum IdentityError {
         kind: String,
     },
     /// A certificate block whose DER does not parse.
-    #[error("certificate {index} cannot be parsed: {reason}")]
+    #[error("certificate {index} cannot be parsed: {problem}")]
     Certificate {
         /// 1-based block number.
         index: usize,
         /// x509-parser's description of the DER problem (structure, never bytes).
-        reason: String,
+        #[source]
+        problem: DerError,
     },
     /// No certificate at all.
     #[error("no PEM certificate found")]
@@ -265,6 +266,34 @@ pub fn format_time(unix: i64) -> String {
     )
 }
 
+impl meshfleet_fleet::diagnostic::Hint for IdentityError {
+    fn hint(&self) -> Option<String> {
+        // Which file or Secret the certificate or key came from, and so its fix, is known
+        // to the caller (`KeysError`, `SyncError`, the `issuer-valid` check).
+        None
+    }
+}
+
+/// Why DER bytes are not a certificate meshfleet can read: x509-parser's description
+/// of the structure, never the bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum DerError {
+    /// The certificate itself does not parse.
+    #[error("{0}")]
+    Structure(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+    /// An extension meshfleet reads (basic constraints, key usage, extended key usage)
+    /// does not parse.
+    #[error("{0}")]
+    Extension(#[source] x509_parser::error::X509Error),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for DerError {
+    fn hint(&self) -> Option<String> {
+        // See `IdentityError`: the caller knows where the certificate came from.
+        None
+    }
+}
+
 /// Parse a PEM bundle of certificates. Anything that is not a CERTIFICATE block (a
 /// private key, junk) is an error, because Linkerd's parser stops or fails on it.
 pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
@@ -282,7 +311,10 @@ pub fn parse_pem_bundle(text: &str) -> Result<Vec<CertInfo>, IdentityError> {
             });
         }
         certs.push(
-            cert_info(&pem.contents).map_err(|reason| IdentityError::Certificate { index: block, reason })?,
+            cert_info(&pem.contents).map_err(|problem| IdentityError::Certificate {
+                index: block,
+                problem,
+            })?,
         );
     }
     if certs.is_empty() {
@@ -312,11 +344,11 @@ fn block_kind(label: &str) -> String {
 }
 
 /// Read one DER certificate.
-pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
-    let bc = cert.basic_constraints().map_err(|e| e.to_string())?;
-    let ku = cert.key_usage().map_err(|e| e.to_string())?;
-    let eku = cert.extended_key_usage().map_err(|e| e.to_string())?;
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, DerError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(DerError::Structure)?;
+    let bc = cert.basic_constraints().map_err(DerError::Extension)?;
+    let ku = cert.key_usage().map_err(DerError::Extension)?;
+    let eku = cert.extended_key_usage().map_err(DerError::Extension)?;
     let spki = cert.public_key();
     let key_type = match spki.parsed() {
         Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => KeyType::Rsa(rsa.key_size()),

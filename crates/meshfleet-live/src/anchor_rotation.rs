@@ -427,6 +427,47 @@ fn pods_of_identity<'a>(namespace: &'a str, pods: &'a [Pod]) -> impl Iterator<It
     })
 }
 
+/// Why the identity controller is not known to serve the new issuer yet.
+#[derive(Debug, thiserror::Error)]
+enum IssuerNotLoaded {
+    /// The issuer Secret carries no time of its last change.
+    #[error("the issuer Secret `{ISSUER_SECRET}` has no change time")]
+    NoChangeTime,
+    /// No controller runs, and none reloaded before it stopped.
+    #[error(
+        "no identity controller is running (no pod labelled `{}={}`) and none recorded an `{ISSUER_UPDATED}` event since the issuer Secret changed ({})",
+        COMPONENT_LABEL.0,
+        COMPONENT_LABEL.1,
+        when(*.changed)
+    )]
+    NoController {
+        /// When the Secret changed, Unix seconds.
+        changed: i64,
+    },
+    /// Controllers started before the change, and fewer reloads than they are.
+    #[error(
+        "the identity controller has not loaded the new issuer yet: {older} of its {running} pods started before the issuer Secret changed ({}) and {reloads} `{ISSUER_UPDATED}` event(s) were recorded since; the kubelet updates the mounted Secret a minute or two after the change, or restart it",
+        when(*.changed)
+    )]
+    NotYet {
+        /// Running controllers started before the change.
+        older: usize,
+        /// Running controllers.
+        running: usize,
+        /// When the Secret changed, Unix seconds.
+        changed: i64,
+        /// `IssuerUpdated` Events since the change.
+        reloads: usize,
+    },
+}
+
+impl meshfleet_fleet::diagnostic::Hint for IssuerNotLoaded {
+    fn hint(&self) -> Option<String> {
+        // The blocking item that quotes it lists the restart command for its context.
+        None
+    }
+}
+
 /// From when every identity controller that could answer a proxy had the issuer of the
 /// Secret's last change, and how that is known; `Err` with what is missing.
 ///
@@ -438,10 +479,8 @@ fn pods_of_identity<'a>(namespace: &'a str, pods: &'a [Pod]) -> impl Iterator<It
 /// (they were all restarted instead), the old ones served the old issuer until the new
 /// ones started (a rolling restart keeps the old pods until the new are ready): the load
 /// is the latest start of a running controller.
-fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), String> {
-    let changed = state
-        .issuer_changed
-        .ok_or_else(|| format!("the issuer Secret `{ISSUER_SECRET}` has no change time"))?;
+fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), IssuerNotLoaded> {
+    let changed = state.issuer_changed.ok_or(IssuerNotLoaded::NoChangeTime)?;
     let (fresh, old): (Vec<i64>, Vec<i64>) = state.identity_started.iter().partition(|t| **t >= changed);
     let reloads: Vec<i64> = state
         .issuer_reloads
@@ -460,20 +499,14 @@ fn issuer_loaded(state: &ClusterRotationState) -> Result<(i64, &'static str), St
         return Ok((*last, "the start of its pods"));
     }
     if state.identity_started.is_empty() {
-        return Err(format!(
-            "no identity controller is running (no pod labelled `{}={}`) and none recorded an `{ISSUER_UPDATED}` event since the issuer Secret changed ({})",
-            COMPONENT_LABEL.0,
-            COMPONENT_LABEL.1,
-            when(changed)
-        ));
+        return Err(IssuerNotLoaded::NoController { changed });
     }
-    Err(format!(
-        "the identity controller has not loaded the new issuer yet: {} of its {} pods started before the issuer Secret changed ({}) and {} `{ISSUER_UPDATED}` event(s) were recorded since; the kubelet updates the mounted Secret a minute or two after the change, or restart it",
-        old.len(),
-        state.identity_started.len(),
-        when(changed),
-        reloads.len()
-    ))
+    Err(IssuerNotLoaded::NotYet {
+        older: old.len(),
+        running: state.identity_started.len(),
+        changed,
+        reloads: reloads.len(),
+    })
 }
 
 /// Which of the rotation's anchors signed `cert` (an issuer certificate), by signature:
@@ -692,9 +725,9 @@ pub fn judge(
     //    certificate of the old issuer: a pod must be newer than the reload.
     if matches!(phase, AnchorRotationPhase::Recertify) && state.issuer_signed_by == SignedBy::To {
         match issuer_loaded(state) {
-            Err(message) => blocking.push(Item {
+            Err(why) => blocking.push(Item {
                 id: "issuer-loaded",
-                message,
+                message: why.to_string(),
                 restarts: vec![format!(
                     "kubectl --context {context} -n {} rollout restart deploy/{IDENTITY_DEPLOYMENT}",
                     state.namespace

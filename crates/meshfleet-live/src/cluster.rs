@@ -219,6 +219,17 @@ pub enum ReadError {
     Internal(String),
 }
 
+impl Hint for ReadError {
+    /// The kubeconfig's fix; the others depend on the context and on what was asked,
+    /// which [`ReadError::hint_for`] is told.
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Cluster(cluster) => cluster.hint(),
+            Self::Unreachable(_) | Self::TimedOut(_) | Self::Refused { .. } | Self::Internal(_) => None,
+        }
+    }
+}
+
 impl ReadError {
     /// How to fix it, for a cluster reached through `context` whose credentials must
     /// allow `needs` (e.g. "read ConfigMaps in the Linkerd namespace").

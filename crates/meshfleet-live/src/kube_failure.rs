@@ -54,6 +54,13 @@ pub enum KubeFailure {
     BadAnswer(String),
 }
 
+impl meshfleet_fleet::diagnostic::Hint for KubeFailure {
+    fn hint(&self) -> Option<String> {
+        // The fix depends on what meshfleet asked of which cluster: the caller's to give.
+        None
+    }
+}
+
 impl KubeFailure {
     /// Classify a kube client error.
     pub fn from_kube(error: &kube::Error) -> Self {
@@ -198,6 +205,13 @@ pub enum KubeconfigProblem {
     /// A field that cannot be used, by name.
     #[error("{0}")]
     Field(String),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for KubeconfigProblem {
+    fn hint(&self) -> Option<String> {
+        // `ClusterError`, which names the file or context, carries the fix.
+        None
+    }
 }
 
 /// What is wrong with a kubeconfig (or the context chosen from it).

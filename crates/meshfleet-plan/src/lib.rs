@@ -31,7 +31,7 @@ use meshfleet_fleet::model::{
 use meshfleet_fleet::version::LinkerdVersion;
 use meshfleet_identity::CertInfo;
 pub use meshfleet_validate::TrustAnchors;
-use meshfleet_validate::{CheckedFleet, ClusterNetworks, Parsed};
+use meshfleet_validate::{CheckedFleet, ClusterNetworks, LinkCredentialsState, Parsed};
 
 /// Errors of planning: only a fleet that did not pass validation can cause them.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +43,14 @@ pub enum PlanError {
     /// meshfleet's rules, reported instead of planning with a made-up value.
     #[error("validation did not parse {0}; this is a bug in meshfleet, please report it")]
     Unparsed(String),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for PlanError {
+    fn hint(&self) -> Option<String> {
+        // `Invalid`: the findings were printed with their hints; `Unparsed`: the message
+        // says it is a bug to report.
+        None
+    }
 }
 
 /// The whole fleet, resolved.
@@ -62,6 +70,9 @@ pub struct FleetPlan {
     pub vault: VaultPlan,
     /// Clusters in fleet-file order.
     pub clusters: Vec<ClusterPlan>,
+    /// `spec.secrets.linkCredentials` as recorded: the generations and the rotation in
+    /// progress (what `secrets sync --rotate` continues from).
+    pub link_credentials: LinkCredentialsState,
 }
 
 /// `spec.linkerd` with defaults applied.
@@ -287,6 +298,8 @@ pub struct LinkPlan {
     pub target_trust_domain: String,
     /// The generation of the remote-access account the link's credentials use.
     pub generation: u32,
+    /// The generation a rotation moves it to (see [`LinkPlan::following_account`]).
+    pub next_generation: u32,
     /// A credentials rotation of this link, if one is in progress.
     pub rotation: Option<LinkRotation>,
 }
@@ -306,32 +319,30 @@ pub struct LinkGateway {
     pub probe_period: ProbePeriod,
 }
 
-/// A link's current account generation and rotation, from `spec.secrets.linkCredentials`.
-/// During `retiring` the generation has already moved: the other one is the previous.
-fn link_credentials(
-    spec: &meshfleet_fleet::model::Spec,
-    parsed: &Parsed,
-    id: &str,
-) -> (u32, Option<LinkRotation>) {
-    // Validation checked every written generation; an unwritten one is 0.
-    let generation = parsed.generations.get(id).copied().unwrap_or(0);
-    let Some(creds) = spec.secrets.as_ref().and_then(|s| s.link_credentials.as_ref()) else {
-        return (generation, None);
-    };
-    let rotation = creds.value.rotation.as_ref().and_then(|r| {
-        r.value.links.iter().any(|l| l.value == id).then(|| {
-            let phase = r.value.phase.value;
-            let other_generation = match phase {
-                RotationPhase::Granting => generation.saturating_add(1),
+/// A link's current account generation and rotation, from the state validation parsed
+/// out of `spec.secrets.linkCredentials`. During `retiring` the generation has already
+/// moved: the other one is the previous.
+fn link_credentials(state: &LinkCredentialsState, id: &str) -> (u32, Option<LinkRotation>) {
+    // An unlisted link uses generation 0.
+    let generation = state.generations.get(id).copied().unwrap_or(0);
+    let rotation = state
+        .rotation
+        .as_ref()
+        .filter(|(links, _)| links.iter().any(|l| l == id))
+        .map(|&(_, phase)| LinkRotation {
+            phase,
+            other_generation: match phase {
+                RotationPhase::Granting => next_generation(generation),
                 RotationPhase::Retiring => generation.saturating_sub(1),
-            };
-            LinkRotation {
-                phase,
-                other_generation,
-            }
-        })
-    });
+            },
+        });
     (generation, rotation)
+}
+
+/// The generation a rotation moves a link at `generation` to: the one place it is
+/// computed (validation keeps a written generation below `u32::MAX`).
+fn next_generation(generation: u32) -> u32 {
+    generation.saturating_add(1)
 }
 
 impl LinkPlan {
@@ -345,6 +356,16 @@ impl LinkPlan {
         self.rotation
             .filter(|r| r.phase == RotationPhase::Granting)
             .map(|r| remote_access_account(&self.source, r.other_generation))
+    }
+
+    /// The account a rotation started now (or granting now) moves this link to.
+    pub fn following_account(&self) -> String {
+        remote_access_account(&self.source, self.next_generation)
+    }
+
+    /// The account this link used before its last rotation (what `retiring` removes).
+    pub fn previous_account(&self) -> String {
+        remote_access_account(&self.source, self.generation.saturating_sub(1))
     }
 
     /// The Link's name: the target's link name.
@@ -413,9 +434,50 @@ fn unparsed(what: impl Into<String>) -> PlanError {
 /// refused ([`PlanError::Unparsed`]), never replaced by a default.
 fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPlan, PlanError> {
     let spec = &fleet.spec;
-    let l = &spec.linkerd;
-    let linkerd = LinkerdPlan {
-        version: parsed.version.ok_or_else(|| unparsed("`spec.linkerd.version`"))?,
+    let linkerd = linkerd_plan(&spec.linkerd, &mut parsed)?;
+    let gitops = gitops_plan(&spec.gitops);
+    let anchors = parsed
+        .anchors
+        .take()
+        .ok_or_else(|| unparsed("the trust anchor bundle"))?;
+    let identity = IdentityPlan {
+        trust_anchor_pem: anchors.pem,
+        anchors: anchors.certs,
+        rotation: anchors.rotation,
+        issuer: spec
+            .identity
+            .issuer
+            .as_ref()
+            .map_or(IssuerKind::CertManager, |i| i.value),
+    };
+    let vault = vault_plan(spec)?;
+    let mut clusters: Vec<ClusterPlan> = spec
+        .clusters
+        .iter()
+        .map(|c| cluster_plan(&c.value, &vault.auth_mount, &mut parsed))
+        .collect::<Result<_, _>>()?;
+    add_links(fleet, &linkerd, &mut parsed, &mut clusters)?;
+    Ok(FleetPlan {
+        name: fleet.metadata.name.value.clone(),
+        source_file: source_file.to_string(),
+        linkerd,
+        gitops,
+        identity,
+        vault,
+        clusters,
+        link_credentials: parsed.link_credentials,
+    })
+}
+
+fn linkerd_plan(
+    l: &meshfleet_fleet::model::LinkerdSpec,
+    parsed: &mut Parsed,
+) -> Result<LinkerdPlan, PlanError> {
+    Ok(LinkerdPlan {
+        version: parsed
+            .version
+            .take()
+            .ok_or_else(|| unparsed("`spec.linkerd.version`"))?,
         chart_repository: value_or(l.chart_repository.as_ref(), defaults::CHART_REPOSITORY)
             .trim_end_matches('/')
             .to_string(),
@@ -438,10 +500,12 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
             |n| n.iter().map(|c| c.value.clone()).collect(),
         ),
         cluster_networks_set: l.cluster_networks.is_some(),
-    };
-    let g = &spec.gitops;
+    })
+}
+
+fn gitops_plan(g: &meshfleet_fleet::model::GitopsSpec) -> GitopsPlan {
     let argocd = g.argocd.as_ref();
-    let gitops = GitopsPlan {
+    GitopsPlan {
         engine: g.engine.value,
         install_method: g.install_method.as_ref().map_or(InstallMethod::Helm, |m| m.value),
         jobs_image: g
@@ -459,28 +523,17 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
             defaults::ARGOCD_NAMESPACE,
         ),
         argocd_project: value_or(argocd.and_then(|a| a.project.as_ref()), defaults::ARGOCD_PROJECT),
-    };
-    let anchors = parsed
-        .anchors
-        .take()
-        .ok_or_else(|| unparsed("the trust anchor bundle"))?;
-    let identity = IdentityPlan {
-        trust_anchor_pem: anchors.pem,
-        anchors: anchors.certs,
-        rotation: anchors.rotation,
-        issuer: spec
-            .identity
-            .issuer
-            .as_ref()
-            .map_or(IssuerKind::CertManager, |i| i.value),
-    };
+    }
+}
+
+fn vault_plan(spec: &meshfleet_fleet::model::Spec) -> Result<VaultPlan, PlanError> {
     let vault_spec = spec
         .secrets
         .as_ref()
         .and_then(|s| s.vault.as_ref())
         .ok_or_else(|| unparsed("`spec.secrets.vault`"))?;
     let k8s_auth = vault_spec.auth.as_ref().and_then(|a| a.kubernetes.as_ref());
-    let vault = VaultPlan {
+    Ok(VaultPlan {
         server: vault_spec.server.value.clone(),
         mount: vault_spec.mount.value.clone(),
         path: vault_spec.path.value.trim_matches('/').to_string(),
@@ -489,12 +542,17 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
             defaults::VAULT_AUTH_MOUNT,
         ),
         auth_role: value_or(k8s_auth.and_then(|k| k.role.as_ref()), defaults::VAULT_AUTH_ROLE),
-    };
-    let mut clusters: Vec<ClusterPlan> = spec
-        .clusters
-        .iter()
-        .map(|c| cluster_plan(&c.value, &vault.auth_mount, &mut parsed))
-        .collect::<Result<_, _>>()?;
+    })
+}
+
+/// Every declared link, planned onto its source's `outgoing` and its target's incoming
+/// sources and remote-access accounts.
+fn add_links(
+    fleet: &Fleet,
+    linkerd: &LinkerdPlan,
+    parsed: &mut Parsed,
+    clusters: &mut [ClusterPlan],
+) -> Result<(), PlanError> {
     let index: std::collections::HashMap<String, usize> = clusters
         .iter()
         .enumerate()
@@ -505,58 +563,17 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
         let (Some(&si), Some(&ti)) = (index.get(&link.source.value), index.get(&link.target.value)) else {
             return Err(unparsed(format!("the clusters of link `{label}`")));
         };
-        let target = &clusters[ti];
-        let gateway = match link.mode.value {
-            LinkMode::Gateway => {
-                let gw = target.gateway.as_ref().ok_or_else(|| {
-                    unparsed(format!(
-                        "the gateway of `{}`, the target of `{label}`",
-                        target.name
-                    ))
-                })?;
-                Some(LinkGateway {
-                    address: gw.addresses.join(","),
-                    port: gw.dialled_port(),
-                    probe_path: gw.probe_path.clone(),
-                    probe_port: gw.dialled_probe_port(),
-                    probe_period: gw.probe_period.clone(),
-                })
-            }
-            LinkMode::RemoteDiscovery => None,
-        };
-        let selectors = parsed
-            .selectors
-            .remove(&(link.source.value.clone(), link.target.value.clone()))
-            .ok_or_else(|| unparsed(format!("the selectors of link `{label}`")))?;
-        let mut plan = LinkPlan {
-            source: link.source.value.clone(),
-            target: target.name.clone(),
-            target_link_name: target.link_name.clone(),
-            mode: link.mode.value,
-            gateway,
-            selector: selectors.gateway,
-            remote_discovery_selector: selectors.remote_discovery,
-            federated_service_selector: selectors.federated,
-            target_cluster_domain: linkerd.cluster_domain.clone(),
-            target_linkerd_namespace: linkerd.namespace.clone(),
-            target_trust_domain: linkerd.trust_domain.clone(),
-            generation: 0,
-            rotation: None,
-        };
-        let (generation, rotation) = link_credentials(spec, &parsed, &plan.credentials_id());
-        plan.generation = generation;
-        plan.rotation = rotation;
-        let source_name = clusters[si].name.clone();
-        clusters[ti].remote_access_accounts.push(plan.account());
-        if let Some(r) = rotation.filter(|r| r.phase == RotationPhase::Granting) {
-            clusters[ti]
-                .remote_access_accounts
-                .push(remote_access_account(&plan.source, r.other_generation));
+        let plan = link_plan(&link, &clusters[ti], linkerd, parsed)?;
+        let source = clusters[si].name.clone();
+        let target = &mut clusters[ti];
+        target.remote_access_accounts.push(plan.account());
+        if let Some(next) = plan.next_account() {
+            target.remote_access_accounts.push(next);
         }
-        clusters[ti].incoming_sources.push(source_name);
+        target.incoming_sources.push(source);
         clusters[si].outgoing.push(plan);
     }
-    for c in &mut clusters {
+    for c in clusters {
         c.outgoing
             .sort_by(|a, b| a.target_link_name.cmp(&b.target_link_name));
         c.incoming_sources.sort();
@@ -564,28 +581,60 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
         c.remote_access_accounts.sort();
         c.remote_access_accounts.dedup();
     }
-    Ok(FleetPlan {
-        name: fleet.metadata.name.value.clone(),
-        source_file: source_file.to_string(),
-        linkerd,
-        gitops,
-        identity,
-        vault,
-        clusters,
+    Ok(())
+}
+
+fn link_plan(
+    link: &meshfleet_fleet::links::DeclaredLink,
+    target: &ClusterPlan,
+    linkerd: &LinkerdPlan,
+    parsed: &mut Parsed,
+) -> Result<LinkPlan, PlanError> {
+    let label = link.label();
+    let gateway = match link.mode.value {
+        LinkMode::Gateway => {
+            let gw = target.gateway.as_ref().ok_or_else(|| {
+                unparsed(format!(
+                    "the gateway of `{}`, the target of `{label}`",
+                    target.name
+                ))
+            })?;
+            Some(LinkGateway {
+                address: gw.addresses.join(","),
+                port: gw.dialled_port(),
+                probe_path: gw.probe_path.clone(),
+                probe_port: gw.dialled_probe_port(),
+                probe_period: gw.probe_period.clone(),
+            })
+        }
+        LinkMode::RemoteDiscovery => None,
+    };
+    let selectors = parsed
+        .selectors
+        .remove(&(link.source.value.clone(), link.target.value.clone()))
+        .ok_or_else(|| unparsed(format!("the selectors of link `{label}`")))?;
+    let id = format!("{}-to-{}", link.source.value, target.name);
+    let (generation, rotation) = link_credentials(&parsed.link_credentials, &id);
+    Ok(LinkPlan {
+        source: link.source.value.clone(),
+        target: target.name.clone(),
+        target_link_name: target.link_name.clone(),
+        mode: link.mode.value,
+        gateway,
+        selector: selectors.gateway,
+        remote_discovery_selector: selectors.remote_discovery,
+        federated_service_selector: selectors.federated,
+        target_cluster_domain: linkerd.cluster_domain.clone(),
+        target_linkerd_namespace: linkerd.namespace.clone(),
+        target_trust_domain: linkerd.trust_domain.clone(),
+        generation,
+        next_generation: next_generation(generation),
+        rotation,
     })
 }
 
 fn value_or(value: Option<&meshfleet_fleet::located::Located<String>>, default: &str) -> String {
     value.map_or_else(|| default.to_string(), |v| v.value.clone())
-}
-
-/// A port of the fleet file: validation keeps them in range, so one that does not fit
-/// is refused, not replaced.
-fn port(value: Option<&meshfleet_fleet::located::Located<i64>>, default: u16) -> Result<u16, PlanError> {
-    match value {
-        None => Ok(default),
-        Some(v) => u16::try_from(v.value).map_err(|_| unparsed(format!("port `{}`", v.value))),
-    }
 }
 
 fn cluster_plan(
@@ -602,21 +651,23 @@ fn cluster_plan(
         None => None,
         Some(g) => {
             let probe = g.probe.as_ref().map(|p| &p.value);
-            let optional_port =
-                |p: Option<&meshfleet_fleet::located::Located<i64>>| p.map(|p| port(Some(p), 0)).transpose();
+            let ports = parsed
+                .gateway_ports
+                .remove(name)
+                .ok_or_else(|| unparsed(format!("the gateway ports of `{name}`")))?;
             Some(GatewayPlan {
                 service_type: g
                     .service_type
                     .as_ref()
                     .map_or(ServiceType::LoadBalancer, |t| t.value),
                 addresses: g.addresses.iter().map(|a| a.value.clone()).collect(),
-                port: port(g.port.as_ref(), defaults::GATEWAY_PORT)?,
-                node_port: optional_port(g.node_port.as_ref())?,
+                port: ports.port,
+                node_port: ports.node_port,
                 probe_path: probe
                     .and_then(|p| p.path.as_ref())
                     .map_or_else(|| defaults::PROBE_PATH.to_string(), |p| p.value.clone()),
-                probe_port: port(probe.and_then(|p| p.port.as_ref()), defaults::PROBE_PORT)?,
-                probe_node_port: optional_port(probe.and_then(|p| p.node_port.as_ref()))?,
+                probe_port: ports.probe_port,
+                probe_node_port: ports.probe_node_port,
                 probe_period: parsed
                     .probe_periods
                     .remove(name)

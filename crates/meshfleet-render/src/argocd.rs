@@ -9,9 +9,9 @@
 //! Helm stages are Applications with a Helm source and `valuesObject`. Argo CD renders
 //! charts with `helm template`, so the control-plane and viz charts' generated webhook
 //! certificates would differ on every render; those fields are ignored (linkerd2#8440).
-//! Waves order child Applications only when Argo CD assesses Application health (see the
-//! README), which is why each wave also depends on the objects of the previous one being
-//! applied.
+//! Waves order child Applications only when Argo CD assesses Application health (see
+//! docs/argocd.md), which is why each wave also depends on the objects of the previous one
+//! being applied.
 
 use std::collections::BTreeMap;
 

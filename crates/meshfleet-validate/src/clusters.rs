@@ -9,10 +9,10 @@ use meshfleet_fleet::diagnostic::Finding;
 use meshfleet_fleet::duration::{ProbePeriod, ProbePeriodError};
 use meshfleet_fleet::located::{Located, SourceLocation};
 use meshfleet_fleet::model::{ClusterSpec, GatewaySpec, ServiceType};
-use meshfleet_fleet::names;
+use meshfleet_fleet::names::{self, NameError};
 
 use super::settings::label;
-use super::{Ctx, Parsed, Rule};
+use super::{Ctx, GatewayPorts, Parsed, Rule};
 
 pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let mut names_seen: HashMap<&str, SourceLocation> = HashMap::new();
@@ -136,9 +136,6 @@ fn host_of(authority: &str) -> &str {
     }
 }
 
-/// The gateway proxy's admin port: the only port on the gateway pod that answers the probe.
-const GATEWAY_ADMIN_PORT: i64 = 4191;
-
 fn check_gateway(
     c: &ClusterSpec,
     gateway: &Located<GatewaySpec>,
@@ -165,8 +162,41 @@ fn check_gateway(
             ));
         }
     }
-    port("gateway port", g.port.as_ref(), out);
-    port("probe port", probe.and_then(|p| p.port.as_ref()), out);
+    let gateway_port = port("gateway port", g.port.as_ref(), defaults::GATEWAY_PORT, out);
+    let probe_port = port(
+        "probe port",
+        probe.and_then(|p| p.port.as_ref()),
+        defaults::PROBE_PORT,
+        out,
+    );
+    node_ports(c, g, service_type, type_at, out);
+    probe_rules(c, g, out);
+    if let (Some(port), Some(probe_port), Ok(node_port), Ok(probe_node_port)) = (
+        gateway_port,
+        probe_port,
+        node_port(g.node_port.as_ref()),
+        node_port(probe.and_then(|p| p.node_port.as_ref())),
+    ) {
+        let ports = GatewayPorts {
+            port,
+            node_port,
+            probe_port,
+            probe_node_port,
+        };
+        parsed.gateway_ports.insert(c.name.value.clone(), ports);
+    }
+    probe_period(c, gateway, parsed, out);
+}
+
+/// NodePorts: set exactly on NodePort gateways, in Kubernetes' default range.
+fn node_ports(
+    c: &ClusterSpec,
+    g: &GatewaySpec,
+    service_type: ServiceType,
+    type_at: SourceLocation,
+    out: &mut Vec<Finding>,
+) {
+    let probe = g.probe.as_ref().map(|p| &p.value);
     let node_ports = [
         ("nodePort", g.node_port.as_ref()),
         ("probe nodePort", probe.and_then(|p| p.node_port.as_ref())),
@@ -208,10 +238,16 @@ fn check_gateway(
             ));
         }
     }
+}
+
+/// The probe's port (the gateway proxy's admin port), distinct ports, and its path.
+fn probe_rules(c: &ClusterSpec, g: &GatewaySpec, out: &mut Vec<Finding>) {
+    let probe = g.probe.as_ref().map(|p| &p.value);
     // The chart's gateway Service port `mc-probe` has no targetPort, so the pod is probed
-    // on `probe.port` itself, and only the gateway proxy's admin server (4191) answers.
+    // on `probe.port` itself, and only the gateway proxy's admin server (the default probe
+    // port, 4191) answers.
     if let Some(pp) = probe.and_then(|p| p.port.as_ref())
-        && pp.value != GATEWAY_ADMIN_PORT
+        && pp.value != i64::from(defaults::PROBE_PORT)
     {
         out.push(Finding::error(Rule::ProbePort,
             pp.at,
@@ -220,19 +256,26 @@ fn check_gateway(
                 pp.value, c.name.value
             ),
             format!(
-                "remove `probe.port` or set it to {GATEWAY_ADMIN_PORT}, the gateway proxy's admin port that the chart's `mc-probe` Service port targets; to expose the probe on another port use `serviceType: NodePort` with `probe.nodePort`"
+                "remove `probe.port` or set it to {}, the gateway proxy's admin port that the chart's `mc-probe` Service port targets; to expose the probe on another port use `serviceType: NodePort` with `probe.nodePort`",
+                defaults::PROBE_PORT
             ),
         ));
     }
-    let gw_port = g.port.as_ref().map_or(4143, |p| p.value);
-    let probe_port = probe.and_then(|p| p.port.as_ref());
-    if let Some(pp) = probe_port
+    let gw_port = g
+        .port
+        .as_ref()
+        .map_or(i64::from(defaults::GATEWAY_PORT), |p| p.value);
+    if let Some(pp) = probe.and_then(|p| p.port.as_ref())
         && pp.value == gw_port
     {
         out.push(Finding::error(Rule::PortConflict,
             pp.at,
             format!("probe port `{}` equals the gateway port", pp.value),
-            "the probe port is the gateway proxy's admin port (4191); the gateway port its inbound port (4143)",
+            format!(
+                "the probe port is the gateway proxy's admin port ({}); the gateway port its inbound port ({})",
+                defaults::PROBE_PORT,
+                defaults::GATEWAY_PORT
+            ),
         ));
     }
     if let (Some(a), Some(b)) = (g.node_port.as_ref(), probe.and_then(|p| p.node_port.as_ref()))
@@ -255,6 +298,16 @@ fn check_gateway(
             "use `/ready`, the gateway proxy's readiness endpoint",
         ));
     }
+}
+
+/// The probe period: a Go duration of whole seconds, parsed into [`Parsed::probe_periods`].
+fn probe_period(
+    c: &ClusterSpec,
+    gateway: &Located<GatewaySpec>,
+    parsed: &mut Parsed,
+    out: &mut Vec<Finding>,
+) {
+    let probe = gateway.value.probe.as_ref().map(|p| &p.value);
     let written = probe.and_then(|p| p.period.as_ref());
     let text = written.map_or(defaults::PROBE_PERIOD, |p| p.value.as_str());
     match ProbePeriod::parse(text) {
@@ -266,18 +319,21 @@ fn check_gateway(
             format!("probe period {why}"),
             "write a Go duration such as `3s`; the Link CRD rejects bare numbers and the probe worker stops on them",
         )),
-        Err(ProbePeriodError::NotWholeSeconds) => out.push(Finding::error(Rule::ProbePeriod,
+        Err(why @ ProbePeriodError::NotWholeSeconds { .. }) => out.push(Finding::error(Rule::ProbePeriod,
             written.map_or(gateway.at, |p| p.at),
-            format!("probe period `{text}` is not a whole number of seconds (at least 1s)"),
+            format!("probe period {why}"),
             "the multicluster chart takes the period in whole seconds (`gateway.probe.seconds`); use e.g. `3s`",
         )),
     }
 }
 
-fn port(what: &str, value: Option<&Located<i64>>, out: &mut Vec<Finding>) {
-    if let Some(v) = value
-        && !(1..=65_535).contains(&v.value)
-    {
+/// The port written (or `default`); `None` with a finding when it is outside 1-65535.
+fn port(what: &str, value: Option<&Located<i64>>, default: u16, out: &mut Vec<Finding>) -> Option<u16> {
+    let Some(v) = value else {
+        return Some(default);
+    };
+    let port = u16::try_from(v.value).ok().filter(|p| *p > 0);
+    if port.is_none() {
         out.push(Finding::error(
             Rule::PortRange,
             v.at,
@@ -285,23 +341,54 @@ fn port(what: &str, value: Option<&Located<i64>>, out: &mut Vec<Finding>) {
             "use a TCP port between 1 and 65535",
         ));
     }
+    port
 }
 
-fn gateway_address(address: &str) -> Result<(), String> {
+/// A NodePort as written (`None` when it is not); `Err` when it is no port at all, which
+/// the NodePort rules above report.
+fn node_port(value: Option<&Located<i64>>) -> Result<Option<u16>, std::num::TryFromIntError> {
+    value.map(|v| u16::try_from(v.value)).transpose()
+}
+
+/// Why a gateway address is not a bare IP address or DNS name. The message is a
+/// predicate: the finding puts the address and its cluster before it.
+#[derive(Debug, thiserror::Error)]
+enum AddressError {
+    /// `https://...`.
+    #[error("has a URL scheme")]
+    Scheme,
+    /// `host:port`, or something else with a colon that is not an IPv6 address.
+    #[error("has a port or is not an address")]
+    Port,
+    /// `a,b` or `a b`.
+    #[error("holds a list or spaces; give each address its own entry")]
+    List,
+    /// Not a DNS-1123 subdomain.
+    #[error("is not a DNS name: it {0}")]
+    NotDns(#[source] NameError),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for AddressError {
+    fn hint(&self) -> Option<String> {
+        // The `gateway-address` finding that quotes it says how to write an address.
+        None
+    }
+}
+
+fn gateway_address(address: &str) -> Result<(), AddressError> {
     if address.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
     if address.contains("://") {
-        return Err("has a URL scheme".into());
+        return Err(AddressError::Scheme);
     }
     if address.contains(':') {
-        return Err("has a port or is not an address".into());
+        return Err(AddressError::Port);
     }
     if address.contains(',') || address.contains(char::is_whitespace) {
-        return Err("holds a list or spaces; give each address its own entry".into());
+        return Err(AddressError::List);
     }
-    names::dns1123_subdomain(&address.to_ascii_lowercase())
-        .map_err(|why| format!("is not a DNS name: it {why}"))
+    names::dns1123_subdomain(&address.to_ascii_lowercase()).map_err(AddressError::NotDns)
 }
 
 #[cfg(test)]

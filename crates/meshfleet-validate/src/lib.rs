@@ -38,8 +38,8 @@ use meshfleet_identity::CertInfo;
 
 pub use anchor::AnchorFile;
 pub use meshfleet_fleet::anchor_path;
+pub use meshfleet_fleet::lifecycle::{AnchorRotation, LinkCredentialsState};
 pub use meshfleet_fleet::rules::{RULES, Rule};
-pub use rotation::AnchorRotation;
 
 /// What every rule module gets: the fleet, its expanded links and a name index.
 pub(crate) struct Ctx<'a> {
@@ -105,9 +105,11 @@ pub struct Parsed {
     pub selectors: HashMap<(String, String), LinkSelectors>,
     /// Each cluster's pod and service CIDRs, by cluster name.
     pub networks: HashMap<String, ClusterNetworks>,
-    /// Each link's remote-access account generation, by `<source>-to-<target>`; links
-    /// not listed use generation 0.
-    pub generations: HashMap<String, u32>,
+    /// `spec.secrets.linkCredentials`: each link's remote-access account generation
+    /// (links not listed use generation 0) and the rotation in progress.
+    pub link_credentials: LinkCredentialsState,
+    /// Each enabled gateway's ports (written or default), by cluster name.
+    pub gateway_ports: HashMap<String, GatewayPorts>,
     /// The trust anchor bundle.
     pub anchors: Option<TrustAnchors>,
 }
@@ -130,6 +132,19 @@ pub struct LinkSelectors {
     pub gateway: LabelSelector,
     pub remote_discovery: LabelSelector,
     pub federated: LabelSelector,
+}
+
+/// A gateway's ports, parsed: the defaults applied, each in 1-65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayPorts {
+    /// Service port of the gateway.
+    pub port: u16,
+    /// Its NodePort, when written.
+    pub node_port: Option<u16>,
+    /// Service port of the probe.
+    pub probe_port: u16,
+    /// Its NodePort, when written.
+    pub probe_node_port: Option<u16>,
 }
 
 /// A cluster's CIDRs, parsed.

@@ -19,7 +19,7 @@ const MIRROR_BUDGET_WARNING: usize = 20;
 
 pub(super) fn check(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     topology(ctx, out);
-    generations(ctx, parsed, out);
+    link_credentials(ctx, parsed, out);
     let mut seen: HashMap<(&str, &str), u32> = HashMap::new();
     for link in ctx.links {
         for end in [&link.source, &link.target] {
@@ -203,9 +203,10 @@ fn selectors(link: &meshfleet_fleet::links::DeclaredLink, parsed: &mut Parsed, o
     }
 }
 
-/// `spec.secrets.linkCredentials.generations`: each a generation (0 up) of a link the
-/// fleet declares, `<source>-to-<target>`.
-fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
+/// `spec.secrets.linkCredentials`: each generation a whole number (0 up) of a link the
+/// fleet declares, `<source>-to-<target>`; the rotation of declared links only, and
+/// `retiring` only a raised generation. Parsed into [`Parsed::link_credentials`].
+fn link_credentials(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     let Some(credentials) = ctx
         .fleet
         .spec
@@ -238,14 +239,20 @@ fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
                 format!("`{id}` is not a link of the fleet"),
                 "keys are `<source>-to-<target>` of declared links; remove this one",
             )),
+            // Generation 0 is what an unlisted link uses: left out, as the editor writes it.
+            Some(0) => {}
             Some(n) => {
-                parsed.generations.insert(id.clone(), n);
+                parsed.link_credentials.generations.insert(id.clone(), n);
             }
         }
     }
     let Some(rotation) = &credentials.value.rotation else {
         return;
     };
+    parsed.link_credentials.rotation = Some((
+        rotation.value.links.iter().map(|l| l.value.clone()).collect(),
+        rotation.value.phase.value,
+    ));
     for link in &rotation.value.links {
         if !ids.contains(&link.value) {
             out.push(Finding::error(
@@ -255,7 +262,7 @@ fn generations(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
                 "`meshfleet secrets sync --rotate` writes the rotation; remove this entry, or the rotation block to abandon it before `retiring`",
             ));
         } else if rotation.value.phase.value == meshfleet_fleet::model::RotationPhase::Retiring
-            && parsed.generations.get(&link.value).copied().unwrap_or(0) == 0
+            && !parsed.link_credentials.generations.contains_key(&link.value)
         {
             out.push(Finding::error(
                 Rule::LinkCredentials,

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use meshfleet_fleet::diagnostic::Finding;
-use meshfleet_fleet::model::AnchorRotationPhase;
+use meshfleet_fleet::lifecycle::AnchorRotation;
 use meshfleet_identity::CertInfo;
 use meshfleet_identity::normalise_fingerprint;
 
@@ -91,26 +91,4 @@ fn describe_difference(live: &BTreeSet<&str>, wanted: &BTreeSet<&str>) -> String
         parts.push(format!("it lacks {lacking} of them"));
     }
     parts.join(" and ")
-}
-
-/// A rotation in progress, as validation checked it against the bundle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnchorRotation {
-    /// Where it is.
-    pub phase: AnchorRotationPhase,
-    /// Fingerprint (lowercase, `:`-separated) of the anchor being retired.
-    pub from: String,
-    /// Fingerprint of the anchor being rolled out.
-    pub to: String,
-}
-
-impl AnchorRotation {
-    /// The anchor the issuers should be signed by in this phase.
-    pub fn signing(&self) -> &str {
-        if self.phase.issuers_on_new() {
-            &self.to
-        } else {
-            &self.from
-        }
-    }
 }

@@ -64,7 +64,7 @@ fn linkerd(ctx: &Ctx<'_>, parsed: &mut Parsed, out: &mut Vec<Finding>) {
     match linkerd_version {
         Err(why) => out.push(Finding::error(Rule::LinkerdVersion,
             version.at,
-            why,
+            why.to_string(),
             format!("write the edge chart version, for example `{OLDEST_SUPPORTED}` for Linkerd 2.18"),
         )),
         Ok(v) if v < OLDEST_SUPPORTED => out.push(Finding::error(Rule::LinkerdVersionUnsupported,

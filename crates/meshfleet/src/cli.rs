@@ -1,4 +1,7 @@
-//! Every flag and subcommand of `meshfleet`, and nothing else: the clap types.
+//! Every flag and subcommand of `meshfleet`, and nothing else: the clap types. What the
+//! man pages add to them (exit status, examples) is beside them, in [`manual`].
+
+pub mod manual;
 
 use std::path::PathBuf;
 
@@ -44,30 +47,50 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the fleet file against every static rule and report all findings
+    ///
+    /// Every finding at once, each with `fleet.yaml:LINE:COLUMN`, a message, a `hint:` and a
+    /// stable rule id (`-o json`). Warnings do not fail the run.
     Validate(PathArg),
     /// Write the GitOps tree (one folder per cluster) for Flux or Argo CD
+    ///
+    /// Needs only the fleet file and public certificates: every Link field is computed
+    /// offline. The tree is swapped in atomically, and rendering is deterministic: the same
+    /// inputs give the same bytes. A private key or token is never written.
     Render(RenderArgs),
     /// Create or inspect the trust anchor and issuer certificates
     #[command(subcommand)]
     Certs(CertsCommand),
     /// Draw the fleet: clusters, links and their modes, the hub
+    ///
+    /// An arrow goes from the exporting cluster to the one that mirrors its services;
+    /// gateway links are solid, remote-discovery links dashed, and nothing is told by
+    /// colour alone.
     Graph(GraphArgs),
     /// Write link credentials and identity keys to Vault (KV v2)
     #[command(subcommand)]
     Secrets(SecretsCommand),
     /// Check that the live clusters match the fleet (all clusters in parallel)
+    ///
+    /// Per cluster: the API server, Linkerd, the trust anchors and issuer, every expected
+    /// Link field by field, its credentials, controller, gateway, probe and mirrors, and
+    /// what the fleet does not know (drift). Grouped with ✓/‼/×, a hint and the rendered
+    /// file to change; `-o json` with stable check ids.
     Check(CheckArgs),
     /// Read and compare the trust anchors the clusters really use
     #[command(subcommand)]
     Trust(TrustCommand),
     /// Move links made by the deprecated `linkerd multicluster link` to declarative ones
+    ///
+    /// Without `--apply` it only reads and prints the ordered move per cluster and link.
+    /// `--apply` removes a legacy controller only once `controller-<link>` of the same link
+    /// is available; it never deletes a Link.
     Migrate(MigrateArgs),
     /// Print the JSON Schema of the fleet file
     Schema,
     /// Print shell completions
     Completions(CompletionsArgs),
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page of meshfleet or of one command (roff), or write them all
+    Man(ManArgs),
 }
 
 /// A fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml`.
@@ -96,6 +119,10 @@ pub struct RenderArgs {
 #[derive(Debug, Subcommand)]
 pub enum CertsCommand {
     /// Create the trust anchor (and per-cluster issuers with `identity.issuer: vault`)
+    ///
+    /// The public anchor goes to `identity.trustAnchor` (commit it); private keys, mode
+    /// 0600, to the key folder, which is git-ignored. Never overwrites: with an anchor and
+    /// its key present, it only adds missing issuers.
     Init(CertsInitArgs),
     /// Show subject, key, validity, CA constraints, fingerprint and chain of certificates
     Inspect(CertsInspectArgs),
@@ -156,6 +183,13 @@ pub enum GraphFormat {
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
     /// Write each link's kubeconfig and the identity material to Vault; unchanged values are not rewritten
+    ///
+    /// Per link, the target's remote-access token becomes a one-cluster kubeconfig (the
+    /// target's `apiServer`, CA inline) at `<mount>/<path>/credentials/<source>-to-<target>`;
+    /// the anchor key or the static issuers come from the key folder. Vault access follows
+    /// Vault's conventions: `VAULT_ADDR`, `VAULT_TOKEN` or `~/.vault-token`,
+    /// `VAULT_NAMESPACE`, `VAULT_CACERT`. With `--rotate`, starts or continues a link
+    /// credential rotation.
     Sync(SecretsSyncArgs),
     /// Where a link credential rotation stands and what blocks it (changes nothing)
     Status(SecretsStatusArgs),
@@ -179,7 +213,7 @@ pub struct SecretsSyncArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Start or continue a link credential rotation: a new remote-access account per
-    /// link, used by restarted controllers before the old one goes (see the README)
+    /// link, used by restarted controllers before the old one goes (see docs/rotating-link-credentials.md)
     #[arg(long)]
     pub rotate: bool,
     /// With `--rotate`, when starting: rotate only this link, `<source>-to-<target>` (repeatable)
@@ -213,6 +247,10 @@ pub enum TrustCommand {
     /// Print the anchor bundle a cluster really uses (PEM and fingerprints)
     Extract(TrustExtractArgs),
     /// Compare every cluster's anchor bundle with the fleet's
+    ///
+    /// A table of the fingerprints in `linkerd-config` and `linkerd-identity-trust-roots`
+    /// (the bundle proxies use) per cluster; during a trust anchor rotation the previous
+    /// step's bundle is `rotation-pending`, a warning.
     Verify(PathArg),
     /// Rotate the fleet's trust anchor, step by step, with no moment where mTLS fails
     #[command(subcommand)]
@@ -292,4 +330,15 @@ pub struct CompletionsArgs {
     /// Shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print, e.g. `validate` or `trust rotate next` [default: meshfleet(1)]
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// Write every page (`meshfleet.1`, `meshfleet-validate.1`, ...) into DIR instead of printing one
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub out: Option<PathBuf>,
 }

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
     let status = match commands::run(&cli, printer) {
         Ok(status) => status,
         Err(err) => {
-            printer.report(&err, commands::hint_of(&err).as_deref());
+            printer.report(&err);
             ExitStatus::Error
         }
     };
@@ -37,11 +37,12 @@ fn main() -> ExitCode {
 fn init_logging(verbose: u8) {
     // Only meshfleet's own logs: the client libraries log the failures meshfleet
     // reports itself (kube logs every refused connection at ERROR), which would say
-    // the same thing twice. `RUST_LOG` opens everything up.
+    // the same thing twice. `RUST_LOG` opens everything up. A directive's target is a
+    // prefix, so `meshfleet` covers the binary and every library crate (`meshfleet_live`, ...).
     let default = match verbose {
-        0 => "meshfleet=warn,meshfleet_core=warn",
-        1 => "meshfleet=info,meshfleet_core=info",
-        _ => "meshfleet=debug,meshfleet_core=debug",
+        0 => "meshfleet=warn",
+        1 => "meshfleet=info",
+        _ => "meshfleet=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -6,12 +6,14 @@
 //! Command files say WHAT a piece of text is ([`Style`]); only this file knows how that
 //! looks on a terminal. Errors reach [`Printer::report`] as values: the message, each
 //! cause on its own `Caused by:` line, and the hint the error carries (see
-//! [`crate::commands::hint_of`]).
+//! [`crate::commands::CommandError`]).
 
 use std::io::{IsTerminal as _, Write as _};
 
 use meshfleet_core::diagnostic::{Finding, Severity};
 use serde::Serialize;
+
+use crate::commands::CommandError;
 
 /// What a piece of text is, for its colour on a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +74,8 @@ impl Printer {
     }
 
     /// A JSON document to stdout, pretty, with a trailing newline.
-    pub fn json<T: Serialize + ?Sized>(self, document: &T) -> anyhow::Result<()> {
-        let mut text = serde_json::to_string_pretty(document)?;
+    pub fn json<T: Serialize + ?Sized>(self, document: &T) -> Result<(), CommandError> {
+        let mut text = serde_json::to_string_pretty(document).map_err(CommandError::unhinted)?;
         text.push('\n');
         self.data(&text);
         Ok(())
@@ -95,19 +97,20 @@ impl Printer {
     }
 
     /// An error that ended the command: its message, each cause on a `Caused by:`
-    /// line, and its hint.
-    pub fn report(self, error: &anyhow::Error, hint: Option<&str>) {
+    /// line, and the hint it carries.
+    pub fn report(self, error: &CommandError) {
+        let mut chain = error.chain();
+        let message = chain.next().unwrap_or_default();
         let mut causes: Vec<String> = Vec::new();
-        let mut previous = error.to_string();
-        for cause in error.chain().skip(1) {
-            let text = cause.to_string();
+        let mut previous = message.clone();
+        for text in chain {
             // Some errors repeat their cause in their own message; say it once.
             if !previous.contains(&text) {
                 causes.push(text.clone());
             }
             previous = text;
         }
-        self.labelled("error", Style::Error, &error.to_string(), &causes, hint);
+        self.labelled("error", Style::Error, &message, &causes, error.hint().as_deref());
     }
 
     fn labelled(self, word: &str, style: Style, message: &str, causes: &[String], hint: Option<&str>) {

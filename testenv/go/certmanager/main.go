@@ -1,6 +1,6 @@
 // Command cert-manager-controller runs cert-manager's own controllers (issuers,
-// certificates, certificate requests with the CA, self-signed and Vault issuers) against
-// one cluster. cert-manager's controller binary lives in a Go module that the module proxy
+// certificates, certificate requests with the CA issuer, the only issuer meshfleet renders)
+// against one cluster. cert-manager's controller binary lives in a Go module that the module proxy
 // does not serve; its control loops, though, are packages of the main module that
 // register themselves with pkg/controller. This file does only what that binary's start-up
 // does for them: build the shared controller context, construct the chosen controllers,
@@ -25,8 +25,6 @@ import (
 	// Control loops: each registers itself with pkg/controller in init.
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/ca"
-	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/selfsigned"
-	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/vault"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/issuing"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/keymanager"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificates/readiness"
@@ -36,10 +34,10 @@ import (
 	_ "github.com/cert-manager/cert-manager/pkg/controller/clusterissuers"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/issuers"
 
-	// Issuer implementations: each registers itself with pkg/issuer in init.
+	// Issuer implementations: each registers itself with pkg/issuer in init. Only the CA
+	// issuer: the self-signed and Vault ones (the latter links Vault's API client and the
+	// AWS SDK, ~130 packages) are not used by any tree meshfleet renders.
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
-	_ "github.com/cert-manager/cert-manager/pkg/issuer/selfsigned"
-	_ "github.com/cert-manager/cert-manager/pkg/issuer/vault"
 )
 
 func main() {

@@ -274,12 +274,22 @@ pub(crate) fn inspect(text: &SecretString, expected_server: Option<&str>) -> Kub
 /// What is wrong with `certificate-authority-data`; never its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 enum CaDataMistake {
+    /// The field does not decode.
     #[error("it is not valid base64")]
     Base64,
+    /// The decoded text is not PEM.
     #[error("{0}")]
-    Pem(PemMistake),
+    Pem(#[source] PemMistake),
+    /// PEM, but without a certificate.
     #[error("it holds no CERTIFICATE block")]
     NoCertificate,
+}
+
+impl meshfleet_fleet::diagnostic::Hint for CaDataMistake {
+    fn hint(&self) -> Option<String> {
+        // The `credentials` check that quotes it says how to recreate the Secret.
+        None
+    }
 }
 
 /// DER certificates of a base64 PEM bundle.

@@ -60,13 +60,31 @@ pub(super) fn check(
     out.push(issuer(plan, cluster, state, files, now));
 }
 
-fn config_values(config_map: &ConfigMap) -> Result<Value, String> {
+/// Why `linkerd-config` has no chart values meshfleet can read.
+#[derive(Debug, thiserror::Error)]
+enum ConfigValuesError {
+    /// The ConfigMap has no `values` key.
+    #[error("no key `values`")]
+    Missing,
+    /// `values` is not YAML.
+    #[error("{0}")]
+    Yaml(#[source] serde_saphyr::Error),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for ConfigValuesError {
+    fn hint(&self) -> Option<String> {
+        // The `linkerd-installed` check that quotes it carries the fix.
+        None
+    }
+}
+
+fn config_values(config_map: &ConfigMap) -> Result<Value, ConfigValuesError> {
     let text = config_map
         .data
         .as_ref()
         .and_then(|d| d.get("values"))
-        .ok_or("no key `values`")?;
-    serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string())
+        .ok_or(ConfigValuesError::Missing)?;
+    serde_saphyr::from_str::<Value>(text).map_err(ConfigValuesError::Yaml)
 }
 
 fn text_at<'v>(values: &'v Value, key: &str) -> Option<&'v str> {
@@ -276,49 +294,104 @@ fn issuer(
     }
 }
 
+/// What makes the issuer Secret unusable. The message is a predicate: the
+/// `issuer-valid` check puts "the issuer `linkerd/linkerd-identity-issuer`" before it.
+#[derive(Debug, thiserror::Error)]
+enum IssuerProblem {
+    /// Not a `kubernetes.io/tls` Secret.
+    #[error(
+        "has type `{found}`; the fleet's control plane reads `kubernetes.io/tls` (tls.crt, tls.key, ca.crt)"
+    )]
+    WrongType {
+        /// The Secret's type (`Opaque` when unset).
+        found: String,
+    },
+    /// No private key.
+    #[error("has no `tls.key`")]
+    NoKey,
+    /// No certificate.
+    #[error("has no `tls.crt`")]
+    NoCertificate,
+    /// `tls.crt` is not a PEM bundle of certificates.
+    #[error("`tls.crt` does not parse: {}", error_chain(.0))]
+    Unparsable(#[source] meshfleet_identity::IdentityError),
+    /// `tls.crt` parses to no certificate.
+    #[error("`tls.crt` holds no certificate")]
+    Empty,
+    /// A key Linkerd cannot use.
+    #[error("uses a {0} key; Linkerd requires ECDSA P-256")]
+    KeyType(KeyType),
+    /// A leaf certificate where an intermediate CA belongs.
+    #[error("is not a CA certificate; Linkerd's issuer must be an intermediate CA")]
+    NotCa,
+    /// Valid only later.
+    #[error("is not valid before {}", meshfleet_identity::format_time(*.not_before))]
+    NotYetValid {
+        /// Start of validity, Unix seconds.
+        not_before: i64,
+    },
+    /// No longer valid.
+    #[error("expired {}", meshfleet_identity::format_time(*.not_after))]
+    Expired {
+        /// End of validity, Unix seconds.
+        not_after: i64,
+    },
+    /// Signed by another anchor than the fleet's.
+    #[error("(`{subject}`) is not signed by the fleet's trust anchor")]
+    NotSigned {
+        /// The issuer's subject.
+        subject: String,
+    },
+}
+
+impl meshfleet_fleet::diagnostic::Hint for IssuerProblem {
+    fn hint(&self) -> Option<String> {
+        // The `issuer-valid` check that quotes it says how the issuer is made.
+        None
+    }
+}
+
 /// The issuer's verdict, or the problem that makes it unusable.
-fn judge_issuer(plan: &FleetPlan, secret: &IssuerSecret, now: OffsetDateTime) -> Result<CheckResult, String> {
+fn judge_issuer(
+    plan: &FleetPlan,
+    secret: &IssuerSecret,
+    now: OffsetDateTime,
+) -> Result<CheckResult, IssuerProblem> {
     if secret.secret_type.as_deref() != Some("kubernetes.io/tls") {
-        return Err(format!(
-            "has type `{}`; the fleet's control plane reads `kubernetes.io/tls` (tls.crt, tls.key, ca.crt)",
-            secret.secret_type.as_deref().unwrap_or("Opaque")
-        ));
+        return Err(IssuerProblem::WrongType {
+            found: secret.secret_type.as_deref().unwrap_or("Opaque").to_string(),
+        });
     }
     if !secret.has_key {
-        return Err("has no `tls.key`".into());
+        return Err(IssuerProblem::NoKey);
     }
-    let pem = secret.tls_crt.as_deref().ok_or("has no `tls.crt`")?;
-    let chain = meshfleet_identity::parse_pem_bundle(pem)
-        .map_err(|e| format!("`tls.crt` does not parse: {}", error_chain(&e)))?;
+    let pem = secret.tls_crt.as_deref().ok_or(IssuerProblem::NoCertificate)?;
+    let chain = meshfleet_identity::parse_pem_bundle(pem).map_err(IssuerProblem::Unparsable)?;
     let fleet = &plan.identity.anchors;
     let Some(cert) = chain.first() else {
-        return Err("`tls.crt` holds no certificate".into());
+        return Err(IssuerProblem::Empty);
     };
     if cert.key_type != KeyType::EcdsaP256 {
-        return Err(format!(
-            "uses a {} key; Linkerd requires ECDSA P-256",
-            cert.key_type
-        ));
+        return Err(IssuerProblem::KeyType(cert.key_type.clone()));
     }
     if !cert.is_ca {
-        return Err("is not a CA certificate; Linkerd's issuer must be an intermediate CA".into());
+        return Err(IssuerProblem::NotCa);
     }
     if !cert.valid_at(now) {
-        let when = if now.unix_timestamp() < cert.not_before {
-            format!(
-                "is not valid before {}",
-                meshfleet_identity::format_time(cert.not_before)
-            )
+        return Err(if now.unix_timestamp() < cert.not_before {
+            IssuerProblem::NotYetValid {
+                not_before: cert.not_before,
+            }
         } else {
-            format!("expired {}", meshfleet_identity::format_time(cert.not_after))
-        };
-        return Err(when);
+            IssuerProblem::Expired {
+                not_after: cert.not_after,
+            }
+        });
     }
     if meshfleet_identity::chains_to(&chain, fleet).is_none() {
-        return Err(format!(
-            "(`{}`) is not signed by the fleet's trust anchor",
-            cert.subject
-        ));
+        return Err(IssuerProblem::NotSigned {
+            subject: cert.subject.clone(),
+        });
     }
     let mut details = Vec::new();
     let mut status = Status::Ok;

@@ -80,6 +80,14 @@ pub enum CheckError {
     },
 }
 
+impl meshfleet_fleet::diagnostic::Hint for CheckError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::UnknownCluster { .. } => Some("pass a cluster name of the fleet to `--cluster`".into()),
+        }
+    }
+}
+
 /// What to check.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {

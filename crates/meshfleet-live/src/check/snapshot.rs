@@ -197,7 +197,7 @@ pub(super) enum Unreachable {
     /// No client could be built for the context.
     Client(String),
     /// The API server did not answer, or refused `/version`.
-    NoAnswer(String),
+    NoAnswer(KubeFailure),
     /// The deadline passed.
     TimedOut(Duration),
 }
@@ -233,14 +233,14 @@ impl Unreachable {
                 "fix the credentials of context `{}` in your kubeconfig",
                 cluster.context
             )),
-            Self::NoAnswer(reason) => CheckResult::error(
+            Self::NoAnswer(failure) => CheckResult::error(
                 CheckId::ClusterReachable,
                 format!(
                     "the API server{at} of context `{}` does not answer",
                     cluster.context
                 ),
             )
-            .details([reason.clone()])
+            .details([failure.to_string()])
             .hint("is the cluster running, and reachable from this machine (VPN, firewall)?"),
             Self::TimedOut(timeout) => CheckResult::error(
                 CheckId::ClusterReachable,
@@ -321,7 +321,7 @@ async fn read_state(
     plan: &FleetPlan,
     cluster: &ClusterPlan,
     client: &kube::Client,
-) -> Result<ClusterState, String> {
+) -> Result<ClusterState, KubeFailure> {
     let linkerd_ns = plan.linkerd.namespace.as_str();
     let mc_ns = defaults::MULTICLUSTER_NAMESPACE;
     let credentials_type = format!("type={}", stages::CREDENTIALS_SECRET_TYPE);
@@ -336,7 +336,7 @@ async fn read_state(
         let version = client
             .apiserver_version()
             .await
-            .map_err(|e| KubeFailure::from_kube(&e).to_string())?
+            .map_err(|e| KubeFailure::from_kube(&e))?
             .git_version;
         let config_maps = list_all(
             &Api::<ConfigMap>::namespaced(client.clone(), linkerd_ns),
@@ -359,7 +359,7 @@ async fn read_state(
             .await;
             credentials.push((ns, listed));
         }
-        Ok::<_, String>((version, config_maps, issuer, credentials))
+        Ok::<_, KubeFailure>((version, config_maps, issuer, credentials))
     };
     let lane_b = async {
         let namespaces = list_all(

@@ -8,7 +8,7 @@
 //! Deployment's `managedFields` say whether meshfleet or someone else (`kubectl rollout
 //! restart` is `kubectl-rollout`) set it, and its pods' creation times say when the
 //! running pods came. A user who sees a mirror Service recreated right after a rotation
-//! matches its creation time with these (see the README, "Rotating link credentials").
+//! matches its creation time with these (see docs/rotating-link-credentials.md).
 //!
 //! Earlier versions of `credentials/<source>-to-<target>` are KV v2 history and are kept:
 //! each holds the token of an earlier remote-access account, and a token is revoked for
@@ -18,11 +18,10 @@
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde::Serialize;
 
-use super::rotation::{FIELD_MANAGER, RESTARTED_AT_ANNOTATION};
+use super::rotation::{FIELD_MANAGER, RESTARTED_AT_ANNOTATION, deployment_pods};
 use crate::cluster::Kubeconfigs;
 use crate::vault::{KvClient, VaultError};
 use meshfleet_fleet::defaults::MULTICLUSTER_NAMESPACE;
@@ -126,20 +125,8 @@ async fn read_one(client: &kube::Client, ns: &str, name: &str) -> Result<Option<
                 .is_some_and(|v| v.0.pointer(&field).is_some())
         })
         .and_then(|f| f.manager.clone());
-    let selector = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut created: Vec<_> = pods
-        .list(&ListParams::default().labels(&selector))
+    let mut created: Vec<_> = deployment_pods(client, ns, &deployment)
         .await?
-        .items
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| p.metadata.creation_timestamp.map(|t| t.0))

@@ -123,6 +123,13 @@ pub struct ApplyError {
     pub source: std::io::Error,
 }
 
+impl meshfleet_fleet::diagnostic::Hint for ApplyError {
+    fn hint(&self) -> Option<String> {
+        // The message names the file and the I/O error; nothing was changed.
+        None
+    }
+}
+
 /// How to undo one done operation.
 enum Undo {
     Restore { path: PathBuf, old: Option<Vec<u8>> },

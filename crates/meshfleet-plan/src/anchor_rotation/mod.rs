@@ -21,7 +21,6 @@
 //! the rotation turns round (`from` and `to` swap, phase `issuers`), so the issuers move
 //! back first and the anchor that was new leaves last.
 
-mod edit;
 mod files;
 
 use std::path::{Path, PathBuf};
@@ -29,12 +28,12 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
-pub use edit::{EditError, set_rotation};
 pub use files::{ApplyError, FileChange, FileChanges};
 pub use meshfleet_identity::{normalise_fingerprint, short};
 pub use meshfleet_validate::AnchorRotation;
 
 use crate::FleetPlan;
+use meshfleet_fleet::edit::{EditError, FleetFileMut};
 use meshfleet_fleet::model::{AnchorRotationPhase, IssuerKind};
 use meshfleet_identity::keys::KeyFolder;
 use meshfleet_identity::{CertInfo, IdentityError};
@@ -359,10 +358,11 @@ fn move_issuers(
 }
 
 fn fleet_change(input: &StepInput<'_>, after: Option<&AnchorRotation>) -> Result<FileChange, StepError> {
-    let text = set_rotation(input.fleet_text, after)?;
+    let mut fleet = FleetFileMut::new(input.fleet_text)?;
+    fleet.set_anchor_rotation(after)?;
     Ok(FileChange::write(
         input.fleet_path,
-        text,
+        fleet.into_text(),
         match after {
             Some(r) => format!(
                 "the fleet file: `spec.identity.rotation.phase: {}`",

@@ -8,11 +8,11 @@ use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
 use serde::Serialize;
 
-use super::{ExitStatus, hinted, now};
+use super::{CommandError, ExitStatus, hinted, now};
 use crate::cli::{CertsInitArgs, CertsInspectArgs, OutputFormat};
 use crate::printer::Printer;
 
-pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn init(args: &CertsInitArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (source, fleet) = match meshfleet_core::fleet::load(&args.path) {
         Ok(loaded) => loaded,
         Err(LoadError::Invalid { file, finding }) => {
@@ -48,7 +48,7 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> anyhow::Result<ExitStatus
         printer.status("kept the existing trust anchor and signed the missing issuers with its key");
     }
     for path in &report.public {
-        let text = fs_err::read_to_string(path)?;
+        let text = fs_err::read_to_string(path).map_err(CommandError::unhinted)?;
         let summary = identity::parse_pem_bundle(&text)
             .ok()
             .and_then(|c| c.into_iter().next())
@@ -80,7 +80,7 @@ pub fn inspect(
     args: &CertsInspectArgs,
     output: OutputFormat,
     printer: Printer,
-) -> anyhow::Result<ExitStatus> {
+) -> Result<ExitStatus, CommandError> {
     let anchors = fleet_anchors(args.fleet.as_deref())?;
     let at = now();
     let mut reports = Vec::new();
@@ -223,7 +223,7 @@ fn describe(cert: &CertInfo, chain: &Chain, now: time::OffsetDateTime) -> String
 
 /// The fleet's anchors: from `--fleet`, else from `./fleet.yaml` or `./meshfleet.yaml`
 /// when present.
-fn fleet_anchors(fleet: Option<&Path>) -> anyhow::Result<Option<Vec<CertInfo>>> {
+fn fleet_anchors(fleet: Option<&Path>) -> Result<Option<Vec<CertInfo>>, CommandError> {
     let path: PathBuf = match fleet {
         Some(p) => p.to_path_buf(),
         None if [FLEET_FILE_NAME, MESHFLEET_FILE_NAME]

@@ -17,11 +17,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use meshfleet_core::live::check::{self, CheckOptions, CheckReport, CheckResult, ClusterReport, Status};
 use serde::Serialize;
 
-use super::{ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
+use super::{CommandError, ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
 use crate::cli::{CheckArgs, GlobalArgs, OutputFormat};
 use crate::printer::{Printer, Style};
 
-pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     if args.timeout == 0 {
         return Err(hinted(
             "`--timeout 0` leaves no time for a cluster to answer",
@@ -54,9 +54,7 @@ pub fn run(args: &CheckArgs, global: &GlobalArgs, printer: Printer) -> anyhow::R
         args.clusters.len()
     };
     let progress = Progress::new(count);
-    let report = runtime()?
-        .block_on(check::run(&plan, &kubeconfigs, &options, &progress))
-        .map_err(|e| hinted(e.to_string(), "pass a cluster name of the fleet to `--cluster`"))?;
+    let report = runtime()?.block_on(check::run(&plan, &kubeconfigs, &options, &progress))?;
     progress.bar.finish_and_clear();
     match global.output {
         OutputFormat::Json => printer.json(&CheckJson::from(&report))?,

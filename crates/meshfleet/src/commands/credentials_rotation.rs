@@ -14,9 +14,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
+use super::Context as _;
 use meshfleet_core::diagnostic::Hint as _;
-use meshfleet_core::fleet::edit::{self, LinkCredentialsState};
+use meshfleet_core::fleet::edit::FleetFileMut;
 use meshfleet_core::live::secrets::rotation::{
     self, LinkProgress, Restart, RotateError, RotateOptions, RotationReport, Stage, StepState,
 };
@@ -25,12 +25,16 @@ use meshfleet_core::live::vault::{KvClient, VaultSettings};
 use meshfleet_core::plan::FleetPlan;
 use serde::Serialize;
 
-use super::{ExitStatus, kubeconfigs, load_plan, runtime};
+use super::{CommandError, ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
 /// `secrets sync --rotate`.
-pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn rotate(
+    args: &SecretsSyncArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let options = RotateOptions {
         dry_run: args.dry_run,
         links: args.links.clone(),
@@ -40,7 +44,7 @@ pub fn rotate(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> 
 }
 
 /// `secrets status`: a dry run of the rotation.
-pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let options = RotateOptions {
         dry_run: true,
         ..RotateOptions::default()
@@ -56,15 +60,14 @@ fn run(
     status: bool,
     global: &GlobalArgs,
     printer: Printer,
-) -> anyhow::Result<ExitStatus> {
+) -> Result<ExitStatus, CommandError> {
     let (checked, plan) = match load_plan(path, printer)? {
         Ok(loaded) => loaded,
         Err(exit) => return Ok(exit),
     };
-    let recorded = LinkCredentialsState::of(&checked.fleet);
     // Starting only records the rotation in the fleet file; everything after reads the
     // clusters and Vault.
-    let (kubeconfigs, vault) = if recorded.rotation.is_some() {
+    let (kubeconfigs, vault) = if plan.link_credentials.rotation.is_some() {
         (
             Some(kubeconfigs(global)?),
             Some(VaultSettings::from_env(&plan.vault.server)?),
@@ -75,7 +78,6 @@ fn run(
     tracing::info!(dry_run = options.dry_run, "secrets rotation");
     let report = match runtime()?.block_on(rotation::rotate(
         &plan,
-        &recorded,
         kubeconfigs.as_ref(),
         vault.as_ref(),
         options,
@@ -94,17 +96,19 @@ fn run(
     if let Some(state) = &report.recorded
         && !options.dry_run
     {
-        let text = edit::set_link_credentials(&checked.source.text, state)
+        let mut fleet = FleetFileMut::new(&checked.source.text)
             .with_context(|| format!("cannot record the rotation in `{}`", fleet_path.display()))?;
-        edit::write_fleet_file(fleet_path, &text)
-            .with_context(|| format!("cannot write `{}`", fleet_path.display()))?;
+        fleet
+            .set_link_credentials(state)
+            .with_context(|| format!("cannot record the rotation in `{}`", fleet_path.display()))?;
+        fleet.write(fleet_path)?;
         written = true;
     }
     let file = fleet_path.display().to_string();
     let traces = if status {
         let kubeconfigs = match kubeconfigs {
             Some(k) => Ok(k),
-            None => self::kubeconfigs(global).map_err(|e| meshfleet_core::diagnostic::error_chain(&*e)),
+            None => self::kubeconfigs(global).map_err(|e| meshfleet_core::diagnostic::error_chain(&e)),
         };
         Some(runtime()?.block_on(read_traces(&plan, kubeconfigs.as_ref())))
     } else {
@@ -218,7 +222,7 @@ fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
     if traces.restarts.iter().any(RestartSeen::by_rotation) {
         out.push_str(
             "  note: a mirror Service created within a few seconds of a service mirror's restart may be deleted and \
-             recreated once by Linkerd (new UID and ClusterIP); it comes back by itself (README, \"Rotating link credentials\")\n",
+             recreated once by Linkerd (new UID and ClusterIP); it comes back by itself (docs/rotating-link-credentials.md)\n",
         );
     }
     out.push_str("\nVault history of the link credentials:\n");

@@ -10,11 +10,11 @@ use std::time::Duration;
 use meshfleet_core::graph::{self, FleetHealth};
 use meshfleet_core::live::check::{self, CheckOptions};
 
-use super::{ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
+use super::{CommandError, ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
 use crate::cli::{GlobalArgs, GraphArgs, GraphFormat};
 use crate::printer::Printer;
 
-pub fn run(args: &GraphArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(args: &GraphArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     if args.live && args.timeout == 0 {
         return Err(hinted(
             "`--timeout 0` leaves no time for a cluster to answer",

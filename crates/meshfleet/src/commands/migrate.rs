@@ -15,11 +15,11 @@ use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::stages::StageKind;
 use serde::Serialize;
 
-use super::{ExitStatus, kubeconfigs, load_plan, runtime};
+use super::{CommandError, ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, MigrateArgs, OutputFormat};
 use crate::printer::Printer;
 
-pub fn run(args: &MigrateArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(args: &MigrateArgs, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (_checked, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),

@@ -4,6 +4,7 @@
 mod certs;
 mod check;
 mod credentials_rotation;
+mod error;
 mod graph;
 mod migrate;
 mod render;
@@ -13,23 +14,17 @@ mod secrets;
 mod trust;
 mod validate;
 
-use std::fmt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use meshfleet_core::diagnostic::Hint;
 use meshfleet_core::fleet::LoadError;
-use meshfleet_core::keys::KeysError;
-use meshfleet_core::live::cluster::ClusterError;
-use meshfleet_core::live::secrets::SyncError;
-use meshfleet_core::live::vault::VaultError;
 use meshfleet_core::plan::FleetPlan;
-use meshfleet_core::render::{RenderError, TreeError};
 use meshfleet_core::validate::{CheckedFleet, check_file};
 
 use crate::cli::{CertsCommand, Cli, Command, RotateCommand, SecretsCommand, TrustCommand};
 use crate::printer::Printer;
+
+pub use error::{CommandError, Context, hinted};
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,60 +47,8 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
-/// An error with a `hint:` for the user.
-#[derive(Debug)]
-pub struct Hinted {
-    /// What went wrong.
-    pub message: String,
-    /// How to fix it.
-    pub hint: String,
-}
-
-impl fmt::Display for Hinted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Hinted {}
-
-impl Hint for Hinted {
-    fn hint(&self) -> Option<String> {
-        Some(self.hint.clone())
-    }
-}
-
-/// The hint of an error that ended a command: the first along its chain of causes that
-/// carries one. Library errors carry theirs ([`Hint`]); command-level ones are [`Hinted`].
-pub fn hint_of(error: &anyhow::Error) -> Option<String> {
-    fn hint<E: Hint + 'static>(cause: &(dyn std::error::Error + 'static)) -> Option<String> {
-        cause.downcast_ref::<E>().and_then(Hint::hint)
-    }
-    error.chain().find_map(|cause| {
-        hint::<Hinted>(cause)
-            .or_else(|| hint::<ClusterError>(cause))
-            .or_else(|| hint::<LoadError>(cause))
-            .or_else(|| hint::<KeysError>(cause))
-            .or_else(|| hint::<VaultError>(cause))
-            .or_else(|| hint::<SyncError>(cause))
-            .or_else(|| hint::<RenderError>(cause))
-            .or_else(|| hint::<TreeError>(cause))
-            .or_else(|| hint::<meshfleet_core::live::secrets::rotation::RotateError>(cause))
-            .or_else(|| hint::<meshfleet_core::fleet::edit::EditError>(cause))
-            .or_else(|| hint::<meshfleet_core::anchor_rotation::StepError>(cause))
-    })
-}
-
-/// Build a hinted error.
-pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Hinted {
-        message: message.into(),
-        hint: hint.into(),
-    })
-}
-
 /// Run the chosen command.
-pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
     let output = cli.global.output;
     match &cli.command {
         Command::Validate(args) => validate::run(&args.path, output, printer),
@@ -130,22 +73,23 @@ pub fn run(cli: &Cli, printer: Printer) -> anyhow::Result<ExitStatus> {
         Command::Migrate(args) => migrate::run(args, &cli.global, printer),
         Command::Schema => schema::run(printer),
         Command::Completions(args) => schema::completions(args.shell, printer),
-        Command::Man => schema::man(printer),
+        Command::Man(args) => schema::man(args, printer),
     }
 }
 
 /// A tokio runtime for the live commands.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CommandError::unhinted)
 }
 
 /// The user's kubeconfig (`--kubeconfig`, `KUBECONFIG`, `~/.kube/config`).
 pub fn kubeconfigs(
     global: &crate::cli::GlobalArgs,
-) -> anyhow::Result<meshfleet_core::live::cluster::Kubeconfigs> {
-    Ok(meshfleet_core::live::cluster::Kubeconfigs::load(
-        global.kubeconfig.as_deref(),
-    )?)
+) -> Result<meshfleet_core::live::cluster::Kubeconfigs, meshfleet_core::live::cluster::ClusterError> {
+    meshfleet_core::live::cluster::Kubeconfigs::load(global.kubeconfig.as_deref())
 }
 
 /// Now, for certificate validity.
@@ -162,7 +106,7 @@ pub enum Loaded {
 }
 
 /// Load and validate a fleet; print findings (errors and warnings) to stderr.
-pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
+pub fn load_checked(path: &Path, printer: Printer) -> Result<Loaded, CommandError> {
     match check_file(path, now()) {
         Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => Err(e.into()),
         Err(LoadError::Invalid { file, finding }) => {
@@ -204,7 +148,7 @@ pub fn load_checked(path: &Path, printer: Printer) -> anyhow::Result<Loaded> {
 pub fn load_plan(
     path: &Path,
     printer: Printer,
-) -> anyhow::Result<Result<(Box<CheckedFleet>, FleetPlan), ExitStatus>> {
+) -> Result<Result<(Box<CheckedFleet>, FleetPlan), ExitStatus>, CommandError> {
     match load_checked(path, printer)? {
         Loaded::Invalid(status) => Ok(Err(status)),
         Loaded::Valid(checked) => {

@@ -3,14 +3,14 @@
 use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::render::{self, Difference, RenderError, TreeError};
 
-use super::{ExitStatus, load_plan};
+use super::{CommandError, ExitStatus, load_plan};
 use crate::cli::RenderArgs;
 use crate::printer::Printer;
 
 /// How many changed files `--check` shows a diff of.
 const DIFFS_SHOWN: usize = 5;
 
-pub fn run(args: &RenderArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(args: &RenderArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (_, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),

@@ -20,13 +20,17 @@ use meshfleet_core::live::vault::{KvClient, VaultError, VaultSettings};
 use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::stages::{ISSUER_SECRET, TRUST_ANCHOR_SECRET};
 
-use super::{ExitStatus, kubeconfigs, load_plan, now, runtime};
+use super::{CommandError, ExitStatus, kubeconfigs, load_plan, now, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, RotateCommand, RotateStatusArgs};
 use crate::printer::{Printer, Style};
 
 /// `trust rotate status`: exit 0 when nothing blocks `next`, 1 when something does, 2
 /// when no cluster could be read.
-pub fn status(args: &RotateStatusArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn status(
+    args: &RotateStatusArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let (_, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
@@ -166,7 +170,7 @@ fn print_status(
     output: OutputFormat,
     printer: Printer,
     summary: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), CommandError> {
     if output == OutputFormat::Json {
         #[derive(serde::Serialize)]
         struct Json<'a> {
@@ -268,7 +272,11 @@ fn what_clears(phase: AnchorRotationPhase) -> &'static str {
 }
 
 /// `trust rotate start|next|abort`.
-pub fn step(command: &RotateCommand, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn step(
+    command: &RotateCommand,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let (RotateCommand::Start(args) | RotateCommand::Next(args) | RotateCommand::Abort(args)) = command
     else {
         unreachable!("status is dispatched on its own")
@@ -369,7 +377,7 @@ fn destroy_retired_keys(
     plan: &FleetPlan,
     args: &crate::cli::RotateArgs,
     printer: Printer,
-) -> anyhow::Result<Result<(), ExitStatus>> {
+) -> Result<Result<(), ExitStatus>, CommandError> {
     if args.keep_retired_key {
         printer.status(
             "kept (`--keep-retired-key`): the Vault versions holding the retired anchor's private key \

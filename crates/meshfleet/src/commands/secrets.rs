@@ -14,11 +14,15 @@ use meshfleet_core::live::secrets::{self, Action, EntryKind, Outcome, SyncEntry,
 use meshfleet_core::live::vault::VaultSettings;
 use serde::Serialize;
 
-use super::{ExitStatus, kubeconfigs, load_plan, runtime};
+use super::{CommandError, ExitStatus, kubeconfigs, load_plan, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
-pub fn sync(args: &SecretsSyncArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn sync(
+    args: &SecretsSyncArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let (checked, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),

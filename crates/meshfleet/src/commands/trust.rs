@@ -17,11 +17,15 @@ use meshfleet_core::live::trust::{
 };
 use serde::Serialize;
 
-use super::{ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
+use super::{CommandError, ExitStatus, hinted, kubeconfigs, load_plan, now, runtime};
 use crate::cli::{GlobalArgs, OutputFormat, TrustExtractArgs};
 use crate::printer::Printer;
 
-pub fn extract(args: &TrustExtractArgs, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn extract(
+    args: &TrustExtractArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<ExitStatus, CommandError> {
     let kubeconfigs = kubeconfigs(global)?;
     let (context, namespace) = (args.context.as_str(), args.linkerd_namespace.as_str());
     let anchors = runtime()?
@@ -83,7 +87,7 @@ pub fn extract(args: &TrustExtractArgs, global: &GlobalArgs, printer: Printer) -
     Ok(status)
 }
 
-pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (checked, plan) = match load_plan(path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
@@ -118,7 +122,7 @@ pub fn verify(path: &Path, global: &GlobalArgs, printer: Printer) -> anyhow::Res
 }
 
 /// A cluster that could not be read at all: exit 2 with a hint.
-fn read_failure(error: &ReadError, context: &str) -> anyhow::Error {
+fn read_failure(error: &ReadError, context: &str) -> CommandError {
     let hint = error.hint_for(context, "read ConfigMaps in the Linkerd namespace");
     hinted(
         format!("cannot read context `{context}`: {}", error_chain(error)),

@@ -7,11 +7,11 @@ use meshfleet_core::fleet::LoadError;
 use meshfleet_core::validate::{Rule, check_file};
 use serde::Serialize;
 
-use super::{ExitStatus, now};
+use super::{CommandError, ExitStatus, now};
 use crate::cli::OutputFormat;
 use crate::printer::{Printer, Style};
 
-pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> anyhow::Result<ExitStatus> {
+pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (file, text, fleet_name, findings, summary) = match check_file(path, now()) {
         Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => return Err(e.into()),
         Err(LoadError::Invalid { file, finding }) => {

@@ -168,3 +168,50 @@ fn usage_and_setup_error_snapshots() {
         .expect("run");
     snapshot_run!("secrets_sync_no_token", output);
 }
+
+/// One man page per command, as git and cargo ship theirs: printed one at a time, or
+/// all written into a folder.
+#[test]
+fn man_page_snapshots() {
+    snapshot_run!("man_validate", at_root(&["man", "validate"]));
+    snapshot_run!(
+        "man_unknown_command",
+        at_root(&["man", "trust", "rotate", "sideways"])
+    );
+    let by_words = at_root(&["man", "trust", "rotate", "next"]);
+    let by_name = at_root(&["man", "meshfleet-trust-rotate-next"]);
+    assert!(by_words.status.success());
+    assert_eq!(by_words.stdout, by_name.stdout);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = at_root(&["man", "--out", dir.path().to_str().expect("UTF-8")]);
+    assert!(out.status.success(), "{out:?}");
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read the folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    insta::assert_snapshot!("man_out_files", files.join("\n"));
+    for file in &files {
+        let page = std::fs::read_to_string(dir.path().join(file)).expect("read a page");
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "\"EXIT STATUS\"",
+            "EXAMPLES",
+        ] {
+            assert!(
+                page.contains(&format!("\n.SH {section}\n")),
+                "{file} lacks {section}"
+            );
+        }
+    }
+    // `meshfleet man` with no argument prints the main page, as it always did.
+    let main = at_root(&["man"]);
+    assert_eq!(
+        main.stdout,
+        std::fs::read(dir.path().join("meshfleet.1")).expect("meshfleet.1")
+    );
+}

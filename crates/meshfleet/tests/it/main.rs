@@ -15,6 +15,7 @@ mod gitops_flux;
 mod graph;
 mod jobs;
 mod jobs_cli;
+mod layers;
 mod links;
 mod migrate;
 mod no_secret_in_messages;

@@ -224,7 +224,7 @@ fn link_credentials_rotate_without_mirror_downtime() {
     assert_eq!(code, 1, "{report:#}");
     assert!(fleet_text(&s).contains("phase: granting"));
     still_mirrors(&s, "interrupted", 82);
-    // What a user reads at this point (the README shows it).
+    // What a user reads at this point (docs/rotating-link-credentials.md shows it).
     let (_, status_text, _) = s.meshfleet(&["secrets", "status", "."]);
     eprintln!("$ meshfleet secrets status\n{status_text}");
     let (_, check_text, _) = s.meshfleet(&["check", ".", "--cluster", "gamma"]);
