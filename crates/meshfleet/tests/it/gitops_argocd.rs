@@ -10,7 +10,9 @@
 //! app-of-apps on the hub. Argo CD brings the Applications up wave by wave; ESO builds
 //! the issuers and link credentials from OpenBao; the spokes' service mirrors mirror a
 //! Service exported on the hub; `meshfleet check` is green; a minute later nothing is
-//! OutOfSync and nothing was synced again.
+//! OutOfSync and nothing was synced again. Then a version bump 2025.4.4 -> 2026.8.3 (green
+//! and stable again), and a bad commit that `check` and Argo CD both report and that a
+//! revert heals.
 //!
 //! Test-time substitutions, and why. In the fleet file: the hub's `apiServer` is
 //! `https://kubernetes.default.svc:<port>` (a name the test API servers' certificates
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::gitops_flux::{copy_dir, edit};
 use crate::real_linkerd::scenario::kubeconfig_identity;
 use crate::support::{meshfleet, repo_root, texts};
 use crate::testenv::{self, PrivateEnv};
@@ -681,5 +684,94 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
     );
     assert_stable(&g, &expected);
     let (code, out, err) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
-    assert_eq!(code, 0, "render --check at the end: {out}\n{err}");
+    assert_eq!(code, 0, "render --check after the install: {out}\n{err}");
+
+    // A version bump: every chart Application moves to 2026.8.3 (native sidecars, the
+    // controllers' renamed admin port), `check` is green and nothing is OutOfSync after.
+    g.write_fleet("2026.8.3");
+    let (code, _, _) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
+    assert_eq!(code, 1, "render --check sees the bump before it is rendered");
+    g.render();
+    let commit = g.env.commit(&g.tree(), "hub-spoke at 2026.8.3");
+    let (took, _) = converge(&g, &commit, "2026.8.3");
+    eprintln!(
+        "commit to green (upgrade to 2026.8.3): {:.1}s",
+        took.as_secs_f64()
+    );
+    assert_charts(&g, &g.applications(), "2026.8.3");
+    wait_green(&g, "after the upgrade");
+    assert_stable(&g, &expected);
+
+    // A bad commit by hand: production's Link dials a wrong gateway, and its
+    // multicluster Application names a chart version that does not exist. `check` and
+    // Argo CD both say so; the revert heals.
+    let good = g.tree();
+    let bad = tempfile::tempdir().expect("tempdir");
+    copy_dir(&good, bad.path());
+    edit(
+        &bad.path().join("production/links/link-internal.yaml"),
+        "192.0.2.11",
+        "192.0.2.99",
+    );
+    edit(
+        &bad.path().join("production/apps/linkerd-multicluster.yaml"),
+        "targetRevision: \"2026.8.3\"",
+        "targetRevision: \"2099.1.1\"",
+    );
+    let (code, _, _) = g.meshfleet(&[
+        "render",
+        ".",
+        "--out",
+        bad.path().to_str().expect("utf-8"),
+        "--check",
+    ]);
+    assert_eq!(code, 1, "render --check reports the hand edit");
+    let bad_commit = g.env.commit(bad.path(), "a bad value");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let multicluster = "hub-spoke-production-linkerd-multicluster";
+    loop {
+        let link = g
+            .get("production", "link", "linkerd-multicluster", "internal")
+            .expect("Link");
+        let apps = g.applications();
+        let app = &apps[multicluster];
+        let argocd_says: Vec<String> = app["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| text(&c["message"]).contains("2099.1.1"))
+            .map(|c| format!("{}: {}", text(&c["type"]), text(&c["message"])))
+            .collect();
+        let failing = g.failing_checks();
+        let applied = link["spec"]["gatewayAddress"] == "192.0.2.99";
+        if applied && !argocd_says.is_empty() && failing["production"].iter().any(|id| id == "link-drift") {
+            eprintln!("bad commit {bad_commit}: check fails {failing:?}; Argo CD: {argocd_says:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bad value was not reported: applied={applied} argocd={argocd_says:?} {} check={failing:?}",
+            serde_json::to_string(&app["status"]["sync"]).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    let commit = g.env.commit(&good, "revert the bad value");
+    let (took, _) = converge(&g, &commit, "2026.8.3");
+    eprintln!("commit to green (revert): {:.1}s", took.as_secs_f64());
+    wait_green(&g, "after the revert");
+    let (code, out, err) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
+    assert_eq!(code, 0, "render --check after the revert: {out}\n{err}");
+}
+
+/// `meshfleet check` green on every cluster within 3 minutes.
+fn wait_green(g: &ArgoCd, when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let failing = g.failing_checks();
+        if failing.values().all(Vec::is_empty) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "meshfleet check {when}: {failing:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }

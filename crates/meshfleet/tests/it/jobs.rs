@@ -80,7 +80,10 @@ fn every_job_is_bounded_labelled_and_uses_the_fleet_image() {
                     "{name}"
                 );
             } else {
-                assert_eq!(annotations["argocd.argoproj.io/hook"], "Sync", "{name}");
+                // An ordinary resource of its Application, run once per name: no hook
+                // (which would run at every sync), no TTL (a vanished Job is OutOfSync).
+                assert!(annotations.get("argocd.argoproj.io/hook").is_none(), "{name}");
+                assert!(job["spec"]["ttlSecondsAfterFinished"].is_null(), "{name}");
             }
             // Its ServiceAccount exists in its namespace and is bound.
             let account = pod["serviceAccountName"].as_str().expect("account");
