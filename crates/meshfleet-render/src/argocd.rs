@@ -158,7 +158,13 @@ pub fn write_cluster(
                 server: Some("https://kubernetes.default.svc".into()),
                 namespace: plan.gitops.argocd_namespace.clone(),
             },
-            sync_policy: sync_policy(vec![]),
+            sync_policy: SyncPolicy {
+                // A child that reads Degraded for a moment (a CRD not yet `Established`)
+                // fails the root's sync; a root out of retries would wait for the next
+                // commit. Unlimited (Argo CD: a negative limit), still backing off to 5m.
+                retry: sync_policy(vec![]).retry.map(|r| SyncRetry { limit: -1, ..r }),
+                ..sync_policy(vec![])
+            },
             ignore_differences: Vec::new(),
         },
     };
