@@ -85,9 +85,10 @@ pub enum Command {
     Certs(CertsCommand),
     /// Draw the fleet: clusters, links and their modes, the hub
     ///
-    /// An arrow goes from the exporting cluster to the one that mirrors its services;
-    /// gateway links are solid, remote-discovery links dashed, and nothing is told by
-    /// colour alone.
+    /// An arrow is a link `source -> target`, as Linkerd names it: from the cluster that
+    /// holds the Link and mirrors services to the cluster whose gateway it dials. Gateway
+    /// links are solid, remote-discovery links dashed, and nothing is told by colour
+    /// alone. `-o json` prints the same as data.
     Graph(GraphArgs),
     /// Write link credentials and identity keys to Vault (KV v2)
     #[command(subcommand)]

@@ -17,7 +17,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{BASE_FLEET, TempFleet, meshfleet, repo_root, texts};
+use crate::support::{
+    BASE_FLEET, TempFleet, closed_port, meshfleet, repo_root, texts, unreachable_kubeconfig,
+};
 use crate::testenv;
 
 /// The Linkerd namespace of this test's fleets: on the shared clusters, nobody else's.
@@ -49,39 +51,6 @@ fn readme_table() -> Vec<(String, i32)> {
             (when, code)
         })
         .collect()
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A kubeconfig whose contexts `east` and `west` point at closed ports.
-fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
-    let clusters: Vec<Value> = ["east", "west"]
-        .iter()
-        .map(|name| {
-            json!({"name": name, "cluster": {
-                "server": format!("https://127.0.0.1:{}", closed_port()),
-                "insecure-skip-tls-verify": true,
-            }})
-        })
-        .collect();
-    let contexts: Vec<Value> = ["east", "west"]
-        .iter()
-        .map(|name| json!({"name": name, "context": {"cluster": name, "user": "user"}}))
-        .collect();
-    let config = json!({
-        "apiVersion": "v1", "kind": "Config", "current-context": "east",
-        "clusters": clusters, "contexts": contexts,
-        "users": [{"name": "user", "user": {"token": "not-a-real-token"}}],
-    });
-    let path = dir.join("unreachable.kubeconfig");
-    std::fs::write(&path, config.to_string()).expect("write kubeconfig");
-    path
 }
 
 /// The test environment's kubeconfig with `west` moved to a closed port.
@@ -423,7 +392,8 @@ fn live_case(when: &str, r: &Runner, env: &testenv::TestEnv, fleet: &Path, other
                 ),
             ]
         }
-        "`trust verify`: a bundle differs or is missing, or a cluster is unreachable while others were read" => {
+        "`trust verify`: a bundle differs or is missing, or a cluster is unreachable while others were read" =>
+        {
             vec![
                 r.run(other, k, &["trust", "verify", "."]),
                 r.run(fleet, Some(&west_stopped), &["trust", "verify", "."]),
