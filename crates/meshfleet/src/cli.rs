@@ -46,6 +46,16 @@ pub struct KubeconfigArg {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// `--kubeconfig` after the name of a command that reads no cluster, where it was
+/// accepted (and meant nothing) before it moved to the commands that read clusters: still
+/// accepted so that scripts keep working, and no longer offered (help, man, completions).
+#[derive(Debug, Clone, Default, Args)]
+pub struct IgnoredKubeconfigArg {
+    /// Accepted for scripts written before; this command reads no cluster
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -73,7 +83,7 @@ pub enum Command {
     ///
     /// Every finding at once, each with `fleet.yaml:LINE:COLUMN`, a message, a `hint:` and a
     /// stable rule id (`-o json`). Warnings do not fail the run.
-    Validate(PathArg),
+    Validate(ValidateArgs),
     /// Write the GitOps tree (one folder per cluster) for Flux or Argo CD
     ///
     /// Needs only the fleet file and public certificates: every Link field is computed
@@ -126,35 +136,36 @@ impl Command {
     /// `--kubeconfig` given after the command's name, for the commands that read clusters.
     pub fn kubeconfig(&self) -> Option<&std::path::Path> {
         let arg = match self {
-            Self::Graph(a) => &a.kube,
-            Self::Check(a) => &a.kube,
-            Self::Migrate(a) => &a.kube,
-            Self::Secrets(SecretsCommand::Sync(a)) => &a.kube,
-            Self::Secrets(SecretsCommand::Status(a)) => &a.kube,
-            Self::Trust(TrustCommand::Extract(a)) => &a.kube,
-            Self::Trust(TrustCommand::Verify(a)) => &a.kube,
-            Self::Trust(TrustCommand::Rotate(RotateCommand::Status(a))) => &a.kube,
+            Self::Graph(a) => &a.kube.kubeconfig,
+            Self::Check(a) => &a.kube.kubeconfig,
+            Self::Migrate(a) => &a.kube.kubeconfig,
+            Self::Secrets(SecretsCommand::Sync(a)) => &a.kube.kubeconfig,
+            Self::Secrets(SecretsCommand::Status(a)) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Extract(a)) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Verify(a)) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Rotate(RotateCommand::Status(a))) => &a.kube.kubeconfig,
             Self::Trust(TrustCommand::Rotate(
                 RotateCommand::Start(a) | RotateCommand::Next(a) | RotateCommand::Abort(a),
-            )) => &a.kube,
-            Self::Validate(_)
-            | Self::Render(_)
-            | Self::Certs(_)
-            | Self::Schema
-            | Self::Completions(_)
-            | Self::Man(_)
-            | Self::Version => return None,
+            )) => &a.kube.kubeconfig,
+            // Accepted there before, and harmless: passed on like the others.
+            Self::Validate(a) => &a.kube.kubeconfig,
+            Self::Render(a) => &a.kube.kubeconfig,
+            Self::Certs(CertsCommand::Init(a)) => &a.kube.kubeconfig,
+            Self::Certs(CertsCommand::Inspect(a)) => &a.kube.kubeconfig,
+            Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
         };
-        arg.kubeconfig.as_deref()
+        arg.as_deref()
     }
 }
 
-/// A fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml`.
+/// `validate`.
 #[derive(Debug, Args)]
-pub struct PathArg {
+pub struct ValidateArgs {
     /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `render`.
@@ -169,6 +180,8 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 with a summary of what differs from DIR (for CI)
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `certs ...`.
@@ -193,6 +206,8 @@ pub struct CertsInitArgs {
     /// Key folder for private keys [default: <fleet folder>/.meshfleet/keys]
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `certs inspect`.
@@ -204,6 +219,8 @@ pub struct CertsInspectArgs {
     /// Fleet whose trust anchor the certificates should chain to [default: ./fleet.yaml or ./meshfleet.yaml if present]
     #[arg(long, value_name = "PATH")]
     pub fleet: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `graph`.
