@@ -46,10 +46,14 @@ pub fn man(args: &ManArgs, printer: Printer) -> Result<ExitStatus, CommandError>
         return Ok(ExitStatus::Success);
     }
     // `meshfleet man trust rotate`, or the page's own name, `meshfleet man meshfleet-trust-rotate`.
-    let words: Vec<String> = match args.command.as_slice() {
+    let mut words: Vec<String> = match args.command.as_slice() {
         [one] if one.starts_with("meshfleet") => one.split('-').skip(1).map(str::to_owned).collect(),
         words => words.to_vec(),
     };
+    // `completion` is another name of `completions`, which has the page.
+    if words == ["completion"] {
+        words = vec!["completions".to_owned()];
+    }
     let Some((_, roff)) = manual::page(&words) else {
         let known: Vec<String> = manual::commands()
             .into_iter()

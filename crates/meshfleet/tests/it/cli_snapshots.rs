@@ -334,6 +334,9 @@ fn man_page_snapshots() {
         "man_unknown_command",
         at_root(&["man", "trust", "rotate", "sideways"])
     );
+    let alias = at_root(&["man", "completion"]);
+    assert!(alias.status.success(), "{alias:?}");
+    assert_eq!(alias.stdout, at_root(&["man", "completions"]).stdout);
     let by_words = at_root(&["man", "trust", "rotate", "next"]);
     let by_name = at_root(&["man", "meshfleet-trust-rotate-next"]);
     assert!(by_words.status.success());
