@@ -761,6 +761,104 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
     wait_green(&g, "after the revert");
     let (code, out, err) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
     assert_eq!(code, 0, "render --check after the revert: {out}\n{err}");
+
+    rotate_link_credentials(&g, &expected);
+}
+
+/// A link credential rotation driven through Argo CD: each `secrets sync --rotate` records
+/// its phase in the fleet file, and the commit of the new render is what grants (and
+/// later removes) the remote-access accounts on the hub. The mirrors stay (same UIDs),
+/// `check` is green, and the rotation's own writes (ESO `force-sync`, restarted
+/// Deployments) are not undone by self-heal nor shown OutOfSync.
+fn rotate_link_credentials(g: &ArgoCd, expected: &BTreeMap<String, String>) {
+    let mirrors = |g: &ArgoCd| -> Vec<String> {
+        SPOKES
+            .iter()
+            .map(|s| {
+                let svc = g.get(s, "service", "apps", "web-internal").expect("mirror");
+                text(&svc["metadata"]["uid"]).to_owned()
+            })
+            .collect()
+    };
+    let before = mirrors(g);
+    let tokens = |g: &ArgoCd| -> Vec<String> {
+        SPOKES
+            .iter()
+            .map(|s| {
+                let secret = g
+                    .get(
+                        s,
+                        "secret",
+                        "linkerd-multicluster",
+                        "cluster-credentials-internal",
+                    )
+                    .expect("credentials");
+                kubeconfig_identity(&secret).2
+            })
+            .collect()
+    };
+    let old_tokens = tokens(g);
+    let rotate = |g: &ArgoCd| -> (i32, Value) {
+        let (code, stdout, stderr) = g.meshfleet(&["secrets", "sync", ".", "--rotate", "-o", "json"]);
+        let report: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        eprintln!(
+            "--rotate: exit {code}, stage {}, now {}",
+            report["stage"], report["now"]
+        );
+        (code, report)
+    };
+    let commit = |g: &ArgoCd, message: &str| {
+        g.render();
+        let commit = g.env.commit(&g.tree(), message);
+        let (took, _) = converge(g, &commit, "2026.8.3");
+        eprintln!("commit to green ({message}): {:.1}s", took.as_secs_f64());
+    };
+    let started = Instant::now();
+    let (code, report) = rotate(g);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (0, Some("granting")),
+        "{report:#}"
+    );
+    commit(g, "rotation: grant the next accounts");
+    let (code, report) = rotate(g);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (0, Some("retiring")),
+        "{report:#}"
+    );
+    commit(g, "rotation: retire the old accounts");
+    let (code, report) = rotate(g);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(report["now"].is_null(), "the rotation is done: {report:#}");
+    let revoked = report["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["id"] == "old-token-revoked" && s["state"] == "done")
+        .count();
+    assert_eq!(
+        revoked,
+        SPOKES.len(),
+        "the hub refuses each old token: {report:#}"
+    );
+    commit(g, "rotation: done");
+    eprintln!(
+        "link credential rotation through Argo CD: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    wait_green(g, "after the rotation");
+    assert_eq!(mirrors(g), before, "the mirror Services were never re-created");
+    let new_tokens = tokens(g);
+    for (i, spoke) in SPOKES.iter().enumerate() {
+        assert_ne!(
+            new_tokens[i], old_tokens[i],
+            "{spoke}: ESO delivered the next credentials"
+        );
+    }
+    assert_stable(g, expected);
 }
 
 /// `meshfleet check` green on every cluster within 3 minutes.

@@ -403,3 +403,37 @@ fn a_helm_version_bump_changes_every_chart_version() {
     assert_eq!(charts.len(), 12);
     assert!(charts.iter().all(|s| s["targetRevision"] == "2026.6.3"));
 }
+
+/// Issue 23: nothing said which image the Jobs need. The Job refuses an image whose
+/// `linkerd` is another release, and says how to build the right one from the
+/// repository's Dockerfile; run here with the real CLI of the other release.
+#[test]
+fn a_job_refuses_another_release_and_names_the_dockerfile() {
+    let dir = example_copy_with("homelab", "flux", "jobs");
+    let objects = rendered_objects(&render_files(dir.path()));
+    let script = by_kind(&objects, "studio/linkerd-crds/", "Job")[0]["spec"]["template"]["spec"]["containers"][0]
+        ["command"][2]
+        .as_str()
+        .expect("script")
+        .to_string();
+    // The fleet is at 2025.4.4; the image holds the CLI of edge-26.8.3.
+    let bin = tempfile::tempdir().expect("tempdir");
+    let cli = crate::testenv::TestEnv::linkerd_cli("2026.8.3");
+    std::os::unix::fs::symlink(&cli, bin.path().join("linkerd")).expect("symlink");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+        .env("TMPDIR", bin.path())
+        .output()
+        .expect("run sh");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "gitops.jobs.image has linkerd 'edge-26.8.3', the fleet wants edge-25.4.4; build the image of edge-25.4.4 from images/linkerd-jobs/Dockerfile in meshfleet's repository (--build-arg LINKERD_VERSION=edge-25.4.4) and set gitops.jobs.image to it"
+    );
+    let dockerfile = crate::support::repo_root().join("images/linkerd-jobs/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).expect("the Dockerfile the message names");
+    assert!(text.contains("ARG LINKERD_VERSION\n"), "{text}");
+}

@@ -8,6 +8,7 @@ mod check;
 mod cli_snapshots;
 mod conformance;
 mod examples;
+mod exit_codes;
 mod fixtures;
 mod fleet_file;
 mod gitops_argocd;
