@@ -326,7 +326,17 @@ fn not_converged(
             None
         };
         let operation = &app["status"]["operationState"];
-        if sync["status"] != "Synced" || health != "Healthy" || want.is_some_and(|w| revision != w) {
+        let running = operation["phase"] == "Running";
+        // A chart's revision is its version, the same before and after a commit that
+        // changed its values: only a comparison with the Application's current source
+        // (which the root may just have updated) counts.
+        let stale = source["chart"].is_string() && sync["comparedTo"]["source"] != *source;
+        if running
+            || stale
+            || sync["status"] != "Synced"
+            || health != "Healthy"
+            || want.is_some_and(|w| revision != w)
+        {
             out.push(format!(
                 "{name}: {} {health} at {revision}; last operation {} {}",
                 text(&sync["status"]),
@@ -614,14 +624,13 @@ fn assert_mirrored(g: &ArgoCd) {
 /// For a minute, every Application stays Synced and Healthy and none is synced again:
 /// no diff loop between what Argo CD renders and what the clusters' controllers write.
 fn assert_stable(g: &ArgoCd, expected: &BTreeMap<String, String>) {
-    let snapshot = |apps: &BTreeMap<String, Value>| -> BTreeMap<String, (usize, String)> {
+    // A sync is told by when its operation started (the history grows only when one ends).
+    let snapshot = |apps: &BTreeMap<String, Value>| -> BTreeMap<String, String> {
         expected
             .keys()
             .map(|n| {
-                let a = &apps[n];
-                let history = a["status"]["history"].as_array().map_or(0, Vec::len);
-                let started = text(&a["status"]["operationState"]["startedAt"]).to_owned();
-                (n.clone(), (history, started))
+                let started = text(&apps[n]["status"]["operationState"]["startedAt"]).to_owned();
+                (n.clone(), started)
             })
             .collect()
     };
@@ -763,6 +772,107 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
     assert_eq!(code, 0, "render --check after the revert: {out}\n{err}");
 
     rotate_link_credentials(&g, &expected);
+    rotate_trust_anchor(&g, &expected);
+}
+
+/// A trust-anchor rotation through Argo CD, as its user runs it: after each step, render
+/// and commit, `secrets sync` (the issuers and anchor in Vault), then run the `kubectl
+/// rollout restart` commands `trust rotate status` prints until nothing blocks, then
+/// `trust rotate next`. Every bundle ends with only the new anchor; `check` is green.
+fn rotate_trust_anchor(g: &ArgoCd, expected: &BTreeMap<String, String>) {
+    let started = Instant::now();
+    let (code, out, err) = g.meshfleet(&["trust", "rotate", "start", "."]);
+    assert_eq!(code, 0, "trust rotate start: {out}\n{err}");
+    let mut phases = Vec::new();
+    for round in 0.. {
+        assert!(round < 8, "the rotation did not end: phases {phases:?}");
+        g.render();
+        let commit = g.env.commit(&g.tree(), "trust anchor rotation");
+        converge(g, &commit, "2026.8.3");
+        g.secrets_sync(Instant::now() + Duration::from_secs(120));
+        for c in CLUSTERS {
+            g.kubectl(
+                c,
+                &[
+                    "annotate",
+                    "externalsecrets",
+                    "-A",
+                    "--all",
+                    "--overwrite",
+                    &format!("force-sync=anchor-{round}"),
+                ],
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut restarted = BTreeSet::new();
+        loop {
+            let (code, stdout, stderr) = g.meshfleet(&["-o", "json", "trust", "rotate", "status", "."]);
+            let report: Value =
+                serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+            if code == 0 {
+                phases.push(text(&report["phase"]).to_owned());
+                break;
+            }
+            let blocking: Vec<&Value> = report["clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["blocking"].as_array().into_iter().flatten())
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "trust rotate status still blocks: {blocking:#?}"
+            );
+            // What the user is told to run, each command once per round.
+            for command in blocking
+                .iter()
+                .flat_map(|b| b["restarts"].as_array().into_iter().flatten())
+            {
+                let command = text(command);
+                if !restarted.insert(command.to_owned()) {
+                    continue;
+                }
+                let args: Vec<&str> = command.split_whitespace().collect();
+                assert_eq!(&args[..2], ["kubectl", "--context"], "{command}");
+                g.kubectl(args[2], &args[3..]);
+                eprintln!("$ {command}");
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        let (code, out, err) = g.meshfleet(&["trust", "rotate", "next", "."]);
+        assert_eq!(code, 0, "trust rotate next: {out}\n{err}");
+        if err.contains("the rotation is over") {
+            break;
+        }
+    }
+    g.render();
+    let commit = g.env.commit(&g.tree(), "trust anchor rotation: done");
+    converge(g, &commit, "2026.8.3");
+    eprintln!(
+        "trust anchor rotation through Argo CD ({}): {:.1}s",
+        phases.join(" -> "),
+        started.elapsed().as_secs_f64()
+    );
+    let (code, out, err) = g.meshfleet(&["trust", "verify", "."]);
+    assert_eq!(code, 0, "trust verify after the rotation: {out}\n{err}");
+    let anchor = std::fs::read_to_string(g.dir().join("certs/anchor.crt")).expect("anchor");
+    assert_eq!(
+        anchor.matches("BEGIN CERTIFICATE").count(),
+        1,
+        "only the new anchor is left"
+    );
+    for cluster in CLUSTERS {
+        let roots = g
+            .get(cluster, "configmap", "linkerd", "linkerd-identity-trust-roots")
+            .expect("trust roots");
+        assert_eq!(
+            text(&roots["data"]["ca-bundle.crt"]).trim(),
+            anchor.trim(),
+            "{cluster} trusts the new anchor only"
+        );
+    }
+    wait_green(g, "after the anchor rotation");
+    assert_stable(g, expected);
 }
 
 /// A link credential rotation driven through Argo CD: each `secrets sync --rotate` records
