@@ -3,7 +3,8 @@
 //!
 //! - the file: [`load`] finds, reads and parses it strictly, keeping line and column of
 //!   every value ([`located`]) in a raw model ([`model`]) that says what was written, not
-//!   what it means; [`links`] expands the topology into declared links; [`edit`] is the one
+//!   what it means, and reports every shape mistake at once (`shape`); [`links`] expands
+//!   the topology into declared links; [`edit`] is the one
 //!   editor of the file (the lifecycle commands' states of [`lifecycle`], comments kept,
 //!   every edit verified before it is kept); [`atomic`] is the one
 //!   writer of every file meshfleet leaves for a user (trees, bundles, keys, the fleet file);
@@ -32,6 +33,7 @@ pub mod names;
 pub mod rules;
 pub mod selector;
 pub mod sensitive;
+mod shape;
 pub mod version;
 
 pub use load::{

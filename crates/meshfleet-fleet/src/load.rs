@@ -10,6 +10,7 @@ use crate::diagnostic::{Finding, did_you_mean};
 use crate::located::SourceLocation;
 use crate::model::Fleet;
 use crate::rules::Rule;
+use crate::shape;
 
 /// The name of the fleet file inside a fleet folder.
 pub const FLEET_FILE_NAME: &str = "fleet.yaml";
@@ -76,8 +77,8 @@ pub enum LoadError {
     Invalid {
         /// The text, for snippets.
         file: Box<FleetSource>,
-        /// The parse problem.
-        finding: Box<Finding>,
+        /// The parse problems, sorted by position (at least one).
+        findings: Vec<Finding>,
     },
 }
 
@@ -139,16 +140,34 @@ pub fn load(path: &Path) -> Result<(FleetSource, Fleet), LoadError> {
     let source = read(path)?;
     match parse(&source.text) {
         Ok(fleet) => Ok((source, fleet)),
-        Err(finding) => Err(LoadError::Invalid {
+        Err(findings) => Err(LoadError::Invalid {
             file: Box::new(source),
-            finding: Box::new(finding),
+            findings,
         }),
     }
 }
 
-/// Parse fleet-file text. The error is a located finding with a hint.
-pub fn parse(text: &str) -> Result<Fleet, Finding> {
-    serde_saphyr::from_str::<Fleet>(text).map_err(|e| parse_finding(&e, text))
+/// Parse fleet-file text. The error is every located finding with a hint, sorted by
+/// position (at least one): when serde stops at a mistake, [`shape`] walks the whole
+/// file for the others.
+pub fn parse(text: &str) -> Result<Fleet, Vec<Finding>> {
+    serde_saphyr::from_str::<Fleet>(text).map_err(|e| {
+        let first = parse_finding(&e, text);
+        let Some(mut found) = shape::findings(text).filter(|f| !f.is_empty()) else {
+            return vec![first];
+        };
+        // The walk takes what serde takes; should serde refuse something the walk does
+        // not see, its own finding still goes in.
+        let line = |f: &Finding| f.location.map(|l| l.line);
+        if !found
+            .iter()
+            .any(|f| f.rule == first.rule || line(f) == line(&first))
+        {
+            found.push(first);
+            found.sort_by_key(|f| f.location.map_or(usize::MAX, |l| l.offset));
+        }
+        found
+    })
 }
 
 fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
@@ -164,12 +183,38 @@ fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
     });
     let full = err.without_snippet().to_string();
     let message = strip_location_prefix(full.lines().next().unwrap_or_default()).to_string();
-    let (rule, hint) = explain(&message);
+    if message.contains("tab")
+        && let Some(tab) = tab_after(text, at)
+    {
+        return Finding::error(
+            Rule::YamlSyntax,
+            tab,
+            "a tab character where YAML expects indentation or a value",
+            "replace the tab with spaces: YAML indents with spaces only",
+        );
+    }
+    let (rule, message, hint) = explain(message);
     let mut at = at;
     if let Some(len) = token_len(text, at) {
         at.len = len;
     }
     Finding::error(rule, at, message, hint)
+}
+
+/// The first tab from the start of `at`'s line on. The scanner reports a tab inside
+/// a plain scalar's continuation at the scalar, one line or more above the tab.
+fn tab_after(text: &str, at: SourceLocation) -> Option<SourceLocation> {
+    let line_start = text[..at.offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let offset = line_start + text[line_start..].find('\t')?;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+    Some(SourceLocation {
+        line: u32::try_from(line).ok()?,
+        column: u32::try_from(column).ok()?,
+        offset,
+        len: 1,
+    })
 }
 
 /// serde-saphyr starts messages with `error: line L column C: `; the location is printed
@@ -188,8 +233,23 @@ fn strip_location_prefix(line: &str) -> &str {
     line
 }
 
+/// A rule id, the message and a hint for a parser message; the parser's advice about
+/// its own options ("set DuplicateKeyPolicy in Options") is not for meshfleet's users.
+fn explain(message: String) -> (Rule, String, String) {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or_default().trim();
+        return (
+            Rule::DuplicateKey,
+            format!("the key `{key}` is written twice in one mapping"),
+            format!("keep one `{key}:` and delete the other; a YAML mapping holds each key once"),
+        );
+    }
+    let (rule, hint) = explain_rule(&message);
+    (rule, message, hint)
+}
+
 /// A rule id and a hint for a parser message.
-fn explain(message: &str) -> (Rule, String) {
+fn explain_rule(message: &str) -> (Rule, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = split_expected(rest);
         let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
@@ -219,7 +279,11 @@ fn explain(message: &str) -> (Rule, String) {
     if message.contains("duplicate") {
         return (Rule::DuplicateKey, "remove one of the two keys".to_string());
     }
-    if message.starts_with("invalid") || message.contains("invalid type") {
+    if message.starts_with("invalid")
+        || message.contains("invalid type")
+        || message.starts_with("expected ")
+        || message.starts_with("cannot deserialize")
+    {
         return (
             Rule::InvalidType,
             "check the value's type against `meshfleet schema` (numbers unquoted, lists in `[]` or `- `)"
@@ -284,7 +348,10 @@ mod tests {
     #[test]
     fn unknown_field_suggests_the_closest() {
         let text = "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  nam: x\n";
-        let finding = parse(text).unwrap_err();
+        let found = parse(text).unwrap_err();
+        // `spec` is missing too; `name` is not reported missing beside its misspelling.
+        assert_eq!(found.len(), 2, "{found:#?}");
+        let finding = &found[1];
         assert_eq!(finding.rule, "unknown-field");
         assert_eq!(finding.location.unwrap().line, 4);
         assert!(finding.hint.contains("did you mean `name`"), "{}", finding.hint);
@@ -309,6 +376,54 @@ mod tests {
         // A file given by name is taken as it is.
         let file = dir.path().join("fleet.yaml");
         assert_eq!(resolve_path(&file).unwrap(), file);
+    }
+
+    /// (rule, line, column, message, hint) of the one finding of `text`.
+    fn only_finding(text: &str) -> (String, u32, u32, String, String) {
+        let found = parse(text).unwrap_err();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        let at = f.location.unwrap_or_default();
+        (
+            f.rule.to_string(),
+            at.line,
+            at.column,
+            f.message.clone(),
+            f.hint.clone(),
+        )
+    }
+
+    #[test]
+    fn a_tab_is_reported_where_it_is() {
+        let text = crate::fixtures::base_with(
+            "      apiServer: https://pro.example:6443\n",
+            "      apiServer: https://pro.example:6443\n\t  context: pro\n",
+        );
+        assert_eq!(
+            only_finding(&text),
+            (
+                "yaml-syntax".into(),
+                29,
+                1,
+                "a tab character where YAML expects indentation or a value".into(),
+                "replace the tab with spaces: YAML indents with spaces only".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_said_in_meshfleet_words() {
+        let text = crate::fixtures::base_with("    engine: flux\n", "    engine: flux\n    engine: argocd\n");
+        let (rule, line, column, message, hint) = only_finding(&text);
+        assert_eq!((rule.as_str(), line, column), ("duplicate-key", 10, 5));
+        assert_eq!(
+            message,
+            "`spec.gitops` has the key `engine` twice: at line 9, column 5 and here"
+        );
+        assert!(
+            !hint.contains("DuplicateKeyPolicy") && hint.starts_with("keep one `engine:`"),
+            "{hint}"
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@ use crate::printer::Printer;
 pub fn init(args: &CertsInitArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (source, fleet) = match meshfleet_core::fleet::load(&args.path) {
         Ok(loaded) => loaded,
-        Err(LoadError::Invalid { file, finding }) => {
+        Err(LoadError::Invalid { file, findings }) => {
             printer.status(
                 printer
-                    .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
+                    .findings(&file.path.display().to_string(), &file.text, &findings, false)
                     .trim_end(),
             );
             return Ok(ExitStatus::Failure);

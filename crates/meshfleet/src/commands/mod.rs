@@ -109,10 +109,10 @@ pub enum Loaded {
 pub fn load_checked(path: &Path, printer: Printer) -> Result<Loaded, CommandError> {
     match check_file(path, now()) {
         Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => Err(e.into()),
-        Err(LoadError::Invalid { file, finding }) => {
+        Err(LoadError::Invalid { file, findings }) => {
             printer.status(
                 printer
-                    .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
+                    .findings(&file.path.display().to_string(), &file.text, &findings, false)
                     .trim_end(),
             );
             Ok(Loaded::Invalid(ExitStatus::Failure))
