@@ -403,7 +403,7 @@ mod tests {
             only_finding(&text),
             (
                 "yaml-syntax".into(),
-                29,
+                31,
                 1,
                 "a tab character where YAML expects indentation or a value".into(),
                 "replace the tab with spaces: YAML indents with spaces only".into()

@@ -666,7 +666,7 @@ mod tests {
             report(&text),
             [(
                 "invalid-type".into(),
-                37,
+                39,
                 24,
                 "`spec.topology.fullMesh` must be `true` or `false`, not a mapping".into(),
                 "write `fullMesh: true`".into()
@@ -677,7 +677,7 @@ mod tests {
             report(&text),
             [(
                 "invalid-type".into(),
-                37,
+                39,
                 13,
                 "`spec.topology` must be a mapping, not `full-mesh`".into(),
                 "write `topology: {hubAndSpoke: {hub: <hub>}}` or `topology: {fullMesh: true}`".into()
@@ -701,10 +701,10 @@ mod tests {
             rules,
             [
                 ("unknown-value".into(), 9),
-                ("unknown-field".into(), 26),
-                ("invalid-type".into(), 27),
-                ("duplicate-key".into(), 40),
-                ("invalid-type".into(), 41),
+                ("unknown-field".into(), 27),
+                ("invalid-type".into(), 28),
+                ("duplicate-key".into(), 42),
+                ("invalid-type".into(), 43),
             ]
         );
     }
@@ -719,9 +719,9 @@ mod tests {
             report(&text),
             [(
                 "duplicate-key".into(),
-                29,
+                31,
                 7,
-                "`spec.clusters[1]` has the key `apiServer` twice: at line 28, column 7 and here".into(),
+                "`spec.clusters[1]` has the key `apiServer` twice: at line 30, column 7 and here".into(),
                 "keep one `apiServer:` and delete the other; a YAML mapping holds each key once, so meshfleet does not guess which value you meant".into()
             )]
         );
@@ -743,7 +743,7 @@ mod tests {
                 ),
                 (
                     "missing-field".into(),
-                    27,
+                    28,
                     7,
                     "`spec.clusters[1]` has no `name`".into(),
                     "add `name: <name>` here; `meshfleet schema` prints every field with its meaning".into()

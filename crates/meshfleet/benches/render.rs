@@ -146,7 +146,7 @@ fn header(name: &str) -> String {
 fn cluster(text: &mut String, i: usize, gateway: bool) {
     let _ = write!(
         text,
-        "    - name: c{i}\n      apiServer: https://c{i}.example:6443\n      network: {{pods: [10.{}.{}.0/24], services: [172.{}.{}.0/24]}}\n",
+        "    - name: c{i}\n      vaultAuthMountPath: kubernetes-c{i}\n      apiServer: https://c{i}.example:6443\n      network: {{pods: [10.{}.{}.0/24], services: [172.{}.{}.0/24]}}\n",
         i / 256,
         i % 256,
         16 + i / 256,

@@ -647,19 +647,19 @@ fn every_yaml_and_type_error_is_reported_at_once() {
             block(
                 "invalid-type",
                 "`spec.clusters[0].gateway.port` must be a whole number, not `many`",
-                "27:15",
+                "28:15",
                 "write `port: 4143`",
             ),
             block(
                 "invalid-type",
                 "`spec.topology` must be a mapping, not `full-mesh`",
-                "35:13",
+                "37:13",
                 "write `topology: {hubAndSpoke: {hub: <hub>}}` or `topology: {fullMesh: true}`",
             ),
             block(
                 "duplicate-key",
-                "`spec.links[1]` has the key `source` twice: at line 38, column 8 and here",
-                "38:36",
+                "`spec.links[1]` has the key `source` twice: at line 40, column 8 and here",
+                "40:36",
                 "keep one `source:` and delete the other; a YAML mapping holds each key once, so meshfleet does not guess which value you meant",
             ),
         ],
@@ -680,7 +680,7 @@ fn a_valid_yaml_mapping_where_a_boolean_belongs_is_a_type_error() {
         &[block(
             "invalid-type",
             "`spec.topology.fullMesh` must be `true` or `false`, not a mapping",
-            "34:24",
+            "36:24",
             "write `fullMesh: true`",
         )],
     );
@@ -700,8 +700,45 @@ fn a_tab_is_reported_on_its_own_line() {
         &[block(
             "yaml-syntax",
             "a tab character where YAML expects indentation or a value",
-            "29:1",
+            "31:1",
             "replace the tab with spaces: YAML indents with spaces only",
+        )],
+    );
+}
+
+#[test]
+fn two_clusters_on_one_vault_auth_mount_are_refused() {
+    let text = BASE_FLEET
+        .replace("      vaultAuthMountPath: kubernetes-east\n", "")
+        .replace("      vaultAuthMountPath: kubernetes-west\n", "");
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[block(
+            "vault-auth-shared",
+            "clusters `east` and `west` log in to Vault through the same Kubernetes auth mount `kubernetes`, which checks tokens with one API server",
+            "27:13",
+            "give each cluster its own mount, e.g. `vaultAuthMountPath: kubernetes-west` on `west`, configured with that cluster's API server (`vault auth enable -path=kubernetes-west kubernetes`, then `vault write auth/kubernetes-west/config kubernetes_host=https://west.example:6443`); else External Secrets logs in on one cluster only",
+        )],
+    );
+}
+
+#[test]
+fn a_gateway_port_on_the_probe_port_is_refused() {
+    let text = BASE_FLEET.replace(
+        "        addresses: [east.example]\n",
+        "        addresses: [east.example]\n        port: 4191\n",
+    );
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[block(
+            "port-conflict",
+            "gateway port `4191` of cluster `east` equals the probe port (the gateway proxy's admin port 4191)",
+            "28:15",
+            "remove `port` to use the gateway's inbound port 4143, or pick a port other than 4191",
         )],
     );
 }

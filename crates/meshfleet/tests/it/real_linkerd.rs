@@ -56,6 +56,7 @@ spec:
       path: mixed
   clusters:
     - name: alpha
+      vaultAuthMountPath: kubernetes-alpha
       linkName: alpha-lb
       apiServer: https://kubernetes.default.svc:{alpha}
       network: {{pods: [10.1.0.0/16], services: [10.101.0.0/16]}}
@@ -63,6 +64,7 @@ spec:
         serviceType: LoadBalancer
         addresses: [192.0.2.11]
     - name: beta
+      vaultAuthMountPath: kubernetes-beta
       linkName: beta-np
       apiServer: https://kubernetes.default.svc:{beta}
       network: {{pods: [10.2.0.0/16], services: [10.102.0.0/16]}}
@@ -72,6 +74,7 @@ spec:
         nodePort: 30143
         probe: {{nodePort: 30191, period: 5s}}
     - name: gamma
+      vaultAuthMountPath: kubernetes-gamma
       apiServer: https://kubernetes.default.svc:{gamma}
       network: {{pods: [10.3.0.0/16], services: [10.103.0.0/16]}}
       gateway:

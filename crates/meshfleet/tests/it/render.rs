@@ -158,7 +158,7 @@ fn fleet_text(clusters: &[(u8, bool)], links: &[(usize, usize, bool)], argocd: b
             ),
         };
         text.push_str(&format!(
-            "    - {{name: c{i}, network: {{pods: [10.{i}.0.0/16]}}{gateway}}}\n"
+            "    - {{name: c{i}, vaultAuthMountPath: kubernetes-c{i}, network: {{pods: [10.{i}.0.0/16]}}{gateway}}}\n"
         ));
     }
     text.push_str("  links:\n");

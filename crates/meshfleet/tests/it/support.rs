@@ -58,6 +58,7 @@ spec:
       path: linkerd
   clusters:
     - name: east
+      vaultAuthMountPath: kubernetes-east
       apiServer: https://east.example:6443
       network:
         pods: [10.1.0.0/16]
@@ -65,6 +66,7 @@ spec:
       gateway:
         addresses: [east.example]
     - name: west
+      vaultAuthMountPath: kubernetes-west
       apiServer: https://west.example:6443
       network:
         pods: [10.2.0.0/16]
