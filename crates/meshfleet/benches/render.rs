@@ -52,6 +52,7 @@ fn main() {
                 &[
                     "render",
                     dir.to_str().expect("utf8"),
+                    "--any-dir",
                     "--out",
                     out.to_str().expect("utf8"),
                 ],
@@ -110,6 +111,7 @@ fn peak_rss(bin: &Path, dir: &Path, out: &Path) -> i64 {
         .args([
             "render",
             dir.to_str().expect("utf8"),
+            "--any-dir",
             "--out",
             out.to_str().expect("utf8"),
         ])

@@ -113,6 +113,10 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 with a summary of what differs from DIR (for CI)
     #[arg(long)]
     pub check: bool,
+    /// Accept a DIR that is not `spec.gitops.repository.path` (inside DIR's Git
+    /// repository, else beside the fleet file), e.g. a copy to look at
+    #[arg(long)]
+    pub any_dir: bool,
 }
 
 /// `certs ...`.

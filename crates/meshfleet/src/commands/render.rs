@@ -4,6 +4,8 @@ use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::render::{self, Difference, RenderError, TreeError};
 
 use super::{CommandError, ExitStatus, load_plan};
+
+mod out_dir;
 use crate::cli::RenderArgs;
 use crate::printer::Printer;
 
@@ -11,10 +13,23 @@ use crate::printer::Printer;
 const DIFFS_SHOWN: usize = 5;
 
 pub fn run(args: &RenderArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
-    let (_, plan) = match load_plan(&args.path, printer)? {
+    let (checked, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
     };
+    if !args.any_dir
+        && let Some(why) = out_dir::misplaced(&args.out, &checked.source.dir(), &plan.gitops.path)
+    {
+        printer.error(
+            &format!("{why}; nothing was written"),
+            Some(&format!(
+                "render into `{}`, or set `spec.gitops.repository.path` to where `{}` is inside the repository, or pass `--any-dir` to write a copy elsewhere on purpose",
+                why.expected.display(),
+                args.out.display()
+            )),
+        );
+        return Ok(ExitStatus::Failure);
+    }
     let tree = match render::render(&plan) {
         Ok(tree) => tree,
         Err(e @ RenderError::SecretInOutput { .. }) => {

@@ -22,6 +22,7 @@ fn a_folder_may_hold_meshfleet_yaml_instead_of_fleet_yaml() {
     let out = meshfleet(parent)
         .arg("render")
         .arg(fleet.path())
+        .arg("--any-dir")
         .arg("--out")
         .arg(fleet.path().join("out"))
         .output()
@@ -38,7 +39,7 @@ fn a_folder_with_both_names_is_an_error_that_says_which_to_keep() {
     std::fs::write(fleet.path().join("meshfleet.yaml"), BASE_FLEET).expect("write");
     for args in [
         vec!["validate", "."],
-        vec!["render", ".", "--out", "out"],
+        vec!["render", ".", "--any-dir", "--out", "out"],
         vec!["graph", "."],
         vec!["certs", "init", "."],
     ] {

@@ -487,7 +487,7 @@ fn issue_11_no_sentinel_in_any_output() {
     // The anchor file, through every command that reads the fleet.
     for (args, code) in [
         (vec!["validate", "."], 1),
-        (vec!["render", ".", "--out", "out"], 1),
+        (vec!["render", ".", "--any-dir", "--out", "out"], 1),
         (vec!["graph", "."], 1),
         (vec!["check", ".", "--timeout", "5"], 1),
         (vec!["trust", "verify", "."], 1),

@@ -113,7 +113,7 @@ impl TempFleet {
     /// Render into `<dir>/out` and return the output.
     pub fn render(&self) -> Output {
         meshfleet(self.path())
-            .args(["render", ".", "--out", "out"])
+            .args(["render", ".", "--out", "out", "--any-dir"])
             .output()
             .expect("run render")
     }
@@ -155,7 +155,7 @@ pub fn example_copy_with(name: &str, engine: &str, install_method: &str) -> temp
 pub fn render_files(fleet_dir: &Path) -> std::collections::BTreeMap<String, String> {
     let out = fleet_dir.join("rendered");
     let output = meshfleet(fleet_dir)
-        .args(["render", ".", "--out"])
+        .args(["render", ".", "--any-dir", "--out"])
         .arg(&out)
         .output()
         .expect("render");

@@ -209,7 +209,7 @@ impl World {
     /// The GitOps engine applies the rendered bundle to `clusters`.
     pub fn apply_tree(&self, clusters: &[&str]) {
         let out = self.path().join("tree");
-        self.meshfleet(&["render", ".", "--out", out.to_str().expect("utf-8")])
+        self.meshfleet(&["render", ".", "--any-dir", "--out", out.to_str().expect("utf-8")])
             .expect(0);
         for cluster in clusters {
             let bundle = rendered_bundle(&out.join(cluster));
