@@ -37,7 +37,7 @@ mod shape;
 pub mod version;
 
 pub use load::{
-    FLEET_FILE_NAME, FleetSource, LoadError, MESHFLEET_FILE_NAME, anchor_path, load, offset_of, parse, read,
-    resolve_path,
+    FLEET_FILE_NAME, FLEET_FILE_NAMES, FleetSource, LoadError, MESHFLEET_FILE_NAME, STDIN_PATH, anchor_path,
+    load, offset_of, parse, read, resolve_path,
 };
 pub use model::Fleet;

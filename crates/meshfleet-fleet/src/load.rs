@@ -19,6 +19,17 @@ pub const FLEET_FILE_NAME: &str = "fleet.yaml";
 /// `fleet.yaml` as one of its bundles, so its users need a name of their own.
 pub const MESHFLEET_FILE_NAME: &str = "meshfleet.yaml";
 
+/// Every name a fleet folder's file may have, in the order the error for none names
+/// them: both names with `.yml` too, as kustomize takes `kustomization.yml` and Docker
+/// Compose `compose.yml`.
+pub const FLEET_FILE_NAMES: [&str; 4] = [FLEET_FILE_NAME, "fleet.yml", MESHFLEET_FILE_NAME, "meshfleet.yml"];
+
+/// The PATH that reads the fleet from stdin, as `kubectl apply -f -` does.
+pub const STDIN_PATH: &str = "-";
+
+/// How a fleet read from stdin is named in messages (`<stdin>:9:13`).
+const STDIN_NAME: &str = "<stdin>";
+
 /// A fleet file as read from disk.
 #[derive(Debug, Clone)]
 pub struct FleetSource {
@@ -39,8 +50,12 @@ impl FleetSource {
     }
 
     /// The file name (`fleet.yaml` or `meshfleet.yaml`), for generated-file headers that must not depend on
-    /// where the command ran.
+    /// where the command ran; `fleet.yaml` for a fleet read from stdin, so that
+    /// `render - --check` compares with a tree rendered from the file.
     pub fn file_name(&self) -> String {
+        if self.path == Path::new(STDIN_NAME) {
+            return FLEET_FILE_NAME.to_string();
+        }
         self.path.file_name().map_or_else(
             || FLEET_FILE_NAME.to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -65,12 +80,15 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    /// A folder holds both `fleet.yaml` and `meshfleet.yaml`, so which one is the fleet
-    /// is not clear.
-    #[error("`{}` holds both `{FLEET_FILE_NAME}` and `{MESHFLEET_FILE_NAME}`; meshfleet cannot tell which one is the fleet", folder.display())]
+    /// A folder holds more than one of [`FLEET_FILE_NAMES`] (`fleet.yaml` and
+    /// `meshfleet.yaml`, or `fleet.yaml` and `fleet.yml`), so which one is the fleet is
+    /// not clear.
+    #[error("`{}` holds {}; meshfleet cannot tell which one is the fleet", folder.display(), both(names))]
     Ambiguous {
         /// The folder given as PATH.
         folder: PathBuf,
+        /// The fleet file names it holds (two or more).
+        names: Vec<&'static str>,
     },
     /// The file is not a valid fleet file (syntax, unknown field, wrong type).
     #[error("`{}` is not a valid fleet file", file.path.display())]
@@ -85,13 +103,26 @@ pub enum LoadError {
 impl crate::diagnostic::Hint for LoadError {
     fn hint(&self) -> Option<String> {
         match self {
-            Self::Unreadable { .. } => {
-                Some("pass a fleet file, or a folder that holds `fleet.yaml` or `meshfleet.yaml`".into())
+            Self::Unreadable { .. } => Some(
+                "pass a fleet file, or a folder that holds `fleet.yaml` (or `fleet.yml`, `meshfleet.yaml`, `meshfleet.yml`)"
+                    .into(),
+            ),
+            Self::Ambiguous { folder, names } => {
+                let rancher = names.iter().any(|n| n.starts_with("meshfleet."))
+                    && names.iter().any(|n| n.starts_with("fleet."));
+                let keep = names.iter().rev().find(|n| n.starts_with("meshfleet.")).unwrap_or(&names[0]);
+                Some(if rancher {
+                    format!(
+                        "keep one: keep `{keep}` if Rancher Fleet also reads this folder (it takes any `{FLEET_FILE_NAME}` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
+                        folder.join(keep).display()
+                    )
+                } else {
+                    format!(
+                        "keep one and remove the other, or pass the file itself as PATH, e.g. `{}`",
+                        folder.join(names[0]).display()
+                    )
+                })
             }
-            Self::Ambiguous { folder } => Some(format!(
-                "keep one: keep `{MESHFLEET_FILE_NAME}` if Rancher Fleet also reads this folder (it takes any `{FLEET_FILE_NAME}` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
-                folder.join(MESHFLEET_FILE_NAME).display()
-            )),
             // The finding carries its own hint.
             Self::Invalid { .. } => None,
         }
@@ -113,20 +144,45 @@ pub fn resolve_path(path: &Path) -> Result<PathBuf, LoadError> {
 }
 
 fn resolve_in(folder: &Path, join: impl Fn(&str) -> PathBuf) -> Result<PathBuf, LoadError> {
-    let fleet = join(FLEET_FILE_NAME);
-    let meshfleet = join(MESHFLEET_FILE_NAME);
-    match (fleet.is_file(), meshfleet.is_file()) {
-        (true, true) => Err(LoadError::Ambiguous {
+    let names: Vec<&'static str> = FLEET_FILE_NAMES
+        .into_iter()
+        .filter(|name| join(name).is_file())
+        .collect();
+    match names.as_slice() {
+        [] => Ok(join(FLEET_FILE_NAME)),
+        [one] => Ok(join(one)),
+        _ => Err(LoadError::Ambiguous {
             folder: folder.to_path_buf(),
+            names,
         }),
-        (false, true) => Ok(meshfleet),
-        _ => Ok(fleet),
     }
 }
 
-/// Read the fleet file at `path` (a file, or a folder holding `fleet.yaml` or
-/// `meshfleet.yaml`).
+/// "both `a` and `b`", or "`a`, `b` and `c`".
+fn both(names: &[&str]) -> String {
+    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match ticked.as_slice() {
+        [a, b] => format!("both {a} and {b}"),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => String::new(),
+    }
+}
+
+/// Read the fleet file at `path` (a file, a folder holding one of
+/// [`FLEET_FILE_NAMES`], or `-` for stdin).
 pub fn read(path: &Path) -> Result<FleetSource, LoadError> {
+    if path == Path::new(STDIN_PATH) {
+        // Relative paths in the fleet (the trust anchor) start in the working directory.
+        let path = PathBuf::from(STDIN_NAME);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+            LoadError::Unreadable {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        return Ok(FleetSource { path, text });
+    }
     let path = resolve_path(path)?;
     let text = fs_err::read_to_string(&path).map_err(|source| LoadError::Unreadable {
         path: path.clone(),
@@ -372,6 +428,24 @@ mod tests {
         assert!(
             err.to_string().contains("both `fleet.yaml` and `meshfleet.yaml`"),
             "{err}"
+        );
+        // `.yml` counts too, alone or beside another name.
+        let yml = tempfile::tempdir().unwrap();
+        std::fs::write(yml.path().join("fleet.yml"), "").unwrap();
+        assert_eq!(resolve_path(yml.path()).unwrap(), yml.path().join("fleet.yml"));
+        std::fs::write(yml.path().join("fleet.yaml"), "").unwrap();
+        let err = resolve_path(yml.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`{}` holds both `fleet.yaml` and `fleet.yml`; meshfleet cannot tell which one is the fleet",
+                yml.path().display()
+            )
+        );
+        assert!(
+            crate::diagnostic::Hint::hint(&err)
+                .unwrap()
+                .starts_with("keep one and remove the other")
         );
         // A file given by name is taken as it is.
         let file = dir.path().join("fleet.yaml");

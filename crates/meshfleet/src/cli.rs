@@ -96,7 +96,7 @@ pub enum Command {
 /// A fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml`.
 #[derive(Debug, Args)]
 pub struct PathArg {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
 }
@@ -104,7 +104,7 @@ pub struct PathArg {
 /// `render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin with `--check`
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Folder of the rendered tree; replaced as a whole, atomically
@@ -135,7 +135,7 @@ pub enum CertsCommand {
 /// `certs init`.
 #[derive(Debug, Args)]
 pub struct CertsInitArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Key folder for private keys [default: <fleet folder>/.meshfleet/keys]
@@ -157,7 +157,7 @@ pub struct CertsInspectArgs {
 /// `graph`.
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Picture format
@@ -202,7 +202,7 @@ pub enum SecretsCommand {
 /// `secrets status`.
 #[derive(Debug, Args)]
 pub struct SecretsStatusArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
 }
@@ -210,7 +210,7 @@ pub struct SecretsStatusArgs {
 /// `secrets sync`.
 #[derive(Debug, Args)]
 pub struct SecretsSyncArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin (not with `--rotate`)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Print what would change (values redacted) and write nothing
@@ -234,7 +234,7 @@ pub struct SecretsSyncArgs {
 /// `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Check only this cluster (repeatable)
@@ -277,7 +277,7 @@ pub enum RotateCommand {
 /// `trust rotate start|next|abort`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
@@ -298,7 +298,7 @@ pub struct RotateArgs {
 /// `trust rotate status`.
 #[derive(Debug, Args)]
 pub struct RotateStatusArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Seconds to wait for each cluster
@@ -320,7 +320,7 @@ pub struct TrustExtractArgs {
 /// `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Remove legacy controllers whose declarative replacement is available

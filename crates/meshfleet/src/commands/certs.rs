@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use meshfleet_core::diagnostic::{Hint as _, error_chain};
-use meshfleet_core::fleet::{FLEET_FILE_NAME, LoadError, MESHFLEET_FILE_NAME};
+use meshfleet_core::fleet::{FLEET_FILE_NAMES, LoadError};
 use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
 use serde::Serialize;
@@ -226,12 +226,7 @@ fn describe(cert: &CertInfo, chain: &Chain, now: time::OffsetDateTime) -> String
 fn fleet_anchors(fleet: Option<&Path>) -> Result<Option<Vec<CertInfo>>, CommandError> {
     let path: PathBuf = match fleet {
         Some(p) => p.to_path_buf(),
-        None if [FLEET_FILE_NAME, MESHFLEET_FILE_NAME]
-            .iter()
-            .any(|name| Path::new(name).is_file()) =>
-        {
-            PathBuf::from(".")
-        }
+        None if FLEET_FILE_NAMES.iter().any(|name| Path::new(name).is_file()) => PathBuf::from("."),
         None => return Ok(None),
     };
     let (source, fleet) = meshfleet_core::fleet::load(&path).map_err(|e| match e {
