@@ -207,6 +207,22 @@ pub fn load(path: &Path) -> Result<(FleetSource, Fleet), LoadError> {
 /// position (at least one): when serde stops at a mistake, [`shape`] walks the whole
 /// file for the others.
 pub fn parse(text: &str) -> Result<Fleet, Vec<Finding>> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(vec![Finding::error(
+            Rule::YamlSyntax,
+            SourceLocation {
+                line: 1,
+                column: 1,
+                offset: 0,
+                len: 1,
+            },
+            "the fleet file is empty",
+            "start from an example such as `examples/homelab/fleet.yaml`; `meshfleet schema` prints every field",
+        )]);
+    }
     serde_saphyr::from_str::<Fleet>(text).map_err(|e| {
         let first = parse_finding(&e, text);
         let Some(mut found) = shape::findings(text).filter(|f| !f.is_empty()) else {
@@ -497,6 +513,15 @@ mod tests {
         assert!(
             !hint.contains("DuplicateKeyPolicy") && hint.starts_with("keep one `engine:`"),
             "{hint}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_says_so() {
+        let (rule, line, _, message, _) = only_finding("# nothing yet\n\n");
+        assert_eq!(
+            (rule.as_str(), line, message.as_str()),
+            ("yaml-syntax", 1, "the fleet file is empty")
         );
     }
 
