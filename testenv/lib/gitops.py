@@ -120,12 +120,14 @@ class Cluster:
 # CRDs of the controllers' releases
 
 
-def crd_files(module_dirs):
-    """The CRD files of the pinned releases, from their Go modules."""
+def crd_files(module_dirs, flux=True):
+    """The CRD files of the pinned releases, from their Go modules (Flux's unless
+    flux=False: External Secrets' and cert-manager's only)."""
     files = []
-    for key, sub in (("source-controller", "config/crd/bases"), ("kustomize-controller", "config/crd/bases"),
-                     ("helm-controller", "config/crd/bases"), ("external-secrets", "config/crds/bases"),
-                     ("cert-manager", "deploy/crds")):
+    flux_crds = (("source-controller", "config/crd/bases"), ("kustomize-controller", "config/crd/bases"),
+                 ("helm-controller", "config/crd/bases"))
+    for key, sub in (flux_crds if flux else ()) + (("external-secrets", "config/crds/bases"),
+                                                   ("cert-manager", "deploy/crds")):
         d = os.path.join(module_dirs[key], sub)
         files += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".yaml") and f != "kustomization.yaml")
     return files
@@ -228,9 +230,10 @@ def configure_vault(env_dir, bin_dir, tree_dir, mapping):
 # the controllers of one cluster
 
 
-def prerequisites(cluster):
+def prerequisites(cluster, flux=True):
     """Namespaces, ServiceAccounts and the auth-delegator binding Vault's TokenReview uses."""
-    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in (FLUX_NS, ESO_NS, CM_NS)]
+    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            for ns in ([FLUX_NS] if flux else []) + [ESO_NS, CM_NS]]
     docs += [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ESO_SA, "namespace": ESO_NS}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "vault-auth", "namespace": "kube-system"}},
@@ -397,14 +400,18 @@ def substitute(text, kinds_urls):
     return "".join(out), changes
 
 
-def commit_tree(env_dir, tree, path, message, base_url, go_env):
-    """Copy `tree` to `path` in fleet.git (with the URL substitutions), commit, push.
-    Returns (commit, [substitutions])."""
+def commit_tree(env_dir, tree, path, message, base_url, go_env, engine="flux"):
+    """Copy `tree` to `path` in fleet.git (with the URL substitutions of `engine`'s
+    sources), commit, push. Returns (commit, [substitutions])."""
     work = os.path.join(env_dir, "fleet-worktree")
     dest = os.path.join(work, path)
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(tree, dest)
     urls = {("HelmRepository", "*"): base_url + "/charts", ("GitRepository", GATEWAY_API_GIT): base_url + "/git/gateway-api.git"}
+    if engine == "argocd":
+        import argocd
+        for tag in sorted(argocd.gateway_api_tags(dest)):
+            gateway_api_repo(env_dir, tag, go_env)
     changes = []
     for root, _, files in os.walk(dest):
         for f in sorted(files):
@@ -413,6 +420,13 @@ def commit_tree(env_dir, tree, path, message, base_url, go_env):
             p = os.path.join(root, f)
             with open(p) as fh:
                 text = fh.read()
+            if engine == "argocd":
+                new, ch = argocd.substitute(text, base_url)
+                changes += ["%s: %s" % (os.path.relpath(p, work), c) for c in ch]
+                if new != text:
+                    with open(p, "w") as fh:
+                        fh.write(new)
+                continue
             for obj in yaml.safe_load_all(text):
                 if isinstance(obj, dict) and obj.get("kind") == "GitRepository" and \
                         obj.get("spec", {}).get("url") == GATEWAY_API_GIT:

@@ -24,7 +24,7 @@ fn dot_string(text: &str) -> String {
 /// Graphviz DOT.
 pub(super) fn dot(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> String {
     let mut out = format!(
-        "// fleet `{}`: arrows point from the exporting cluster to the one that mirrors its services\ndigraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"DejaVu Sans,Verdana,sans-serif\"];\n",
+        "// fleet `{}`: an arrow is a link `source -> target`: the source mirrors the services of the target, whose gateway it dials\ndigraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"DejaVu Sans,Verdana,sans-serif\"];\n",
         graph.name, graph.name
     );
     for (i, c) in graph.nodes.iter().enumerate() {
@@ -59,13 +59,17 @@ pub(super) fn dot(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Strin
         let _ = writeln!(out, "  \"{}\" [{}];", c.name, attrs.join(", "));
     }
     for e in &graph.edges {
-        let (from, to) = (&graph.nodes[e.from].name, &graph.nodes[e.to].name);
+        let (from, to) = (&graph.nodes[e.source].name, &graph.nodes[e.target].name);
         let style = if e.mode() == LinkMode::Gateway {
             "solid"
         } else {
             "dashed"
         };
-        let mut attrs = format!("label=\"{}\", style={style}", e.mode().as_str());
+        let mut attrs = format!(
+            "label=\"{}\", style={style}, tooltip=\"{}\"",
+            e.mode().as_str(),
+            dot_string(&e.link.label())
+        );
         if let Some(health) = health {
             let h = health.link(&e.link.source, &e.link.target);
             let (_, line) = health_colours(&h);
@@ -74,7 +78,12 @@ pub(super) fn dot(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Strin
                 "label=\"{} {}\", style={style}, color=\"{line}\", penwidth={width}, tooltip=\"{}\"",
                 h.symbol(),
                 e.mode().as_str(),
-                dot_string(&h.problem_lines().join("\n"))
+                dot_string(
+                    &std::iter::once(e.link.label())
+                        .chain(h.problem_lines())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
             );
         }
         let _ = writeln!(out, "  \"{from}\" -> \"{to}\" [{attrs}];");
@@ -87,7 +96,7 @@ pub(super) fn dot(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Strin
 pub(super) fn mermaid(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> String {
     let id = |i: usize| graph.nodes[i].name.replace('-', "_");
     let mut out = format!(
-        "%% fleet `{}`: arrows point from the exporting cluster to the mirroring one\nflowchart LR\n",
+        "%% fleet `{}`: an arrow is a link `source -> target`: the source mirrors the target's services\nflowchart LR\n",
         graph.name
     );
     for (i, c) in graph.nodes.iter().enumerate() {
@@ -111,7 +120,7 @@ pub(super) fn mermaid(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> S
         if let Some(health) = health {
             label = format!("{} {label}", health.link(&e.link.source, &e.link.target).symbol());
         }
-        let _ = writeln!(out, "  {} {arrow}|{label}| {}", id(e.from), id(e.to));
+        let _ = writeln!(out, "  {} {arrow}|{label}| {}", id(e.source), id(e.target));
     }
     if let Some(h) = graph.hub {
         let _ = writeln!(

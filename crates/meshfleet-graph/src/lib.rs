@@ -1,8 +1,9 @@
 //! Pictures of the fleet: a self-contained SVG, Graphviz DOT and Mermaid, optionally
 //! coloured by what `check` found on the live clusters.
 //!
-//! An arrow points the way services flow: from the target (exporting) to the source
-//! (mirroring), which is how people read "pro's services appear in studio". Nothing is
+//! An arrow points the way Linkerd names a link, `source -> target`: from the cluster
+//! that holds the Link and mirrors services to the cluster whose gateway it dials and
+//! whose services it mirrors (the way requests to a mirror travel). Nothing is
 //! told by colour alone: gateway links are solid and remote-discovery links dashed;
 //! clusters with a gateway have a double border and say where it is; the hub (the
 //! cluster most links point at) has a thick border and a `hub` line; with live health,
@@ -37,8 +38,8 @@ pub fn hub(plan: &FleetPlan) -> Option<&ClusterPlan> {
     hubs.next().is_none().then_some(first)
 }
 
-/// The fleet as a directed graph: clusters, and links drawn from the exporting cluster
-/// to the mirroring one.
+/// The fleet as a directed graph: clusters, and links drawn from their source (the
+/// mirroring cluster) to their target (the exporting one).
 #[derive(Debug)]
 pub struct FleetGraph<'a> {
     /// The fleet's name.
@@ -51,13 +52,13 @@ pub struct FleetGraph<'a> {
     pub hub: Option<usize>,
 }
 
-/// One link as an arrow.
+/// One link as an arrow, from its source to its target.
 #[derive(Debug, Clone, Copy)]
 pub struct Edge<'a> {
-    /// Index of the exporting cluster (the link's target).
-    pub from: usize,
-    /// Index of the mirroring cluster (the link's source).
-    pub to: usize,
+    /// Index of the link's source: where the Link lives, the mirroring cluster.
+    pub source: usize,
+    /// Index of the link's target: the cluster it dials, whose services it mirrors.
+    pub target: usize,
     /// The link.
     pub link: &'a LinkPlan,
 }
@@ -77,11 +78,11 @@ impl<'a> FleetGraph<'a> {
             .clusters
             .iter()
             .enumerate()
-            .flat_map(|(to, c)| {
+            .flat_map(|(source, c)| {
                 c.outgoing.iter().filter_map(move |link| {
                     Some(Edge {
-                        from: index(&link.target)?,
-                        to,
+                        source,
+                        target: index(&link.target)?,
                         link,
                     })
                 })
@@ -103,12 +104,12 @@ impl<'a> FleetGraph<'a> {
 
     /// How many clusters mirror the services of the cluster at `index`.
     pub fn exports_to(&self, index: usize) -> usize {
-        self.edges.iter().filter(|e| e.from == index).count()
+        self.edges.iter().filter(|e| e.target == index).count()
     }
 
     /// How many clusters the cluster at `index` mirrors.
     pub fn mirrors(&self, index: usize) -> usize {
-        self.edges.iter().filter(|e| e.to == index).count()
+        self.edges.iter().filter(|e| e.source == index).count()
     }
 }
 

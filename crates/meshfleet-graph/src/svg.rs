@@ -5,13 +5,15 @@
 //! middle, and the full value is in the box's tooltip). Elements carry stable ids so
 //! that tests, and people, can find them: `cluster-N` groups hold `box-N` (the drawn
 //! box), `box-N-ring` (the second border of a cluster with a gateway) and `box-N-line-K`
-//! (its lines of text); `edge-E-F-T` is link E from cluster F to cluster T, `edgelabel-E`
+//! (its lines of text); `edge-E-S-T` is link E from its source S to its target T (its
+//! path runs that way and the arrowhead is at T; in the star layout the one arrowhead
+//! is at the hub, on the trunk), `edgelabel-E`
 //! its label, `bus` the star layout's shared wiring, `legend-K` the legend's entries.
 
 use std::fmt::Write as _;
 
 use super::dot::health_colours;
-use super::layout::{self, Layout, Point, Rect, Spec};
+use super::layout::{self, Layout, Point, Rect, Shape, Spec};
 use super::metrics::{FONT_FAMILY, Font};
 use super::{FleetGraph, FleetHealth, Health, cluster_caption, xml};
 use meshfleet_fleet::model::LinkMode;
@@ -151,7 +153,8 @@ pub(super) fn draw(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Stri
         .collect();
     let spec = Spec {
         boxes: boxes.iter().map(|b| (b.width, b.height)).collect(),
-        links: graph.edges.iter().map(|e| (e.from, e.to)).collect(),
+        // The layouts place links by the way services flow: (exporting, mirroring).
+        links: graph.edges.iter().map(|e| (e.target, e.source)).collect(),
         hub: graph.hub,
         labels: labels.iter().map(|t| labelled.then(|| label_size(t))).collect(),
     };
@@ -177,7 +180,7 @@ pub(super) fn draw(graph: &FleetGraph<'_>, health: Option<&FleetHealth>) -> Stri
     for (id, colour) in marker_colours(health.is_some()) {
         let _ = writeln!(
             out,
-            "<marker id=\"arrow-{id}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"{head}\" markerHeight=\"{head}\" markerUnits=\"userSpaceOnUse\" orient=\"auto\"><path d=\"M0 0 L10 5 L0 10 z\" fill=\"{colour}\"/></marker>"
+            "<marker id=\"arrow-{id}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"{head}\" markerHeight=\"{head}\" markerUnits=\"userSpaceOnUse\" orient=\"auto-start-reverse\"><path d=\"M0 0 L10 5 L0 10 z\" fill=\"{colour}\"/></marker>"
         );
     }
     out.push_str("</defs>\n");
@@ -293,9 +296,11 @@ fn draw_bus(out: &mut String, layout: &Layout, live: bool, dense: bool, at: impl
     }
     let d: Vec<String> = layout.bus.iter().map(|p| points(p, at)).collect();
     let colour = if live { "#94a3b8" } else { INK };
+    // The trunk starts at the hub: every spoke's link arrives there, so the arrowhead
+    // (reversed at a path's start) points into the hub.
     let _ = writeln!(
         out,
-        "<path id=\"bus\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{}\"><title>shared wiring: every link of the hub runs down the trunk, then along its row</title></path>",
+        "<path id=\"bus\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{}\" marker-start=\"url(#arrow-plain)\"><title>shared wiring: every spoke's link runs along its row, then up the trunk to the hub</title></path>",
         d.join(" "),
         if dense { 1.0 } else { 1.6 }
     );
@@ -313,7 +318,7 @@ fn draw_links(
         let Some(route) = layout.routes.get(e).filter(|r| r.len() >= 2) else {
             continue;
         };
-        let (from, to) = (&graph.nodes[edge.from].name, &graph.nodes[edge.to].name);
+        let (source, target) = (&graph.nodes[edge.source].name, &graph.nodes[edge.target].name);
         let h = health[e].as_ref();
         let (colour, marker) = match h {
             Some(h) => (health_colours(h).1, status_id(h.status)),
@@ -328,7 +333,8 @@ fn draw_links(
             (LinkMode::RemoteDiscovery, true) => " stroke-dasharray=\"4 3\"".to_string(),
         };
         let mut tooltip = format!(
-            "{from} → {to}: {} link; {to} mirrors the services {from} exports, as <service>-{}",
+            "{}: {} link; {source} mirrors the services {target} exports, as <service>-{}",
+            edge.link.label(),
             edge.mode().as_str(),
             edge.link.link_name()
         );
@@ -339,13 +345,23 @@ fn draw_links(
                 tooltip.push_str(&line);
             }
         }
+        // Layout routes run the way services flow (target to source); drawn from source
+        // to target, with the arrowhead at the target. In the star layout a route is
+        // the spoke's stub, and the one arrowhead is the trunk's, at the hub.
+        let mut route = route.clone();
+        route.reverse();
+        let head = if layout.shape == Shape::Star {
+            String::new()
+        } else {
+            format!(" marker-end=\"url(#arrow-{marker})\"")
+        };
         let _ = writeln!(
             out,
-            "<g id=\"link-{e}\"><title>{}</title><path id=\"edge-{e}-{}-{}\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\"{dash} marker-end=\"url(#arrow-{marker})\"/></g>",
+            "<g id=\"link-{e}\"><title>{}</title><path id=\"edge-{e}-{}-{}\" d=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\"{dash}{head}/></g>",
             xml(&tooltip),
-            edge.from,
-            edge.to,
-            points(route, at)
+            edge.source,
+            edge.target,
+            points(&route, at)
         );
     }
 }
@@ -431,7 +447,7 @@ impl Legend {
         let mut items: Vec<(Sample, String)> = vec![
             (
                 Sample::None,
-                "arrows: services flow from the exporting cluster to the one that mirrors them".to_string(),
+                "arrows: from a link's source to its target, whose services the source mirrors".to_string(),
             ),
             (Sample::Line { dashed: false }, "gateway link".to_string()),
             (Sample::Line { dashed: true }, "remote-discovery link".to_string()),

@@ -400,6 +400,13 @@ impl LinkPlan {
     pub fn credentials_id(&self) -> String {
         format!("{}-to-{}", self.source, self.target)
     }
+    /// `<source> -> <target>`: how every message, picture and JSON document names the
+    /// link, in Linkerd's direction (the Link lives on the source and dials the
+    /// target's gateway; the source mirrors the target's services). The same text as
+    /// [`meshfleet_fleet::links::DeclaredLink::label`] gives for the declared link.
+    pub fn label(&self) -> String {
+        format!("{} -> {}", self.source, self.target)
+    }
 }
 
 /// The plan of a checked fleet, built from the values its rules parsed; refuses one with

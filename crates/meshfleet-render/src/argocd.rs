@@ -27,6 +27,9 @@ use super::{RenderError, meta, yaml_file};
 /// The annotation that orders resources within a sync.
 pub const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
 
+/// The annotation that chooses how Argo CD compares an Application's objects.
+pub const COMPARE_OPTIONS: &str = "argocd.argoproj.io/compare-options";
+
 /// Name of a stage's Application.
 pub fn application_name(plan: &FleetPlan, cluster: &ClusterPlan, stage: StageKind) -> String {
     format!("{}-{}-{}", plan.name, cluster.name, stage.name())
@@ -103,10 +106,17 @@ pub fn write_cluster(
             &application_name(plan, cluster, stage.kind),
             Some(&plan.gitops.argocd_namespace),
         );
-        metadata.annotations = Some(BTreeMap::from([(
-            SYNC_WAVE.to_string(),
-            waves.get(&stage.kind).copied().unwrap_or_default().to_string(),
-        )]));
+        // The stages are applied server-side, so they are compared server-side too (the
+        // API server's dry run of the apply): with Argo CD's default client-side diff, a
+        // real Argo CD kept the identity (ExternalSecret), control-plane and Gateway API
+        // Applications OutOfSync after every successful sync (docs/argocd.md).
+        metadata.annotations = Some(BTreeMap::from([
+            (
+                SYNC_WAVE.to_string(),
+                waves.get(&stage.kind).copied().unwrap_or_default().to_string(),
+            ),
+            (COMPARE_OPTIONS.to_string(), "ServerSideDiff=true".to_string()),
+        ]));
         let mut sync_options = vec!["ServerSideApply=true".to_string()];
         if !ignore.is_empty() {
             sync_options.push("RespectIgnoreDifferences=true".to_string());
@@ -148,7 +158,13 @@ pub fn write_cluster(
                 server: Some("https://kubernetes.default.svc".into()),
                 namespace: plan.gitops.argocd_namespace.clone(),
             },
-            sync_policy: sync_policy(vec![]),
+            sync_policy: SyncPolicy {
+                // A child that reads Degraded for a moment (a CRD not yet `Established`)
+                // fails the root's sync; a root out of retries would wait for the next
+                // commit. Unlimited (Argo CD: a negative limit), still backing off to 5m.
+                retry: sync_policy(vec![]).retry.map(|r| SyncRetry { limit: -1, ..r }),
+                ..sync_policy(vec![])
+            },
             ignore_differences: Vec::new(),
         },
     };

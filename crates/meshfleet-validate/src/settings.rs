@@ -147,10 +147,15 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 .map(|j| j.at)
                 .or_else(|| gitops.install_method.as_ref().map(|m| m.at))
                 .unwrap_or(gitops.engine.at);
+            // The image to build is named after the fleet's release, as the Jobs check it.
+            let edge = LinkerdVersion::parse(&ctx.fleet.spec.linkerd.version.value)
+                .map_or_else(|_| "edge-YY.M.N".to_string(), LinkerdVersion::edge_tag);
             out.push(Finding::error(Rule::JobsImageMissing,
                 at,
                 "`installMethod: jobs` needs `gitops.jobs.image`",
-                "set `gitops.jobs: {image: ...}` to an image that has the `linkerd` CLI, a shell and `kubectl`; Linkerd's own CLI image is built FROM scratch and has neither",
+                format!(
+                    "set `gitops.jobs: {{image: ...}}` to an image that has a shell, the `linkerd` CLI of {edge} and `kubectl` (Linkerd's own CLI image is built FROM scratch and has neither); build one from meshfleet's images/linkerd-jobs/Dockerfile: `docker build images/linkerd-jobs --build-arg LINKERD_VERSION={edge} -t <registry>/linkerd-jobs:{edge}`"
+                ),
             ));
         }
         (InstallMethod::Jobs, Some(image))

@@ -20,18 +20,51 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command accepts.
-#[derive(Debug, Args)]
+/// Options every command accepts (and `--kubeconfig` before the command, which only
+/// the commands that read clusters use; they also take it after their name).
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// kubeconfig for live commands [env: KUBECONFIG; default: ~/.kube/config]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// kubeconfig for the commands that read clusters [env: KUBECONFIG; default: ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Output format of commands that report
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// When to colour the output (`auto` honours NO_COLOR and CLICOLOR_FORCE)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
     /// Log what meshfleet does on stderr (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `--kubeconfig` after the name of a command that reads clusters.
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeconfigArg {
+    /// kubeconfig [env: KUBECONFIG; default: ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `--kubeconfig` after the name of a command that reads no cluster, where it was
+/// accepted (and meant nothing) before it moved to the commands that read clusters: still
+/// accepted so that scripts keep working, and no longer offered (help, man, completions).
+#[derive(Debug, Clone, Default, Args)]
+pub struct IgnoredKubeconfigArg {
+    /// Accepted for scripts written before; this command reads no cluster
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour a terminal, unless `NO_COLOR` is set; `CLICOLOR_FORCE` colours pipes too
+    Auto,
+    /// Always colour, whatever the environment says
+    Always,
+    /// Never colour
+    Never,
 }
 
 /// `-o/--output`.
@@ -50,7 +83,7 @@ pub enum Command {
     ///
     /// Every finding at once, each with `fleet.yaml:LINE:COLUMN`, a message, a `hint:` and a
     /// stable rule id (`-o json`). Warnings do not fail the run.
-    Validate(PathArg),
+    Validate(ValidateArgs),
     /// Write the GitOps tree (one folder per cluster) for Flux or Argo CD
     ///
     /// Needs only the fleet file and public certificates: every Link field is computed
@@ -62,9 +95,10 @@ pub enum Command {
     Certs(CertsCommand),
     /// Draw the fleet: clusters, links and their modes, the hub
     ///
-    /// An arrow goes from the exporting cluster to the one that mirrors its services;
-    /// gateway links are solid, remote-discovery links dashed, and nothing is told by
-    /// colour alone.
+    /// An arrow is a link `source -> target`, as Linkerd names it: from the cluster that
+    /// holds the Link and mirrors services to the cluster whose gateway it dials. Gateway
+    /// links are solid, remote-discovery links dashed, and nothing is told by colour
+    /// alone. `-o json` prints the same as data.
     Graph(GraphArgs),
     /// Write link credentials and identity keys to Vault (KV v2)
     #[command(subcommand)]
@@ -88,17 +122,50 @@ pub enum Command {
     /// Print the JSON Schema of the fleet file
     Schema,
     /// Print shell completions
+    #[command(visible_alias = "completion")]
     Completions(CompletionsArgs),
     /// Print the man page of meshfleet or of one command (roff), or write them all
     Man(ManArgs),
+    /// Print meshfleet's version and the Linkerd releases it supports
+    ///
+    /// `-o json` for scripts. `meshfleet --version` prints the first line only.
+    Version,
 }
 
-/// A fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml`.
+impl Command {
+    /// `--kubeconfig` given after the command's name, for the commands that read clusters.
+    pub fn kubeconfig(&self) -> Option<&std::path::Path> {
+        let arg = match self {
+            Self::Graph(a) => &a.kube.kubeconfig,
+            Self::Check(a) => &a.kube.kubeconfig,
+            Self::Migrate(a) => &a.kube.kubeconfig,
+            Self::Secrets(SecretsCommand::Sync(a)) => &a.kube.kubeconfig,
+            Self::Secrets(SecretsCommand::Status(a)) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Extract(a)) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Verify(a)) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Rotate(RotateCommand::Status(a))) => &a.kube.kubeconfig,
+            Self::Trust(TrustCommand::Rotate(
+                RotateCommand::Start(a) | RotateCommand::Next(a) | RotateCommand::Abort(a),
+            )) => &a.kube.kubeconfig,
+            // Accepted there before, and harmless: passed on like the others.
+            Self::Validate(a) => &a.kube.kubeconfig,
+            Self::Render(a) => &a.kube.kubeconfig,
+            Self::Certs(CertsCommand::Init(a)) => &a.kube.kubeconfig,
+            Self::Certs(CertsCommand::Inspect(a)) => &a.kube.kubeconfig,
+            Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
+        };
+        arg.as_deref()
+    }
+}
+
+/// `validate`.
 #[derive(Debug, Args)]
-pub struct PathArg {
+pub struct ValidateArgs {
     /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `render`.
@@ -117,6 +184,8 @@ pub struct RenderArgs {
     /// repository, else beside the fleet file), e.g. a copy to look at
     #[arg(long)]
     pub any_dir: bool,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `certs ...`.
@@ -141,6 +210,8 @@ pub struct CertsInitArgs {
     /// Key folder for private keys [default: <fleet folder>/.meshfleet/keys]
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `certs inspect`.
@@ -152,6 +223,8 @@ pub struct CertsInspectArgs {
     /// Fleet whose trust anchor the certificates should chain to [default: ./fleet.yaml or ./meshfleet.yaml if present]
     #[arg(long, value_name = "PATH")]
     pub fleet: Option<PathBuf>,
+    #[command(flatten)]
+    pub kube: IgnoredKubeconfigArg,
 }
 
 /// `graph`.
@@ -170,6 +243,9 @@ pub struct GraphArgs {
     /// With `--live`: seconds to wait for each cluster
     #[arg(long, default_value_t = 10, value_name = "SECONDS", requires = "live")]
     pub timeout: u64,
+    /// With `--live`: the kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `graph --format`.
@@ -205,6 +281,9 @@ pub struct SecretsStatusArgs {
     /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `secrets sync`.
@@ -229,6 +308,9 @@ pub struct SecretsSyncArgs {
     /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
     #[arg(long, value_name = "DIR")]
     pub keys: Option<PathBuf>,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `check`.
@@ -243,6 +325,9 @@ pub struct CheckArgs {
     /// Seconds to wait for each cluster
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `trust ...`.
@@ -255,7 +340,7 @@ pub enum TrustCommand {
     /// A table of the fingerprints in `linkerd-config` and `linkerd-identity-trust-roots`
     /// (the bundle proxies use) per cluster; during a trust anchor rotation the previous
     /// step's bundle is `rotation-pending`, a warning.
-    Verify(PathArg),
+    Verify(TrustVerifyArgs),
     /// Rotate the fleet's trust anchor, step by step, with no moment where mTLS fails
     #[command(subcommand)]
     Rotate(RotateCommand),
@@ -293,6 +378,9 @@ pub struct RotateArgs {
     /// retired anchor's private key (and its issuers') instead of destroying them
     #[arg(long)]
     pub keep_retired_key: bool,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `trust rotate status`.
@@ -304,6 +392,20 @@ pub struct RotateStatusArgs {
     /// Seconds to wait for each cluster
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
+}
+
+/// `trust verify`.
+#[derive(Debug, Args)]
+pub struct TrustVerifyArgs {
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `trust extract`.
@@ -315,6 +417,9 @@ pub struct TrustExtractArgs {
     /// Control-plane namespace
     #[arg(long, default_value = "linkerd", value_name = "NS")]
     pub linkerd_namespace: String,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `migrate`.
@@ -326,6 +431,9 @@ pub struct MigrateArgs {
     /// Remove legacy controllers whose declarative replacement is available
     #[arg(long)]
     pub apply: bool,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `completions`.

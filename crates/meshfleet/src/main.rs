@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose);
-    let printer = Printer::new();
+    let printer = Printer::new(cli.global.color);
     let status = match commands::run(&cli, printer) {
         Ok(status) => status,
         Err(err) => {

@@ -13,7 +13,18 @@ use std::io::{IsTerminal as _, Write as _};
 use meshfleet_core::diagnostic::{Finding, Severity};
 use serde::Serialize;
 
+use crate::cli::ColorChoice;
 use crate::commands::CommandError;
+
+/// Whether a stream gets colour: `--color always|never` decide alone; `auto` colours a
+/// terminal, never under `NO_COLOR`, and any stream under `CLICOLOR_FORCE`.
+fn colours(choice: ColorChoice, no_color: bool, force: bool, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color && (force || terminal),
+    }
+}
 
 /// What a piece of text is, for its colour on a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +67,16 @@ pub struct Printer {
 // Every command takes the same printer; some methods do not read it.
 #[allow(clippy::unused_self)]
 impl Printer {
-    /// A printer that colours only terminals, and never under `NO_COLOR`.
-    pub fn new() -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    /// A printer that colours as `--color` says: with `auto`, a terminal unless
+    /// `NO_COLOR` is set, and pipes too when `CLICOLOR_FORCE` is (as the tools that
+    /// follow the `NO_COLOR` and `CLICOLOR` conventions do; `NO_COLOR` wins).
+    pub fn new(choice: ColorChoice) -> Self {
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let no_color = set("NO_COLOR").is_some();
+        let force = set("CLICOLOR_FORCE").is_some_and(|v| v != "0");
         Self {
-            color_out: !no_color && std::io::stdout().is_terminal(),
-            color_err: !no_color && std::io::stderr().is_terminal(),
+            color_out: colours(choice, no_color, force, std::io::stdout().is_terminal()),
+            color_err: colours(choice, no_color, force, std::io::stderr().is_terminal()),
         }
     }
 
@@ -190,5 +205,31 @@ impl Printer {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColorChoice, colours};
+
+    #[test]
+    fn color_flag_wins_then_no_color_then_clicolor_force_then_the_terminal() {
+        // (choice, NO_COLOR, CLICOLOR_FORCE, terminal) -> colour
+        let cases = [
+            (ColorChoice::Always, true, false, false, true),
+            (ColorChoice::Never, false, true, true, false),
+            (ColorChoice::Auto, false, false, true, true),
+            (ColorChoice::Auto, false, false, false, false),
+            (ColorChoice::Auto, true, false, true, false),
+            (ColorChoice::Auto, false, true, false, true),
+            (ColorChoice::Auto, true, true, false, false),
+        ];
+        for (choice, no_color, force, terminal, want) in cases {
+            assert_eq!(
+                colours(choice, no_color, force, terminal),
+                want,
+                "{choice:?} NO_COLOR={no_color} CLICOLOR_FORCE={force} terminal={terminal}"
+            );
+        }
     }
 }

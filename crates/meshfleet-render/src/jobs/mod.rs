@@ -48,7 +48,8 @@ use super::{meta, values};
 pub const TRUST_ANCHORS_CONFIGMAP: &str = "meshfleet-trust-anchors";
 /// ConfigMap with the multicluster values, mounted into the multicluster Job.
 pub const MULTICLUSTER_VALUES_CONFIGMAP: &str = "meshfleet-multicluster-values";
-/// Seconds a finished Job is kept before Kubernetes deletes it.
+/// Seconds a finished Job is kept before Kubernetes deletes it (Flux only: under Argo CD
+/// a Job that vanished is OutOfSync, and self-heal would run it again).
 pub const TTL_SECONDS: i32 = 300;
 /// Retries of a failing install.
 pub const BACKOFF_LIMIT: i32 = 3;
@@ -347,31 +348,32 @@ fn job(plan: &FleetPlan, c: &Component) -> Job {
     let spec = JobSpec {
         backoff_limit: Some(BACKOFF_LIMIT),
         active_deadline_seconds: Some(ACTIVE_DEADLINE_SECONDS),
-        ttl_seconds_after_finished: Some(TTL_SECONDS),
+        ttl_seconds_after_finished: match plan.gitops.engine {
+            Engine::Flux => Some(TTL_SECONDS),
+            Engine::Argocd => None,
+        },
         template,
         ..JobSpec::default()
     };
     let digest = hex::encode(Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default()));
     let mut metadata = meta(plan, &job_name(plan, c.short, &digest), Some(&c.namespace));
-    let annotations = match plan.gitops.engine {
-        // Finished Jobs are removed by their TTL; Flux must not prune one that is still
-        // running, and must recreate (not patch) a Job whose immutable template changed.
-        Engine::Flux => [
-            ("kustomize.toolkit.fluxcd.io/prune", "disabled"),
-            ("kustomize.toolkit.fluxcd.io/force", "enabled"),
-        ],
-        // A Sync hook runs on every sync and is not reported missing after its TTL.
-        Engine::Argocd => [
-            ("argocd.argoproj.io/hook", "Sync"),
-            ("argocd.argoproj.io/hook-delete-policy", "BeforeHookCreation"),
-        ],
-    };
-    metadata.annotations = Some(
-        annotations
+    // Finished Jobs are removed by their TTL; Flux must not prune one that is still
+    // running, and must recreate (not patch) a Job whose immutable template changed.
+    // Under Argo CD a Job is an ordinary resource of its Application: created once per
+    // name (version and spec), waited for through Argo CD's Job health before the next
+    // wave, kept while its name is rendered and pruned when a new version renames it. A
+    // `Sync` hook instead would run again at every sync of the Application.
+    if plan.gitops.engine == Engine::Flux {
+        metadata.annotations = Some(
+            [
+                ("kustomize.toolkit.fluxcd.io/prune", "disabled"),
+                ("kustomize.toolkit.fluxcd.io/force", "enabled"),
+            ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-    );
+        );
+    }
     Job {
         metadata,
         spec: Some(spec),

@@ -73,7 +73,7 @@ want={edge}
 have="$(linkerd version --client --short 2>/dev/null || true)"
 case "$have" in
   *"$want"*) ;;
-  *) echo "gitops.jobs.image has linkerd '$have', the fleet wants $want" >&2; exit 1 ;;
+  *) echo "gitops.jobs.image has linkerd '$have', the fleet wants $want; build the image of $want from images/linkerd-jobs/Dockerfile in meshfleet's repository (--build-arg LINKERD_VERSION=$want) and set gitops.jobs.image to it" >&2; exit 1 ;;
 esac
 step() {{ printf 'meshfleet step: %s\n' "$*" >&2; }}
 mount="${{MESHFLEET_MOUNT:-{MOUNT}}}"

@@ -115,6 +115,10 @@ pub const PAGES: &[Page] = &[
                 "In CI: write nothing, exit 1 when the committed tree is stale:",
                 "meshfleet render . --out gitops --check",
             ),
+            (
+                "The same, what differs as JSON (`upToDate`, `added`, `changed` with diffs, `removed`):",
+                "meshfleet -o json render . --out gitops --check",
+            ),
         ],
     },
     Page {
@@ -162,11 +166,11 @@ pub const PAGES: &[Page] = &[
             (0, "every file holds readable certificates"),
             (
                 1,
-                "a file holds no readable PEM certificate (the others are still shown)",
+                "a file holds no readable PEM certificate (the others are still shown); or the fleet (`--fleet`, or a fleet file in the current folder) does not parse (its finding is printed)",
             ),
             (
                 2,
-                "a file cannot be read, or the fleet (`--fleet`, or a fleet file in the current folder) cannot be loaded or its anchor read; or bad flags",
+                "a file cannot be read, or the fleet or its anchor cannot be read; or bad flags",
             ),
         ],
         examples: &[
@@ -208,6 +212,10 @@ pub const PAGES: &[Page] = &[
             (
                 "Coloured by the live checks:",
                 "meshfleet graph . --live > health.svg",
+            ),
+            (
+                "The same as data: clusters, the hub, links named `source -> target` (with `--live`, their health):",
+                "meshfleet -o json graph . --live",
             ),
         ],
     },
@@ -284,7 +292,7 @@ pub const PAGES: &[Page] = &[
             (0, "every check passed (warnings allowed)"),
             (
                 1,
-                "the fleet is invalid, or a check failed (an unreachable cluster is a failed check; the others are still checked)",
+                "the fleet is invalid, or a check failed (an unreachable cluster is the failed check `cluster-reachable`, even when no cluster answers, as in `linkerd check`; the others are still checked)",
             ),
             (
                 2,
@@ -505,6 +513,10 @@ pub const PAGES: &[Page] = &[
                 "meshfleet completions bash > ~/.local/share/bash-completion/completions/meshfleet",
             ),
             ("Zsh:", "meshfleet completions zsh > ~/.zfunc/_meshfleet"),
+            (
+                "`completion` is the same command, under the name kubectl, helm and flux use:",
+                "meshfleet completion fish > ~/.config/fish/completions/meshfleet.fish",
+            ),
         ],
     },
     Page {
@@ -521,6 +533,20 @@ pub const PAGES: &[Page] = &[
             (
                 "Every page, `meshfleet.1` and `meshfleet-<command>.1`:",
                 "meshfleet man --out ~/.local/share/man/man1",
+            ),
+        ],
+    },
+    Page {
+        command: "version",
+        exit_status: &[(0, "the version was printed"), (2, USAGE)],
+        examples: &[
+            (
+                "meshfleet's version and the Linkerd releases it supports:",
+                "meshfleet version",
+            ),
+            (
+                "The same for scripts (`version`, `linkerd.oldest`, `linkerd.newestChecked`):",
+                "meshfleet -o json version",
             ),
         ],
     },

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use meshfleet_core::diagnostic::{Hint as _, error_chain};
-use meshfleet_core::fleet::{FLEET_FILE_NAMES, LoadError};
+use meshfleet_core::fleet::{FLEET_FILE_NAMES, Fleet, FleetSource, LoadError};
 use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
 use serde::Serialize;
@@ -13,17 +13,9 @@ use crate::cli::{CertsInitArgs, CertsInspectArgs, OutputFormat};
 use crate::printer::Printer;
 
 pub fn init(args: &CertsInitArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
-    let (source, fleet) = match meshfleet_core::fleet::load(&args.path) {
+    let (source, fleet) = match load_fleet(&args.path, printer)? {
         Ok(loaded) => loaded,
-        Err(LoadError::Invalid { file, findings }) => {
-            printer.status(
-                printer
-                    .findings(&file.path.display().to_string(), &file.text, &findings, false)
-                    .trim_end(),
-            );
-            return Ok(ExitStatus::Failure);
-        }
-        Err(e) => return Err(e.into()),
+        Err(status) => return Ok(status),
     };
     let dir = source.dir();
     let folder = args
@@ -81,7 +73,10 @@ pub fn inspect(
     output: OutputFormat,
     printer: Printer,
 ) -> Result<ExitStatus, CommandError> {
-    let anchors = fleet_anchors(args.fleet.as_deref())?;
+    let anchors = match fleet_anchors(args.fleet.as_deref(), printer)? {
+        Ok(anchors) => anchors,
+        Err(status) => return Ok(status),
+    };
     let at = now();
     let mut reports = Vec::new();
     let mut text = String::new();
@@ -221,18 +216,42 @@ fn describe(cert: &CertInfo, chain: &Chain, now: time::OffsetDateTime) -> String
     )
 }
 
+/// A parsed fleet; an invalid one has its finding printed and exits 1, as every
+/// command that takes a fleet does.
+fn load_fleet(
+    path: &Path,
+    printer: Printer,
+) -> Result<Result<(FleetSource, Fleet), ExitStatus>, CommandError> {
+    match meshfleet_core::fleet::load(path) {
+        Ok(loaded) => Ok(Ok(loaded)),
+        Err(LoadError::Invalid { file, findings }) => {
+            printer.status(
+                printer
+                    .findings(&file.path.display().to_string(), &file.text, &findings, false)
+                    .trim_end(),
+            );
+            Ok(Err(ExitStatus::Failure))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The fleet's anchors: from `--fleet`, else from `./fleet.yaml` or `./meshfleet.yaml`
-/// when present.
-fn fleet_anchors(fleet: Option<&Path>) -> Result<Option<Vec<CertInfo>>, CommandError> {
+/// when present. An invalid fleet is `Err(exit 1)` (its finding printed); an unreadable
+/// one, or an unreadable anchor, cannot be used at all (exit 2).
+fn fleet_anchors(
+    fleet: Option<&Path>,
+    printer: Printer,
+) -> Result<Result<Option<Vec<CertInfo>>, ExitStatus>, CommandError> {
     let path: PathBuf = match fleet {
         Some(p) => p.to_path_buf(),
         None if FLEET_FILE_NAMES.iter().any(|name| Path::new(name).is_file()) => PathBuf::from("."),
-        None => return Ok(None),
+        None => return Ok(Ok(None)),
     };
-    let (source, fleet) = meshfleet_core::fleet::load(&path).map_err(|e| match e {
-        LoadError::Ambiguous { .. } => e.into(),
-        e => hinted(e.to_string(), "pass a valid fleet with `--fleet`"),
-    })?;
+    let (source, fleet) = match load_fleet(&path, printer)? {
+        Ok(loaded) => loaded,
+        Err(status) => return Ok(Err(status)),
+    };
     let anchor_path = meshfleet_core::validate::anchor_path(&source.dir(), &fleet);
     let text = fs_err::read_to_string(&anchor_path)
         .map_err(|e| hinted(e.to_string(), "run `meshfleet certs init` to create the anchor"))?;
@@ -242,5 +261,5 @@ fn fleet_anchors(fleet: Option<&Path>) -> Result<Option<Vec<CertInfo>>, CommandE
             "fix the fleet's trust anchor file",
         )
     })?;
-    Ok(Some(certs))
+    Ok(Ok(Some(certs)))
 }

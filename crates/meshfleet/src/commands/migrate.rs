@@ -64,7 +64,22 @@ fn summary(report: &MigrationReport) -> String {
     let found = surveys().map(|s| s.legacy.len()).sum::<usize>();
     let remaining = report.legacy_remaining();
     let removed = found - remaining;
-    if found == 0 {
+    let unread = report.clusters.iter().filter(|c| c.survey.is_err()).count();
+    if report.none_reachable() {
+        return format!(
+            "none of the {unread} cluster(s) could be read (see above): nothing is known of their legacy `linkerd multicluster link` controllers, and nothing was changed"
+        );
+    }
+    // What was found says nothing of the clusters that could not be read.
+    let unread_note = if unread > 0 {
+        format!(
+            "; {unread} of {} cluster(s) could not be read (see above), so this says nothing of them",
+            report.clusters.len()
+        )
+    } else {
+        String::new()
+    };
+    let line = if found == 0 {
         "no legacy `linkerd multicluster link` controllers found".to_string()
     } else if !report.apply {
         format!(
@@ -76,7 +91,8 @@ fn summary(report: &MigrationReport) -> String {
         format!("nothing was deleted: {remaining} legacy link controller(s) still there (see above)")
     } else {
         format!("removed the legacy controllers of {removed} link(s); {remaining} still there (see above)")
-    }
+    };
+    format!("{line}{unread_note}")
 }
 
 /// The plan (and what `--apply` did) as text.

@@ -21,7 +21,7 @@ use meshfleet_core::fleet::LoadError;
 use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::validate::{CheckedFleet, check_file};
 
-use crate::cli::{CertsCommand, Cli, Command, RotateCommand, SecretsCommand, TrustCommand};
+use crate::cli::{CertsCommand, Cli, Command, GlobalArgs, RotateCommand, SecretsCommand, TrustCommand};
 use crate::printer::Printer;
 
 pub use error::{CommandError, Context, hinted};
@@ -75,36 +75,46 @@ fn writes_beside_the_fleet(command: &Command) -> Option<(&Path, &'static str)> {
 
 /// Run the chosen command.
 pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
-    let output = cli.global.output;
     if let Some((path, why)) = writes_beside_the_fleet(&cli.command)
         && path == Path::new(meshfleet_core::fleet::STDIN_PATH)
     {
         return Err(hinted("the fleet cannot come from stdin (`-`) here", why));
     }
+    // `--kubeconfig` after the command's name wins over the one before it.
+    let global = &GlobalArgs {
+        kubeconfig: cli
+            .command
+            .kubeconfig()
+            .map(Path::to_path_buf)
+            .or_else(|| cli.global.kubeconfig.clone()),
+        ..cli.global.clone()
+    };
+    let output = global.output;
     match &cli.command {
         Command::Validate(args) => validate::run(&args.path, output, printer),
-        Command::Render(args) => render::run(args, printer),
+        Command::Render(args) => render::run(args, output, printer),
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),
         Command::Certs(CertsCommand::Inspect(args)) => certs::inspect(args, output, printer),
-        Command::Graph(args) => graph::run(args, &cli.global, printer),
+        Command::Graph(args) => graph::run(args, global, printer),
         Command::Secrets(SecretsCommand::Sync(args)) if args.rotate => {
-            credentials_rotation::rotate(args, &cli.global, printer)
+            credentials_rotation::rotate(args, global, printer)
         }
-        Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, &cli.global, printer),
+        Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, global, printer),
         Command::Secrets(SecretsCommand::Status(args)) => {
-            credentials_rotation::status(&args.path, &cli.global, printer)
+            credentials_rotation::status(&args.path, global, printer)
         }
-        Command::Check(args) => check::run(args, &cli.global, printer),
-        Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, &cli.global, printer),
-        Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, &cli.global, printer),
+        Command::Check(args) => check::run(args, global, printer),
+        Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, global, printer),
+        Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, global, printer),
         Command::Trust(TrustCommand::Rotate(RotateCommand::Status(args))) => {
-            rotate::status(args, &cli.global, printer)
+            rotate::status(args, global, printer)
         }
-        Command::Trust(TrustCommand::Rotate(command)) => rotate::step(command, &cli.global, printer),
-        Command::Migrate(args) => migrate::run(args, &cli.global, printer),
+        Command::Trust(TrustCommand::Rotate(command)) => rotate::step(command, global, printer),
+        Command::Migrate(args) => migrate::run(args, global, printer),
         Command::Schema => schema::run(printer),
         Command::Completions(args) => schema::completions(args.shell, printer),
         Command::Man(args) => schema::man(args, printer),
+        Command::Version => schema::version(output, printer),
     }
 }
 

@@ -1,18 +1,72 @@
 //! `meshfleet render [PATH] --out DIR [--check]`.
-
-use meshfleet_core::diagnostic::Hint as _;
-use meshfleet_core::render::{self, Difference, RenderError, TreeError};
-
-use super::{CommandError, ExitStatus, load_plan};
+//!
+//! With `-o json`, what was written (or, with `--check`, what differs) is a JSON
+//! document on stdout instead of the text summary.
 
 mod out_dir;
-use crate::cli::RenderArgs;
+
+use meshfleet_core::diagnostic::Hint as _;
+use meshfleet_core::fleet::model::{Engine, InstallMethod};
+use meshfleet_core::render::{self, Difference, RenderError, TreeError};
+use serde::Serialize;
+
+use super::{CommandError, ExitStatus, load_plan};
+use crate::cli::{OutputFormat, RenderArgs};
 use crate::printer::Printer;
+
+/// `render --check -o json`; field names are stable.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckJson<'a> {
+    out: String,
+    up_to_date: bool,
+    files: usize,
+    added: Vec<&'a str>,
+    changed: Vec<ChangedJson<'a>>,
+    removed: Vec<&'a str>,
+}
+
+/// A file `render` would change, with its unified diff.
+#[derive(Serialize)]
+struct ChangedJson<'a> {
+    path: &'a str,
+    diff: &'a str,
+}
+
+/// `render -o json`; field names are stable.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WrittenJson {
+    out: String,
+    files: usize,
+    clusters: usize,
+    engine: &'static str,
+    install_method: &'static str,
+}
+
+fn check_json<'a>(out: &std::path::Path, files: usize, diffs: &'a [Difference]) -> CheckJson<'a> {
+    let mut json = CheckJson {
+        out: out.display().to_string(),
+        up_to_date: diffs.is_empty(),
+        files,
+        added: Vec::new(),
+        changed: Vec::new(),
+        removed: Vec::new(),
+    };
+    for d in diffs {
+        match d {
+            Difference::Added(p) => json.added.push(p),
+            Difference::Removed(p) => json.removed.push(p),
+            Difference::Changed(p, diff) => json.changed.push(ChangedJson { path: p, diff }),
+        }
+    }
+    json
+}
 
 /// How many changed files `--check` shows a diff of.
 const DIFFS_SHOWN: usize = 5;
 
-pub fn run(args: &RenderArgs, printer: Printer) -> Result<ExitStatus, CommandError> {
+pub fn run(args: &RenderArgs, output: OutputFormat, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (checked, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
@@ -41,6 +95,14 @@ pub fn run(args: &RenderArgs, printer: Printer) -> Result<ExitStatus, CommandErr
     let out = &args.out;
     if args.check {
         let diffs = tree.differences(out)?;
+        if output == OutputFormat::Json {
+            printer.json(&check_json(out, tree.files.len(), &diffs))?;
+            return Ok(if diffs.is_empty() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::Failure
+            });
+        }
         if diffs.is_empty() {
             printer.status(&format!(
                 "`{}` is up to date ({} files)",
@@ -107,19 +169,25 @@ pub fn run(args: &RenderArgs, printer: Printer) -> Result<ExitStatus, CommandErr
         }
         Err(e) => return Err(e.into()),
     }
-    printer.status(&format!(
-        "rendered {} files for {} cluster(s) ({}, {}) into `{}`",
-        tree.files.len(),
-        plan.clusters.len(),
-        match plan.gitops.engine {
-            meshfleet_core::fleet::model::Engine::Flux => "flux",
-            meshfleet_core::fleet::model::Engine::Argocd => "argocd",
+    let written = WrittenJson {
+        out: out.display().to_string(),
+        files: tree.files.len(),
+        clusters: plan.clusters.len(),
+        engine: match plan.gitops.engine {
+            Engine::Flux => "flux",
+            Engine::Argocd => "argocd",
         },
-        match plan.gitops.install_method {
-            meshfleet_core::fleet::model::InstallMethod::Helm => "helm",
-            meshfleet_core::fleet::model::InstallMethod::Jobs => "jobs",
+        install_method: match plan.gitops.install_method {
+            InstallMethod::Helm => "helm",
+            InstallMethod::Jobs => "jobs",
         },
-        out.display()
-    ));
+    };
+    match output {
+        OutputFormat::Json => printer.json(&written)?,
+        OutputFormat::Text => printer.status(&format!(
+            "rendered {} files for {} cluster(s) ({}, {}) into `{}`",
+            written.files, written.clusters, written.engine, written.install_method, written.out
+        )),
+    }
     Ok(ExitStatus::Success)
 }

@@ -507,5 +507,14 @@ fn summary(report: &TrustReport) -> String {
             format!("{n} {word}")
         })
         .collect();
-    format!("{} cluster(s): {}", report.clusters.len(), parts.join(", "))
+    let nothing = if report.none_reachable() {
+        "; no cluster could be read, so nothing was compared"
+    } else {
+        ""
+    };
+    format!(
+        "{} cluster(s): {}{nothing}",
+        report.clusters.len(),
+        parts.join(", ")
+    )
 }

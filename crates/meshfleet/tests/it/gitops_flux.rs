@@ -640,7 +640,7 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
     assert_eq!(code, 0, "render --check after the revert: {out}\n{err}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read_dir") {
         let entry = entry.expect("entry");
         let dest = to.join(entry.file_name());
@@ -653,7 +653,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn edit(path: &Path, from: &str, to: &str) {
+pub(crate) fn edit(path: &Path, from: &str, to: &str) {
     let text = std::fs::read_to_string(path).expect("read");
     assert!(text.contains(from), "{} has no `{from}`", path.display());
     std::fs::write(path, text.replacen(from, to, 1)).expect("write");

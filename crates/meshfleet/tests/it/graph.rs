@@ -12,7 +12,9 @@ fn graph_draws_clusters_links_modes_and_the_hub() {
     let (dot, stderr) = texts(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        dot.contains("\"in-cluster-local\" -> \"production\" [label=\"gateway\", style=solid]"),
+        dot.contains(
+            "\"production\" -> \"in-cluster-local\" [label=\"gateway\", style=solid, tooltip=\"production -> in-cluster-local\"]"
+        ),
         "{dot}"
     );
     assert!(
@@ -30,7 +32,7 @@ fn graph_draws_clusters_links_modes_and_the_hub() {
         "{mermaid}"
     );
     assert!(
-        mermaid.contains("in_cluster_local -->|gateway| nonproduction"),
+        mermaid.contains("nonproduction -->|gateway| in_cluster_local"),
         "{mermaid}"
     );
     assert!(mermaid.contains("class in_cluster_local hub"), "{mermaid}");
@@ -46,11 +48,11 @@ fn graph_draws_clusters_links_modes_and_the_hub() {
     assert!(svg.contains(">studio<") && svg.contains(">pro<"));
     // The two links between studio and pro are two lines, each with its own tooltip.
     assert!(
-        svg.contains("<title>studio → pro: gateway link; pro mirrors the services studio exports"),
+        svg.contains("<title>studio -&gt; pro: gateway link; studio mirrors the services pro exports"),
         "{svg}"
     );
     assert!(
-        svg.contains("<title>pro → studio: gateway link; studio mirrors the services pro exports"),
+        svg.contains("<title>pro -&gt; studio: gateway link; pro mirrors the services studio exports"),
         "{svg}"
     );
 }
@@ -68,4 +70,82 @@ fn completions_and_man_page_are_generated() {
     }
     let out = meshfleet(&root).arg("man").output().expect("man");
     assert!(texts(&out).0.starts_with(".ie \\n(.g .ds Aq"), "roff output");
+}
+
+/// Issue 23: `validate` named a link `production -> in-cluster-local` while the
+/// picture's tooltip said `in-cluster-local -> production`. Every command names a link
+/// as Linkerd does, `source -> target` (the Link lives on the source and dials the
+/// target's gateway): validate's findings, `graph -o json`, the SVG's tooltip and arrow,
+/// and DOT.
+#[test]
+fn a_link_is_named_source_to_target_by_validate_graph_json_and_the_picture() {
+    let dir = crate::support::example_copy("hub-spoke", "argocd");
+    let name = "production -> in-cluster-local";
+    let fleet = dir.path().join("fleet.yaml");
+    let text = std::fs::read_to_string(&fleet).expect("read fleet");
+    // An explicit link replaces the one the topology made; its empty selector is a warning.
+    let with_warning =
+        format!("{text}  links:\n    - {{source: production, target: in-cluster-local, selector: \"\"}}\n");
+    std::fs::write(&fleet, &with_warning).expect("write fleet");
+    let run = |args: &[&str]| {
+        let out = meshfleet(dir.path()).args(args).output().expect("run meshfleet");
+        let (stdout, stderr) = texts(&out);
+        assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
+        stdout
+    };
+
+    let validate = run(&["validate", "."]);
+    assert!(
+        validate.contains(&format!("`selector` of link `{name}` is empty")),
+        "{validate}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["-o", "json", "graph", "."])).expect("graph -o json");
+    let link = json["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["source"] == "production")
+        .expect("the link of production");
+    assert_eq!(link["name"], name);
+    assert_eq!(link["target"], "in-cluster-local");
+    assert_eq!(link["id"], "production-to-in-cluster-local");
+    assert_eq!(link["linkName"], "internal");
+
+    let svg = run(&["graph", "."]);
+    let index: usize = 0; // production's link comes first (fleet order of sources)
+    assert!(
+        svg.contains(&format!(
+            "<g id=\"link-{index}\"><title>production -&gt; in-cluster-local: gateway link; production mirrors the services in-cluster-local exports"
+        )),
+        "{svg}"
+    );
+    // The path runs from the source (cluster 1) to the target (cluster 0).
+    assert!(svg.contains(&format!("<path id=\"edge-{index}-1-0\"")), "{svg}");
+    let dot = run(&["graph", ".", "--format", "dot"]);
+    assert!(
+        dot.contains(&format!(
+            "\"production\" -> \"in-cluster-local\" [label=\"gateway\", style=solid, tooltip=\"{name}\"]"
+        )),
+        "{dot}"
+    );
+
+    // The error the issue quoted names it the same way.
+    std::fs::write(
+        &fleet,
+        with_warning.replace("        addresses: [tfx-internal.gerega.net]\n", ""),
+    )
+    .expect("write fleet");
+    let out = meshfleet(dir.path())
+        .args(["validate", "."])
+        .output()
+        .expect("validate");
+    let (stdout, _) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "the gateway of cluster `in-cluster-local` has no `addresses`, but link `{name}` dials it"
+        )),
+        "{stdout}"
+    );
 }

@@ -39,7 +39,9 @@ fn every_job_is_bounded_labelled_and_uses_the_fleet_image() {
                 job["metadata"]["namespace"].is_string(),
                 "{name}: explicit namespace"
             );
-            assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 300, "{name}");
+            if engine == "flux" {
+                assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 300, "{name}");
+            }
             assert!(
                 job["spec"]["backoffLimit"]
                     .as_i64()
@@ -80,7 +82,10 @@ fn every_job_is_bounded_labelled_and_uses_the_fleet_image() {
                     "{name}"
                 );
             } else {
-                assert_eq!(annotations["argocd.argoproj.io/hook"], "Sync", "{name}");
+                // An ordinary resource of its Application, run once per name: no hook
+                // (which would run at every sync), no TTL (a vanished Job is OutOfSync).
+                assert!(annotations.get("argocd.argoproj.io/hook").is_none(), "{name}");
+                assert!(job["spec"]["ttlSecondsAfterFinished"].is_null(), "{name}");
             }
             // Its ServiceAccount exists in its namespace and is bound.
             let account = pod["serviceAccountName"].as_str().expect("account");
@@ -397,4 +402,38 @@ fn a_helm_version_bump_changes_every_chart_version() {
         .collect();
     assert_eq!(charts.len(), 12);
     assert!(charts.iter().all(|s| s["targetRevision"] == "2026.6.3"));
+}
+
+/// Issue 23: nothing said which image the Jobs need. The Job refuses an image whose
+/// `linkerd` is another release, and says how to build the right one from the
+/// repository's Dockerfile; run here with the real CLI of the other release.
+#[test]
+fn a_job_refuses_another_release_and_names_the_dockerfile() {
+    let dir = example_copy_with("homelab", "flux", "jobs");
+    let objects = rendered_objects(&render_files(dir.path()));
+    let script = by_kind(&objects, "studio/linkerd-crds/", "Job")[0]["spec"]["template"]["spec"]["containers"][0]
+        ["command"][2]
+        .as_str()
+        .expect("script")
+        .to_string();
+    // The fleet is at 2025.4.4; the image holds the CLI of edge-26.8.3.
+    let bin = tempfile::tempdir().expect("tempdir");
+    let cli = crate::testenv::TestEnv::linkerd_cli("2026.8.3");
+    std::os::unix::fs::symlink(&cli, bin.path().join("linkerd")).expect("symlink");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+        .env("TMPDIR", bin.path())
+        .output()
+        .expect("run sh");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        "gitops.jobs.image has linkerd 'edge-26.8.3', the fleet wants edge-25.4.4; build the image of edge-25.4.4 from images/linkerd-jobs/Dockerfile in meshfleet's repository (--build-arg LINKERD_VERSION=edge-25.4.4) and set gitops.jobs.image to it"
+    );
+    let dockerfile = crate::support::repo_root().join("images/linkerd-jobs/Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile).expect("the Dockerfile the message names");
+    assert!(text.contains("ARG LINKERD_VERSION\n"), "{text}");
 }

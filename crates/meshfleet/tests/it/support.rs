@@ -209,3 +209,36 @@ pub fn rendered_objects(
     }
     objects
 }
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A kubeconfig whose contexts `east` and `west` point at closed ports.
+pub fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
+    let clusters: Vec<serde_json::Value> = ["east", "west"]
+        .iter()
+        .map(|name| {
+            serde_json::json!({"name": name, "cluster": {
+                "server": format!("https://127.0.0.1:{}", closed_port()),
+                "insecure-skip-tls-verify": true,
+            }})
+        })
+        .collect();
+    let contexts: Vec<serde_json::Value> = ["east", "west"]
+        .iter()
+        .map(|name| serde_json::json!({"name": name, "context": {"cluster": name, "user": "user"}}))
+        .collect();
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "east",
+        "clusters": clusters, "contexts": contexts,
+        "users": [{"name": "user", "user": {"token": "not-a-real-token"}}],
+    });
+    let path = dir.join("unreachable.kubeconfig");
+    std::fs::write(&path, config.to_string()).expect("write kubeconfig");
+    path
+}

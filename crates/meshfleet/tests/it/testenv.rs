@@ -150,10 +150,22 @@ impl TestEnv {
     /// cluster, a loopback git server and Helm repository, and the `flux bootstrap`
     /// objects (see testenv/lib/gitops.py). Panics with the command's stderr when it fails.
     pub fn gitops(&self) -> Duration {
+        self.gitops_with(&[])
+    }
+
+    /// `testenv/run gitops --engine argocd --hub HUB`: one real Argo CD on `hub` with
+    /// every cluster registered, External Secrets and cert-manager on every cluster (see
+    /// testenv/lib/argocd.py).
+    pub fn gitops_argocd(&self, hub: &str) -> Duration {
+        self.gitops_with(&["--engine", "argocd", "--hub", hub])
+    }
+
+    fn gitops_with(&self, args: &[&str]) -> Duration {
         let started = Instant::now();
         let output = Command::new(run_script())
             .args(["gitops", "--dir"])
             .arg(&self.dir)
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run testenv/run gitops");
@@ -185,6 +197,15 @@ impl TestEnv {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The environment's loopback git and Helm server (`http://127.0.0.1:PORT`), once
+    /// `gitops` ran: `/git/fleet.git` is the repository `commit` pushes to.
+    pub fn gitops_url(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("gitops.json"))
+            .expect("DIR/gitops.json (run gitops first)");
+        let info: serde_json::Value = serde_json::from_str(&text).expect("gitops.json");
+        info["url"].as_str().expect("url").to_owned()
     }
 
     /// The HTTPS proxy through which the environment's controllers reach the fleet's

@@ -43,7 +43,7 @@ fn a_healthy_fleet_is_green_everywhere() {
         assert!(g.contains(&format!(">✓ {cluster}<")), "{cluster} carries ✓: {g}");
         assert!(g.contains(">8 checks pass<"), "{g}");
     }
-    let link = element(&svg, "pro → studio: gateway link");
+    let link = element(&svg, "studio -&gt; pro: gateway link");
     assert!(
         link.contains("stroke=\"#15803d\"") && link.contains("✓ 12 checks pass"),
         "{link}"
@@ -88,8 +88,8 @@ fn failed_checks_colour_their_cluster_and_link_and_name_the_check_ids() {
         "{studio}"
     );
     assert!(studio.contains("× trust-anchors-match: "), "{studio}");
-    // The link studio mirrors pro through: red, thick, its check id in the tooltip.
-    let failing = element(&svg, "pro → studio: gateway link");
+    // The link `studio -> pro` (studio mirrors pro): red, thick, its check id in the tooltip.
+    let failing = element(&svg, "studio -&gt; pro: gateway link");
     assert!(failing.contains("× credentials-secret: "), "{failing}");
     assert!(
         failing.contains("stroke=\"#b91c1c\" stroke-width=\"3.2\""),
@@ -97,7 +97,7 @@ fn failed_checks_colour_their_cluster_and_link_and_name_the_check_ids() {
     );
     // The rest stays green.
     assert!(element(&svg, "pro\n").contains("fill=\"#dcfce7\""));
-    assert!(element(&svg, "studio → pro: gateway link").contains("stroke=\"#15803d\""));
+    assert!(element(&svg, "pro -&gt; studio: gateway link").contains("stroke=\"#15803d\""));
     let found = problems(&svg);
     assert!(found.is_empty(), "{}", found.join("\n"));
     let png = crate::picture::png(&svg);
