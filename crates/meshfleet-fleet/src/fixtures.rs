@@ -23,6 +23,7 @@ spec:
       path: linkerd
   clusters:
     - name: studio
+      vaultAuthMountPath: kubernetes-studio
       apiServer: https://studio.example:6443
       network:
         pods: [10.1.0.0/16]
@@ -30,6 +31,7 @@ spec:
       gateway:
         addresses: [studio.example]
     - name: pro
+      vaultAuthMountPath: kubernetes-pro
       apiServer: https://pro.example:6443
       network:
         pods: [10.2.0.0/16]

@@ -3,7 +3,8 @@
 //!
 //! - the file: [`load`] finds, reads and parses it strictly, keeping line and column of
 //!   every value ([`located`]) in a raw model ([`model`]) that says what was written, not
-//!   what it means; [`links`] expands the topology into declared links; [`edit`] is the one
+//!   what it means, and reports every shape mistake at once (`shape`); [`links`] expands
+//!   the topology into declared links; [`edit`] is the one
 //!   editor of the file (the lifecycle commands' states of [`lifecycle`], comments kept,
 //!   every edit verified before it is kept); [`atomic`] is the one
 //!   writer of every file meshfleet leaves for a user (trees, bundles, keys, the fleet file);
@@ -32,10 +33,11 @@ pub mod names;
 pub mod rules;
 pub mod selector;
 pub mod sensitive;
+mod shape;
 pub mod version;
 
 pub use load::{
-    FLEET_FILE_NAME, FleetSource, LoadError, MESHFLEET_FILE_NAME, anchor_path, load, offset_of, parse, read,
-    resolve_path,
+    FLEET_FILE_NAME, FLEET_FILE_NAMES, FleetSource, LoadError, MESHFLEET_FILE_NAME, STDIN_PATH, anchor_path,
+    load, offset_of, parse, read, resolve_path,
 };
 pub use model::Fleet;

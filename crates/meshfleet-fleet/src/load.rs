@@ -10,6 +10,7 @@ use crate::diagnostic::{Finding, did_you_mean};
 use crate::located::SourceLocation;
 use crate::model::Fleet;
 use crate::rules::Rule;
+use crate::shape;
 
 /// The name of the fleet file inside a fleet folder.
 pub const FLEET_FILE_NAME: &str = "fleet.yaml";
@@ -17,6 +18,17 @@ pub const FLEET_FILE_NAME: &str = "fleet.yaml";
 /// The other name a fleet folder may use: Rancher Fleet treats any folder holding a
 /// `fleet.yaml` as one of its bundles, so its users need a name of their own.
 pub const MESHFLEET_FILE_NAME: &str = "meshfleet.yaml";
+
+/// Every name a fleet folder's file may have, in the order the error for none names
+/// them: both names with `.yml` too, as kustomize takes `kustomization.yml` and Docker
+/// Compose `compose.yml`.
+pub const FLEET_FILE_NAMES: [&str; 4] = [FLEET_FILE_NAME, "fleet.yml", MESHFLEET_FILE_NAME, "meshfleet.yml"];
+
+/// The PATH that reads the fleet from stdin, as `kubectl apply -f -` does.
+pub const STDIN_PATH: &str = "-";
+
+/// How a fleet read from stdin is named in messages (`<stdin>:9:13`).
+const STDIN_NAME: &str = "<stdin>";
 
 /// A fleet file as read from disk.
 #[derive(Debug, Clone)]
@@ -38,8 +50,12 @@ impl FleetSource {
     }
 
     /// The file name (`fleet.yaml` or `meshfleet.yaml`), for generated-file headers that must not depend on
-    /// where the command ran.
+    /// where the command ran; `fleet.yaml` for a fleet read from stdin, so that
+    /// `render - --check` compares with a tree rendered from the file.
     pub fn file_name(&self) -> String {
+        if self.path == Path::new(STDIN_NAME) {
+            return FLEET_FILE_NAME.to_string();
+        }
         self.path.file_name().map_or_else(
             || FLEET_FILE_NAME.to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -64,33 +80,49 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    /// A folder holds both `fleet.yaml` and `meshfleet.yaml`, so which one is the fleet
-    /// is not clear.
-    #[error("`{}` holds both `{FLEET_FILE_NAME}` and `{MESHFLEET_FILE_NAME}`; meshfleet cannot tell which one is the fleet", folder.display())]
+    /// A folder holds more than one of [`FLEET_FILE_NAMES`] (`fleet.yaml` and
+    /// `meshfleet.yaml`, or `fleet.yaml` and `fleet.yml`), so which one is the fleet is
+    /// not clear.
+    #[error("`{}` holds {}; meshfleet cannot tell which one is the fleet", folder.display(), both(names))]
     Ambiguous {
         /// The folder given as PATH.
         folder: PathBuf,
+        /// The fleet file names it holds (two or more).
+        names: Vec<&'static str>,
     },
     /// The file is not a valid fleet file (syntax, unknown field, wrong type).
     #[error("`{}` is not a valid fleet file", file.path.display())]
     Invalid {
         /// The text, for snippets.
         file: Box<FleetSource>,
-        /// The parse problem.
-        finding: Box<Finding>,
+        /// The parse problems, sorted by position (at least one).
+        findings: Vec<Finding>,
     },
 }
 
 impl crate::diagnostic::Hint for LoadError {
     fn hint(&self) -> Option<String> {
         match self {
-            Self::Unreadable { .. } => {
-                Some("pass a fleet file, or a folder that holds `fleet.yaml` or `meshfleet.yaml`".into())
+            Self::Unreadable { .. } => Some(
+                "pass a fleet file, or a folder that holds `fleet.yaml` (or `fleet.yml`, `meshfleet.yaml`, `meshfleet.yml`)"
+                    .into(),
+            ),
+            Self::Ambiguous { folder, names } => {
+                let rancher = names.iter().any(|n| n.starts_with("meshfleet."))
+                    && names.iter().any(|n| n.starts_with("fleet."));
+                let keep = names.iter().rev().find(|n| n.starts_with("meshfleet.")).unwrap_or(&names[0]);
+                Some(if rancher {
+                    format!(
+                        "keep one: keep `{keep}` if Rancher Fleet also reads this folder (it takes any `{FLEET_FILE_NAME}` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
+                        folder.join(keep).display()
+                    )
+                } else {
+                    format!(
+                        "keep one and remove the other, or pass the file itself as PATH, e.g. `{}`",
+                        folder.join(names[0]).display()
+                    )
+                })
             }
-            Self::Ambiguous { folder } => Some(format!(
-                "keep one: keep `{MESHFLEET_FILE_NAME}` if Rancher Fleet also reads this folder (it takes any `{FLEET_FILE_NAME}` for its own bundle) and rename or remove the other, or pass the file itself as PATH, e.g. `{}`",
-                folder.join(MESHFLEET_FILE_NAME).display()
-            )),
             // The finding carries its own hint.
             Self::Invalid { .. } => None,
         }
@@ -112,20 +144,45 @@ pub fn resolve_path(path: &Path) -> Result<PathBuf, LoadError> {
 }
 
 fn resolve_in(folder: &Path, join: impl Fn(&str) -> PathBuf) -> Result<PathBuf, LoadError> {
-    let fleet = join(FLEET_FILE_NAME);
-    let meshfleet = join(MESHFLEET_FILE_NAME);
-    match (fleet.is_file(), meshfleet.is_file()) {
-        (true, true) => Err(LoadError::Ambiguous {
+    let names: Vec<&'static str> = FLEET_FILE_NAMES
+        .into_iter()
+        .filter(|name| join(name).is_file())
+        .collect();
+    match names.as_slice() {
+        [] => Ok(join(FLEET_FILE_NAME)),
+        [one] => Ok(join(one)),
+        _ => Err(LoadError::Ambiguous {
             folder: folder.to_path_buf(),
+            names,
         }),
-        (false, true) => Ok(meshfleet),
-        _ => Ok(fleet),
     }
 }
 
-/// Read the fleet file at `path` (a file, or a folder holding `fleet.yaml` or
-/// `meshfleet.yaml`).
+/// "both `a` and `b`", or "`a`, `b` and `c`".
+fn both(names: &[&str]) -> String {
+    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match ticked.as_slice() {
+        [a, b] => format!("both {a} and {b}"),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => String::new(),
+    }
+}
+
+/// Read the fleet file at `path` (a file, a folder holding one of
+/// [`FLEET_FILE_NAMES`], or `-` for stdin).
 pub fn read(path: &Path) -> Result<FleetSource, LoadError> {
+    if path == Path::new(STDIN_PATH) {
+        // Relative paths in the fleet (the trust anchor) start in the working directory.
+        let path = PathBuf::from(STDIN_NAME);
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| {
+            LoadError::Unreadable {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        return Ok(FleetSource { path, text });
+    }
     let path = resolve_path(path)?;
     let text = fs_err::read_to_string(&path).map_err(|source| LoadError::Unreadable {
         path: path.clone(),
@@ -139,16 +196,50 @@ pub fn load(path: &Path) -> Result<(FleetSource, Fleet), LoadError> {
     let source = read(path)?;
     match parse(&source.text) {
         Ok(fleet) => Ok((source, fleet)),
-        Err(finding) => Err(LoadError::Invalid {
+        Err(findings) => Err(LoadError::Invalid {
             file: Box::new(source),
-            finding: Box::new(finding),
+            findings,
         }),
     }
 }
 
-/// Parse fleet-file text. The error is a located finding with a hint.
-pub fn parse(text: &str) -> Result<Fleet, Finding> {
-    serde_saphyr::from_str::<Fleet>(text).map_err(|e| parse_finding(&e, text))
+/// Parse fleet-file text. The error is every located finding with a hint, sorted by
+/// position (at least one): when serde stops at a mistake, [`shape`] walks the whole
+/// file for the others.
+pub fn parse(text: &str) -> Result<Fleet, Vec<Finding>> {
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(vec![Finding::error(
+            Rule::YamlSyntax,
+            SourceLocation {
+                line: 1,
+                column: 1,
+                offset: 0,
+                len: 1,
+            },
+            "the fleet file is empty",
+            "start from an example such as `examples/homelab/fleet.yaml`; `meshfleet schema` prints every field",
+        )]);
+    }
+    serde_saphyr::from_str::<Fleet>(text).map_err(|e| {
+        let first = parse_finding(&e, text);
+        let Some(mut found) = shape::findings(text).filter(|f| !f.is_empty()) else {
+            return vec![first];
+        };
+        // The walk takes what serde takes; should serde refuse something the walk does
+        // not see, its own finding still goes in.
+        let line = |f: &Finding| f.location.map(|l| l.line);
+        if !found
+            .iter()
+            .any(|f| f.rule == first.rule || line(f) == line(&first))
+        {
+            found.push(first);
+            found.sort_by_key(|f| f.location.map_or(usize::MAX, |l| l.offset));
+        }
+        found
+    })
 }
 
 fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
@@ -164,12 +255,38 @@ fn parse_finding(err: &serde_saphyr::Error, text: &str) -> Finding {
     });
     let full = err.without_snippet().to_string();
     let message = strip_location_prefix(full.lines().next().unwrap_or_default()).to_string();
-    let (rule, hint) = explain(&message);
+    if message.contains("tab")
+        && let Some(tab) = tab_after(text, at)
+    {
+        return Finding::error(
+            Rule::YamlSyntax,
+            tab,
+            "a tab character where YAML expects indentation or a value",
+            "replace the tab with spaces: YAML indents with spaces only",
+        );
+    }
+    let (rule, message, hint) = explain(message);
     let mut at = at;
     if let Some(len) = token_len(text, at) {
         at.len = len;
     }
     Finding::error(rule, at, message, hint)
+}
+
+/// The first tab from the start of `at`'s line on. The scanner reports a tab inside
+/// a plain scalar's continuation at the scalar, one line or more above the tab.
+fn tab_after(text: &str, at: SourceLocation) -> Option<SourceLocation> {
+    let line_start = text[..at.offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let offset = line_start + text[line_start..].find('\t')?;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+    Some(SourceLocation {
+        line: u32::try_from(line).ok()?,
+        column: u32::try_from(column).ok()?,
+        offset,
+        len: 1,
+    })
 }
 
 /// serde-saphyr starts messages with `error: line L column C: `; the location is printed
@@ -188,8 +305,23 @@ fn strip_location_prefix(line: &str) -> &str {
     line
 }
 
+/// A rule id, the message and a hint for a parser message; the parser's advice about
+/// its own options ("set DuplicateKeyPolicy in Options") is not for meshfleet's users.
+fn explain(message: String) -> (Rule, String, String) {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or_default().trim();
+        return (
+            Rule::DuplicateKey,
+            format!("the key `{key}` is written twice in one mapping"),
+            format!("keep one `{key}:` and delete the other; a YAML mapping holds each key once"),
+        );
+    }
+    let (rule, hint) = explain_rule(&message);
+    (rule, message, hint)
+}
+
 /// A rule id and a hint for a parser message.
-fn explain(message: &str) -> (Rule, String) {
+fn explain_rule(message: &str) -> (Rule, String) {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = split_expected(rest);
         let hint = match did_you_mean(field, expected.iter().map(String::as_str)) {
@@ -219,7 +351,11 @@ fn explain(message: &str) -> (Rule, String) {
     if message.contains("duplicate") {
         return (Rule::DuplicateKey, "remove one of the two keys".to_string());
     }
-    if message.starts_with("invalid") || message.contains("invalid type") {
+    if message.starts_with("invalid")
+        || message.contains("invalid type")
+        || message.starts_with("expected ")
+        || message.starts_with("cannot deserialize")
+    {
         return (
             Rule::InvalidType,
             "check the value's type against `meshfleet schema` (numbers unquoted, lists in `[]` or `- `)"
@@ -284,7 +420,10 @@ mod tests {
     #[test]
     fn unknown_field_suggests_the_closest() {
         let text = "apiVersion: meshfleet.io/v1alpha1\nkind: Fleet\nmetadata:\n  nam: x\n";
-        let finding = parse(text).unwrap_err();
+        let found = parse(text).unwrap_err();
+        // `spec` is missing too; `name` is not reported missing beside its misspelling.
+        assert_eq!(found.len(), 2, "{found:#?}");
+        let finding = &found[1];
         assert_eq!(finding.rule, "unknown-field");
         assert_eq!(finding.location.unwrap().line, 4);
         assert!(finding.hint.contains("did you mean `name`"), "{}", finding.hint);
@@ -306,9 +445,84 @@ mod tests {
             err.to_string().contains("both `fleet.yaml` and `meshfleet.yaml`"),
             "{err}"
         );
+        // `.yml` counts too, alone or beside another name.
+        let yml = tempfile::tempdir().unwrap();
+        std::fs::write(yml.path().join("fleet.yml"), "").unwrap();
+        assert_eq!(resolve_path(yml.path()).unwrap(), yml.path().join("fleet.yml"));
+        std::fs::write(yml.path().join("fleet.yaml"), "").unwrap();
+        let err = resolve_path(yml.path()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`{}` holds both `fleet.yaml` and `fleet.yml`; meshfleet cannot tell which one is the fleet",
+                yml.path().display()
+            )
+        );
+        assert!(
+            crate::diagnostic::Hint::hint(&err)
+                .unwrap()
+                .starts_with("keep one and remove the other")
+        );
         // A file given by name is taken as it is.
         let file = dir.path().join("fleet.yaml");
         assert_eq!(resolve_path(&file).unwrap(), file);
+    }
+
+    /// (rule, line, column, message, hint) of the one finding of `text`.
+    fn only_finding(text: &str) -> (String, u32, u32, String, String) {
+        let found = parse(text).unwrap_err();
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        let at = f.location.unwrap_or_default();
+        (
+            f.rule.to_string(),
+            at.line,
+            at.column,
+            f.message.clone(),
+            f.hint.clone(),
+        )
+    }
+
+    #[test]
+    fn a_tab_is_reported_where_it_is() {
+        let text = crate::fixtures::base_with(
+            "      apiServer: https://pro.example:6443\n",
+            "      apiServer: https://pro.example:6443\n\t  context: pro\n",
+        );
+        assert_eq!(
+            only_finding(&text),
+            (
+                "yaml-syntax".into(),
+                31,
+                1,
+                "a tab character where YAML expects indentation or a value".into(),
+                "replace the tab with spaces: YAML indents with spaces only".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_said_in_meshfleet_words() {
+        let text = crate::fixtures::base_with("    engine: flux\n", "    engine: flux\n    engine: argocd\n");
+        let (rule, line, column, message, hint) = only_finding(&text);
+        assert_eq!((rule.as_str(), line, column), ("duplicate-key", 10, 5));
+        assert_eq!(
+            message,
+            "`spec.gitops` has the key `engine` twice: at line 9, column 5 and here"
+        );
+        assert!(
+            !hint.contains("DuplicateKeyPolicy") && hint.starts_with("keep one `engine:`"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_says_so() {
+        let (rule, line, _, message, _) = only_finding("# nothing yet\n\n");
+        assert_eq!(
+            (rule.as_str(), line, message.as_str()),
+            ("yaml-syntax", 1, "the fleet file is empty")
+        );
     }
 
     #[test]

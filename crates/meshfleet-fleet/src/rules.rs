@@ -72,6 +72,8 @@ rules! {
     VaultMissing = "vault-missing": "`spec.secrets.vault` is needed but absent",
     /// A Vault setting is malformed.
     VaultSettings = "vault-settings": "a Vault setting is malformed",
+    /// Two clusters log in to one Vault through one Kubernetes auth mount.
+    VaultAuthShared = "vault-auth-shared": "two clusters log in to one Vault through one Kubernetes auth mount, which trusts one API server",
     /// Two clusters share a name.
     DuplicateCluster = "duplicate-cluster": "two clusters share a name",
     /// Two clusters share a `linkName`.

@@ -711,10 +711,7 @@ mod tests {
 
     #[test]
     fn a_cluster_logs_in_to_vault_through_its_own_auth_mount_when_it_names_one() {
-        let plan = plan(&base_with(
-            "    - name: pro\n",
-            "    - name: pro\n      vaultAuthMountPath: kubernetes-pro\n",
-        ));
+        let plan = plan(&base_with("      vaultAuthMountPath: kubernetes-studio\n", ""));
         let mounts: Vec<(&str, &str)> = plan
             .clusters
             .iter()
@@ -723,8 +720,8 @@ mod tests {
         assert_eq!(mounts, [("studio", "kubernetes"), ("pro", "kubernetes-pro")]);
         assert!(
             rules(&base_with(
-                "    - name: pro\n",
-                "    - name: pro\n      vaultAuthMountPath: \"\"\n"
+                "vaultAuthMountPath: kubernetes-pro",
+                "vaultAuthMountPath: \"\""
             ))
             .contains(&"vault-settings")
         );

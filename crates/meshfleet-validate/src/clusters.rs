@@ -265,7 +265,8 @@ fn probe_rules(c: &ClusterSpec, g: &GatewaySpec, out: &mut Vec<Finding>) {
         .port
         .as_ref()
         .map_or(i64::from(defaults::GATEWAY_PORT), |p| p.value);
-    if let Some(pp) = probe.and_then(|p| p.port.as_ref())
+    let probe_port = probe.and_then(|p| p.port.as_ref());
+    if let Some(pp) = probe_port
         && pp.value == gw_port
     {
         out.push(Finding::error(Rule::PortConflict,
@@ -275,6 +276,27 @@ fn probe_rules(c: &ClusterSpec, g: &GatewaySpec, out: &mut Vec<Finding>) {
                 "the probe port is the gateway proxy's admin port ({}); the gateway port its inbound port ({})",
                 defaults::PROBE_PORT,
                 defaults::GATEWAY_PORT
+            ),
+        ));
+    } else if probe_port.is_none()
+        && let Some(port) = g.port.as_ref()
+        && port.value == i64::from(defaults::PROBE_PORT)
+    {
+        // The probe port left out is 4191: the chart would give the gateway Service
+        // that port twice, once for traffic and once for the probe.
+        out.push(Finding::error(
+            Rule::PortConflict,
+            port.at,
+            format!(
+                "gateway port `{}` of cluster `{}` equals the probe port (the gateway proxy's admin port {})",
+                port.value,
+                c.name.value,
+                defaults::PROBE_PORT
+            ),
+            format!(
+                "remove `port` to use the gateway's inbound port {}, or pick a port other than {}",
+                defaults::GATEWAY_PORT,
+                defaults::PROBE_PORT
             ),
         ));
     }
@@ -420,6 +442,27 @@ mod tests {
         assert_eq!(
             rules(&base_with("https://pro.example:6443", "http://pro.example:6443")),
             ["api-server"]
+        );
+    }
+
+    #[test]
+    fn a_gateway_port_on_the_probe_port_is_a_conflict() {
+        let text = base_with(
+            "        addresses: [studio.example]\n",
+            "        addresses: [studio.example]\n        port: 4191\n",
+        );
+        let found = crate::fixtures::findings(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!(f.rule, "port-conflict");
+        assert_eq!(f.location.map(|l| (l.line, l.column)), Some((28, 15)));
+        assert_eq!(
+            f.message,
+            "gateway port `4191` of cluster `studio` equals the probe port (the gateway proxy's admin port 4191)"
+        );
+        assert_eq!(
+            f.hint,
+            "remove `port` to use the gateway's inbound port 4143, or pick a port other than 4191"
         );
     }
 

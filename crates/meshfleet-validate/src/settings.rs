@@ -1,9 +1,10 @@
 //! Rules for the fleet-wide settings: `apiVersion`/`kind`, `metadata`, `spec.linkerd`,
 //! `spec.gitops` and `spec.secrets`.
 
+use meshfleet_fleet::defaults;
 use meshfleet_fleet::diagnostic::Finding;
 use meshfleet_fleet::located::Located;
-use meshfleet_fleet::model::{API_VERSION, Engine, InstallMethod, KIND};
+use meshfleet_fleet::model::{API_VERSION, ClusterSpec, Engine, InstallMethod, KIND};
 use meshfleet_fleet::names;
 use meshfleet_fleet::version::{GatewayApiVersion, LinkerdVersion, NEWEST_KNOWN, OLDEST_SUPPORTED};
 
@@ -273,6 +274,7 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
         .iter()
         .map(|c| &c.value.vault_auth_mount_path);
     let k8s = vault.auth.as_ref().and_then(|a| a.kubernetes.as_ref());
+    shared_auth_mounts(ctx, k8s.and_then(|k| k.mount_path.as_ref()), out);
     let fleet_wide = k8s.into_iter().flat_map(|k| [&k.mount_path, &k.role]);
     {
         for value in fleet_wide.chain(per_cluster).flatten() {
@@ -285,6 +287,55 @@ fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 ));
             }
         }
+    }
+}
+
+/// Clusters that log in to Vault through the same Kubernetes auth mount: a mount checks
+/// tokens with the one API server it is configured with (`kubernetes_host`), so every
+/// other cluster's ClusterSecretStore fails to log in and no ExternalSecret syncs. One
+/// finding per shared mount, at its second cluster.
+fn shared_auth_mounts(ctx: &Ctx<'_>, fleet_wide: Option<&Located<String>>, out: &mut Vec<Finding>) {
+    let default = fleet_wide.map_or(defaults::VAULT_AUTH_MOUNT, |m| m.value.as_str());
+    let mut by_mount: Vec<(&str, Vec<&ClusterSpec>)> = Vec::new();
+    for cluster in &ctx.fleet.spec.clusters {
+        let mount = cluster
+            .vault_auth_mount_path
+            .as_ref()
+            .map_or(default, |m| m.value.as_str());
+        match by_mount.iter_mut().find(|(m, _)| *m == mount) {
+            Some((_, clusters)) => clusters.push(&cluster.value),
+            None => by_mount.push((mount, vec![&cluster.value])),
+        }
+    }
+    for (mount, clusters) in by_mount {
+        let [first, second, rest @ ..] = clusters.as_slice() else {
+            continue;
+        };
+        let at = second
+            .vault_auth_mount_path
+            .as_ref()
+            .map_or(second.name.at, |m| m.at);
+        let more = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(" (and {} more)", rest.len())
+        };
+        let name = &second.name.value;
+        let host = second
+            .api_server
+            .as_ref()
+            .map_or("<its apiServer>", |a| a.value.as_str());
+        out.push(Finding::error(
+            Rule::VaultAuthShared,
+            at,
+            format!(
+                "clusters `{}` and `{name}`{more} log in to Vault through the same Kubernetes auth mount `{mount}`, which checks tokens with one API server",
+                first.name.value
+            ),
+            format!(
+                "give each cluster its own mount, e.g. `vaultAuthMountPath: kubernetes-{name}` on `{name}`, configured with that cluster's API server (`vault auth enable -path=kubernetes-{name} kubernetes`, then `vault write auth/kubernetes-{name}/config kubernetes_host={host}`); else External Secrets logs in on one cluster only"
+            ),
+        ));
     }
 }
 
@@ -331,6 +382,36 @@ mod tests {
             "",
         );
         assert_eq!(rules(&without), ["vault-missing"]);
+    }
+
+    #[test]
+    fn two_clusters_on_one_vault_auth_mount_are_an_error() {
+        let shared = base_with("      vaultAuthMountPath: kubernetes-pro\n", "")
+            .replace("      vaultAuthMountPath: kubernetes-studio\n", "");
+        let found = crate::fixtures::findings(&shared);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!(f.rule, "vault-auth-shared");
+        assert_eq!(f.location.map(|l| (l.line, l.column)), Some((27, 13)));
+        assert_eq!(
+            f.message,
+            "clusters `studio` and `pro` log in to Vault through the same Kubernetes auth mount `kubernetes`, which checks tokens with one API server"
+        );
+        assert_eq!(
+            f.hint,
+            "give each cluster its own mount, e.g. `vaultAuthMountPath: kubernetes-pro` on `pro`, configured with that cluster's API server (`vault auth enable -path=kubernetes-pro kubernetes`, then `vault write auth/kubernetes-pro/config kubernetes_host=https://pro.example:6443`); else External Secrets logs in on one cluster only"
+        );
+        // Written the same on both, it points at the second one's setting.
+        let same = base_with("kubernetes-pro", "kubernetes-studio");
+        let found = crate::fixtures::findings(&same);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].location.map(|l| (l.line, l.column)), Some((29, 27)));
+        // A fleet-wide mount with one cluster naming its own is fine.
+        let fleet_wide = base_with("      vaultAuthMountPath: kubernetes-pro\n", "").replace(
+            "      path: linkerd\n",
+            "      path: linkerd\n      auth: {kubernetes: {mountPath: kubernetes-pro}}\n",
+        );
+        assert_eq!(rules(&fleet_wide), Vec::<&str>::new());
     }
 
     #[test]

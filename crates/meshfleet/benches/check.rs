@@ -302,6 +302,7 @@ spec:
             .to_string();
         text.push_str(&format!(
             "    - name: {cluster}
+      vaultAuthMountPath: kubernetes-{cluster}
       apiServer: https://{cluster}.meshfleet.test:{port}
       network: {{pods: [10.{i}.0.0/16], services: [10.{}.0.0/16]}}
 ",

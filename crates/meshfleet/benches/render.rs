@@ -52,6 +52,7 @@ fn main() {
                 &[
                     "render",
                     dir.to_str().expect("utf8"),
+                    "--any-dir",
                     "--out",
                     out.to_str().expect("utf8"),
                 ],
@@ -110,6 +111,7 @@ fn peak_rss(bin: &Path, dir: &Path, out: &Path) -> i64 {
         .args([
             "render",
             dir.to_str().expect("utf8"),
+            "--any-dir",
             "--out",
             out.to_str().expect("utf8"),
         ])
@@ -146,7 +148,7 @@ fn header(name: &str) -> String {
 fn cluster(text: &mut String, i: usize, gateway: bool) {
     let _ = write!(
         text,
-        "    - name: c{i}\n      apiServer: https://c{i}.example:6443\n      network: {{pods: [10.{}.{}.0/24], services: [172.{}.{}.0/24]}}\n",
+        "    - name: c{i}\n      vaultAuthMountPath: kubernetes-c{i}\n      apiServer: https://c{i}.example:6443\n      network: {{pods: [10.{}.{}.0/24], services: [172.{}.{}.0/24]}}\n",
         i / 256,
         i % 256,
         16 + i / 256,

@@ -161,7 +161,7 @@ impl Command {
 /// `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     #[command(flatten)]
@@ -171,7 +171,7 @@ pub struct ValidateArgs {
 /// `render`.
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin with `--check`
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Folder of the rendered tree; replaced as a whole, atomically
@@ -180,6 +180,10 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 with a summary of what differs from DIR (for CI)
     #[arg(long)]
     pub check: bool,
+    /// Accept a DIR that is not `spec.gitops.repository.path` (inside DIR's Git
+    /// repository, else beside the fleet file), e.g. a copy to look at
+    #[arg(long)]
+    pub any_dir: bool,
     #[command(flatten)]
     pub kube: IgnoredKubeconfigArg,
 }
@@ -200,7 +204,7 @@ pub enum CertsCommand {
 /// `certs init`.
 #[derive(Debug, Args)]
 pub struct CertsInitArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Key folder for private keys [default: <fleet folder>/.meshfleet/keys]
@@ -226,7 +230,7 @@ pub struct CertsInspectArgs {
 /// `graph`.
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Picture format
@@ -274,7 +278,7 @@ pub enum SecretsCommand {
 /// `secrets status`.
 #[derive(Debug, Args)]
 pub struct SecretsStatusArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// The kubeconfig
@@ -285,7 +289,7 @@ pub struct SecretsStatusArgs {
 /// `secrets sync`.
 #[derive(Debug, Args)]
 pub struct SecretsSyncArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin (not with `--rotate`)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Print what would change (values redacted) and write nothing
@@ -312,7 +316,7 @@ pub struct SecretsSyncArgs {
 /// `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Check only this cluster (repeatable)
@@ -358,7 +362,7 @@ pub enum RotateCommand {
 /// `trust rotate start|next|abort`.
 #[derive(Debug, Args)]
 pub struct RotateArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them)
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
@@ -382,7 +386,7 @@ pub struct RotateArgs {
 /// `trust rotate status`.
 #[derive(Debug, Args)]
 pub struct RotateStatusArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Seconds to wait for each cluster
@@ -396,7 +400,7 @@ pub struct RotateStatusArgs {
 /// `trust verify`.
 #[derive(Debug, Args)]
 pub struct TrustVerifyArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// The kubeconfig
@@ -421,7 +425,7 @@ pub struct TrustExtractArgs {
 /// `migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Fleet file, or a folder holding `fleet.yaml` or `meshfleet.yaml` (not both)
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
     #[arg(default_value = ".", value_name = "PATH")]
     pub path: PathBuf,
     /// Remove legacy controllers whose declarative replacement is available

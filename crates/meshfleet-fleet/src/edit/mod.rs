@@ -81,7 +81,7 @@ pub struct FleetFileMut {
 impl FleetFileMut {
     /// The editor of `text`, which must parse as a fleet file.
     pub fn new(text: &str) -> Result<Self, EditError> {
-        crate::parse(text).map_err(|f| EditError::Unparsable(f.message))?;
+        crate::parse(text).map_err(|f| EditError::Unparsable(first_message(&f)))?;
         Ok(Self {
             text: text.to_string(),
         })
@@ -193,7 +193,8 @@ impl FleetFileMut {
 fn verify(before: &str, after: &str, pointer: &str, want: Option<&Node>) -> Result<(), EditError> {
     let mismatch = |what: String| EditError::Mismatch(what);
     let json = |text: &str| -> Result<serde_json::Value, EditError> {
-        let fleet = crate::parse(text).map_err(|f| mismatch(format!("it does not parse ({})", f.message)))?;
+        let fleet =
+            crate::parse(text).map_err(|f| mismatch(format!("it does not parse ({})", first_message(&f))))?;
         serde_json::to_value(&fleet).map_err(|e| mismatch(e.to_string()))
     };
     let (mut old, mut new) = (json(before)?, json(after)?);
@@ -225,3 +226,8 @@ fn take(value: &mut serde_json::Value, pointer: &str) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests;
+
+/// The first of a parse's findings, for an edit error's one line.
+fn first_message(findings: &[crate::diagnostic::Finding]) -> String {
+    findings.first().map(|f| f.message.clone()).unwrap_or_default()
+}

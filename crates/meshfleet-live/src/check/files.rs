@@ -136,10 +136,12 @@ spec:
   secrets: {vault: {server: https://vault.example:8200, mount: secret, path: linkerd}}
   clusters:
     - name: east
+      vaultAuthMountPath: kubernetes-east
       apiServer: https://east.example:6443
       network: {pods: [10.1.0.0/16], services: [10.101.0.0/16]}
       gateway: {addresses: [east.example]}
     - name: west
+      vaultAuthMountPath: kubernetes-west
       apiServer: https://west.example:6443
       network: {pods: [10.2.0.0/16], services: [10.102.0.0/16]}
       gateway: {addresses: [west.example]}

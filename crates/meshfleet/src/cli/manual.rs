@@ -49,11 +49,11 @@ pub const PAGES: &[Page] = &[
             ),
             (
                 "Create the trust anchor (keys 0600 outside git), then render the GitOps tree:",
-                "meshfleet certs init my-fleet/\nmeshfleet render my-fleet/ --out gitops",
+                "meshfleet certs init my-fleet/\nmeshfleet render my-fleet/ --out my-fleet/gitops",
             ),
             (
                 "In CI, fail when the committed tree is stale:",
-                "meshfleet render my-fleet/ --out gitops --check",
+                "meshfleet render my-fleet/ --out my-fleet/gitops --check",
             ),
             (
                 "Check the live clusters, all at once:",
@@ -95,7 +95,7 @@ pub const PAGES: &[Page] = &[
             (0, "the tree was written; with `--check`, DIR is up to date"),
             (
                 1,
-                "the fleet is invalid; with `--check`, DIR differs (a summary and diffs are printed); or a refusal, nothing written: an output would hold a private key or a token, or DIR is a folder meshfleet did not write",
+                "the fleet is invalid; with `--check`, DIR differs (a summary and diffs are printed); or a refusal, nothing written: an output would hold a private key or a token, DIR is a folder meshfleet did not write, or DIR is not `spec.gitops.repository.path` (beside the fleet file or inside DIR's Git repository) and `--any-dir` was not given",
             ),
             (
                 2,
@@ -104,8 +104,12 @@ pub const PAGES: &[Page] = &[
         ],
         examples: &[
             (
-                "Write one folder per cluster, swapped in atomically:",
-                "meshfleet render examples/homelab --out /tmp/gitops",
+                "Write one folder per cluster into the fleet's `spec.gitops.repository.path`, swapped in atomically:",
+                "meshfleet render examples/homelab --out examples/homelab/gitops",
+            ),
+            (
+                "Write a copy to look at somewhere else, on purpose:",
+                "meshfleet render examples/homelab --out /tmp/gitops --any-dir",
             ),
             (
                 "In CI: write nothing, exit 1 when the committed tree is stale:",

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use meshfleet_core::diagnostic::{Hint as _, error_chain};
-use meshfleet_core::fleet::{FLEET_FILE_NAME, Fleet, FleetSource, LoadError, MESHFLEET_FILE_NAME};
+use meshfleet_core::fleet::{FLEET_FILE_NAMES, Fleet, FleetSource, LoadError};
 use meshfleet_core::identity::{self, CertInfo};
 use meshfleet_core::keys::{self, KeyFolder, KeysError};
 use serde::Serialize;
@@ -224,10 +224,10 @@ fn load_fleet(
 ) -> Result<Result<(FleetSource, Fleet), ExitStatus>, CommandError> {
     match meshfleet_core::fleet::load(path) {
         Ok(loaded) => Ok(Ok(loaded)),
-        Err(LoadError::Invalid { file, finding }) => {
+        Err(LoadError::Invalid { file, findings }) => {
             printer.status(
                 printer
-                    .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
+                    .findings(&file.path.display().to_string(), &file.text, &findings, false)
                     .trim_end(),
             );
             Ok(Err(ExitStatus::Failure))
@@ -245,12 +245,7 @@ fn fleet_anchors(
 ) -> Result<Result<Option<Vec<CertInfo>>, ExitStatus>, CommandError> {
     let path: PathBuf = match fleet {
         Some(p) => p.to_path_buf(),
-        None if [FLEET_FILE_NAME, MESHFLEET_FILE_NAME]
-            .iter()
-            .any(|name| Path::new(name).is_file()) =>
-        {
-            PathBuf::from(".")
-        }
+        None if FLEET_FILE_NAMES.iter().any(|name| Path::new(name).is_file()) => PathBuf::from("."),
         None => return Ok(Ok(None)),
     };
     let (source, fleet) = match load_fleet(&path, printer)? {

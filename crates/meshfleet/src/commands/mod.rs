@@ -47,8 +47,39 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
+/// Commands that write beside the fleet file or edit it cannot take it from stdin
+/// (`-`): what they write would have nowhere to go. The error says why.
+fn writes_beside_the_fleet(command: &Command) -> Option<(&Path, &'static str)> {
+    match command {
+        Command::Render(args) if !args.check => Some((
+            &args.path,
+            "`render` writes a tree whose files name the fleet file they come from; save the fleet as a file and render that, or compare with `render - --out DIR --check`",
+        )),
+        Command::Certs(CertsCommand::Init(args)) => Some((
+            &args.path,
+            "`certs init` writes the trust anchor beside the fleet file (`identity.trustAnchor`); save the fleet as a file and pass its folder",
+        )),
+        Command::Secrets(SecretsCommand::Sync(args)) if args.rotate => Some((
+            &args.path,
+            "`secrets sync --rotate` records each phase in the fleet file; pass the file itself",
+        )),
+        Command::Trust(TrustCommand::Rotate(
+            RotateCommand::Start(args) | RotateCommand::Next(args) | RotateCommand::Abort(args),
+        )) => Some((
+            &args.path,
+            "`trust rotate` records each phase in the fleet file and writes the anchor bundle beside it; pass the file itself",
+        )),
+        _ => None,
+    }
+}
+
 /// Run the chosen command.
 pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
+    if let Some((path, why)) = writes_beside_the_fleet(&cli.command)
+        && path == Path::new(meshfleet_core::fleet::STDIN_PATH)
+    {
+        return Err(hinted("the fleet cannot come from stdin (`-`) here", why));
+    }
     // `--kubeconfig` after the command's name wins over the one before it.
     let global = &GlobalArgs {
         kubeconfig: cli
@@ -119,10 +150,10 @@ pub enum Loaded {
 pub fn load_checked(path: &Path, printer: Printer) -> Result<Loaded, CommandError> {
     match check_file(path, now()) {
         Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => Err(e.into()),
-        Err(LoadError::Invalid { file, finding }) => {
+        Err(LoadError::Invalid { file, findings }) => {
             printer.status(
                 printer
-                    .findings(&file.path.display().to_string(), &file.text, &[*finding], false)
+                    .findings(&file.path.display().to_string(), &file.text, &findings, false)
                     .trim_end(),
             );
             Ok(Loaded::Invalid(ExitStatus::Failure))

@@ -3,6 +3,8 @@
 //! With `-o json`, what was written (or, with `--check`, what differs) is a JSON
 //! document on stdout instead of the text summary.
 
+mod out_dir;
+
 use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::fleet::model::{Engine, InstallMethod};
 use meshfleet_core::render::{self, Difference, RenderError, TreeError};
@@ -65,10 +67,23 @@ fn check_json<'a>(out: &std::path::Path, files: usize, diffs: &'a [Difference]) 
 const DIFFS_SHOWN: usize = 5;
 
 pub fn run(args: &RenderArgs, output: OutputFormat, printer: Printer) -> Result<ExitStatus, CommandError> {
-    let (_, plan) = match load_plan(&args.path, printer)? {
+    let (checked, plan) = match load_plan(&args.path, printer)? {
         Ok(loaded) => loaded,
         Err(status) => return Ok(status),
     };
+    if !args.any_dir
+        && let Some(why) = out_dir::misplaced(&args.out, &checked.source.dir(), &plan.gitops.path)
+    {
+        printer.error(
+            &format!("{why}; nothing was written"),
+            Some(&format!(
+                "render into `{}`, or set `spec.gitops.repository.path` to where `{}` is inside the repository, or pass `--any-dir` to write a copy elsewhere on purpose",
+                why.expected.display(),
+                args.out.display()
+            )),
+        );
+        return Ok(ExitStatus::Failure);
+    }
     let tree = match render::render(&plan) {
         Ok(tree) => tree,
         Err(e @ RenderError::SecretInOutput { .. }) => {

@@ -14,8 +14,8 @@ use crate::printer::{Printer, Style};
 pub fn run(path: &Path, output: OutputFormat, printer: Printer) -> Result<ExitStatus, CommandError> {
     let (file, text, fleet_name, findings, summary) = match check_file(path, now()) {
         Err(e @ (LoadError::Unreadable { .. } | LoadError::Ambiguous { .. })) => return Err(e.into()),
-        Err(LoadError::Invalid { file, finding }) => {
-            (file.path.clone(), file.text.clone(), None, vec![*finding], None)
+        Err(LoadError::Invalid { file, findings }) => {
+            (file.path.clone(), file.text.clone(), None, findings, None)
         }
         Ok(checked) => {
             let links = meshfleet_core::fleet::links::declared_links(&checked.fleet).len();

@@ -576,3 +576,169 @@ fn unreadable_path_is_exit_2() {
         "{stderr}"
     );
 }
+
+/// Runs `validate` on `text` and returns (exit code, stdout) after checking that
+/// `render` refuses it and writes nothing.
+fn validate_refused(text: &str) -> (Option<i32>, String) {
+    let fleet = TempFleet::new(text);
+    let out = meshfleet(fleet.path())
+        .args(["validate", "."])
+        .output()
+        .expect("validate");
+    let render = fleet.render();
+    assert_eq!(render.status.code(), Some(1), "render: {}", texts(&render).1);
+    assert!(!fleet.path().join("out").exists(), "render wrote output");
+    (out.status.code(), texts(&out).0)
+}
+
+/// One finding as the text report prints it: rule and message, place, hint.
+fn block(rule: &str, message: &str, at: &str, hint: &str) -> [String; 3] {
+    [
+        format!("error[{rule}]: {message}\n"),
+        format!("--> fleet.yaml:{at}\n"),
+        format!("\nhint: {hint}\n"),
+    ]
+}
+
+/// Each expected finding is in `report`, its place on the next line, its hint before
+/// the next finding.
+fn assert_reports(report: &str, expected: &[[String; 3]]) {
+    for [head, at, hint] in expected {
+        let start = report
+            .find(head.as_str())
+            .unwrap_or_else(|| panic!("no `{head}` in:\n{report}"));
+        let rest = &report[start + head.len()..];
+        assert!(
+            rest.trim_start().starts_with(at.as_str()),
+            "`{head}` is not at `{at}` in:\n{report}"
+        );
+        let end = rest.find("\n\n").map_or(rest.len(), |e| e + 1);
+        assert!(
+            rest[..end].contains(hint.as_str()),
+            "`{head}` lacks `{hint}` in:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn every_yaml_and_type_error_is_reported_at_once() {
+    let text = BASE_FLEET
+        .replace("engine: flux", "engine: fluxcd")
+        .replace(
+            "        addresses: [east.example]\n",
+            "        addresses: [east.example]\n        port: many\n",
+        )
+        .replace("  links:\n", "  topology: full-mesh\n  links:\n")
+        .replace(
+            "{source: west, target: east}",
+            "{source: west, target: east, source: east}",
+        );
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[
+            block(
+                "unknown-value",
+                "`spec.gitops.engine` cannot be `fluxcd`",
+                "9:13",
+                "did you mean `flux`? allowed values: flux, argocd",
+            ),
+            block(
+                "invalid-type",
+                "`spec.clusters[0].gateway.port` must be a whole number, not `many`",
+                "28:15",
+                "write `port: 4143`",
+            ),
+            block(
+                "invalid-type",
+                "`spec.topology` must be a mapping, not `full-mesh`",
+                "37:13",
+                "write `topology: {hubAndSpoke: {hub: <hub>}}` or `topology: {fullMesh: true}`",
+            ),
+            block(
+                "duplicate-key",
+                "`spec.links[1]` has the key `source` twice: at line 40, column 8 and here",
+                "40:36",
+                "keep one `source:` and delete the other; a YAML mapping holds each key once, so meshfleet does not guess which value you meant",
+            ),
+        ],
+    );
+    assert!(
+        report.contains("× fleet `fleet.yaml`: 4 error(s), 0 warning(s)"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_valid_yaml_mapping_where_a_boolean_belongs_is_a_type_error() {
+    let text = BASE_FLEET.replace("  links:\n", "  topology: {fullMesh: {}}\n  links:\n");
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[block(
+            "invalid-type",
+            "`spec.topology.fullMesh` must be `true` or `false`, not a mapping",
+            "36:24",
+            "write `fullMesh: true`",
+        )],
+    );
+    assert!(!report.contains("yaml-syntax"), "{report}");
+}
+
+#[test]
+fn a_tab_is_reported_on_its_own_line() {
+    let text = BASE_FLEET.replace(
+        "      apiServer: https://west.example:6443\n",
+        "      apiServer: https://west.example:6443\n\t  context: west\n",
+    );
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[block(
+            "yaml-syntax",
+            "a tab character where YAML expects indentation or a value",
+            "31:1",
+            "replace the tab with spaces: YAML indents with spaces only",
+        )],
+    );
+}
+
+#[test]
+fn two_clusters_on_one_vault_auth_mount_are_refused() {
+    let text = BASE_FLEET
+        .replace("      vaultAuthMountPath: kubernetes-east\n", "")
+        .replace("      vaultAuthMountPath: kubernetes-west\n", "");
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[block(
+            "vault-auth-shared",
+            "clusters `east` and `west` log in to Vault through the same Kubernetes auth mount `kubernetes`, which checks tokens with one API server",
+            "27:13",
+            "give each cluster its own mount, e.g. `vaultAuthMountPath: kubernetes-west` on `west`, configured with that cluster's API server (`vault auth enable -path=kubernetes-west kubernetes`, then `vault write auth/kubernetes-west/config kubernetes_host=https://west.example:6443`); else External Secrets logs in on one cluster only",
+        )],
+    );
+}
+
+#[test]
+fn a_gateway_port_on_the_probe_port_is_refused() {
+    let text = BASE_FLEET.replace(
+        "        addresses: [east.example]\n",
+        "        addresses: [east.example]\n        port: 4191\n",
+    );
+    let (code, report) = validate_refused(&text);
+    assert_eq!(code, Some(1), "{report}");
+    assert_reports(
+        &report,
+        &[block(
+            "port-conflict",
+            "gateway port `4191` of cluster `east` equals the probe port (the gateway proxy's admin port 4191)",
+            "28:15",
+            "remove `port` to use the gateway's inbound port 4143, or pick a port other than 4191",
+        )],
+    );
+}

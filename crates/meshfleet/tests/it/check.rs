@@ -78,6 +78,7 @@ spec:
       path: linkerd
   clusters:
     - name: studio
+      vaultAuthMountPath: kubernetes-studio
       apiServer: https://studio.meshfleet.test:{studio}
       network: {{pods: [10.1.0.0/16], services: [10.101.0.0/16]}}
       gateway:
@@ -86,6 +87,7 @@ spec:
         nodePort: 30143
         probe: {{nodePort: 30191}}
     - name: pro
+      vaultAuthMountPath: kubernetes-pro
       apiServer: https://pro.meshfleet.test:{pro}
       network: {{pods: [10.2.0.0/16], services: [10.102.0.0/16]}}
       gateway:

@@ -75,7 +75,7 @@ fn render_snapshots() {
     let target_arg = target.to_str().expect("UTF-8");
     snapshot_run!(
         "render_written",
-        at_root(&["render", "examples/homelab", "--out", target_arg])
+        at_root(&["render", "examples/homelab", "--any-dir", "--out", target_arg])
     );
     snapshot_run!(
         "render_check_up_to_date",
@@ -93,7 +93,14 @@ fn render_snapshots() {
     std::fs::write(target.join("studio/extra.yaml"), "kind: Extra\n").expect("add");
     snapshot_run!(
         "render_check_stale",
-        at_root(&["render", "examples/homelab", "--out", target_arg, "--check"])
+        at_root(&[
+            "render",
+            "examples/homelab",
+            "--any-dir",
+            "--out",
+            target_arg,
+            "--check"
+        ])
     );
     // Issue 23: `-o json` was accepted and ignored.
     snapshot_run!(
@@ -103,6 +110,7 @@ fn render_snapshots() {
             "json",
             "render",
             "examples/homelab",
+            "--any-dir",
             "--out",
             target_arg,
             "--check"
@@ -111,7 +119,7 @@ fn render_snapshots() {
     let fleet = invalid_fleet();
     snapshot_run!(
         "render_invalid_fleet",
-        in_dir(fleet.path(), &["render", ".", "--out", "out"])
+        in_dir(fleet.path(), &["render", ".", "--any-dir", "--out", "out"])
     );
 }
 

@@ -730,6 +730,7 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
     let (code, _, _) = g.meshfleet(&[
         "render",
         ".",
+        "--any-dir",
         "--out",
         bad.path().to_str().expect("utf-8"),
         "--check",

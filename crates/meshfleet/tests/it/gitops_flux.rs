@@ -596,6 +596,7 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
     let (code, _, _) = g.meshfleet(&[
         "render",
         ".",
+        "--any-dir",
         "--out",
         bad.path().to_str().expect("utf-8"),
         "--check",

@@ -80,10 +80,12 @@ spec:
       path: jobs
   clusters:
     - name: east
+      vaultAuthMountPath: kubernetes-east
       apiServer: https://east.example:6443
       network: {{pods: [10.1.0.0/16], services: [10.101.0.0/16]}}
       gateway: {{serviceType: LoadBalancer, addresses: [192.0.2.1]}}
     - name: west
+      vaultAuthMountPath: kubernetes-west
       apiServer: https://west.example:6443
       network: {{pods: [10.2.0.0/16], services: [10.102.0.0/16]}}
       gateway: {{serviceType: NodePort, addresses: [192.0.2.2], nodePort: 30143, probe: {{nodePort: 30191}}}}

@@ -28,15 +28,18 @@ spec:
     vault: {server: https://vault.example:8200, mount: kv, path: mesh}
   clusters:
     - name: a
+      vaultAuthMountPath: kubernetes-a
       linkName: alpha
       apiServer: https://a.example:6443
       network: {pods: [10.10.0.0/16], services: [10.110.0.0/16]}
       gateway: {serviceType: NodePort, addresses: [192.0.2.10, a.example], nodePort: 31000, probe: {nodePort: 31001, period: 10s}}
     - name: b
+      vaultAuthMountPath: kubernetes-b
       apiServer: https://b.example:6443
       network: {pods: [10.20.0.0/16], services: [10.120.0.0/16]}
       gateway: {addresses: [b.example], port: 4443, probe: {path: /live, period: 7s}}
     - name: c
+      vaultAuthMountPath: kubernetes-c
       apiServer: https://c.example:6443
       network: {pods: [10.30.0.0/16], services: [10.130.0.0/16]}
       gateway: {serviceType: ClusterIP, addresses: [10.30.0.100]}

@@ -63,10 +63,12 @@ spec:
       path: issue11
   clusters:
     - name: east
+      vaultAuthMountPath: kubernetes-east
       apiServer: https://kubernetes.default.svc:{east}
       network: {{pods: [10.1.0.0/16], services: [10.101.0.0/16]}}
       gateway: {{addresses: [192.0.2.10]}}
     - name: west
+      vaultAuthMountPath: kubernetes-west
       apiServer: https://kubernetes.default.svc:{west}
       network: {{pods: [10.2.0.0/16], services: [10.102.0.0/16]}}
       gateway: {{addresses: [192.0.2.20]}}
@@ -485,7 +487,7 @@ fn issue_11_no_sentinel_in_any_output() {
     // The anchor file, through every command that reads the fleet.
     for (args, code) in [
         (vec!["validate", "."], 1),
-        (vec!["render", ".", "--out", "out"], 1),
+        (vec!["render", ".", "--any-dir", "--out", "out"], 1),
         (vec!["graph", "."], 1),
         (vec!["check", ".", "--timeout", "5"], 1),
         (vec!["trust", "verify", "."], 1),

@@ -380,7 +380,7 @@ pub fn generated(kind: &str, n: usize) -> TempFleet {
     for i in 0..n {
         let _ = write!(
             text,
-            "    - name: {}\n      apiServer: https://c{i}.example:6443\n      network: {{pods: [10.{}.{}.0/24], services: [172.{}.{}.0/24]}}\n",
+            "    - name: {}\n      vaultAuthMountPath: kubernetes-c{i}\n      apiServer: https://c{i}.example:6443\n      network: {{pods: [10.{}.{}.0/24], services: [172.{}.{}.0/24]}}\n",
             name(i),
             i / 256,
             i % 256,

@@ -56,6 +56,7 @@ spec:
       path: mixed
   clusters:
     - name: alpha
+      vaultAuthMountPath: kubernetes-alpha
       linkName: alpha-lb
       apiServer: https://kubernetes.default.svc:{alpha}
       network: {{pods: [10.1.0.0/16], services: [10.101.0.0/16]}}
@@ -63,6 +64,7 @@ spec:
         serviceType: LoadBalancer
         addresses: [192.0.2.11]
     - name: beta
+      vaultAuthMountPath: kubernetes-beta
       linkName: beta-np
       apiServer: https://kubernetes.default.svc:{beta}
       network: {{pods: [10.2.0.0/16], services: [10.102.0.0/16]}}
@@ -72,6 +74,7 @@ spec:
         nodePort: 30143
         probe: {{nodePort: 30191, period: 5s}}
     - name: gamma
+      vaultAuthMountPath: kubernetes-gamma
       apiServer: https://kubernetes.default.svc:{gamma}
       network: {{pods: [10.3.0.0/16], services: [10.103.0.0/16]}}
       gateway:
@@ -594,5 +597,44 @@ fn every_link_mirrors(s: &Scenario) {
                 .is_none()
                 .then_some(())
         });
+    }
+}
+
+/// Issue 23: what `validate` and `render` assume about each release is what its own CLI
+/// does: whether `linkerd-crds` installs the Gateway API CRDs by default (no longer
+/// from 2.19, #14523), and that the Gateway API release the CLI tells users to install
+/// lies inside the range `validate` accepts without a warning.
+#[test]
+fn version_facts_match_each_releases_cli() {
+    use meshfleet_core::fleet::version::{GatewayApiVersion, LinkerdVersion};
+    for release in RELEASES {
+        let version = LinkerdVersion::parse(release).expect("chart version");
+        let cli = crate::testenv::TestEnv::linkerd_cli(release);
+        let out = std::process::Command::new(&cli)
+            .args(["install", "--crds", "--ignore-cluster"])
+            .output()
+            .expect("linkerd install --crds");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let crds = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            crds.contains("gateway.networking.k8s.io/bundle-version"),
+            version.crds_chart_installs_gateway_api(),
+            "{release}: Gateway API CRDs in `linkerd install --crds`"
+        );
+        let binary = std::fs::read(&cli).expect("read the CLI");
+        let marker = b"gateway-api/releases/download/";
+        let at = binary
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .unwrap_or_else(|| panic!("{release}: the CLI names no Gateway API release"));
+        let tail = &binary[at + marker.len()..];
+        let end = tail.iter().position(|b| *b == b'/').expect("end of the tag");
+        let suggested = std::str::from_utf8(&tail[..end]).expect("UTF-8 tag");
+        let suggested = GatewayApiVersion::parse(suggested).expect("a vX.Y.Z tag");
+        let (low, high) = version.gateway_api_range();
+        assert!(
+            low <= suggested && suggested <= high,
+            "{release}: the CLI suggests {suggested}, validate accepts {low} to {high}"
+        );
     }
 }

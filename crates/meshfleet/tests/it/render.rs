@@ -27,14 +27,14 @@ fn check_passes_on_a_fresh_render_and_fails_with_a_summary_after_a_change() {
     let fleet = TempFleet::new(BASE_FLEET);
     assert!(fleet.render().status.success());
     let out = meshfleet(fleet.path())
-        .args(["render", ".", "--out", "out", "--check"])
+        .args(["render", ".", "--any-dir", "--out", "out", "--check"])
         .output()
         .expect("check");
     assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
     fleet.write_fleet(&BASE_FLEET.replace("version: 2025.4.4", "version: 2025.10.7"));
     let before = read_tree(&fleet.path().join("out"));
     let out = meshfleet(fleet.path())
-        .args(["render", ".", "--out", "out", "--check"])
+        .args(["render", ".", "--any-dir", "--out", "out", "--check"])
         .output()
         .expect("check");
     let (stdout, stderr) = texts(&out);
@@ -59,7 +59,7 @@ fn check_passes_on_a_fresh_render_and_fails_with_a_summary_after_a_change() {
     );
     // Removing a cluster shows removed files.
     let out = meshfleet(fleet.path())
-        .args(["render", ".", "--out", "missing", "--check"])
+        .args(["render", ".", "--any-dir", "--out", "missing", "--check"])
         .output()
         .expect("check");
     assert_eq!(out.status.code(), Some(1));
@@ -158,7 +158,7 @@ fn fleet_text(clusters: &[(u8, bool)], links: &[(usize, usize, bool)], argocd: b
             ),
         };
         text.push_str(&format!(
-            "    - {{name: c{i}, network: {{pods: [10.{i}.0.0/16]}}{gateway}}}\n"
+            "    - {{name: c{i}, vaultAuthMountPath: kubernetes-c{i}, network: {{pods: [10.{i}.0.0/16]}}{gateway}}}\n"
         ));
     }
     text.push_str("  links:\n");
@@ -202,4 +202,34 @@ proptest! {
         let b = core_render::render(&plan_b).expect("render");
         prop_assert_eq!(a, b);
     }
+}
+
+/// Issue 23: a tree rendered where the GitOps engine does not read it is refused, with
+/// the folder it belongs in; `--any-dir` writes it there on purpose.
+#[test]
+fn render_refuses_an_out_dir_that_is_not_the_repository_path() {
+    let fleet = TempFleet::new(BASE_FLEET);
+    let out = meshfleet(fleet.path())
+        .args(["render", ".", "--out", "elsewhere"])
+        .output()
+        .expect("render");
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "error: `--out elsewhere` is not `gitops` beside the fleet file, where the fleet's `spec.gitops.repository.path` sends the GitOps engine; nothing was written\n\
+         hint: render into `gitops`, or set `spec.gitops.repository.path` to where `elsewhere` is inside the repository, or pass `--any-dir` to write a copy elsewhere on purpose\n"
+    );
+    assert!(!fleet.path().join("elsewhere").exists());
+    let out = meshfleet(fleet.path())
+        .args(["render", ".", "--out", "gitops"])
+        .output()
+        .expect("render");
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
+    let out = meshfleet(fleet.path())
+        .args(["render", ".", "--out", "elsewhere", "--any-dir"])
+        .output()
+        .expect("render");
+    assert_eq!(out.status.code(), Some(0), "{}", texts(&out).1);
+    assert!(fleet.path().join("elsewhere/east").is_dir());
 }

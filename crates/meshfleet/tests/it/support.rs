@@ -58,6 +58,7 @@ spec:
       path: linkerd
   clusters:
     - name: east
+      vaultAuthMountPath: kubernetes-east
       apiServer: https://east.example:6443
       network:
         pods: [10.1.0.0/16]
@@ -65,6 +66,7 @@ spec:
       gateway:
         addresses: [east.example]
     - name: west
+      vaultAuthMountPath: kubernetes-west
       apiServer: https://west.example:6443
       network:
         pods: [10.2.0.0/16]
@@ -111,7 +113,7 @@ impl TempFleet {
     /// Render into `<dir>/out` and return the output.
     pub fn render(&self) -> Output {
         meshfleet(self.path())
-            .args(["render", ".", "--out", "out"])
+            .args(["render", ".", "--out", "out", "--any-dir"])
             .output()
             .expect("run render")
     }
@@ -153,7 +155,7 @@ pub fn example_copy_with(name: &str, engine: &str, install_method: &str) -> temp
 pub fn render_files(fleet_dir: &Path) -> std::collections::BTreeMap<String, String> {
     let out = fleet_dir.join("rendered");
     let output = meshfleet(fleet_dir)
-        .args(["render", ".", "--out"])
+        .args(["render", ".", "--any-dir", "--out"])
         .arg(&out)
         .output()
         .expect("render");

@@ -57,7 +57,7 @@ fn fleet_text(
     );
     for (i, name) in clusters.iter().enumerate() {
         text.push_str(&format!(
-            "    - name: {name}\n      apiServer: https://kubernetes.default.svc:{}\n      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n",
+            "    - name: {name}\n      vaultAuthMountPath: kubernetes-{name}\n      apiServer: https://kubernetes.default.svc:{}\n      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n",
             ports[name],
             n = i + 1
         ));

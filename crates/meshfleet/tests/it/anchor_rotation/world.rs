@@ -79,7 +79,7 @@ fn fleet_text(issuer: &str, engine: &str, install: &str, vault_path: &str) -> St
     );
     for (i, name) in CLUSTERS.iter().enumerate() {
         text.push_str(&format!(
-            "    - name: {name}\n      apiServer: https://{name}.example:6443\n      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n",
+            "    - name: {name}\n      vaultAuthMountPath: kubernetes-{name}\n      apiServer: https://{name}.example:6443\n      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n",
             n = i + 1
         ));
     }
@@ -209,7 +209,7 @@ impl World {
     /// The GitOps engine applies the rendered bundle to `clusters`.
     pub fn apply_tree(&self, clusters: &[&str]) {
         let out = self.path().join("tree");
-        self.meshfleet(&["render", ".", "--out", out.to_str().expect("utf-8")])
+        self.meshfleet(&["render", ".", "--any-dir", "--out", out.to_str().expect("utf-8")])
             .expect(0);
         for cluster in clusters {
             let bundle = rendered_bundle(&out.join(cluster));

@@ -48,7 +48,7 @@ pub(super) fn fleet_text(env: &TestEnv, clusters: &[&str], mount: &str, path: &s
             String::new()
         };
         text.push_str(&format!(
-            "    - name: {name}\n{server}      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n      gateway: {{addresses: [{name}.example]}}\n",
+            "    - name: {name}\n      vaultAuthMountPath: kubernetes-{name}\n{server}      network: {{pods: [10.{n}.0.0/16], services: [10.10{n}.0.0/16]}}\n      gateway: {{addresses: [{name}.example]}}\n",
             n = i + 1
         ));
     }
