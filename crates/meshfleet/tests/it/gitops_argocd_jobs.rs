@@ -454,6 +454,20 @@ impl Fleet {
     }
 }
 
+/// Now, as the Jobs kubelet writes `startedAt` (RFC 3339, UTC, seconds).
+fn now_utc() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
 fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
@@ -501,6 +515,7 @@ fn jobs_run_once_per_version_under_real_argocd() {
     assert!(code == 0 || code == 2, "secrets sync: {code}\n{out}\n{err}");
 
     // Install: every Application green, every Job run once, for real.
+    eprintln!("commit at {}", now_utc());
     let commit = f.env.commit(&f.tree(), "hub-spoke (jobs) at 2025.4.4");
     let took = f.converge(&commit);
     eprintln!("commit to green (install, jobs): {:.1}s", took.as_secs_f64());
@@ -509,8 +524,8 @@ fn jobs_run_once_per_version_under_real_argocd() {
     eprintln!("commit to green `check`: {:.1}s", (took + green).as_secs_f64());
     for r in f.runs() {
         eprintln!(
-            "job run: {} {} exit {} in {}s",
-            r["cluster"], r["job"], r["exitCode"], r["seconds"]
+            "job run: started {} {} {} exit {} in {}s",
+            r["startedAt"], r["cluster"], r["job"], r["exitCode"], r["seconds"]
         );
     }
 
@@ -599,6 +614,7 @@ fn jobs_run_once_per_version_under_real_argocd() {
     // A version bump renames every Job: the new ones upgrade, the old ones are pruned.
     f.write_fleet(TO);
     f.render();
+    eprintln!("commit at {}", now_utc());
     let commit = f.env.commit(&f.tree(), "hub-spoke (jobs) at 2026.8.3");
     let took = f.converge(&commit);
     eprintln!(
@@ -619,8 +635,8 @@ fn jobs_run_once_per_version_under_real_argocd() {
     );
     for r in &f.runs()[runs_before..] {
         eprintln!(
-            "job run: {} {} exit {} in {}s",
-            r["cluster"], r["job"], r["exitCode"], r["seconds"]
+            "job run: started {} {} {} exit {} in {}s",
+            r["startedAt"], r["cluster"], r["job"], r["exitCode"], r["seconds"]
         );
     }
     let (code, out, err) = f.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
