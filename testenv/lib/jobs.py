@@ -94,6 +94,7 @@ class Run:
         self.release = release
         self.started = time.time()
         self.started_at = now()
+        self.took = None  # seconds, once the script exited
 
 
 class JobKubelet:
@@ -113,17 +114,28 @@ class JobKubelet:
 
     def reconcile(self):
         seen = set()
+        unreachable = set()
         for cluster in self.clusters:
-            for pod in cluster.list("v1", "pods", label_selector=SELECTOR):
+            try:
+                pods = cluster.list("v1", "pods", label_selector=SELECTOR)
+            except (ApiError, OSError) as e:
+                # A stopped cluster (a test may stop one): keep its runs, try again later.
+                unreachable.add(cluster.name)
+                self.wait_for(cluster.name, "%s: cannot list pods: %s" % (cluster.name, e))
+                continue
+            self.waiting.pop(cluster.name, None)
+            for pod in pods:
                 if not job_of(pod):
                     continue
                 uid = pod["metadata"]["uid"]
                 seen.add(uid)
                 self.pod(cluster, pod)
+        seen |= {u for u, r in self.runs.items() if r.key[0].name in unreachable}
         for uid in [u for u in self.runs if u not in seen]:
             self.kill(self.runs.pop(uid), "pod deleted")
         self.done &= seen
-        for uid in [u for u in self.waiting if u not in seen]:
+        names = {c.name for c in self.clusters}
+        for uid in [u for u in self.waiting if u not in seen and u not in names]:
             del self.waiting[uid]
         self.collect()
 
@@ -251,19 +263,25 @@ class JobKubelet:
             code = run.popen.poll()
             if code is None:
                 continue
-            del self.runs[uid]
             cluster, ns, name, _ = run.key
-            took = time.time() - run.started
-            with open(run.log_path, "ab") as fh:
-                fh.write(("==== %s jobs kubelet: exited %d after %.1fs\n" % (now(), code, took)).encode())
-            shutil.rmtree(run.folder, ignore_errors=True)
-            self.finish_status(cluster, run.pod, code, None, run)
-            record = {"cluster": cluster.name, "namespace": ns, "job": job_of(run.pod), "pod": name,
-                      "uid": uid, "release": run.release, "exitCode": code,
-                      "startedAt": run.started_at, "seconds": round(took, 1)}
-            with open(os.path.join(self.dir, "kubelet", "job-runs.jsonl"), "a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            self.log("jobs: %s: %s/%s exited %d after %.1fs" % (cluster.name, ns, name, code, took))
+            if run.took is None:
+                run.took = time.time() - run.started
+                with open(run.log_path, "ab") as fh:
+                    fh.write(("==== %s jobs kubelet: exited %d after %.1fs\n" % (now(), code, run.took)).encode())
+                shutil.rmtree(run.folder, ignore_errors=True)
+                record = {"cluster": cluster.name, "namespace": ns, "job": job_of(run.pod), "pod": name,
+                          "uid": uid, "release": run.release, "exitCode": code,
+                          "startedAt": run.started_at, "seconds": round(run.took, 1)}
+                with open(os.path.join(self.dir, "kubelet", "job-runs.jsonl"), "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                self.log("jobs: %s: %s/%s exited %d after %.1fs" % (cluster.name, ns, name, code, run.took))
+            try:
+                self.finish_status(cluster, run.pod, code, None, run)
+            except (ApiError, OSError) as e:
+                # The API server is away (a stopped cluster): write the status later.
+                self.wait_for(uid, "%s: status of %s/%s not written yet: %s" % (cluster.name, ns, name, e))
+                continue
+            del self.runs[uid]
 
     def finish_status(self, cluster, pod, code, message, run):
         """The pod's status as a kubelet writes it when its only container terminated."""
