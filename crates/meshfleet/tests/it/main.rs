@@ -11,7 +11,7 @@ mod examples;
 mod fixtures;
 mod fleet_file;
 mod gitops_argocd;
-mod gitops_argocd_jobs;
+mod gitops_argocd_jobs_method;
 mod gitops_flux;
 mod graph;
 mod jobs;

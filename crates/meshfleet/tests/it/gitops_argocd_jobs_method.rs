@@ -1,5 +1,6 @@
 //! `installMethod: jobs` under a real Argo CD (issue 20): the Jobs run once per version,
-//! not on every sync, and a version bump 2025.4.4 -> 2026.8.3 upgrades.
+//! not on every sync, and a version bump 2025.4.4 -> 2026.8.3 upgrades. (The module name
+//! does not end in `jobs`: `scripts/test --quick` runs every test matching `jobs::`.)
 //!
 //! `testenv/run gitops --engine argocd` (see testenv/README.md) with the environment's
 //! Jobs kubelet (testenv/lib/jobs.py): every pod of a meshfleet Job is run for real, its
