@@ -12,6 +12,7 @@ mod exit_codes;
 mod fixtures;
 mod fleet_file;
 mod gitops_argocd;
+mod gitops_argocd_jobs_method;
 mod gitops_flux;
 mod graph;
 mod jobs;
