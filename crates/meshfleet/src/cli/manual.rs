@@ -66,6 +66,33 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "init",
+        exit_status: &[
+            (
+                0,
+                "the starter fleet (and its trust anchor, unless `--no-anchor`) was written",
+            ),
+            (
+                1,
+                "refused: the fleet file exists already (left as it is), the folder holds the other fleet file name, or a trust anchor key exists without its anchor",
+            ),
+            (
+                2,
+                "flags that make no fleet (`pair` with other than two clusters, a hub that is not a cluster, a bad name), or a file that cannot be written",
+            ),
+        ],
+        examples: &[
+            (
+                "Two clusters linked both ways, installed by Flux (`east`, `west` when no cluster is named):",
+                "meshfleet init my-fleet/",
+            ),
+            (
+                "Seed 003's shape: a hub and two spokes under Argo CD, contexts named:",
+                "meshfleet init my-fleet/ --engine argocd --cluster in-cluster-local=kind-hub --cluster production --cluster nonproduction --topology hub:in-cluster-local",
+            ),
+        ],
+    },
+    Page {
         command: "validate",
         exit_status: &[
             (0, "the fleet is valid (warnings allowed)"),
