@@ -93,6 +93,30 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "import",
+        exit_status: &[
+            (0, "the fleet file was written and every cluster agreed"),
+            (
+                1,
+                "the clusters disagree (different anchors or domains, overlapping networks, a Link whose target is not among the contexts) or one could not be read: the file was still written, marked at its top; or the file exists already (left as it is)",
+            ),
+            (
+                2,
+                "no context could be read, the kubeconfig is unreadable, or the file cannot be written; or bad flags",
+            ),
+        ],
+        examples: &[
+            (
+                "Adopt a hub and two spokes linked with `link-gen` (Link `internal` on the spokes):",
+                "meshfleet import --context kind-hub --context kind-prod --context kind-nonprod --out my-fleet/",
+            ),
+            (
+                "The report as JSON, for a script:",
+                "meshfleet import --context a --context b --out fleet.yaml -o json",
+            ),
+        ],
+    },
+    Page {
         command: "validate",
         exit_status: &[
             (0, "the fleet is valid (warnings allowed)"),

@@ -6,6 +6,7 @@ mod check;
 mod credentials_rotation;
 mod error;
 mod graph;
+mod import;
 mod init;
 mod migrate;
 mod render;
@@ -53,6 +54,7 @@ pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
     let output = cli.global.output;
     match &cli.command {
         Command::Init(args) => init::run(args, printer),
+        Command::Import(args) => import::run(args, &cli.global, printer),
         Command::Validate(args) => validate::run(&args.path, output, printer),
         Command::Render(args) => render::run(args, printer),
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),

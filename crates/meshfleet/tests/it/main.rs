@@ -12,6 +12,7 @@ mod fixtures;
 mod fleet_file;
 mod gitops_flux;
 mod graph;
+mod import;
 mod init;
 mod jobs;
 mod jobs_cli;
