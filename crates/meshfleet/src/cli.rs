@@ -60,7 +60,7 @@ pub enum Command {
     /// gateways, every Link (declarative or made by `linkerd multicluster link`) and the
     /// GitOps engine. Every value it guessed or could not read is a comment in the file
     /// and a line of the report; clusters that disagree are reported with the cluster and
-    /// object, and the file is still written, marked. Nothing secret is read into it.
+    /// object, and the file is still written, marked. Nothing secret is written or printed.
     Import(ImportArgs),
     /// Check the fleet file against every static rule and report all findings
     ///

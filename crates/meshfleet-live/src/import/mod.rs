@@ -401,7 +401,8 @@ async fn read_links(client: &kube::Client) -> Result<(Vec<LinkReading>, Option<S
         Err(kube::Error::Api(e)) if e.code == 404 => Vec::new(),
         Err(e) => return Err(ReadError::from_kube("list Links in `linkerd-multicluster`", &e)),
     };
-    let deployments = Api::<Deployment>::namespaced(client.clone(), MULTICLUSTER_NAMESPACE);
+    // The same reading of what `linkerd multicluster link` left as `migrate` makes.
+    let legacy = crate::migrate::legacy_names(client).await?;
     let secrets = Api::<Secret>::namespaced(client.clone(), MULTICLUSTER_NAMESPACE);
     let mut fleet_label = None;
     let mut out = Vec::new();
@@ -414,18 +415,7 @@ async fn read_links(client: &kube::Client) -> Result<(Vec<LinkReading>, Option<S
                 .as_ref()
                 .and_then(|l| l.get(meshfleet_render::FLEET_LABEL).cloned());
         }
-        let legacy = deployments
-            .get_metadata_opt(&crate::migrate::legacy_controller(&name))
-            .await
-            .map_err(refused("read Deployments in `linkerd-multicluster`"))?
-            .is_some_and(|d| {
-                d.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(crate::migrate::COMPONENT_LABEL))
-                    .map(String::as_str)
-                    == Some(crate::migrate::LEGACY_COMPONENT)
-            });
+        let legacy = legacy.contains_key(&name);
         let (target_server, target_account, credentials_problem) =
             match secrets.get_opt(&link.spec.cluster_credentials_secret).await {
                 Ok(Some(secret)) => credentials_target(&secret),

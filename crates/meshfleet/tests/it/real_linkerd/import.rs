@@ -4,7 +4,9 @@
 //! controllers running. The imported fleet validates; its render keeps every Link's name,
 //! spec and credentials Secret; applying that render (`testenv/run mesh`) replaces no
 //! mirror Service and mirroring goes on. Clusters that disagree are reported by cluster
-//! and object, exit 1, and the file is still written, marked.
+//! and object, exit 1, and the file is still written, marked. A link also served by the
+//! deprecated `linkerd multicluster link` controller is imported as legacy, and `migrate`
+//! with the imported fleet removes that controller without losing a mirror.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -222,6 +224,43 @@ fn import_adopts_a_mesh_linked_with_link_gen_and_its_render_keeps_every_link_and
             live_links(&s, spoke),
             links_before[spoke],
             "{spoke}: a Link changed"
+        );
+    }
+
+    // Seed 000's way for one link: the deprecated `linkerd multicluster link` controller
+    // beside the declarative one. `import` reports it as legacy; `migrate --apply` with
+    // the imported fleet removes it, and no mirror is lost.
+    let legacy = &links[0];
+    s.install_legacy_link(legacy);
+    let legacy_fleet = adopted.path().join("legacy/fleet.yaml");
+    let (code, stdout, stderr) = import(&s, &legacy_fleet, &[HUB, SPOKES[0], SPOKES[1]]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("json");
+    let flagged: Vec<&Value> = report["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter(|l| l["legacy"] == true)
+        .collect();
+    assert_eq!(flagged.len(), 1, "{report:#}");
+    assert_eq!(flagged[0]["source"], legacy.source.as_str(), "{report:#}");
+    let legacy_fleet_arg = legacy_fleet.to_str().expect("utf-8");
+    let (code, stdout, stderr) = s.meshfleet(&["migrate", legacy_fleet_arg, "--apply"]);
+    assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
+    let old_controller = format!("linkerd-service-mirror-{}", legacy.link_name());
+    assert!(
+        s.deployment(&legacy.source, MULTICLUSTER, &old_controller)
+            .is_none(),
+        "the legacy controller is still there:\n{stdout}\n{stderr}"
+    );
+    s.export(HUB, "after-migrate", Some("true"), &[(81, "http")]);
+    s.wait_mirror(legacy, "after-migrate", |m| ports_of(m) == [81]);
+    for (mirror, uid) in &before[legacy.source.as_str()] {
+        assert_eq!(
+            mirror_uids(&s, &legacy.source).get(mirror),
+            Some(uid),
+            "{}: mirror {mirror} was replaced or deleted by the migration",
+            legacy.source
         );
     }
 
