@@ -8,6 +8,8 @@
 //!   then renamed over the old one (keeping its mode, or the mode given);
 //! - [`create_new`]: a file that must not exist yet (a key), with its mode set when it is
 //!   created, so a private key is never readable by others, not even for a moment;
+//! - [`publish_new`]: a file that must not exist yet and that a user reads (a new fleet
+//!   file): written as [`replace`] writes, linked into place only if nothing is there;
 //! - [`exchange`]: two paths (files or folders) swapped in one `renameat2(RENAME_EXCHANGE)`,
 //!   which is how a rendered tree replaces the old one.
 
@@ -73,6 +75,32 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     written
+}
+
+/// Create the file at `path` with `bytes` and `mode`, whole or not at all: a temporary
+/// file beside it, synced, then linked into place only if `path` does not exist
+/// (`AlreadyExists` otherwise, and the temporary file is removed). Missing folders are
+/// created. For a file a user reads (a new fleet file), where [`create_new`] could
+/// leave a half-written one behind a crash.
+pub fn publish_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)?;
+    if path.exists() {
+        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".meshfleet.tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Swap what `a` and `b` name, atomically: both must exist (files or folders).

@@ -6,7 +6,8 @@
 //!   what it means, and reports every shape mistake at once (`shape`); [`links`] expands
 //!   the topology into declared links; [`edit`] is the one
 //!   editor of the file (the lifecycle commands' states of [`lifecycle`], comments kept,
-//!   every edit verified before it is kept); [`atomic`] is the one
+//!   every edit verified before it is kept); [`draft`] writes a new one (`init`, `import`),
+//!   comments and all, read back before it is kept ([`starter`] is `init`'s); [`atomic`] is the one
 //!   writer of every file meshfleet leaves for a user (trees, bundles, keys, the fleet file);
 //! - what is said about it: [`diagnostic`] (findings, the [`diagnostic::Hint`] every
 //!   error carries) and [`rules`] (their stable ids);
@@ -20,6 +21,7 @@
 pub mod atomic;
 pub mod defaults;
 pub mod diagnostic;
+pub mod draft;
 pub mod duration;
 pub mod edit;
 #[doc(hidden)]
@@ -34,6 +36,7 @@ pub mod rules;
 pub mod selector;
 pub mod sensitive;
 mod shape;
+pub mod starter;
 pub mod version;
 
 pub use load::{

@@ -114,6 +114,30 @@ pub fn parse_label_query(query: &str) -> Result<LabelSelector, SelectorError> {
     })
 }
 
+/// The label query that [`parse_label_query`] turns into `selector` (the way back, for
+/// `import`): `matchLabels` as `k=v`, then each expression. `None` for an operator
+/// Kubernetes does not define.
+pub fn to_label_query(selector: &LabelSelector) -> Option<String> {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default();
+        parts.push(match (e.operator.as_str(), values.as_slice()) {
+            ("Exists", _) => e.key.clone(),
+            ("DoesNotExist", _) => format!("!{}", e.key),
+            ("NotIn", [one]) => format!("{}!={one}", e.key),
+            ("In", _) => format!("{} in ({})", e.key, values.join(",")),
+            ("NotIn", _) => format!("{} notin ({})", e.key, values.join(",")),
+            _ => return None,
+        });
+    }
+    Some(parts.join(","))
+}
+
 /// Whether a selector has no requirement at all (Linkerd: matches nothing).
 pub fn is_empty(selector: &LabelSelector) -> bool {
     selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
@@ -193,6 +217,18 @@ fn check_value(value: &str) -> Result<(), SelectorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selector_reads_back_as_the_query_that_makes_it() {
+        for query in [
+            "mirror.linkerd.io/exported=true",
+            "a=b,c=d,!legacy,tier in (x,y),env!=prod,zone notin (a,b),present",
+        ] {
+            let selector = parse_label_query(query).unwrap();
+            let back = to_label_query(&selector).unwrap();
+            assert_eq!(parse_label_query(&back).unwrap(), selector, "{query} -> {back}");
+        }
+    }
 
     #[test]
     fn equality_goes_to_match_labels() {

@@ -15,12 +15,15 @@
 //!   (`trust rotate status`), and what blocks its next step.
 //! - [`retired_keys`]: private keys a trust anchor rotation retired, still in Vault's
 //!   KV v2 history; found for `trust rotate status`, destroyed at the rotation's end.
+//! - [`import`]: what a running mesh is (`meshfleet import`), read from every context
+//!   at once and composed into a new fleet file and a report.
 //! - [`migrate`]: what the deprecated `linkerd multicluster link` left, and its removal
 //!   once the declarative controller of the same link is available (`migrate`).
 
 pub mod anchor_rotation;
 pub mod check;
 pub mod cluster;
+pub mod import;
 pub mod kube_failure;
 pub mod migrate;
 pub mod retired_keys;

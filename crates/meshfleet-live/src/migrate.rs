@@ -315,7 +315,7 @@ async fn links(client: &kube::Client) -> Result<Vec<ObjectMeta>, ReadError> {
 /// Every legacy link name, with the namespace of its controller: from legacy
 /// Deployments (any namespace), and from the ClusterRoles of those whose Deployment is
 /// already gone.
-async fn legacy_names(client: &kube::Client) -> Result<BTreeMap<String, String>, ReadError> {
+pub(crate) async fn legacy_names(client: &kube::Client) -> Result<BTreeMap<String, String>, ReadError> {
     let mut names = BTreeMap::new();
     let deployments = Api::<Deployment>::all(client.clone())
         .list_metadata(&ListParams::default().labels(&format!("{COMPONENT_LABEL}={LEGACY_COMPONENT}")))

@@ -79,6 +79,22 @@ pub enum OutputFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented starter fleet for a new mesh, and its trust anchor
+    ///
+    /// Asks nothing: the engine, clusters and topology come from flags. Values to replace
+    /// (addresses, the repository, Vault) are working examples marked `change:`, so the
+    /// file validates as written. Never overwrites a file; the trust anchor is created as
+    /// `certs init` creates it (key 0600 in the git-ignored key folder) unless it exists.
+    Init(InitArgs),
+    /// Write a fleet file that describes the Linkerd mesh running on the named contexts
+    ///
+    /// Reads every context at once, read-only: the Linkerd version, namespace and
+    /// domains, the trust anchors in use (written to the anchor file), the issuer, the
+    /// gateways, every Link (declarative or made by `linkerd multicluster link`) and the
+    /// GitOps engine. Every value it guessed or could not read is a comment in the file
+    /// and a line of the report; clusters that disagree are reported with the cluster and
+    /// object, and the file is still written, marked. Nothing secret is written or printed.
+    Import(ImportArgs),
     /// Check the fleet file against every static rule and report all findings
     ///
     /// Every finding at once, each with `fleet.yaml:LINE:COLUMN`, a message, a `hint:` and a
@@ -166,6 +182,62 @@ pub struct ValidateArgs {
     pub path: PathBuf,
     #[command(flatten)]
     pub kube: IgnoredKubeconfigArg,
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Fleet file to write, or a folder to write `fleet.yaml` into
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// `metadata.name` [default: the folder's name when it is a DNS-1123 label, else `mesh`]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// GitOps engine
+    #[arg(long, value_enum, default_value_t = EngineArg::Flux)]
+    pub engine: EngineArg,
+    /// A cluster, with its kubeconfig context when that is not its name (repeatable)
+    /// [default: `east` and `west`]
+    #[arg(long = "cluster", value_name = "NAME[=CONTEXT]")]
+    pub clusters: Vec<String>,
+    /// `pair` (two clusters, both ways), `hub:NAME` (hub and spoke) or `mesh` (every
+    /// pair) [default: `pair` for two clusters, else `mesh`]
+    #[arg(long, value_name = "pair|hub:NAME|mesh")]
+    pub topology: Option<String>,
+    /// Do not create the trust anchor (`validate` reports it missing until `certs init`)
+    #[arg(long)]
+    pub no_anchor: bool,
+    /// Key folder for the anchor's private key [default: <fleet folder>/.meshfleet/keys]
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+}
+
+/// `init --engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// Flux
+    Flux,
+    /// Argo CD
+    Argocd,
+}
+
+/// `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// kubeconfig context of a cluster to import (repeatable, at least one)
+    #[arg(long = "context", required = true, value_name = "CTX")]
+    pub contexts: Vec<String>,
+    /// Fleet file to write, or a folder to write `fleet.yaml` into (never overwritten);
+    /// the anchor bundle goes to `certs/trust-anchor.crt` beside it
+    #[arg(long, default_value = "fleet.yaml", value_name = "PATH")]
+    pub out: PathBuf,
+    /// `metadata.name` [default: the `meshfleet.io/fleet` label of a Link, else the
+    /// folder's name when it is a DNS-1123 label, else `mesh`]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Seconds to wait for each cluster
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 /// `render`.

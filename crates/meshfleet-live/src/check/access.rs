@@ -85,6 +85,11 @@ impl RemoteCredentials {
     pub(crate) fn server(&self) -> &str {
         &self.server
     }
+
+    /// The token (`import` reads which account it was issued for).
+    pub(crate) fn token(&self) -> &SecretString {
+        &self.token
+    }
 }
 
 impl std::fmt::Debug for RemoteCredentials {

@@ -66,6 +66,57 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "init",
+        exit_status: &[
+            (
+                0,
+                "the starter fleet (and its trust anchor, unless `--no-anchor`) was written",
+            ),
+            (
+                1,
+                "refused: the fleet file exists already (left as it is), the folder holds the other fleet file name, or a trust anchor key exists without its anchor",
+            ),
+            (
+                2,
+                "flags that make no fleet (`pair` with other than two clusters, a hub that is not a cluster, a bad name), or a file that cannot be written",
+            ),
+        ],
+        examples: &[
+            (
+                "Two clusters linked both ways, installed by Flux (`east`, `west` when no cluster is named):",
+                "meshfleet init my-fleet/",
+            ),
+            (
+                "Seed 003's shape: a hub and two spokes under Argo CD, contexts named:",
+                "meshfleet init my-fleet/ --engine argocd --cluster in-cluster-local=kind-hub --cluster production --cluster nonproduction --topology hub:in-cluster-local",
+            ),
+        ],
+    },
+    Page {
+        command: "import",
+        exit_status: &[
+            (0, "the fleet file was written and every cluster agreed"),
+            (
+                1,
+                "the clusters disagree (different anchors or domains, overlapping networks, a Link whose target is not among the contexts) or one could not be read: the file was still written, marked at its top; or the file exists already (left as it is)",
+            ),
+            (
+                2,
+                "no context could be read, the kubeconfig is unreadable, or the file cannot be written; or bad flags",
+            ),
+        ],
+        examples: &[
+            (
+                "Adopt a hub and two spokes linked with `link-gen` (Link `internal` on the spokes):",
+                "meshfleet import --context kind-hub --context kind-prod --context kind-nonprod --out my-fleet/",
+            ),
+            (
+                "The report as JSON, for a script:",
+                "meshfleet import --context a --context b --out fleet.yaml -o json",
+            ),
+        ],
+    },
+    Page {
         command: "validate",
         exit_status: &[
             (0, "the fleet is valid (warnings allowed)"),

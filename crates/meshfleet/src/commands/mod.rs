@@ -6,6 +6,8 @@ mod check;
 mod credentials_rotation;
 mod error;
 mod graph;
+mod import;
+mod init;
 mod migrate;
 mod render;
 mod rotate;
@@ -91,6 +93,8 @@ pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
     };
     let output = global.output;
     match &cli.command {
+        Command::Init(args) => init::run(args, printer),
+        Command::Import(args) => import::run(args, &cli.global, printer),
         Command::Validate(args) => validate::run(&args.path, output, printer),
         Command::Render(args) => render::run(args, output, printer),
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),

@@ -15,6 +15,8 @@ mod gitops_argocd;
 mod gitops_argocd_jobs_method;
 mod gitops_flux;
 mod graph;
+mod import;
+mod init;
 mod jobs;
 mod jobs_cli;
 mod layers;

@@ -7,7 +7,7 @@
 //! | input | where the sentinel is |
 //! | --- | --- |
 //! | user kubeconfig (`--kubeconfig`, `KUBECONFIG`) | `token:` a few lines above a YAML mistake; a token the API server rejects; an invalid `client-key-data`; the output of a failing exec plugin |
-//! | credentials Secret kubeconfig (on the cluster) | `token:` above a YAML mistake; a token the target rejects |
+//! | credentials Secret kubeconfig (on the cluster) | `token:` above a YAML mistake; a token the target rejects (read by `check` and by `import`, whose written files are searched too) |
 //! | Vault values | the values `secrets sync` reads and replaces; `VAULT_TOKEN` itself |
 //! | key files | a header line and the body of `trust-anchor.key` and an issuer key |
 //! | the anchor file | a PEM block of its own inside `identity.trustAnchor` |
@@ -432,6 +432,41 @@ fn issue_11_no_sentinel_in_any_output() {
         expect: expect(1, &["cluster-credentials-west", "line ", "does not accept"]),
         before: None,
     });
+    // The same Secrets, read by `import` (which also writes a file: it must not hold the
+    // sentinel either, and each run needs a new one).
+    let adopted = tempfile::tempdir().expect("tempdir");
+    let adopted_file = adopted.path().join("fleet.yaml");
+    let imported_clean = || {
+        for name in ["fleet.yaml", "certs/trust-anchor.crt"] {
+            let path = adopted.path().join(name);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                assert!(
+                    !text.contains(SENTINEL),
+                    "`import` wrote the sentinel into {name}"
+                );
+                std::fs::remove_file(&path).expect("remove");
+            }
+        }
+    };
+    cases.push(Case {
+        input: "credentials Secrets, read by `import`",
+        dir: fleet.path(),
+        kubeconfig: Some(good.as_path()),
+        env: Vec::new(),
+        args: vec![
+            "import",
+            "--context",
+            "east",
+            "--context",
+            "west",
+            "--out",
+            adopted_file.to_str().expect("UTF-8"),
+            "--timeout",
+            "5",
+        ],
+        expect: expect(1, &["cluster-credentials-west", "line "]),
+        before: Some(&imported_clean),
+    });
     // Key files.
     for (input, dir, args, code, says) in [
         (
@@ -564,6 +599,7 @@ fn issue_11_no_sentinel_in_any_output() {
     for case in &cases {
         case.check(&mut problems);
     }
+    imported_clean();
     assert!(
         problems.is_empty(),
         "{} problem(s) in {} cases:\n\n{}",
