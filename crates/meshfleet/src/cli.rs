@@ -168,7 +168,9 @@ impl Command {
             Self::Render(a) => &a.kube.kubeconfig,
             Self::Certs(CertsCommand::Init(a)) => &a.kube.kubeconfig,
             Self::Certs(CertsCommand::Inspect(a)) => &a.kube.kubeconfig,
-            Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
+            Self::Import(a) => &a.kube.kubeconfig,
+            // `init` writes a new fleet and reads no cluster.
+            Self::Init(_) | Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
         };
         arg.as_deref()
     }
@@ -238,6 +240,8 @@ pub struct ImportArgs {
     /// Seconds to wait for each cluster
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub timeout: u64,
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
 }
 
 /// `render`.
