@@ -24,6 +24,7 @@ mod render;
 mod robustness;
 mod secrets_sync;
 mod snapshot;
+mod sops_compat;
 mod support;
 mod testenv;
 mod trust;
