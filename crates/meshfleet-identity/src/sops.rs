@@ -118,6 +118,45 @@ impl meshfleet_fleet::diagnostic::Hint for SopsError {
     }
 }
 
+/// An age key file could not be found, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AgeKeyError {
+    /// No key file where one was looked for.
+    #[error("no age key: `--age-key` not given, `SOPS_AGE_KEY_FILE` not set and `{0}` does not exist")]
+    Missing(std::path::PathBuf),
+    /// The file could not be read or written.
+    #[error("cannot read or write the age key file `{path}`: {reason}")]
+    Unreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not an age key file.
+    #[error("`{path}`: {source}")]
+    Malformed {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (never the key).
+        #[source]
+        source: SopsError,
+    },
+    /// The file to write exists.
+    #[error("`{0}` exists; refusing to overwrite a key")]
+    Exists(std::path::PathBuf),
+}
+
+impl meshfleet_fleet::diagnostic::Hint for AgeKeyError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::Missing(_) => "make one with `meshfleet secrets age-key --out ~/.config/sops/age/keys.txt` and add the recipient it prints under `spec.secrets.sops.age.operators`".into(),
+            Self::Unreadable { .. } => "check the path and its permissions (keys are best kept 0600)".into(),
+            Self::Malformed { source, .. } => return source.hint(),
+            Self::Exists(_) => "choose another `--out`; to replace a key, move the old file away first (files encrypted for it need a `secrets sync` with the new recipient)".into(),
+        })
+    }
+}
+
 /// A public age X25519 recipient (`age1…`), what SOPS calls an age key.
 #[derive(Clone)]
 pub struct AgeRecipient(age::x25519::Recipient);
@@ -179,6 +218,43 @@ impl AgeIdentities {
             return Err(SopsError::NoIdentity);
         }
         Ok(Self(ids))
+    }
+
+    /// Reads a key file (`SOPS_AGE_KEY_FILE`'s format).
+    pub fn read_key_file(path: &std::path::Path) -> Result<Self, AgeKeyError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => SecretString::from(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AgeKeyError::Missing(path.to_path_buf()));
+            }
+            Err(e) => {
+                return Err(AgeKeyError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        Self::parse(text.expose_secret()).map_err(|source| AgeKeyError::Malformed {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Writes these keys to a new file, mode 0600 (its folder made if missing); an
+    /// existing file is never overwritten.
+    pub fn write_new_key_file(&self, path: &std::path::Path) -> Result<(), AgeKeyError> {
+        if path.exists() {
+            return Err(AgeKeyError::Exists(path.to_path_buf()));
+        }
+        let failed = |e: std::io::Error| AgeKeyError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        meshfleet_fleet::atomic::create_new(path, self.to_key_file().expose_secret().as_bytes(), 0o600)
+            .map_err(failed)
     }
 
     /// A new identity (one key).

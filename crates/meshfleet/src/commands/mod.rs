@@ -11,6 +11,7 @@ mod render;
 mod rotate;
 mod schema;
 mod secrets;
+mod secrets_sops;
 mod trust;
 mod validate;
 
@@ -59,7 +60,11 @@ pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
         Command::Secrets(SecretsCommand::Sync(args)) if args.rotate => {
             credentials_rotation::rotate(args, &cli.global, printer)
         }
+        Command::Secrets(SecretsCommand::Sync(args)) if args.out.is_some() => {
+            secrets_sops::sync(args, &cli.global, printer)
+        }
         Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, &cli.global, printer),
+        Command::Secrets(SecretsCommand::AgeKey(args)) => secrets_sops::age_key(args, printer),
         Command::Secrets(SecretsCommand::Status(args)) => {
             credentials_rotation::status(&args.path, &cli.global, printer)
         }

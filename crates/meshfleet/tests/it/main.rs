@@ -25,6 +25,7 @@ mod robustness;
 mod secrets_sync;
 mod snapshot;
 mod sops_compat;
+mod sops_secrets;
 mod support;
 mod testenv;
 mod trust;
