@@ -70,9 +70,9 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     for e in std::fs::read_dir(root).expect("dir").flatten() {
         let p = e.path();
         if p.is_dir() {
-            out.extend(walk(&p))
+            out.extend(walk(&p));
         } else {
-            out.push(p)
+            out.push(p);
         }
     }
     out.sort();
