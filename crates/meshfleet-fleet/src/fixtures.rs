@@ -51,3 +51,20 @@ pub fn base_with(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "BASE has no `{from}`");
     BASE.replacen(from, to, 1)
 }
+
+/// Public age recipients for fixtures (their private keys were thrown away).
+pub const AGE_OPERATOR: &str = "age10gsnt4chr9e07gyx9at9endkcxpytdrgwxphk7mh5tzts609jvhs4am543";
+/// The fixture recipient of `studio`.
+pub const AGE_STUDIO: &str = "age1m9etkx9d4me98rsxts80cnzw8w3s8zucpvndc40uh4r53gyp0vhqe359rr";
+/// The fixture recipient of `pro`.
+pub const AGE_PRO: &str = "age1jmzts7gvw7kk4rpv8wdd28a2x7tfnd59ve0dn28j6sgquaeznvcs7jrxwq";
+
+/// [`BASE`] with its secrets kept by SOPS + age instead of Vault.
+pub fn sops_base() -> String {
+    base_with(
+        "    vault:\n      server: https://vault.example:8200\n      mount: secret\n      path: linkerd\n",
+        &format!(
+            "    sops:\n      age:\n        operators: [{AGE_OPERATOR}]\n        clusters:\n          studio: {AGE_STUDIO}\n          pro: {AGE_PRO}\n"
+        ),
+    )
+}

@@ -254,6 +254,10 @@ pub struct SecretsSpec {
     /// Vault (KV v2) that holds link credentials and identity keys.
     #[serde(default)]
     pub vault: Option<Located<VaultSpec>>,
+    /// SOPS + age instead of Vault: the same Secrets as SOPS-encrypted manifests in the
+    /// rendered tree, decrypted by Flux's kustomize-controller (`sops-age` Secret).
+    #[serde(default)]
+    pub sops: Option<Located<SopsSpec>>,
     /// Which remote-access account each link uses, and a credential rotation in
     /// progress. Written by `meshfleet secrets sync --rotate`; review it like any change.
     #[serde(default)]
@@ -320,6 +324,29 @@ pub struct VaultSpec {
     /// How External Secrets authenticates to Vault.
     #[serde(default)]
     pub auth: Option<VaultAuthSpec>,
+}
+
+/// `spec.secrets.sops`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SopsSpec {
+    /// The age recipients (public keys) files are encrypted for.
+    pub age: Located<SopsAgeSpec>,
+}
+
+/// `spec.secrets.sops.age`: like the `age:` of a `.sops.yaml` creation rule, split by
+/// who may read.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SopsAgeSpec {
+    /// Recipients (`age1…`) of the operators: every file is encrypted for them too, so
+    /// that `meshfleet secrets sync` can read and update it (with `SOPS_AGE_KEY_FILE`).
+    pub operators: Vec<Located<String>>,
+    /// Per cluster name, that cluster's recipient: the public half of the key in its
+    /// `flux-system/sops-age` Secret. A cluster's files are encrypted for it alone
+    /// (and the operators).
+    #[serde(default)]
+    pub clusters: std::collections::BTreeMap<String, Located<String>>,
 }
 
 /// `spec.secrets.vault.auth`.

@@ -74,6 +74,16 @@ rules! {
     VaultSettings = "vault-settings": "a Vault setting is malformed",
     /// Two clusters log in to one Vault through one Kubernetes auth mount.
     VaultAuthShared = "vault-auth-shared": "two clusters log in to one Vault through one Kubernetes auth mount, which trusts one API server",
+    /// `spec.secrets` names both Vault and SOPS.
+    SecretsBackend = "secrets-backend": "`spec.secrets` names both `vault` and `sops`",
+    /// A SOPS recipient that is not an age public key.
+    SopsRecipient = "sops-recipient": "a SOPS recipient is not an age public key (`age1…`)",
+    /// No operator recipient, a cluster without its own, or one for an unknown cluster.
+    SopsRecipientsMissing = "sops-recipients-missing": "no operator recipient, a cluster without its own recipient, or a recipient for a cluster the fleet does not have",
+    /// Two clusters share one recipient (each could read the other's credentials).
+    SopsRecipientShared = "sops-recipient-shared": "two clusters share one age recipient, so each can decrypt the other's link credentials",
+    /// SOPS with an engine that cannot decrypt it.
+    SopsEngine = "sops-engine": "SOPS secrets with Argo CD, which has no native SOPS decryption",
     /// Two clusters share a name.
     DuplicateCluster = "duplicate-cluster": "two clusters share a name",
     /// Two clusters share a `linkName`.

@@ -7,6 +7,7 @@
 //! made once by `certs init` and only read by `render`, which stays deterministic.
 
 pub mod keys;
+pub mod sops;
 
 use std::fmt::Write as _;
 

@@ -88,11 +88,15 @@ pub fn is_retired(
 /// Read the versions of `trust-anchor` and of every `issuer/<cluster>` and classify them
 /// against the fleet's bundle.
 pub async fn find(kv: &KvClient, plan: &FleetPlan) -> Result<RetiredKeys, VaultError> {
-    let mut keys = vec![("trust-anchor".to_string(), plan.vault.trust_anchor_key())];
+    // A fleet without Vault keeps no key versions there.
+    let Some(vault) = plan.vault.as_ref() else {
+        return Ok(RetiredKeys::default());
+    };
+    let mut keys = vec![("trust-anchor".to_string(), vault.trust_anchor_key())];
     keys.extend(
         plan.clusters
             .iter()
-            .map(|c| (format!("issuer/{}", c.name), plan.vault.issuer_key(&c.name))),
+            .map(|c| (format!("issuer/{}", c.name), vault.issuer_key(&c.name))),
     );
     let mut entries = Vec::new();
     for (id, key) in keys {
@@ -144,7 +148,10 @@ pub async fn destroy(
         if entry.retired_versions.is_empty() {
             continue;
         }
-        let key = format!("{}/{}", plan.vault.path, entry.id);
+        let Some(vault) = plan.vault.as_ref() else {
+            continue;
+        };
+        let key = format!("{}/{}", vault.path, entry.id);
         kv.destroy(&key, &entry.retired_versions).await?;
         tracing::info!(path = %entry.path, versions = ?entry.retired_versions, "destroyed retired key versions");
     }

@@ -27,6 +27,7 @@ mod error;
 mod remote_access;
 pub mod rotation;
 pub mod rotation_traces;
+pub mod sealed;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -179,7 +180,6 @@ impl Values {
 struct Pending {
     id: String,
     kind: EntryKind,
-    key: String,
     desired: Result<Values, SyncError>,
     /// A rotation is moving this link's credentials (`granting`).
     rotating: bool,
@@ -196,23 +196,27 @@ pub async fn sync(
 ) -> SyncReport {
     let mut pending = identity_entries(plan, keys);
     pending.extend(link_entries(plan, kubeconfigs).await);
-    let client = KvClient::new(vault, &plan.vault.mount);
+    // The KV key of an entry is `<path>/<id>` (`VaultPlan::trust_anchor_key`, ...).
+    let (mount, prefix) = plan
+        .vault
+        .as_ref()
+        .map(|v| (v.mount.clone(), v.path.clone()))
+        .unwrap_or_default();
+    let key_of = |id: &str| format!("{prefix}/{id}");
+    let client = KvClient::new(vault, &mount);
     let ready = match (&client, pending.first()) {
-        (Ok(client), Some(first)) => client.check_ready(&first.key).await,
+        (Ok(client), Some(first)) => client.check_ready(&key_of(&first.id)).await,
         (Ok(_), None) => Ok(()),
         (Err(e), _) => Err(e.clone()),
     };
     let mut entries = Vec::with_capacity(pending.len());
     for entry in pending {
-        let path = format!(
-            "{}/{}",
-            plan.vault.mount.trim_matches('/'),
-            entry.key.trim_matches('/')
-        );
+        let key = key_of(&entry.id);
+        let path = format!("{}/{}", mount.trim_matches('/'), key.trim_matches('/'));
         let (id, kind) = (entry.id.clone(), entry.kind);
         let outcome = match (&client, &ready) {
             _ if entry.rotating => Outcome::Rotating,
-            (Ok(client), Ok(())) => apply(client, entry, options).await,
+            (Ok(client), Ok(())) => apply(client, &key, entry, options).await,
             (Err(e), _) | (_, Err(e)) => {
                 Outcome::Failed(entry.desired.err().unwrap_or_else(|| e.clone().into()))
             }
@@ -232,18 +236,18 @@ pub async fn sync(
         .map_or_else(|_| vault.address.clone(), |c| c.address().to_string());
     SyncReport {
         address,
-        mount: plan.vault.mount.clone(),
+        mount,
         entries,
     }
 }
 
 /// Read, compare, check, write one entry.
-async fn apply(client: &KvClient, entry: Pending, options: &SyncOptions) -> Outcome {
+async fn apply(client: &KvClient, key: &str, entry: Pending, options: &SyncOptions) -> Outcome {
     let values = match entry.desired {
         Ok(values) => values,
         Err(e) => return Outcome::Failed(e),
     };
-    let state = match client.read(&entry.key).await {
+    let state = match client.read(key).await {
         Ok(state) => state,
         Err(e) => return Outcome::Failed(e.into()),
     };
@@ -268,13 +272,13 @@ async fn apply(client: &KvClient, entry: Pending, options: &SyncOptions) -> Outc
     } else {
         Capability::Update
     };
-    if let Err(e) = client.check_write(&entry.key, capability).await {
+    if let Err(e) = client.check_write(key, capability).await {
         return Outcome::Failed(e.into());
     }
     if options.dry_run {
         return Outcome::Planned { action, changed };
     }
-    match client.write(&entry.key, &values.0, state.cas).await {
+    match client.write(key, &values.0, state.cas).await {
         Ok(version) => {
             tracing::info!(entry = %entry.id, version, "written");
             Outcome::Written { action, version }
@@ -290,7 +294,6 @@ fn identity_entries(plan: &FleetPlan, keys: &KeyFolder) -> Vec<Pending> {
         IssuerKind::CertManager => vec![Pending {
             id: "trust-anchor".into(),
             kind: EntryKind::TrustAnchor,
-            key: plan.vault.trust_anchor_key(),
             desired: anchor_values(anchor, keys),
             rotating: false,
         }],
@@ -300,7 +303,6 @@ fn identity_entries(plan: &FleetPlan, keys: &KeyFolder) -> Vec<Pending> {
             .map(|c| Pending {
                 id: format!("issuer/{}", c.name),
                 kind: EntryKind::Issuer,
-                key: plan.vault.issuer_key(&c.name),
                 desired: issuer_values(anchor, keys, &c.name),
                 rotating: false,
             })

@@ -17,6 +17,8 @@ pub mod anchor_rotation;
 #[doc(hidden)]
 pub mod fixtures;
 
+use std::collections::BTreeMap;
+
 use ipnet::IpNet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -66,8 +68,10 @@ pub struct FleetPlan {
     pub gitops: GitopsPlan,
     /// Identity settings.
     pub identity: IdentityPlan,
-    /// Vault settings.
-    pub vault: VaultPlan,
+    /// Vault settings, when the fleet keeps its secrets in Vault (else [`Self::sops`]).
+    pub vault: Option<VaultPlan>,
+    /// SOPS + age settings, when the fleet keeps its secrets in git.
+    pub sops: Option<SopsPlan>,
     /// Clusters in fleet-file order.
     pub clusters: Vec<ClusterPlan>,
     /// `spec.secrets.linkCredentials` as recorded: the generations and the rotation in
@@ -132,6 +136,48 @@ pub struct IdentityPlan {
     pub issuer: IssuerKind,
     /// The anchor rotation in progress, if any.
     pub rotation: Option<crate::anchor_rotation::AnchorRotation>,
+}
+
+/// `spec.secrets.sops`: who can decrypt what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SopsPlan {
+    /// The operators' age recipients: every file is encrypted for them.
+    pub operators: Vec<String>,
+    /// Per cluster name, its age recipient: its files are encrypted for it alone.
+    pub clusters: BTreeMap<String, String>,
+}
+
+impl SopsPlan {
+    /// Name of the Secret in `flux-system` that holds a cluster's age key (Flux's guide).
+    pub const DECRYPTION_SECRET: &'static str = "sops-age";
+
+    /// The recipients of a cluster's files: its own, then the operators'.
+    pub fn recipients_of(&self, cluster: &str) -> Vec<String> {
+        self.clusters
+            .get(cluster)
+            .into_iter()
+            .cloned()
+            .chain(self.operators.iter().cloned())
+            .collect()
+    }
+}
+
+/// This fleet keeps its secrets with SOPS in git, and the operation needs Vault.
+#[derive(Debug, thiserror::Error)]
+#[error("this fleet keeps its secrets in git with SOPS (`spec.secrets.sops`); {0} works with Vault only")]
+pub struct NeedsVault(pub &'static str);
+
+impl meshfleet_fleet::diagnostic::Hint for NeedsVault {
+    fn hint(&self) -> Option<String> {
+        Some("with SOPS, `meshfleet secrets sync --out DIR` writes the encrypted Secrets into the rendered tree; commit it (see docs/secrets-sops.md for what works so far)".into())
+    }
+}
+
+impl FleetPlan {
+    /// The Vault settings, or [`NeedsVault`] naming the operation that needs them.
+    pub fn vault(&self, operation: &'static str) -> Result<&VaultPlan, NeedsVault> {
+        self.vault.as_ref().ok_or(NeedsVault(operation))
+    }
 }
 
 /// `spec.secrets.vault` with defaults applied.
@@ -457,11 +503,20 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
             .as_ref()
             .map_or(IssuerKind::CertManager, |i| i.value),
     };
-    let vault = vault_plan(spec)?;
+    let sops = sops_plan(spec);
+    let vault = if sops.is_some() {
+        None
+    } else {
+        Some(vault_plan(spec)?)
+    };
+    let fleet_auth_mount = vault
+        .as_ref()
+        .map_or(defaults::VAULT_AUTH_MOUNT, |v| v.auth_mount.as_str())
+        .to_string();
     let mut clusters: Vec<ClusterPlan> = spec
         .clusters
         .iter()
-        .map(|c| cluster_plan(&c.value, &vault.auth_mount, &mut parsed))
+        .map(|c| cluster_plan(&c.value, &fleet_auth_mount, &mut parsed))
         .collect::<Result<_, _>>()?;
     add_links(fleet, &linkerd, &mut parsed, &mut clusters)?;
     Ok(FleetPlan {
@@ -471,6 +526,7 @@ fn build(fleet: &Fleet, mut parsed: Parsed, source_file: &str) -> Result<FleetPl
         gitops,
         identity,
         vault,
+        sops,
         clusters,
         link_credentials: parsed.link_credentials,
     })
@@ -531,6 +587,18 @@ fn gitops_plan(g: &meshfleet_fleet::model::GitopsSpec) -> GitopsPlan {
         ),
         argocd_project: value_or(argocd.and_then(|a| a.project.as_ref()), defaults::ARGOCD_PROJECT),
     }
+}
+
+fn sops_plan(spec: &meshfleet_fleet::model::Spec) -> Option<SopsPlan> {
+    let age = &spec.secrets.as_ref()?.sops.as_ref()?.age;
+    Some(SopsPlan {
+        operators: age.operators.iter().map(|o| o.value.trim().to_string()).collect(),
+        clusters: age
+            .clusters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.trim().to_string()))
+            .collect(),
+    })
 }
 
 fn vault_plan(spec: &meshfleet_fleet::model::Spec) -> Result<VaultPlan, PlanError> {
@@ -780,7 +848,10 @@ mod tests {
             ["linkerd-service-mirror-remote-access-studio"]
         );
         assert_eq!(
-            plan.vault.credentials_key("studio", "pro"),
+            plan.vault
+                .as_ref()
+                .expect("a Vault fleet")
+                .credentials_key("studio", "pro"),
             "linkerd/credentials/studio-to-pro"
         );
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use meshfleet_plan::{ClusterPlan, FleetPlan};
 
 use super::resources::{
-    GitRepository, GitRepositoryRef, GitRepositorySpec, HelmChartTemplateSpec, HelmRelease,
+    Decryption, GitRepository, GitRepositoryRef, GitRepositorySpec, HelmChartTemplateSpec, HelmRelease,
     HelmReleaseAction, HelmReleaseChart, HelmReleaseSpec, HelmRepository, HelmRepositorySpec, Kustomization,
     KustomizationSpec, NamedRef, Remediation,
 };
@@ -174,6 +174,18 @@ pub fn write_cluster(
                         namespace: None,
                     })
                     .collect(),
+                // Flux's kustomize-controller decrypts the stage's SOPS files with the
+                // cluster's age key (`flux-system/sops-age`).
+                decryption: (plan.sops.is_some()
+                    && matches!(stage.kind, StageKind::Identity | StageKind::Links))
+                .then(|| Decryption {
+                    provider: "sops".into(),
+                    secret_ref: NamedRef {
+                        kind: None,
+                        name: meshfleet_plan::SopsPlan::DECRYPTION_SECRET.into(),
+                        namespace: None,
+                    },
+                }),
             },
         };
         let file = format!("flux/{}.yaml", stage.kind.name());

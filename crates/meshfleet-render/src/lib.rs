@@ -15,6 +15,7 @@ pub mod argocd;
 pub mod flux;
 pub mod jobs;
 pub mod resources;
+pub mod sealed;
 pub mod stage;
 pub mod stages;
 pub mod tree;
@@ -28,6 +29,7 @@ use serde::Serialize;
 use meshfleet_fleet::model::Engine;
 use meshfleet_plan::FleetPlan;
 
+pub use sealed::SealedFiles;
 pub use tree::{Difference, RenderedTree, TreeError};
 
 /// Label on every rendered object: who manages it.
@@ -73,12 +75,43 @@ impl meshfleet_fleet::diagnostic::Hint for RenderError {
 
 /// Render the plan for its engine.
 pub fn render(plan: &FleetPlan) -> Result<RenderedTree, RenderError> {
+    render_with(plan, &SealedFiles::default())
+}
+
+/// Render the plan with the SOPS-encrypted files `secrets sync` wrote (see [`sealed`]):
+/// each is kept byte for byte and listed in its stage's `kustomization.yaml`.
+pub fn render_with(plan: &FleetPlan, sealed: &SealedFiles) -> Result<RenderedTree, RenderError> {
     let mut files = BTreeMap::new();
+    // Only the files the plan expects: one of a removed link is dropped.
+    let expected: std::collections::BTreeSet<String> = sealed::sealed_secrets(plan)
+        .iter()
+        .map(sealed::SealedSecret::path)
+        .collect();
     for cluster in &plan.clusters {
         let stages = stages::cluster_stages(plan, cluster);
         match plan.gitops.engine {
             Engine::Flux => flux::write_cluster(plan, cluster, &stages, &mut files)?,
             Engine::Argocd => argocd::write_cluster(plan, cluster, &stages, &mut files)?,
+        }
+        for stage in &stages {
+            let stages::StageContent::Manifests(manifests) = &stage.content else {
+                continue;
+            };
+            let folder = format!("{}/{}", cluster.name, stage.kind.name());
+            let mut extra = sealed.in_folder(&folder);
+            extra.retain(|(name, _)| expected.contains(&format!("{folder}/{name}")));
+            if extra.is_empty() {
+                continue;
+            }
+            let mut names: Vec<String> = manifests.iter().map(|m| m.name.clone()).collect();
+            for (name, text) in extra {
+                files.insert(format!("{folder}/{name}"), text);
+                names.push(name);
+            }
+            files.insert(
+                format!("{folder}/kustomization.yaml"),
+                kustomize_file(plan, names)?,
+            );
         }
     }
     files.insert(MARKER_FILE.to_string(), marker(plan));

@@ -91,6 +91,17 @@ pub struct KustomizationSpec {
     pub source_ref: NamedRef,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<NamedRef>,
+    /// `{provider: sops, secretRef: {name: sops-age}}` where the stage holds SOPS files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Decryption>,
+}
+
+/// `spec.decryption` of a Flux Kustomization.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decryption {
+    pub provider: String,
+    pub secret_ref: NamedRef,
 }
 
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

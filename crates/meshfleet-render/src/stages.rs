@@ -199,28 +199,30 @@ fn namespaces(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
             ..Namespace::default()
         }));
     }
-    let store = ClusterSecretStore {
-        metadata: meta(plan, &secret_store_name(plan), None),
-        spec: ClusterSecretStoreSpec {
-            provider: SecretStoreProvider {
-                vault: VaultProvider {
-                    server: plan.vault.server.clone(),
-                    path: plan.vault.mount.clone(),
-                    version: "v2".into(),
-                    auth: VaultProviderAuth {
-                        kubernetes: VaultKubernetesAuth {
-                            mount_path: cluster.vault_auth_mount.clone(),
-                            role: plan.vault.auth_role.clone(),
+    let mut files = vec![ManifestFile::new("namespaces.yaml", objects)];
+    // With SOPS the Secrets come from git, decrypted by Flux: no store.
+    if let Some(vault) = &plan.vault {
+        let store = ClusterSecretStore {
+            metadata: meta(plan, &secret_store_name(plan), None),
+            spec: ClusterSecretStoreSpec {
+                provider: SecretStoreProvider {
+                    vault: VaultProvider {
+                        server: vault.server.clone(),
+                        path: vault.mount.clone(),
+                        version: "v2".into(),
+                        auth: VaultProviderAuth {
+                            kubernetes: VaultKubernetesAuth {
+                                mount_path: cluster.vault_auth_mount.clone(),
+                                role: vault.auth_role.clone(),
+                            },
                         },
                     },
                 },
             },
-        },
-    };
-    vec![
-        ManifestFile::new("namespaces.yaml", objects),
-        ManifestFile::new("cluster-secret-store.yaml", vec![json(&store)]),
-    ]
+        };
+        files.push(ManifestFile::new("cluster-secret-store.yaml", vec![json(&store)]));
+    }
+    files
 }
 
 /// An ExternalSecret that writes `target` from Vault `key` (one property per data key).
@@ -287,29 +289,36 @@ fn issuer(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
         labels: fleet_labels(plan),
         annotations: BTreeMap::new(),
     };
+    // With SOPS the Secret itself is a sealed file of this stage (`sealed`).
+    let vault = plan.vault.as_ref();
     match plan.identity.issuer {
-        IssuerKind::Vault => {
-            let secret = external_secret(
-                plan,
-                ISSUER_SECRET,
-                ns,
-                "kubernetes.io/tls",
-                &plan.vault.issuer_key(&cluster.name),
-                &["tls.crt", "tls.key", "ca.crt"],
-                labels,
-            );
-            vec![ManifestFile::new("issuer.yaml", vec![json(&secret)])]
-        }
+        IssuerKind::Vault => vault
+            .map(|vault| {
+                let secret = external_secret(
+                    plan,
+                    ISSUER_SECRET,
+                    ns,
+                    "kubernetes.io/tls",
+                    &vault.issuer_key(&cluster.name),
+                    &["tls.crt", "tls.key", "ca.crt"],
+                    labels,
+                );
+                ManifestFile::new("issuer.yaml", vec![json(&secret)])
+            })
+            .into_iter()
+            .collect(),
         IssuerKind::CertManager => {
-            let anchor = external_secret(
-                plan,
-                TRUST_ANCHOR_SECRET,
-                ns,
-                "kubernetes.io/tls",
-                &plan.vault.trust_anchor_key(),
-                &["tls.crt", "tls.key"],
-                labels,
-            );
+            let anchor = vault.map(|vault| {
+                json(&external_secret(
+                    plan,
+                    TRUST_ANCHOR_SECRET,
+                    ns,
+                    "kubernetes.io/tls",
+                    &vault.trust_anchor_key(),
+                    &["tls.crt", "tls.key"],
+                    labels,
+                ))
+            });
             let issuer = Issuer {
                 metadata: meta(plan, TRUST_ANCHOR_SECRET, Some(ns)),
                 spec: IssuerSpec {
@@ -346,7 +355,10 @@ fn issuer(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
                 },
             };
             vec![
-                ManifestFile::new("trust-anchor.yaml", vec![json(&anchor), json(&issuer)]),
+                ManifestFile::new(
+                    "trust-anchor.yaml",
+                    anchor.into_iter().chain([json(&issuer)]).collect(),
+                ),
                 ManifestFile::new("issuer.yaml", vec![json(&certificate)]),
             ]
         }
@@ -358,14 +370,18 @@ fn links(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<ManifestFile> {
         .outgoing
         .iter()
         .map(|link| {
-            ManifestFile::new(
-                format!("link-{}.yaml", link.link_name()),
-                vec![
-                    json(&link_object(plan, link)),
-                    json(&credentials(plan, link, defaults::MULTICLUSTER_NAMESPACE, false)),
-                    json(&credentials(plan, link, &plan.linkerd.namespace, true)),
-                ],
-            )
+            let mut objects = vec![json(&link_object(plan, link))];
+            // With SOPS both credentials Secrets are sealed files of this stage.
+            if plan.vault.is_some() {
+                objects.push(json(&credentials(
+                    plan,
+                    link,
+                    defaults::MULTICLUSTER_NAMESPACE,
+                    false,
+                )));
+                objects.push(json(&credentials(plan, link, &plan.linkerd.namespace, true)));
+            }
+            ManifestFile::new(format!("link-{}.yaml", link.link_name()), objects)
         })
         .collect()
 }
@@ -433,12 +449,17 @@ pub fn credentials(
             link.target_cluster_domain.clone(),
         );
     }
+    let key = plan
+        .vault
+        .as_ref()
+        .map(|v| v.credentials_key(&link.source, &link.target))
+        .unwrap_or_default();
     external_secret(
         plan,
         &link.credentials_secret(),
         namespace,
         CREDENTIALS_SECRET_TYPE,
-        &plan.vault.credentials_key(&link.source, &link.target),
+        &key,
         &["kubeconfig"],
         metadata,
     )

@@ -58,13 +58,15 @@ pub enum Difference {
 }
 
 /// Substrings that mean secret material: PEM private keys, JWTs (service-account tokens),
-/// Vault tokens. Checked on every rendered file.
-const SECRET_MARKERS: [(&str, &str); 5] = [
+/// Vault tokens, age private keys. Checked on every rendered file (SOPS files hold
+/// only `ENC[…]` values and armored age files, none of these).
+const SECRET_MARKERS: [(&str, &str); 6] = [
     ("PRIVATE KEY-----", "a private key"),
     ("eyJhbGciOi", "a JSON Web Token (a service-account token)"),
     ("hvs.", "a Vault token"),
     ("client-key-data", "a kubeconfig client key"),
     ("token: ey", "a bearer token"),
+    ("AGE-SECRET-KEY-1", "an age private key"),
 ];
 
 impl RenderedTree {
@@ -212,12 +214,16 @@ mod tests {
             ("-----BEGIN PRIVATE KEY-----\nMIGH\n", "a private key"),
             ("token: eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n", "a JSON Web Token"),
             ("t: hvs.CAESIJ0123456789abcdefghijklmnop\n", "a Vault token"),
+            ("age.agekey: AGE-SECRET-KEY-1QQQQ\n", "an age private key"),
         ] {
             match tree(text).refuse_secrets() {
                 Err(RenderError::SecretInOutput { file, what: found }) => {
                     assert_eq!(file, "studio/x.yaml");
                     assert!(found.starts_with(what), "{found}");
-                    assert!(!found.contains("MIGH") && !found.contains("eyJ"), "{found}");
+                    assert!(
+                        !found.contains("MIGH") && !found.contains("eyJ") && !found.contains("QQQQ"),
+                        "{found}"
+                    );
                 }
                 other => panic!("not refused: {other:?}"),
             }

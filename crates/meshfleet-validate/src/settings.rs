@@ -3,10 +3,12 @@
 
 use meshfleet_fleet::defaults;
 use meshfleet_fleet::diagnostic::Finding;
+use meshfleet_fleet::diagnostic::Hint as _;
 use meshfleet_fleet::located::Located;
-use meshfleet_fleet::model::{API_VERSION, ClusterSpec, Engine, InstallMethod, KIND};
+use meshfleet_fleet::model::{API_VERSION, ClusterSpec, Engine, InstallMethod, KIND, SopsSpec};
 use meshfleet_fleet::names;
 use meshfleet_fleet::version::{GatewayApiVersion, LinkerdVersion, NEWEST_KNOWN, OLDEST_SUPPORTED};
+use meshfleet_identity::sops::AgeRecipient;
 
 use super::{Ctx, Parsed, Rule};
 
@@ -233,13 +235,26 @@ fn gitops(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 fn secrets(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let Some(vault) = ctx.fleet.spec.secrets.as_ref().and_then(|s| s.vault.as_ref()) else {
+    let secrets = ctx.fleet.spec.secrets.as_ref();
+    if let Some(sops) = secrets.and_then(|s| s.sops.as_ref()) {
+        if secrets.and_then(|s| s.vault.as_ref()).is_some() {
+            out.push(Finding::error(
+                Rule::SecretsBackend,
+                sops.at,
+                "`spec.secrets` names both `vault` and `sops`; the fleet keeps its secrets in one place",
+                "remove `sops` to keep Vault + External Secrets, or remove `vault` to keep SOPS-encrypted Secrets in git",
+            ));
+        }
+        sops_settings(ctx, sops, out);
+        return;
+    }
+    let Some(vault) = secrets.and_then(|s| s.vault.as_ref()) else {
         // No line holds the missing block; point at the identity whose keys need Vault.
         let at = ctx.fleet.spec.identity.trust_anchor.at;
         out.push(Finding::error(Rule::VaultMissing,
             at,
             "the fleet has no `spec.secrets.vault`, but the identity keys and link credentials are kept in Vault",
-            "add `secrets: {vault: {server: https://vault.example:8200, mount: secret, path: linkerd-multicluster}}` under `spec`",
+            "add `secrets: {vault: {server: https://vault.example:8200, mount: secret, path: linkerd-multicluster}}` under `spec`, or keep them in git, encrypted: `secrets: {sops: {age: {operators: [age1…], clusters: {NAME: age1…}}}}` (Flux only)",
         ));
         return;
     };
@@ -339,9 +354,89 @@ fn shared_auth_mounts(ctx: &Ctx<'_>, fleet_wide: Option<&Located<String>>, out: 
     }
 }
 
+/// `spec.secrets.sops`: every recipient an age public key, one per operator list and per
+/// cluster (no more, none shared), and an engine that decrypts SOPS.
+fn sops_settings(ctx: &Ctx<'_>, sops: &Located<SopsSpec>, out: &mut Vec<Finding>) {
+    let gitops = &ctx.fleet.spec.gitops;
+    if gitops.engine.value == Engine::Argocd {
+        out.push(Finding::error(
+            Rule::SopsEngine,
+            sops.at,
+            "Argo CD has no native SOPS decryption, so the clusters could not read these Secrets",
+            "use `engine: flux` (its kustomize-controller decrypts SOPS), or keep the secrets in Vault with `secrets: {vault: …}` (External Secrets)",
+        ));
+    }
+    let age = &sops.age;
+    let recipient = |what: &str, value: &Located<String>, out: &mut Vec<Finding>| match value
+        .value
+        .parse::<AgeRecipient>(
+    ) {
+        Ok(r) => Some(r.to_string()),
+        Err(e) => {
+            out.push(Finding::error(
+                Rule::SopsRecipient,
+                value.at,
+                format!("{what}: {e}"),
+                e.hint().unwrap_or_default(),
+            ));
+            None
+        }
+    };
+    if age.operators.is_empty() {
+        out.push(Finding::error(
+            Rule::SopsRecipientsMissing,
+            age.at,
+            "`sops.age.operators` is empty: nobody could read or update the encrypted files",
+            "make a key with `meshfleet secrets age-key --out ~/.config/sops/age/keys.txt` (or `age-keygen`) and write its public key here",
+        ));
+    }
+    for op in &age.operators {
+        recipient("an operator recipient", op, out);
+    }
+    let names: Vec<&str> = ctx
+        .fleet
+        .spec
+        .clusters
+        .iter()
+        .map(|c| c.value.name.value.as_str())
+        .collect();
+    let mut seen: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+    for (cluster, value) in &age.clusters {
+        if !names.contains(&cluster.as_str()) {
+            out.push(Finding::error(
+                Rule::SopsRecipientsMissing,
+                value.at,
+                format!("`sops.age.clusters` names `{cluster}`, which is not a cluster of the fleet"),
+                format!("use one of: {}", names.join(", ")),
+            ));
+        }
+        if let Some(r) = recipient(&format!("the recipient of `{cluster}`"), value, out)
+            && let Some(other) = seen.insert(r, cluster)
+        {
+            out.push(Finding::error(
+                Rule::SopsRecipientShared,
+                value.at,
+                format!("`{cluster}` and `{other}` share one age recipient, so each could decrypt the other's link credentials"),
+                format!("give `{cluster}` a key of its own: `meshfleet secrets age-key --out .meshfleet/keys/age/{cluster}.agekey` prints its recipient"),
+            ));
+        }
+    }
+    for cluster in &ctx.fleet.spec.clusters {
+        let name = &cluster.value.name;
+        if !age.clusters.contains_key(&name.value) {
+            out.push(Finding::error(
+                Rule::SopsRecipientsMissing,
+                name.at,
+                format!("cluster `{}` has no age recipient in `spec.secrets.sops.age.clusters`, so it could not decrypt its Secrets", name.value),
+                format!("make its key with `meshfleet secrets age-key --out .meshfleet/keys/age/{}.agekey` and add the recipient it prints under `sops.age.clusters`", name.value),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::fixtures::{base_with, rules};
+    use crate::fixtures::{base_with, findings, rules};
 
     #[test]
     fn linkerd_versions_before_declarative_links_are_refused() {
@@ -412,6 +507,53 @@ mod tests {
             "      path: linkerd\n      auth: {kubernetes: {mountPath: kubernetes-pro}}\n",
         );
         assert_eq!(rules(&fleet_wide), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn sops_replaces_vault_and_its_recipients_are_checked() {
+        use meshfleet_fleet::fixtures::{AGE_PRO, AGE_STUDIO, sops_base};
+        assert_eq!(
+            rules(&sops_base()),
+            Vec::<&str>::new(),
+            "no vault-missing with sops"
+        );
+        let both = sops_base().replace(
+            "  secrets:\n",
+            "  secrets:\n    vault: {server: https://vault.example:8200, mount: secret, path: linkerd}\n",
+        );
+        assert_eq!(rules(&both), ["secrets-backend"]);
+        assert_eq!(
+            rules(&sops_base().replace("engine: flux", "engine: argocd")),
+            ["sops-engine"]
+        );
+        assert_eq!(
+            rules(&sops_base().replace(AGE_PRO, "ssh-ed25519 AAAAC3Nza")),
+            ["sops-recipient"]
+        );
+        let private = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+        let found = findings(&sops_base().replace(AGE_PRO, private));
+        assert_eq!(
+            found.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(),
+            ["sops-recipient"]
+        );
+        assert!(
+            !format!("{found:?}").contains("QQQQ"),
+            "a private key is never repeated"
+        );
+        assert_eq!(
+            rules(&sops_base().replace(AGE_PRO, AGE_STUDIO)),
+            ["sops-recipient-shared"]
+        );
+        let unknown = sops_base().replace("          pro:", "          dev:");
+        assert_eq!(
+            rules(&unknown),
+            ["sops-recipients-missing", "sops-recipients-missing"]
+        );
+        let no_operator = sops_base().replace(
+            &format!("operators: [{}]", meshfleet_fleet::fixtures::AGE_OPERATOR),
+            "operators: []",
+        );
+        assert_eq!(rules(&no_operator), ["sops-recipients-missing"]);
     }
 
     #[test]

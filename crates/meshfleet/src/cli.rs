@@ -170,7 +170,7 @@ impl Command {
             Self::Certs(CertsCommand::Inspect(a)) => &a.kube.kubeconfig,
             Self::Import(a) => &a.kube.kubeconfig,
             // `init` writes a new fleet and reads no cluster.
-            Self::Init(_) | Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
+            Self::Secrets(SecretsCommand::AgeKey(_)) | Self::Init(_) | Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
         };
         arg.as_deref()
     }
@@ -349,6 +349,13 @@ pub enum SecretsCommand {
     Sync(SecretsSyncArgs),
     /// Where a link credential rotation stands and what blocks it (changes nothing)
     Status(SecretsStatusArgs),
+    /// Make an age key for SOPS (an operator's or a cluster's); prints only its recipient
+    ///
+    /// The private key goes to `--out` with mode 0600 and is never printed. Put the
+    /// recipient under `spec.secrets.sops.age`; give a cluster its key as the Secret
+    /// Flux reads: `kubectl -n flux-system create secret generic sops-age
+    /// --from-file=age.agekey=FILE` (see docs/secrets-sops.md).
+    AgeKey(SecretsAgeKeyArgs),
 }
 
 /// `secrets status`.
@@ -387,6 +394,22 @@ pub struct SecretsSyncArgs {
     /// The kubeconfig
     #[command(flatten)]
     pub kube: KubeconfigArg,
+    /// With `spec.secrets.sops`: the rendered tree to write the encrypted Secrets into
+    /// (rendered again with them, atomically, as `render --out` does)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// With `spec.secrets.sops`: an operator's age key file [default: `SOPS_AGE_KEY_FILE`,
+    /// else `$XDG_CONFIG_HOME/sops/age/keys.txt` or `~/.config/sops/age/keys.txt`, as sops]
+    #[arg(long, value_name = "FILE")]
+    pub age_key: Option<PathBuf>,
+}
+
+/// `secrets age-key`.
+#[derive(Debug, Args)]
+pub struct SecretsAgeKeyArgs {
+    /// Where to write the new key (mode 0600; an existing file is never overwritten)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `check`.

@@ -31,17 +31,22 @@ pub(super) fn credentials_secret(
 ) -> CheckResult {
     let name = format!("`{ns}/{}`", link.credentials_secret());
     let file = files::link(cluster, link);
-    let vault_key = format!(
-        "{}/{}",
-        plan.vault.mount,
-        plan.vault.credentials_key(&link.source, &link.target)
-    );
-    let made_by = format!(
-        "External Secrets builds it from the ExternalSecret {name} ({}) out of Vault `{vault_key}`: \
-         `kubectl -n {ns} get externalsecret {}` shows its state, and `meshfleet secrets sync` writes the key",
-        in_tree(&file),
-        link.credentials_secret()
-    );
+    let made_by = match &plan.vault {
+        Some(vault) => format!(
+            "External Secrets builds it from the ExternalSecret {name} ({}) out of Vault `{}/{}`: \
+             `kubectl -n {ns} get externalsecret {}` shows its state, and `meshfleet secrets sync` writes the key",
+            in_tree(&file),
+            vault.mount,
+            vault.credentials_key(&link.source, &link.target),
+            link.credentials_secret()
+        ),
+        None => format!(
+            "Flux decrypts it from `{}/links/{}.{ns}.sops.yaml` with the cluster's `flux-system/sops-age` key: \
+             `meshfleet secrets sync --out DIR` writes the file, then commit it",
+            cluster.name,
+            link.credentials_secret()
+        ),
+    };
     let secret = match read {
         None => return CheckResult::error(CheckId::CredentialsSecret, format!("Secret {name} was not read")),
         Some(Err(failure)) => return failure.to_result(CheckId::CredentialsSecret, &state.context),

@@ -73,7 +73,6 @@ pub(super) async fn link_entries(plan: &FleetPlan, kubeconfigs: Option<&Kubeconf
             .filter(|l| l.target == target.name)
         {
             let id = format!("credentials/{}", link.credentials_id());
-            let key = plan.vault.credentials_key(&link.source, &link.target);
             let desired = match (
                 &target.api_server,
                 tokens.remove(&(link.source.clone(), link.target.clone())),
@@ -104,7 +103,6 @@ pub(super) async fn link_entries(plan: &FleetPlan, kubeconfigs: Option<&Kubeconf
             entries.push(Pending {
                 id,
                 kind: EntryKind::Credentials,
-                key,
                 desired,
                 rotating,
             });

@@ -162,8 +162,11 @@ pub async fn credentials_history(
     kv: &KvClient,
 ) -> Result<Vec<CredentialsHistory>, VaultError> {
     let mut out = Vec::new();
+    let Some(vault) = plan.vault.as_ref() else {
+        return Ok(out);
+    };
     for link in plan.clusters.iter().flat_map(|c| &c.outgoing) {
-        let key = plan.vault.credentials_key(&link.source, &link.target);
+        let key = vault.credentials_key(&link.source, &link.target);
         let Some((current, versions)) = kv.versions(&key).await? else {
             continue;
         };

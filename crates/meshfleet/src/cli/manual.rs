@@ -317,6 +317,31 @@ pub const PAGES: &[Page] = &[
                 "Start, then continue, a link credential rotation:",
                 "meshfleet secrets sync my-fleet/ --rotate --link studio-to-pro",
             ),
+            (
+                "With `spec.secrets.sops`: SOPS-encrypted Secrets into the rendered tree (all or nothing), then commit:",
+                "SOPS_AGE_KEY_FILE=~/.config/sops/age/keys.txt meshfleet secrets sync my-fleet/ --out gitops",
+            ),
+        ],
+    },
+    Page {
+        command: "secrets age-key",
+        exit_status: &[
+            (0, "the key was written (0600) and its recipient printed"),
+            (1, "never"),
+            (
+                2,
+                "the file exists (never overwritten) or cannot be written; or bad flags",
+            ),
+        ],
+        examples: &[
+            (
+                "An operator's key, where sops looks for it; the recipient goes under `sops.age.operators`:",
+                "meshfleet secrets age-key --out ~/.config/sops/age/keys.txt",
+            ),
+            (
+                "A cluster's key, then the Secret its Flux decrypts with:",
+                "meshfleet secrets age-key --out .meshfleet/keys/age/studio.agekey && kubectl --context kind-studio -n flux-system create secret generic sops-age --from-file=age.agekey=.meshfleet/keys/age/studio.agekey",
+            ),
         ],
     },
     Page {
@@ -632,7 +657,7 @@ pub fn commands() -> Vec<(Vec<String>, clap::Command)> {
 pub fn page(words: &[String]) -> Option<(String, Vec<u8>)> {
     let (_, cmd) = commands().into_iter().find(|(w, _)| w == words)?;
     let extra = PAGES.iter().find(|p| p.command == words.join(" "));
-    Some(render(cmd, extra))
+    Some(render(cmd, words, extra))
 }
 
 /// Every page, parents before children.
@@ -641,17 +666,20 @@ pub fn pages() -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .map(|(words, cmd)| {
             let extra = PAGES.iter().find(|p| p.command == words.join(" "));
-            render(cmd, extra)
+            render(cmd, &words, extra)
         })
         .collect()
 }
 
-fn render(cmd: clap::Command, extra: Option<&Page>) -> (String, Vec<u8>) {
+fn render(cmd: clap::Command, words: &[String], extra: Option<&Page>) -> (String, Vec<u8>) {
     let version = cmd.get_version().unwrap_or_default().to_owned();
-    let parent = cmd
-        .get_display_name()
-        .and_then(|name| name.rsplit_once('-'))
-        .map(|(parent, _)| parent.to_owned());
+    // From the words, not the page name: a command may hold a `-` (`secrets age-key`).
+    let parent = words.split_last().map(|(_, above)| {
+        std::iter::once("meshfleet")
+            .chain(above.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("-")
+    });
     let has_subcommands = cmd.get_subcommands().next().is_some();
     let man = Man::new(cmd)
         .source(format!("meshfleet {version}"))

@@ -70,7 +70,9 @@ fn run(
     let (kubeconfigs, vault) = if plan.link_credentials.rotation.is_some() {
         (
             Some(kubeconfigs(global)?),
-            Some(VaultSettings::from_env(&plan.vault.server)?),
+            Some(VaultSettings::from_env(
+                &plan.vault("a link credential rotation")?.server,
+            )?),
         )
     } else {
         (None, None)
@@ -168,7 +170,10 @@ async fn read_traces(
         Err(e) => (Vec::new(), Some(e.clone())),
     };
     let history = async {
-        let kv = KvClient::new(&VaultSettings::from_env(&plan.vault.server)?, &plan.vault.mount)?;
+        let Some(vault) = &plan.vault else {
+            return Ok(Vec::new());
+        };
+        let kv = KvClient::new(&VaultSettings::from_env(&vault.server)?, &vault.mount)?;
         rotation_traces::credentials_history(plan, &kv).await
     }
     .await

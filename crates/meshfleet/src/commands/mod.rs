@@ -13,6 +13,7 @@ mod render;
 mod rotate;
 mod schema;
 mod secrets;
+mod secrets_sops;
 mod trust;
 mod validate;
 
@@ -94,7 +95,7 @@ pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
     let output = global.output;
     match &cli.command {
         Command::Init(args) => init::run(args, printer),
-        Command::Import(args) => import::run(args, &cli.global, printer),
+        Command::Import(args) => import::run(args, global, printer),
         Command::Validate(args) => validate::run(&args.path, output, printer),
         Command::Render(args) => render::run(args, output, printer),
         Command::Certs(CertsCommand::Init(args)) => certs::init(args, printer),
@@ -103,7 +104,11 @@ pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
         Command::Secrets(SecretsCommand::Sync(args)) if args.rotate => {
             credentials_rotation::rotate(args, global, printer)
         }
+        Command::Secrets(SecretsCommand::Sync(args)) if args.out.is_some() => {
+            secrets_sops::sync(args, global, printer)
+        }
         Command::Secrets(SecretsCommand::Sync(args)) => secrets::sync(args, global, printer),
+        Command::Secrets(SecretsCommand::AgeKey(args)) => secrets_sops::age_key(args, printer),
         Command::Secrets(SecretsCommand::Status(args)) => {
             credentials_rotation::status(&args.path, global, printer)
         }

@@ -84,7 +84,9 @@ pub fn run(args: &RenderArgs, output: OutputFormat, printer: Printer) -> Result<
         );
         return Ok(ExitStatus::Failure);
     }
-    let tree = match render::render(&plan) {
+    // With SOPS, the encrypted Secrets `secrets sync` wrote into DIR are kept.
+    let sealed = render::SealedFiles::read(&plan, &args.out).map_err(TreeError::Io)?;
+    let tree = match render::render_with(&plan, &sealed) {
         Ok(tree) => tree,
         Err(e @ RenderError::SecretInOutput { .. }) => {
             printer.error(&format!("{e}; nothing was written"), e.hint().as_deref());

@@ -62,7 +62,11 @@ type RetiredRead = Result<RetiredKeys, VaultError>;
 
 /// The fleet's identity keys in Vault, classified against the bundle (reads only).
 async fn read_retired_keys(plan: &FleetPlan) -> RetiredRead {
-    let kv = KvClient::new(&VaultSettings::from_env(&plan.vault.server)?, &plan.vault.mount)?;
+    // A fleet without Vault keeps no key versions there.
+    let Some(vault) = &plan.vault else {
+        return Ok(RetiredKeys::default());
+    };
+    let kv = KvClient::new(&VaultSettings::from_env(&vault.server)?, &vault.mount)?;
     retired_keys::find(&kv, plan).await
 }
 
@@ -386,7 +390,10 @@ fn destroy_retired_keys(
         return Ok(Ok(()));
     }
     let outcome = runtime()?.block_on(async {
-        let kv = KvClient::new(&VaultSettings::from_env(&plan.vault.server)?, &plan.vault.mount)?;
+        let Some(vault) = &plan.vault else {
+            return Ok(RetiredKeys::default());
+        };
+        let kv = KvClient::new(&VaultSettings::from_env(&vault.server)?, &vault.mount)?;
         let found = retired_keys::find(&kv, plan).await?;
         if args.dry_run || !found.remain() {
             return Ok::<_, VaultError>(found);

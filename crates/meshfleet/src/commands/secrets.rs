@@ -31,7 +31,8 @@ pub fn sync(
         .keys
         .clone()
         .map_or_else(|| KeyFolder::default_for(&checked.source.dir()), KeyFolder::new);
-    let vault = VaultSettings::from_env(&plan.vault.server)?;
+    let vault_plan = plan.vault("`secrets sync` without `--out`")?;
+    let vault = VaultSettings::from_env(&vault_plan.server)?;
     let has_links = plan.clusters.iter().any(|c| !c.outgoing.is_empty());
     let kubeconfigs = if has_links {
         Some(kubeconfigs(global)?)
@@ -41,7 +42,7 @@ pub fn sync(
     let options = SyncOptions {
         dry_run: args.dry_run,
     };
-    tracing::info!(address = %vault.address, mount = %plan.vault.mount, dry_run = args.dry_run, "secrets sync");
+    tracing::info!(address = %vault.address, mount = %vault_plan.mount, dry_run = args.dry_run, "secrets sync");
     let report = runtime()?.block_on(secrets::sync(
         &plan,
         &keys,

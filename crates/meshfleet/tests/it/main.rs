@@ -29,6 +29,8 @@ mod render;
 mod robustness;
 mod secrets_sync;
 mod snapshot;
+mod sops_compat;
+mod sops_secrets;
 mod support;
 mod testenv;
 mod trust;

@@ -403,3 +403,89 @@ fn issuers_land_in_vault_and_a_mismatched_key_is_refused() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// With `spec.secrets.sops` (no Vault at all): `secrets sync --out` reads each target's
+/// real remote-access token and seals both credentials Secrets of each link into the
+/// source's tree. The real `sops` opens them with the source's key and the operator's,
+/// the kubeconfig inside is the one whose token the target issued, and the other
+/// cluster's key cannot open them; no token reaches the tree in clear, stdout or stderr.
+#[test]
+fn with_sops_each_links_credentials_are_sealed_for_its_source_only() {
+    let env = testenv::private(&["studio", "pro"]);
+    testenv::block_on(async {
+        let studio_token = grant_remote_access(&env, "pro", "studio").await;
+        let pro_token = grant_remote_access(&env, "studio", "pro").await;
+        let keys = tempfile::tempdir().expect("tempdir");
+        let recipient = |name: &str| {
+            let out = crate::support::meshfleet(keys.path())
+                .args(["secrets", "age-key", "--out", name])
+                .output()
+                .expect("age-key");
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+        };
+        let (op, studio, pro) = (recipient("op.key"), recipient("studio.key"), recipient("pro.key"));
+        let vault_block = "  secrets:\n    vault:\n      server: https://vault.example:8200\n      mount: secret\n      path: p\n";
+        let text = fleet_text(&env, &["studio", "pro"], "secret", "p", "cert-manager").replace(
+            vault_block,
+            &format!("  secrets:\n    sops:\n      age:\n        operators: [{op}]\n        clusters: {{studio: {studio}, pro: {pro}}}\n"),
+        );
+        assert!(text.contains("sops:"), "{text}");
+        let dir = fleet_dir(&text);
+        let run = sync_with(
+            dir.path(),
+            &env.kubeconfig(),
+            &[],
+            &[
+                "--out",
+                "tree",
+                "--age-key",
+                keys.path().join("op.key").to_str().expect("path"),
+                "-vv",
+            ],
+        );
+        run.expect(0, &[studio_token.as_str(), pro_token.as_str()]);
+        assert!(run.stdout.contains("6 files: 6 written"), "{}", run.all());
+        let tree = dir.path().join("tree");
+        let file = tree.join("studio/links/cluster-credentials-pro.linkerd.sops.yaml");
+        let text = read(&file);
+        assert!(!text.contains(&studio_token) && !text.contains(&pro_token));
+        let decrypt = |key: &str| {
+            std::process::Command::new(crate::support::repo_root().join("testenv/bin/sops/sops"))
+                .arg("--decrypt")
+                .arg(&file)
+                .env_clear()
+                .env("HOME", keys.path())
+                .env("SOPS_AGE_KEY_FILE", keys.path().join(key))
+                .output()
+                .expect("sops runs")
+        };
+        for key in ["studio.key", "op.key"] {
+            let out = decrypt(key);
+            assert!(
+                out.status.success(),
+                "{key}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let doc: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&out.stdout)).expect("YAML");
+            assert_eq!(
+                doc["metadata"]["labels"]["multicluster.linkerd.io/cluster-name"],
+                "pro"
+            );
+            assert_eq!(doc["type"], "mirror.linkerd.io/remote-kubeconfig");
+            let kubeconfig = base64::engine::general_purpose::STANDARD
+                .decode(doc["data"]["kubeconfig"].as_str().expect("kubeconfig"))
+                .expect("base64");
+            let kubeconfig = String::from_utf8(kubeconfig).expect("utf-8");
+            assert!(
+                kubeconfig.contains(&studio_token),
+                "the token pro issued to studio's account"
+            );
+            assert!(!kubeconfig.contains(&pro_token));
+        }
+        assert!(
+            !decrypt("pro.key").status.success(),
+            "pro's key cannot open studio's credentials"
+        );
+    });
+}

@@ -19,6 +19,7 @@ pub(super) struct Ctx<'a> {
     pub(super) plan: &'a FleetPlan,
     pub(super) kubeconfigs: &'a Kubeconfigs,
     pub(super) kv: &'a KvClient,
+    pub(super) vault: &'a meshfleet_plan::VaultPlan,
     pub(super) options: &'a RotateOptions,
 }
 

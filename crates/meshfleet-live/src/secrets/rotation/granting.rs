@@ -196,8 +196,8 @@ async fn move_to_next(ctx: &Ctx<'_>, link: &LinkPlan) -> LinkProgress {
 
 /// Vault holds `kubeconfig` at the link's key (written now, with check-and-set).
 async fn vault_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString) -> Step {
-    let key = ctx.plan.vault.credentials_key(&link.source, &link.target);
-    let path = format!("{}/{key}", ctx.plan.vault.mount.trim_matches('/'));
+    let key = ctx.vault.credentials_key(&link.source, &link.target);
+    let path = format!("{}/{key}", ctx.vault.mount.trim_matches('/'));
     let state = match ctx.kv.read(&key).await {
         Ok(s) => s,
         Err(e) => return Step::from_error(StepId::Vault, &e.into()),

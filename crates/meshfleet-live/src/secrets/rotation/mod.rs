@@ -160,11 +160,13 @@ pub async fn rotate(
         return Err(RotateError::OtherRotation(rotating.clone()));
     }
     let kubeconfigs = kubeconfigs.ok_or(RotateError::NoKubeconfig)?;
-    let kv = KvClient::new(vault.ok_or(RotateError::NoVault)?, &plan.vault.mount)?;
+    let vault_plan = plan.vault.as_ref().ok_or(RotateError::NoVault)?;
+    let kv = KvClient::new(vault.ok_or(RotateError::NoVault)?, &vault_plan.mount)?;
     let ctx = Ctx {
         plan,
         kubeconfigs,
         kv: &kv,
+        vault: vault_plan,
         options,
     };
     let selected: Vec<&LinkPlan> = links

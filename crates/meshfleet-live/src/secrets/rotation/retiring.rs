@@ -95,7 +95,7 @@ async fn retire_link(ctx: &Ctx<'_>, link: &LinkPlan) -> LinkProgress {
 /// The latest earlier version of the link's Vault key that holds other credentials is
 /// refused by the target (within the API server's token-review cache time).
 async fn old_token_revoked(ctx: &Ctx<'_>, link: &LinkPlan) -> Step {
-    let key = ctx.plan.vault.credentials_key(&link.source, &link.target);
+    let key = ctx.vault.credentials_key(&link.source, &link.target);
     let current = match ctx.kv.read(&key).await {
         Ok(state) => state.current,
         Err(e) => return Step::from_error(StepId::OldTokenRevoked, &e.into()),

@@ -71,7 +71,10 @@ impl Scenario {
         let plan = plan::from_checked(&checked).expect("the scenario's fleet is valid");
         let rt = testenv::runtime();
         // The user's Vault has the fleet's KV v2 mount; the dev server has only `secret/`.
-        rt.block_on(enable_kv2(&env, &plan.vault.mount));
+        rt.block_on(enable_kv2(
+            &env,
+            &plan.vault.as_ref().expect("a Vault fleet").mount,
+        ));
         let render = meshfleet(dir.path())
             .args(["render", ".", "--out", "gitops"])
             .output()
