@@ -166,11 +166,10 @@ impl FleetDraft {
     }
 
     fn verify(&self, text: &str) -> Result<(), DraftError> {
-        let fleet = crate::parse(text)
-            .map_err(|findings| {
-                let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
-                DraftError::Mismatch(format!("it does not parse ({})", messages.join("; ")))
-            })?;
+        let fleet = crate::parse(text).map_err(|findings| {
+            let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+            DraftError::Mismatch(format!("it does not parse ({})", messages.join("; ")))
+        })?;
         let got = serde_json::to_value(&fleet).map_err(|e| DraftError::Mismatch(e.to_string()))?;
         let want = serde_json::json!({
             "apiVersion": crate::model::API_VERSION,

@@ -227,6 +227,11 @@ fn cluster(choices: &StarterChoices, c: &StarterCluster) -> Vec<Entry> {
     if let Some(context) = &c.context {
         entries.push(Entry::noted("context", str(context), "kubeconfig context [name]"));
     }
+    entries.push(Entry::noted(
+        "vaultAuthMountPath",
+        str(format!("kubernetes-{}", c.name)),
+        "Vault's Kubernetes auth mount for this cluster (one per cluster: a mount trusts one API server)",
+    ));
     if choices.is_target(&c.name) {
         let host = format!("{}.example.com", c.name);
         entries.push(Entry::noted(

@@ -170,7 +170,12 @@ impl Command {
             Self::Certs(CertsCommand::Inspect(a)) => &a.kube.kubeconfig,
             Self::Import(a) => &a.kube.kubeconfig,
             // `init` writes a new fleet and reads no cluster.
-            Self::Secrets(SecretsCommand::AgeKey(_)) | Self::Init(_) | Self::Schema | Self::Completions(_) | Self::Man(_) | Self::Version => return None,
+            Self::Secrets(SecretsCommand::AgeKey(_))
+            | Self::Init(_)
+            | Self::Schema
+            | Self::Completions(_)
+            | Self::Man(_)
+            | Self::Version => return None,
         };
         arg.as_deref()
     }

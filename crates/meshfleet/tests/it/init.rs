@@ -64,7 +64,7 @@ fn every_starter_validates_as_written_and_renders() {
         assert!(validate.status.success(), "{args:?}\n{text}\n{v_out}{v_err}");
         assert!(v_out.contains("is valid"), "{v_out}");
         let render = meshfleet(dir.path())
-            .args(["render", "new-mesh", "--out", "gitops"])
+            .args(["render", "new-mesh", "--out", "new-mesh/gitops"])
             .output()
             .expect("render");
         assert!(render.status.success(), "{}", texts(&render).1);
