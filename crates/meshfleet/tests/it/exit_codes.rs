@@ -129,6 +129,22 @@ impl Runner {
         );
         Run { what, output }
     }
+
+    /// `meshfleet ARGS` with `fleet` on stdin.
+    fn run_stdin(&self, dir: &Path, args: &[&str], fleet: &str) -> Run {
+        let output = meshfleet(dir)
+            .env("HOME", self.home.path())
+            .env_remove("KUBECONFIG")
+            .env_remove("VAULT_TOKEN")
+            .args(args)
+            .write_stdin(fleet)
+            .output()
+            .expect("run meshfleet");
+        Run {
+            what: format!("meshfleet {} < fleet.yaml", args.join(" ")),
+            output,
+        }
+    }
 }
 
 /// A copy of a fleet folder (fleet, anchor, key folder).
@@ -341,6 +357,35 @@ fn offline_case(when: &str, r: &Runner) -> Option<Vec<Run>> {
                 r.run(dir, None, &["render", "no/such/fleet", "--out", "out"]),
                 r.run(dir, None, &["validate", "."]),
             ]
+        }
+        "`render --out DIR` where DIR is not the fleet's `spec.gitops.repository.path` (without `--any-dir`): nothing is written" =>
+        {
+            let runs = vec![
+                r.run(dir, None, &["render", ".", "--out", "elsewhere"]),
+                r.run(dir, None, &["-o", "json", "render", ".", "--out", "elsewhere"]),
+            ];
+            assert!(!dir.join("elsewhere").exists(), "render wrote the refused folder");
+            runs
+        }
+        "`init` where a fleet file exists (it is left as it is)" => {
+            let before = std::fs::read_to_string(dir.join("fleet.yaml")).expect("fleet");
+            let runs = vec![r.run(dir, None, &["init", "."])];
+            let after = std::fs::read_to_string(dir.join("fleet.yaml")).expect("fleet");
+            assert_eq!(before, after, "init changed the existing fleet file");
+            runs
+        }
+        "a fleet on stdin (`-`) given to a command that writes beside the fleet file: `render` without `--check`, `certs init`, `secrets sync --rotate`, `trust rotate start\\|next\\|abort`" => {
+            [
+                &["render", "-", "--out", "gitops"][..],
+                &["certs", "init", "-"],
+                &["secrets", "sync", "-", "--rotate"],
+                &["trust", "rotate", "start", "-"],
+                &["trust", "rotate", "next", "-"],
+                &["trust", "rotate", "abort", "-"],
+            ]
+            .iter()
+            .map(|args| r.run_stdin(dir, args, &fleet_text()))
+            .collect()
         }
         "bad flags, an unknown command, or `man` of an unknown command" => vec![
             r.run(dir, None, &["validate", ".", "--no-such-flag"]),

@@ -227,6 +227,28 @@ fn import_adopts_a_mesh_linked_with_link_gen_and_its_render_keeps_every_link_and
         );
     }
 
+    // `check` with the imported fleet: the clusters are what the fleet says.
+    let (code, stdout, stderr) = s.meshfleet(&["check", fleet.to_str().expect("utf-8"), "-o", "json"]);
+    let checked: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let failing: Vec<String> = checked["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| {
+            c["checks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|k| k["status"] == "error")
+                .map(move |k| format!("{}: {} {}", c["name"], k["id"], k["message"]))
+        })
+        .collect();
+    assert_eq!(
+        (code, failing.clone()),
+        (0, Vec::new()),
+        "check with the imported fleet: {failing:#?}"
+    );
+
     // Seed 000's way for one link: the deprecated `linkerd multicluster link` controller
     // beside the declarative one. `import` reports it as legacy; `migrate --apply` with
     // the imported fleet removes it, and no mirror is lost.
