@@ -113,7 +113,7 @@ fn secrets_sync_seals_the_anchor_per_cluster_into_the_tree_and_stays_quiet() {
     let body = sentinel.lines().nth(1).expect("a PEM body line").to_string();
     assert!(
         meshfleet(d)
-            .args(["render", ".", "--out", "tree"])
+            .args(["render", ".", "--out", "tree", "--any-dir"])
             .output()
             .expect("runs")
             .status
@@ -192,7 +192,7 @@ fn secrets_sync_seals_the_anchor_per_cluster_into_the_tree_and_stays_quiet() {
         .collect();
     assert!(
         meshfleet(d)
-            .args(["render", ".", "--out", "tree", "--check"])
+            .args(["render", ".", "--out", "tree", "--check", "--any-dir"])
             .output()
             .expect("runs")
             .status
@@ -218,7 +218,7 @@ fn secrets_sync_seals_the_anchor_per_cluster_into_the_tree_and_stays_quiet() {
     );
     assert!(
         meshfleet(d)
-            .args(["render", ".", "--out", "tree"])
+            .args(["render", ".", "--out", "tree", "--any-dir"])
             .output()
             .expect("runs")
             .status
