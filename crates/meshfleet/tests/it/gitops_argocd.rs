@@ -240,6 +240,25 @@ impl ArgoCd {
         }
     }
 
+    /// `secrets sync`, then ESO's `force-sync` of every ExternalSecret on every cluster
+    /// (the annotation's value `tag` makes each round a change).
+    fn sync_and_force(&self, deadline: Instant, tag: &str) {
+        self.secrets_sync(deadline);
+        for c in CLUSTERS {
+            self.kubectl(
+                c,
+                &[
+                    "annotate",
+                    "externalsecrets",
+                    "-A",
+                    "--all",
+                    "--overwrite",
+                    &format!("force-sync={tag}"),
+                ],
+            );
+        }
+    }
+
     /// The ids of the checks that are not ok, per cluster.
     fn failing_checks(&self) -> BTreeMap<String, Vec<String>> {
         let (_, stdout, stderr) = self.meshfleet(&["check", ".", "-o", "json"]);
@@ -381,20 +400,7 @@ fn converge(g: &ArgoCd, commit: &str, version: &str) -> (Duration, Seen) {
                 .get(hub_multicluster)
                 .is_some_and(|a| a["status"]["sync"]["status"] == "Synced")
         {
-            g.secrets_sync(deadline);
-            for c in CLUSTERS {
-                g.kubectl(
-                    c,
-                    &[
-                        "annotate",
-                        "externalsecrets",
-                        "-A",
-                        "--all",
-                        "--overwrite",
-                        &format!("force-sync={}", started.elapsed().as_millis()),
-                    ],
-                );
-            }
+            g.sync_and_force(deadline, &started.elapsed().as_millis().to_string());
             synced = true;
         }
         if last_report.elapsed() > Duration::from_secs(60) {
@@ -790,20 +796,10 @@ fn rotate_trust_anchor(g: &ArgoCd, expected: &BTreeMap<String, String>) {
         g.render();
         let commit = g.env.commit(&g.tree(), "trust anchor rotation");
         converge(g, &commit, "2026.8.3");
-        g.secrets_sync(Instant::now() + Duration::from_secs(120));
-        for c in CLUSTERS {
-            g.kubectl(
-                c,
-                &[
-                    "annotate",
-                    "externalsecrets",
-                    "-A",
-                    "--all",
-                    "--overwrite",
-                    &format!("force-sync=anchor-{round}"),
-                ],
-            );
-        }
+        g.sync_and_force(
+            Instant::now() + Duration::from_secs(120),
+            &format!("anchor-{round}"),
+        );
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut restarted = BTreeSet::new();
         loop {
