@@ -36,6 +36,7 @@ https://github.com/kubernetes-sigs/gateway-api becomes this env's `gateway-api.g
 holds `config/crd` of the Go module sigs.k8s.io/gateway-api at the GitRepository's tag.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -325,11 +326,14 @@ def charts_repo(env_dir, releases, cache_dir):
         st = os.stat(paths["cli"])
         key.update(("%s %s %d %d\n" % (rel, paths["cli"], st.st_size, st.st_mtime_ns)).encode())
     cached = os.path.join(cache_dir, "charts-" + key.hexdigest()[:16])
-    if not os.path.isdir(cached):
-        tmp = cached + ".tmp%d" % os.getpid()
-        shutil.rmtree(tmp, ignore_errors=True)
-        linkerd_charts.write_repo({rel: paths["cli"] for rel, paths in releases.items()}, tmp)
-        os.replace(tmp, cached)
+    # Tests start environments in parallel: one packs, the others wait for it.
+    with open(os.path.join(cache_dir, ".charts.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isdir(cached):
+            tmp = cached + ".tmp%d" % os.getpid()
+            shutil.rmtree(tmp, ignore_errors=True)
+            linkerd_charts.write_repo({rel: paths["cli"] for rel, paths in releases.items()}, tmp)
+            os.replace(tmp, cached)
     out = os.path.join(env_dir, "charts")
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(cached, out)

@@ -10,6 +10,7 @@ A user with their own builds points MESHFLEET_LINKERD_DIR at a folder laid out a
 <release>/linkerd and <release>/controller (unpacked, executable); nothing is copied.
 """
 
+import fcntl
 import hashlib
 import lzma
 import os
@@ -69,41 +70,49 @@ def install(log):
             "no Linkerd binaries: neither %s (set it to a folder of <release>/linkerd and "
             "<release>/controller) nor %s (the project's shared folder with "
             "<release>/linkerd.xz, controller.xz and SHA256SUMS) exists" % (ENV_VAR, SHARED))
-    for rel in rels:
-        src = os.path.join(SHARED, rel)
-        dst = os.path.join(UNPACKED, rel)
-        with open(os.path.join(src, "SHA256SUMS")) as fh:
-            stamp_text = fh.read()
-        sums = _sums(os.path.join(src, "SHA256SUMS"))
-        stamp = os.path.join(dst, ".sha256sums")
-        if all(os.access(os.path.join(dst, b), os.X_OK) for b in BINARIES):
-            try:
-                if open(stamp).read() == stamp_text:
-                    continue
-            except OSError:
-                pass
-        os.makedirs(UNPACKED, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".unpack-", dir=UNPACKED)
-        try:
-            for b in BINARIES:
-                if b not in sums:
-                    raise LinkerdMissing("%s/SHA256SUMS has no entry for %s" % (src, b))
-                out = os.path.join(tmp, b)
-                with lzma.open(os.path.join(src, b + ".xz")) as fin, open(out, "wb") as fout:
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-                got = _sha256(out)
-                if got != sums[b]:
-                    raise LinkerdMissing("%s/%s.xz unpacks to SHA-256 %s, SHA256SUMS says %s"
-                                         % (src, b, got, sums[b]))
-                os.chmod(out, 0o755)
-            with open(os.path.join(tmp, ".sha256sums"), "w") as fh:
-                fh.write(stamp_text)
-            shutil.rmtree(dst, ignore_errors=True)
-            os.replace(tmp, dst)
-            log("unpacked Linkerd %s (SHA-256 verified) into %s" % (rel, dst))
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(UNPACKED, exist_ok=True)
+    # Environments start in parallel: one unpacks, the others wait and find it done.
+    with open(os.path.join(UNPACKED, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for rel in rels:
+            _unpack(rel, log)
     return UNPACKED
+
+
+def _unpack(rel, log):
+    """Unpack one release into UNPACKED/<rel> unless its SHA256SUMS stamp is already there."""
+    src = os.path.join(SHARED, rel)
+    dst = os.path.join(UNPACKED, rel)
+    with open(os.path.join(src, "SHA256SUMS")) as fh:
+        stamp_text = fh.read()
+    sums = _sums(os.path.join(src, "SHA256SUMS"))
+    stamp = os.path.join(dst, ".sha256sums")
+    if all(os.access(os.path.join(dst, b), os.X_OK) for b in BINARIES):
+        try:
+            if open(stamp).read() == stamp_text:
+                return
+        except OSError:
+            pass
+    tmp = tempfile.mkdtemp(prefix=".unpack-", dir=UNPACKED)
+    try:
+        for b in BINARIES:
+            if b not in sums:
+                raise LinkerdMissing("%s/SHA256SUMS has no entry for %s" % (src, b))
+            out = os.path.join(tmp, b)
+            with lzma.open(os.path.join(src, b + ".xz")) as fin, open(out, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            got = _sha256(out)
+            if got != sums[b]:
+                raise LinkerdMissing("%s/%s.xz unpacks to SHA-256 %s, SHA256SUMS says %s"
+                                     % (src, b, got, sums[b]))
+            os.chmod(out, 0o755)
+        with open(os.path.join(tmp, ".sha256sums"), "w") as fh:
+            fh.write(stamp_text)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+        log("unpacked Linkerd %s (SHA-256 verified) into %s" % (rel, dst))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def releases(root=None):
