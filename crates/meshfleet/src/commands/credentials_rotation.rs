@@ -226,8 +226,9 @@ fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
     }
     if traces.restarts.iter().any(RestartSeen::by_rotation) {
         out.push_str(
-            "  note: a mirror Service created within a few seconds of a service mirror's restart may be deleted and \
-             recreated once by Linkerd (new UID and ClusterIP); it comes back by itself (docs/rotating-link-credentials.md)\n",
+            "  note: right after a service mirror's restart, Linkerd may delete and recreate a mirror Service once \
+             (new UID and ClusterIP), mostly one created within seconds of the restart; it comes back by itself \
+             (docs/rotating-link-credentials.md)\n",
         );
     }
     out.push_str("\nVault history of the link credentials:\n");
