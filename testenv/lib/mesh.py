@@ -29,6 +29,11 @@ ValidatingWebhookConfigurations (service-profile and policy validators, whose
 AuthorizationPolicy objects) and the APIService of viz's tap API (an unavailable
 aggregated API breaks discovery for every client).
 
+With `--data-plane` (dataplane.py) the gateway Deployment of the multicluster chart, whose
+pods the proxy injector would give the proxy in gateway mode, is passed through the
+release's `linkerd inject --manual` against the cluster before it is applied: the same
+templates and values as the webhook, without a webhook the API server could call.
+
 Prerequisites a real cluster would have are installed first: the External Secrets and
 cert-manager CRDs from ../shared/crds, and the Gateway API CRDs (as above: a fleet with
 `gatewayAPI: external` expects the user to have them, and `linkerd upgrade` refuses a
@@ -81,8 +86,9 @@ def load_docs(path):
 
 
 class Installer:
-    def __init__(self, env_dir, bins, linkerd, log):
+    def __init__(self, env_dir, bins, linkerd, log, data_plane=False):
         self.dir = env_dir
+        self.data_plane = data_plane
         self.kubectl = os.path.join(bins, "kubectl")
         self.linkerd = linkerd  # release -> {"cli": path, "controller": path}
         self.log = log
@@ -332,8 +338,32 @@ class Installer:
         finally:
             os.unlink(vfile)
         docs = [d for d in yaml.safe_load_all(out) if d]
+        if self.data_plane:
+            docs = self.inject_gateways(context, version, linkerd_ns, docs, what)
         self.apply(context, docs, "helm-controller", what=what)
         self.prune(context, "%s/%s" % (what, chart), docs)
+
+    def inject_gateways(self, context, version, linkerd_ns, docs, what):
+        """With the data plane: a Deployment whose pods ask for the gateway proxy
+        (`linkerd.io/inject: enabled` with `config.linkerd.io/enable-gateway`) gets it from
+        `linkerd inject --manual` of the release, against the cluster (it reads the
+        control plane's linkerd-config): the pod the proxy injector's webhook would make."""
+        out = []
+        for d in docs:
+            ann = ((d.get("spec") or {}).get("template") or {}).get("metadata", {}).get("annotations") or {}
+            if (d.get("kind") == "Deployment" and ann.get("linkerd.io/inject") == "enabled"
+                    and ann.get("config.linkerd.io/enable-gateway") == "true"):
+                with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+                    yaml.safe_dump(d, fh)
+                    path = fh.name
+                try:
+                    injected = self.cli(version, "inject", "--manual", "-L", linkerd_ns, path, context=context,
+                                        what="%s: linkerd inject %s" % (what, d["metadata"]["name"]))
+                finally:
+                    os.unlink(path)
+                d = [x for x in yaml.safe_load_all(injected) if x][0]
+            out.append(d)
+        return out
 
     def wait_issuer(self, context, ns, timeout=60):
         """Flux waits for the identity stage's health (the Certificate Ready); so do we."""
