@@ -43,13 +43,12 @@ its ClusterIP, refreshed every second (the mirror Services appear there as the s
 mirror makes them). It stands in for the cluster's DNS, for workloads only: the proxy
 discovers by the connection's original destination, as in a cluster.
 
-**External addresses.** The node namespace DNATs each LoadBalancer ingress IP and
-external IP of a Service backed by running meshed pods (the multicluster gateway) to a
-pod's IP and target port, as kube-proxy does; a NodePort Service's `nodePort` is DNATed
-the same way when the destination is an address the Service's Link names
-(`spec.gatewayAddress` of the Links pointing at it are not visible here, so the
-addresses come from the Service's `meshfleet.io/node-addresses` annotation when set, or
-its LoadBalancer/external IPs).
+**External addresses.** The node namespace DNATs, as kube-proxy does, each LoadBalancer
+ingress IP and external IP of a Service backed by a running meshed pod to that pod's IP
+and target port, and each Link's `gatewayAddress` with its `gatewayPort` and probe port
+to the target cluster's `linkerd-gateway` pod, through that Service's port or nodePort
+(LoadBalancer, NodePort and ClusterIP gateways alike: the address the fleet says reaches
+the gateway does reach it, as the fleet's network promises).
 
 Per pod: DIR/pods/<cluster>_<namespace>_<pod>.json (`netns`, `ip`, the logs) and the logs
 DIR/logs/<cluster>-<namespace>-<pod>-<container>.log. Everything is removed when the pod
@@ -603,45 +602,89 @@ class DataPlane:
             pass
 
     def sync_external(self, services):
+        """DNAT in the node namespace, kube-proxy style: each LoadBalancer ingress IP and
+        external IP of a Service backed by a running meshed pod, and each Link's gateway
+        address and ports (gateway and probe; a NodePort Service's nodePort or a Service
+        port) to that Service's pod and target port on the Link's target cluster."""
+        backends = {}  # (cluster, namespace, service) -> (pod ip, {port or nodePort: targetPort})
         rules = []
         for cname, (svcs, pods) in services.items():
             running = {p.ip for k, p in self.pods.items() if k[0] == cname}
-            by_ip = {pod["status"].get("podIP"): pod for pod in pods if (pod.get("status") or {}).get("podIP")}
             for s in svcs:
                 sel = s["spec"].get("selector") or {}
-                if not sel:
+                match = sorted(pod["status"]["podIP"] for pod in pods
+                               if (pod.get("status") or {}).get("podIP") in running and sel
+                               and pod["metadata"]["namespace"] == s["metadata"]["namespace"]
+                               and all((pod["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items()))
+                if not match:
                     continue
-                backends = sorted(ip for ip in running
-                                  if all((by_ip.get(ip, {}).get("metadata", {}).get("labels") or {}).get(k) == v
-                                         for k, v in sel.items())
-                                  and by_ip[ip]["metadata"]["namespace"] == s["metadata"]["namespace"])
-                if not backends:
-                    continue
-                addrs = [i.get("ip") for i in ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-                         if i.get("ip")]
-                addrs += s["spec"].get("externalIPs") or []
-                ann = (s["metadata"].get("annotations") or {}).get("meshfleet.io/node-addresses", "")
-                nodes = [a.strip() for a in ann.split(",") if a.strip()] or addrs
+                ports = {}
                 for port in s["spec"].get("ports") or []:
                     target = port.get("targetPort", port["port"])
-                    if not isinstance(target, int):
-                        continue
-                    for a in addrs:
-                        rules.append((a, port["port"], backends[0], target))
-                    if port.get("nodePort"):
-                        for a in nodes:
-                            rules.append((a, port["nodePort"], backends[0], target))
+                    if isinstance(target, int):
+                        ports[port["port"]] = target
+                        if port.get("nodePort"):
+                            ports[port["nodePort"]] = target
+                backends[(cname, s["metadata"]["namespace"], s["metadata"]["name"])] = (match[0], ports)
+                addrs = [i.get("ip") for i in ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+                         if i.get("ip")] + list(s["spec"].get("externalIPs") or [])
+                for port in s["spec"].get("ports") or []:
+                    if port["port"] in ports:
+                        rules += [(a, port["port"], match[0], ports[port["port"]]) for a in addrs]
+        for cluster in self.clusters:
+            try:
+                links = cluster.list("multicluster.linkerd.io/v1alpha3", "links")
+            except Exception:  # noqa: BLE001 - no Link CRD (yet) on this cluster
+                continue
+            for link in links:
+                spec = link.get("spec") or {}
+                target = self.link_target(cluster, link)
+                gw = [v for k, v in backends.items() if k[0] == target and k[2] == "linkerd-gateway"]
+                if not gw:
+                    continue
+                ip, ports = gw[0]
+                wanted = [spec.get("gatewayPort"), (spec.get("probeSpec") or {}).get("port")]
+                for addr in (spec.get("gatewayAddress") or "").split(","):
+                    for port in wanted:
+                        if addr.strip() and port and int(port) in ports:
+                            rules.append((addr.strip(), int(port), ip, ports[int(port)]))
         rules = sorted(set(rules))
         if rules == self.nat:
             return
         ipt = ["ip", "netns", "exec", self.node, "iptables-nft", "-t", "nat"]
         sh(*ipt, "-F", "MF-EXTERNAL")
         for addr, port, ip, target in rules:
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                continue  # a DNS name: the service mirror resolves it, not the network
             sh(*ipt, "-A", "MF-EXTERNAL", "-d", addr, "-p", "tcp", "--dport", str(port),
                "-j", "DNAT", "--to-destination", "%s:%d" % (ip, target))
         self.nat = rules
         self.log("data plane: external addresses %s" % (
             ", ".join("%s:%d->%s:%d" % r for r in rules) or "none"))
+
+    def link_target(self, cluster, link):
+        """The environment's cluster a Link points at: the one whose API server its credentials
+        Secret's kubeconfig names (by port: every test API server is on 127.0.0.1, and fleets
+        name them `https://kubernetes.default.svc:<port>`). The Link's name and
+        `targetClusterName` are the fleet's link name, which need not be the cluster's."""
+        import base64
+        import yaml
+        name = (link.get("spec") or {}).get("clusterCredentialsSecret")
+        if not name:
+            return None
+        secret = cluster.get("v1", "secrets", link["metadata"]["namespace"], name)
+        try:
+            text = base64.b64decode(((secret or {}).get("data") or {})["kubeconfig"]).decode()
+            server = yaml.safe_load(text)["clusters"][0]["cluster"]["server"]
+        except (KeyError, IndexError, TypeError, ValueError, yaml.YAMLError):
+            return None
+        port = server.rstrip("/").rsplit(":", 1)[-1]
+        for cname, info in self.info.items():
+            if info["server"].rstrip("/").rsplit(":", 1)[-1] == port:
+                return cname
+        return None
 
 
 def read_addr(path):
