@@ -44,7 +44,8 @@ free ports on 127.0.0.1 in place (clap refuses a repeated flag) and its webhook 
 (`--server-tls-key`/`--server-tls-certs`) from the Secret `linkerd-policy-validator-k8s-tls`
 projected like the identity controller's volumes. Its gRPC address is written to
 DIR/kubelet/<cluster>-<namespace>-linkerd-destination-policy.addr, the destination's to
-...-destination.addr; the meshed pods' proxies reach both there (dataplane.py).
+...-destination.addr; the meshed pods' proxies reach both there (dataplane.py). Its log:
+DIR/logs/<cluster>-<namespace>-linkerd-destination-policy.log.
 
 Not run: the proxy injector and the validating webhooks (their configurations are left
 out of the install, see mesh.py).
