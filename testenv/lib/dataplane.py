@@ -126,6 +126,12 @@ def cleanup(env_dir):
     for line in r.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         if name.startswith(prefix):
+            # The containers run in sessions of their own: end them with their namespace.
+            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
             sh("ip", "netns", "delete", name, check=False)
             shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
 
@@ -553,9 +559,10 @@ class DataPlane:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except OSError:
                     pass
+        deadline = time.time() + 5
         for _, proc, _ in p.procs:
             try:
-                proc.wait(timeout=5)
+                proc.wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -572,6 +579,13 @@ class DataPlane:
         self.log("data plane: %s/%s/%s stopped (%s)" % (key + (why,)))
 
     def stop_all(self):
+        for p in self.pods.values():  # all at once, then each waited for (`down` waits 10 s)
+            for _, proc, _ in p.procs:
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except OSError:
+                        pass
         for key in list(self.pods):
             self.stop(key, "environment stopping")
         sh("ip", "netns", "delete", self.node, check=False)
