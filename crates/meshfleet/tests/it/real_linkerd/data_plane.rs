@@ -22,9 +22,10 @@ use super::{RELEASES, mixed_fleet};
 const TRUST_DOMAIN: &str = "mesh.example";
 const LINKERD_NS: &str = "l5d";
 
+/// The server; `EXPORT` is the value of its Service's export label.
 const SERVER: &str = "apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: apps, labels: {mirror.linkerd.io/exported: \"true\"}}
+metadata: {name: web, namespace: apps, labels: {mirror.linkerd.io/exported: \"EXPORT\"}}
 spec:
   selector: {app: web}
   ports: [{name: http, port: 8080, targetPort: 8080}]
@@ -79,18 +80,73 @@ fn requests_cross_gateway_links_over_mtls() {
     });
     // beta -> alpha: alpha's gateway is a LoadBalancer (192.0.2.11:4143);
     // alpha -> beta: beta's is a NodePort (192.0.2.12:30143).
+    // alpha -> gamma: remote discovery, pod to pod across the clusters' flat network.
     for cluster in ["alpha", "beta"] {
-        inject_and_apply(&s, cluster, "server", SERVER);
+        inject_and_apply(&s, cluster, "server", &SERVER.replace("EXPORT", "true"));
         inject_and_apply(&s, cluster, "client", CLIENT);
     }
-    for (source, target) in [("beta", "alpha"), ("alpha", "beta")] {
-        let link = s
-            .links()
+    inject_and_apply(
+        &s,
+        "gamma",
+        "server",
+        &SERVER.replace("EXPORT", "remote-discovery"),
+    );
+    let link = |source: &str, target: &str| {
+        s.links()
             .into_iter()
             .find(|l| l.source == source && l.target == target)
-            .expect("the link");
-        call_across(&s, &link);
-    }
+            .expect("the link")
+    };
+    call_across(&s, &link("beta", "alpha"));
+    call_across(&s, &link("alpha", "beta"));
+    call_remote_discovery(&s, &link("alpha", "gamma"));
+}
+
+/// The client on the link's source calls the remote-discovery mirror of `web`: its proxy
+/// gets the target's pod from its own destination controller (which watches the target's
+/// API with the link's credentials) and connects to it directly; the server's proxy sees
+/// the client's identity.
+fn call_remote_discovery(s: &Scenario, link: &meshfleet_core::plan::LinkPlan) {
+    let mirror = format!("web-{}", link.link_name());
+    s.wait_mirror(link, "web", |_| true);
+    let client = wait_for("the client pod running with its proxy", || {
+        running_pod(s, &link.source, APPS, "client-")
+    });
+    let server = wait_for("the server pod running with its proxy", || {
+        running_pod(s, &link.target, APPS, "web-")
+    });
+    let client_id = format!("client.{APPS}.serviceaccount.identity.{LINKERD_NS}.{TRUST_DOMAIN}");
+    let server_id = format!("default.{APPS}.serviceaccount.identity.{LINKERD_NS}.{TRUST_DOMAIN}");
+    let url = format!("http://{mirror}.{APPS}.svc.cluster.example:8080/");
+    let body = wait_for(&format!("{url} from {} to answer 200", link.source), || {
+        let out = pod_exec(&client, &["curl", "-sS", "-m", "5", "-w", "\n%{http_code}", &url]);
+        out.trim_end().ends_with("\n200").then_some(out)
+    });
+    assert!(
+        body.contains("Directory listing for /"),
+        "http.server's answer: {body}"
+    );
+    let client_metrics = metrics(&client);
+    assert!(
+        client_metrics
+            .lines()
+            .any(|l| l.starts_with("request_total{direction=\"outbound\"")
+                && l.contains(&format!("target_addr=\"{}:8080\"", server.ip))
+                && l.contains(&format!("tls=\"true\",server_id=\"{server_id}\""))),
+        "client proxy outbound straight to the server pod {} over mTLS:\n{}",
+        server.ip,
+        grep(&client_metrics, "request_total")
+    );
+    let server_metrics = metrics(&server);
+    assert!(
+        server_metrics
+            .lines()
+            .any(|l| l.starts_with("request_total{direction=\"inbound\"")
+                && l.contains(&format!("target_addr=\"{}:8080\"", server.ip))
+                && l.contains(&format!("tls=\"true\",client_id=\"{client_id}\""))),
+        "server inbound over mTLS from the client's identity:\n{}",
+        grep(&server_metrics, "request_total")
+    );
 }
 
 /// The client on the link's source calls the mirror of `web` by name; the request
