@@ -377,6 +377,8 @@ class DataPlane:
             return False
         if (pod.get("status") or {}).get("phase") != "Running":
             return False
+        if any("/linkerd/controller:" in c.get("image", "") for c in spec["containers"]):
+            return False  # the service mirrors: kubelet.py runs them on the host
         return any(c["name"] == PROXY for c in (spec.get("initContainers") or []) + spec["containers"])
 
     # -- one pod ---------------------------------------------------------------

@@ -66,7 +66,11 @@ LISTEN_FLAGS = {
     "destination": ("-addr", "-metrics-addr"),
     "identity": ("-addr", "-admin-addr"),
     "policy": ("--grpc-addr", "--admin-addr", "--server-addr"),
+    "proxy-injector": ("-addr", "-metrics-addr"),
 }
+
+# The proxy injector's webhook configuration (data plane only).
+INJECTOR_WEBHOOK = "linkerd-proxy-injector-webhook-config"
 
 # The policy controller's webhook certificate (the chart's Secret and mount folder).
 POLICY_TLS_SECRET = "linkerd-policy-validator-k8s-tls"
@@ -113,6 +117,8 @@ def wanted_containers(deploy, data_plane=False):
             out.append((c, "identity"))
         elif data_plane and deploy["metadata"]["name"] == "linkerd-destination" and c["name"] == "policy":
             out.append((c, "policy"))
+        elif data_plane and deploy["metadata"]["name"] == "linkerd-proxy-injector" and c["name"] == "proxy-injector":
+            out.append((c, "proxy-injector"))
     return out
 
 
@@ -257,6 +263,7 @@ class Kubelet:
         self.procs = {}
         self.pending = {}  # (key, volume, content digest) -> when first seen changed
         self.data_plane = os.path.exists(os.path.join(env_dir, DATA_PLANE_FILE))
+        self.injector_ports = {}
         os.makedirs(os.path.join(env_dir, "kubelet"), mode=0o700, exist_ok=True)
 
     def volume_dir(self, key, volume):
@@ -289,6 +296,65 @@ class Kubelet:
                 self.log("%s: %s volume of %s/%s updated" % (cluster.name, volume, key[1], key[2]))
         return True
 
+    def webhook_pki(self):
+        """A CA and a serving certificate for 127.0.0.1 (made once per environment): the
+        API server calls the proxy injector at https://127.0.0.1:<port>/."""
+        folder = os.path.join(self.dir, "kubelet", "webhook-pki")
+        crt = os.path.join(folder, "tls.crt")
+        if not os.path.exists(crt):
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+
+            def openssl(*args):
+                subprocess.run(["openssl"] + list(args), cwd=folder, check=True, capture_output=True)
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=testenv webhook CA", "-days", "30")
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
+            with open(os.path.join(folder, "ext"), "w") as fh:
+                fh.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+            openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                    "-out", "tls.crt.tmp", "-days", "30", "-extfile", "ext")
+            os.replace(os.path.join(folder, "tls.crt.tmp"), crt)
+        out = {}
+        for name in ("ca.crt", "tls.crt", "tls.key"):
+            with open(os.path.join(folder, name), "rb") as fh:
+                out[name] = fh.read()
+        return out
+
+    def injector_volumes(self, cluster, key):
+        """The injector's volumes: linkerd-config's values, the trust roots, and its TLS
+        files (the environment's, for 127.0.0.1, instead of the chart's Secret for the
+        Service name the API server cannot dial here). False while one is missing."""
+        config = cluster.get("v1", "configmaps", key[1], "linkerd-config")
+        roots = cluster.get("v1", "configmaps", key[1], "linkerd-identity-trust-roots")
+        if not config or not roots:
+            return False
+        pki = self.webhook_pki()
+        write_volume(self.volume_dir(key, "config"), {k: v.encode() for k, v in (config.get("data") or {}).items()})
+        write_volume(self.volume_dir(key, "trust-roots"), {k: v.encode() for k, v in (roots.get("data") or {}).items()})
+        write_volume(self.volume_dir(key, "tls"), {"tls.crt": pki["tls.crt"], "tls.key": pki["tls.key"]})
+        return True
+
+    def point_webhook(self, cluster, key):
+        """The chart's MutatingWebhookConfiguration calls the Service; here it calls the
+        running injector at its loopback address with the environment's CA (kept so:
+        `mesh` applies the chart's version again)."""
+        import base64
+        port = self.injector_ports.get(key)
+        mwc = cluster.get("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, INJECTOR_WEBHOOK)
+        if not port or not mwc:
+            return
+        want = {"url": "https://127.0.0.1:%d/" % port,
+                "caBundle": base64.b64encode(self.webhook_pki()["ca.crt"]).decode()}
+        hooks = mwc.get("webhooks") or []
+        if all(h.get("clientConfig") == want for h in hooks):
+            return
+        for h in hooks:
+            h["clientConfig"] = dict(want)
+        cluster.merge_patch("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None,
+                            INJECTOR_WEBHOOK, {"webhooks": hooks})
+        self.log("%s: %s calls the proxy injector at %s" % (cluster.name, INJECTOR_WEBHOOK, want["url"]))
+
     def reconcile(self):
         self.data_plane = os.path.exists(os.path.join(self.dir, DATA_PLANE_FILE))
         seen = set()
@@ -317,6 +383,11 @@ class Kubelet:
             if tls is None:
                 return
             write_volume(self.volume_dir(key, "policy-tls"), tls)
+        if sub == "proxy-injector":
+            if not self.injector_volumes(cluster, key):
+                return
+            if running:
+                self.point_webhook(cluster, key)
         if proc and proc.template == tmpl:
             if proc.popen.poll() is None:
                 return
@@ -352,6 +423,15 @@ class Kubelet:
             argv = policy_argv(binary, container, kcfg, ports, self.volume_dir(key, "policy-tls"))
         else:
             argv = controller_argv(binary, container, sub, kcfg, ports)
+        if sub == "proxy-injector":
+            # Its TLS files, the values and the trust roots have fixed paths under /run.
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    "mount -t tmpfs tmpfs /run && mkdir -p /run/linkerd/config /run/linkerd/tls "
+                    "/run/linkerd/identity/trust-roots && mount --bind \"$MF_CONFIG\" /run/linkerd/config && "
+                    "mount --bind \"$MF_TLS\" /run/linkerd/tls && mount --bind \"$MF_ROOTS\" "
+                    "/run/linkerd/identity/trust-roots && unset MF_CONFIG MF_TLS MF_ROOTS && exec \"$@\"",
+                    "container"] + argv
+            self.injector_ports[key] = ports["-addr"]
         if sub == "identity":
             os.makedirs(TRUST_ROOTS_MOUNT, exist_ok=True)
             argv.insert(2, "-issuer=%s" % self.volume_dir(key, "issuer"))
@@ -369,6 +449,9 @@ class Kubelet:
             # proxy it was built without.)
             env["HTTPS_PROXY"] = self.proxy
         env.update(container_env(container, deploy, pod_name))
+        if sub == "proxy-injector":
+            env.update({"MF_CONFIG": self.volume_dir(key, "config"), "MF_TLS": self.volume_dir(key, "tls"),
+                        "MF_ROOTS": self.volume_dir(key, "trust-roots")})
         log_path = os.path.join(self.dir, "logs", "%s-%s-%s%s.log" % (
             cluster.name, ns, name, "-policy" if sub == "policy" else ""))
         logf = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")

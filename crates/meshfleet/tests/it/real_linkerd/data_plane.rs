@@ -5,10 +5,12 @@
 //! controller beside the destination controller, and the multicluster gateway as the real
 //! proxy in gateway mode behind its LoadBalancer address.
 //!
-//! The workloads are injected as a user injects them: `linkerd inject --manual` of the
-//! fleet's release against the cluster (it reads the control plane's `linkerd-config`), then
-//! applied. The server is `python3 -m http.server`; the client calls the mirror Service's
-//! name with curl from inside its pod's network namespace (as `kubectl exec` would).
+//! The workloads are injected both ways a user injects them: the servers (and the
+//! gateways) by the real proxy injector's webhook (their pod templates ask for it), the
+//! clients by `linkerd inject --manual` of the fleet's release against the cluster (it reads
+//! the control plane's `linkerd-config`). The server is `python3 -m http.server`; the client
+//! calls the mirror Service's name with curl from inside its pod's network namespace (as
+//! `kubectl exec` would).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -36,7 +38,7 @@ metadata: {name: web, namespace: apps}
 spec:
   selector: {matchLabels: {app: web}}
   template:
-    metadata: {labels: {app: web}}
+    metadata: {labels: {app: web}, annotations: {linkerd.io/inject: enabled}}
     spec:
       containers:
       - name: web
@@ -82,10 +84,10 @@ fn requests_cross_gateway_links_over_mtls() {
     // alpha -> beta: beta's is a NodePort (192.0.2.12:30143).
     // alpha -> gamma: remote discovery, pod to pod across the clusters' flat network.
     for cluster in ["alpha", "beta"] {
-        inject_and_apply(&s, cluster, "server", &SERVER.replace("EXPORT", "true"));
+        apply_for_the_webhook(&s, cluster, "server", &SERVER.replace("EXPORT", "true"));
         inject_and_apply(&s, cluster, "client", CLIENT);
     }
-    inject_and_apply(
+    apply_for_the_webhook(
         &s,
         "gamma",
         "server",
@@ -231,6 +233,14 @@ fn call_across(s: &Scenario, link: &meshfleet_core::plan::LinkPlan) {
         "server inbound over mTLS from the gateway:\n{}",
         grep(&server_metrics, "request_total")
     );
+}
+
+/// Apply as it is: the pod template asks for the proxy (`linkerd.io/inject: enabled`) and
+/// the real proxy injector's webhook adds it to each pod.
+fn apply_for_the_webhook(s: &Scenario, cluster: &str, name: &str, manifest: &str) {
+    let path = s.dir().join(format!("{name}-{cluster}.yaml"));
+    std::fs::write(&path, manifest).expect("write manifest");
+    s.kubectl(cluster, &["apply", "-f", &path.to_string_lossy()]);
 }
 
 /// `linkerd inject --manual` of the fleet's release against `cluster`, then apply.
