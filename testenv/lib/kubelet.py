@@ -47,8 +47,15 @@ DIR/kubelet/<cluster>-<namespace>-linkerd-destination-policy.addr, the destinati
 ...-destination.addr; the meshed pods' proxies reach both there (dataplane.py). Its log:
 DIR/logs/<cluster>-<namespace>-linkerd-destination-policy.log.
 
-Not run: the proxy injector and the validating webhooks (their configurations are left
-out of the install, see mesh.py).
+With the data plane the `proxy-injector` container of `linkerd-proxy-injector` runs too,
+the real `controller proxy-injector`, its volumes (linkerd-config, the trust roots, and TLS
+files for 127.0.0.1 signed by the environment's own CA, DIR/kubelet/webhook-pki) mounted
+at the image's fixed paths over a private tmpfs /run; the chart's
+MutatingWebhookConfiguration is pointed at https://127.0.0.1:<port>/ with that CA
+(re-pointed whenever `mesh` applies the chart's version again).
+
+Not run: the validating webhooks (their configurations are left out of the install, see
+mesh.py), and the injector without the data plane.
 """
 
 import hashlib

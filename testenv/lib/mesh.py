@@ -27,9 +27,7 @@ need proxies): MutatingWebhookConfigurations (proxy injector, tap injector),
 ValidatingWebhookConfigurations (service-profile and policy validators, whose
 `failurePolicy: Fail` would reject the multicluster chart's Server and
 AuthorizationPolicy objects) and the APIService of viz's tap API (an unavailable
-aggregated API breaks discovery for every client).
-
-With `--data-plane` (dataplane.py) the proxy injector runs (kubelet.py) and its
+aggregated API breaks discovery for every client). With `--data-plane` (dataplane.py) the proxy injector runs (kubelet.py) and its
 MutatingWebhookConfiguration is applied; the kubelet points it at the injector's loopback
 address. After the control plane `mesh` waits for it, so the multicluster chart's gateway
 pods are injected by the real webhook (the proxy in gateway mode), as in a cluster.
