@@ -114,10 +114,16 @@ class Cluster:
             if e.status != 404:
                 raise
 
-    def service_account_token(self, namespace, account, seconds=86400):
-        """A token of the account (TokenRequest API), as a pod of it would get."""
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"expirationSeconds": seconds}}
+    def service_account_token(self, namespace, account, seconds=86400, audience=None, pod=None):
+        """A token of the account (TokenRequest API), as a pod of it would get: for a
+        projected `serviceAccountToken` volume, its `audience` and bound to the pod
+        (`pod`: its name and uid)."""
+        spec = {"expirationSeconds": seconds}
+        if audience:
+            spec["audiences"] = [audience]
+        if pod:
+            spec["boundObjectRef"] = {"kind": "Pod", "apiVersion": "v1", "name": pod[0], "uid": pod[1]}
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
         r = self.request("POST", self.path("v1", "serviceaccounts", namespace, account, "token"), body)
         return r["status"]["token"]
 

@@ -36,9 +36,26 @@ and stopped when the Deployment is deleted or scaled to zero; the token is re-re
 at each start. Logs: DIR/logs/<cluster>-<namespace>-<deployment>.log, with a line at
 every start and stop.
 
-Not run: the proxies (no data plane), the policy controller (Rust, not in the
-controller binary), the proxy injector and the validating webhooks (their
-configurations are left out of the install, see mesh.py).
+With the data plane on (`testenv/run mesh --data-plane`, the file DIR/data-plane), the
+`policy` container of `linkerd-destination` runs too: the real `linkerd-policy-controller`
+of the release (linkerd_bins.DATA_PLANE) with the chart's arguments, `--kubeconfig` as
+above, its three listen addresses (`--grpc-addr`, `--admin-addr`, `--server-addr`) moved to
+free ports on 127.0.0.1 in place (clap refuses a repeated flag) and its webhook TLS files
+(`--server-tls-key`/`--server-tls-certs`) from the Secret `linkerd-policy-validator-k8s-tls`
+projected like the identity controller's volumes. Its gRPC address is written to
+DIR/kubelet/<cluster>-<namespace>-linkerd-destination-policy.addr, the destination's to
+...-destination.addr; the meshed pods' proxies reach both there (dataplane.py). Its log:
+DIR/logs/<cluster>-<namespace>-linkerd-destination-policy.log.
+
+With the data plane the `proxy-injector` container of `linkerd-proxy-injector` runs too,
+the real `controller proxy-injector`, its volumes (linkerd-config, the trust roots, and TLS
+files for 127.0.0.1 signed by the environment's own CA, DIR/kubelet/webhook-pki) mounted
+at the image's fixed paths over a private tmpfs /run; the chart's
+MutatingWebhookConfiguration is pointed at https://127.0.0.1:<port>/ with that CA
+(re-pointed whenever `mesh` applies the chart's version again).
+
+Not run: the validating webhooks (their configurations are left out of the install, see
+mesh.py), and the injector without the data plane.
 """
 
 import hashlib
@@ -55,7 +72,19 @@ LISTEN_FLAGS = {
     "service-mirror": ("-metrics-addr",),
     "destination": ("-addr", "-metrics-addr"),
     "identity": ("-addr", "-admin-addr"),
+    "policy": ("--grpc-addr", "--admin-addr", "--server-addr"),
+    "proxy-injector": ("-addr", "-metrics-addr"),
 }
+
+# The proxy injector's webhook configuration (data plane only).
+INJECTOR_WEBHOOK = "linkerd-proxy-injector-webhook-config"
+
+# The policy controller's webhook certificate (the chart's Secret and mount folder).
+POLICY_TLS_SECRET = "linkerd-policy-validator-k8s-tls"
+POLICY_TLS_MOUNT = "/var/run/linkerd/tls"
+
+# DIR/<this> exists when `testenv/run mesh --data-plane` asked for the data plane.
+DATA_PLANE_FILE = "data-plane"
 
 # Where the identity controller reads the trust anchors (hard-coded in the binary).
 TRUST_ROOTS_MOUNT = "/var/run/linkerd/identity/trust-roots"
@@ -82,7 +111,7 @@ def template_hash(deploy):
     return hashlib.sha256(json.dumps(deploy["spec"]["template"], sort_keys=True).encode()).hexdigest()[:10]
 
 
-def wanted_containers(deploy):
+def wanted_containers(deploy, data_plane=False):
     """(container, subcommand) pairs of a Deployment that this kubelet runs."""
     out = []
     for c in deploy["spec"]["template"]["spec"].get("containers", []):
@@ -93,7 +122,24 @@ def wanted_containers(deploy):
             out.append((c, "destination"))
         elif deploy["metadata"]["name"] == "linkerd-identity" and c["name"] == "identity":
             out.append((c, "identity"))
+        elif data_plane and deploy["metadata"]["name"] == "linkerd-destination" and c["name"] == "policy":
+            out.append((c, "policy"))
+        elif data_plane and deploy["metadata"]["name"] == "linkerd-proxy-injector" and c["name"] == "proxy-injector":
+            out.append((c, "proxy-injector"))
     return out
+
+
+def policy_argv(binary, container, kubeconfig, ports, tls_dir):
+    """The chart's `policy` arguments with the listen addresses and TLS files moved."""
+    argv = [binary]
+    for a in container.get("args") or []:
+        flag = a.split("=", 1)[0]
+        if flag in ports:
+            a = "%s=127.0.0.1:%d" % (flag, ports[flag])
+        elif flag in ("--server-tls-key", "--server-tls-certs") and a.startswith(flag + "=" + POLICY_TLS_MOUNT):
+            a = "%s=%s%s" % (flag, tls_dir, a[len(flag) + 1 + len(POLICY_TLS_MOUNT):])
+        argv.append(a)
+    return argv + ["--kubeconfig=%s" % kubeconfig]
 
 
 def controller_argv(binary, container, subcommand, kubeconfig, ports):
@@ -157,6 +203,14 @@ def write_volume(folder, files):
     return True
 
 
+def secret_volume(cluster, namespace, name):
+    import base64
+    secret = cluster.get("v1", "secrets", namespace, name)
+    if not secret:
+        return None
+    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+
+
 def identity_volumes(cluster, namespace):
     """The identity controller's two volumes as a kubelet would project them."""
     import base64
@@ -215,6 +269,8 @@ class Kubelet:
         self.log = log
         self.procs = {}
         self.pending = {}  # (key, volume, content digest) -> when first seen changed
+        self.data_plane = os.path.exists(os.path.join(env_dir, DATA_PLANE_FILE))
+        self.injector_ports = {}
         os.makedirs(os.path.join(env_dir, "kubelet"), mode=0o700, exist_ok=True)
 
     def volume_dir(self, key, volume):
@@ -247,13 +303,73 @@ class Kubelet:
                 self.log("%s: %s volume of %s/%s updated" % (cluster.name, volume, key[1], key[2]))
         return True
 
+    def webhook_pki(self):
+        """A CA and a serving certificate for 127.0.0.1 (made once per environment): the
+        API server calls the proxy injector at https://127.0.0.1:<port>/."""
+        folder = os.path.join(self.dir, "kubelet", "webhook-pki")
+        crt = os.path.join(folder, "tls.crt")
+        if not os.path.exists(crt):
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+
+            def openssl(*args):
+                subprocess.run(["openssl"] + list(args), cwd=folder, check=True, capture_output=True)
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=testenv webhook CA", "-days", "30")
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=127.0.0.1")
+            with open(os.path.join(folder, "ext"), "w") as fh:
+                fh.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+            openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                    "-out", "tls.crt.tmp", "-days", "30", "-extfile", "ext")
+            os.replace(os.path.join(folder, "tls.crt.tmp"), crt)
+        out = {}
+        for name in ("ca.crt", "tls.crt", "tls.key"):
+            with open(os.path.join(folder, name), "rb") as fh:
+                out[name] = fh.read()
+        return out
+
+    def injector_volumes(self, cluster, key):
+        """The injector's volumes: linkerd-config's values, the trust roots, and its TLS
+        files (the environment's, for 127.0.0.1, instead of the chart's Secret for the
+        Service name the API server cannot dial here). False while one is missing."""
+        config = cluster.get("v1", "configmaps", key[1], "linkerd-config")
+        roots = cluster.get("v1", "configmaps", key[1], "linkerd-identity-trust-roots")
+        if not config or not roots:
+            return False
+        pki = self.webhook_pki()
+        write_volume(self.volume_dir(key, "config"), {k: v.encode() for k, v in (config.get("data") or {}).items()})
+        write_volume(self.volume_dir(key, "trust-roots"), {k: v.encode() for k, v in (roots.get("data") or {}).items()})
+        write_volume(self.volume_dir(key, "tls"), {"tls.crt": pki["tls.crt"], "tls.key": pki["tls.key"]})
+        return True
+
+    def point_webhook(self, cluster, key):
+        """The chart's MutatingWebhookConfiguration calls the Service; here it calls the
+        running injector at its loopback address with the environment's CA (kept so:
+        `mesh` applies the chart's version again)."""
+        import base64
+        port = self.injector_ports.get(key)
+        mwc = cluster.get("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, INJECTOR_WEBHOOK)
+        if not port or not mwc:
+            return
+        want = {"url": "https://127.0.0.1:%d/" % port,
+                "caBundle": base64.b64encode(self.webhook_pki()["ca.crt"]).decode()}
+        hooks = mwc.get("webhooks") or []
+        if all(h.get("clientConfig") == want for h in hooks):
+            return
+        for h in hooks:
+            h["clientConfig"] = dict(want)
+        cluster.merge_patch("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None,
+                            INJECTOR_WEBHOOK, {"webhooks": hooks})
+        self.log("%s: %s calls the proxy injector at %s" % (cluster.name, INJECTOR_WEBHOOK, want["url"]))
+
     def reconcile(self):
+        self.data_plane = os.path.exists(os.path.join(self.dir, DATA_PLANE_FILE))
         seen = set()
         for cluster in self.clusters:
             for deploy in cluster.list("apps/v1", "deployments"):
                 if deploy["spec"].get("replicas", 1) == 0:
                     continue
-                for container, sub in wanted_containers(deploy):
+                for container, sub in wanted_containers(deploy, self.data_plane):
                     key = (cluster.name, deploy["metadata"]["namespace"], deploy["metadata"]["name"], container["name"])
                     seen.add(key)
                     self.ensure(cluster, deploy, container, sub, key)
@@ -269,6 +385,16 @@ class Kubelet:
         running = bool(proc and proc.template == tmpl and proc.popen.poll() is None)
         if sub == "identity" and not self.sync_volumes(cluster, key, running):
             return
+        if sub == "policy":
+            tls = secret_volume(cluster, key[1], POLICY_TLS_SECRET)
+            if tls is None:
+                return
+            write_volume(self.volume_dir(key, "policy-tls"), tls)
+        if sub == "proxy-injector":
+            if not self.injector_volumes(cluster, key):
+                return
+            if running:
+                self.point_webhook(cluster, key)
         if proc and proc.template == tmpl:
             if proc.popen.poll() is None:
                 return
@@ -281,7 +407,7 @@ class Kubelet:
         if proc:
             proc.stop("pod template changed" if proc.template != tmpl else "exited, restarting")
         release = release_of(container.get("image", ""))
-        binary = (self.binaries.get(release) or {}).get("controller")
+        binary = (self.binaries.get(release) or {}).get("policy-controller" if sub == "policy" else "controller")
         if not binary:
             self.log("%s: no controller binary for image %s (have %s)" % (
                 "/".join(key[:3]), container.get("image"), ", ".join(sorted(self.binaries))))
@@ -300,7 +426,19 @@ class Kubelet:
         os.replace(kcfg + ".tmp", kcfg)
         ports = {flag: free_port() for flag in LISTEN_FLAGS[sub]}
         pod_name = "%s-%s-kubelet" % (name, tmpl)
-        argv = controller_argv(binary, container, sub, kcfg, ports)
+        if sub == "policy":
+            argv = policy_argv(binary, container, kcfg, ports, self.volume_dir(key, "policy-tls"))
+        else:
+            argv = controller_argv(binary, container, sub, kcfg, ports)
+        if sub == "proxy-injector":
+            # Its TLS files, the values and the trust roots have fixed paths under /run.
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    "mount -t tmpfs tmpfs /run && mkdir -p /run/linkerd/config /run/linkerd/tls "
+                    "/run/linkerd/identity/trust-roots && mount --bind \"$MF_CONFIG\" /run/linkerd/config && "
+                    "mount --bind \"$MF_TLS\" /run/linkerd/tls && mount --bind \"$MF_ROOTS\" "
+                    "/run/linkerd/identity/trust-roots && unset MF_CONFIG MF_TLS MF_ROOTS && exec \"$@\"",
+                    "container"] + argv
+            self.injector_ports[key] = ports["-addr"]
         if sub == "identity":
             os.makedirs(TRUST_ROOTS_MOUNT, exist_ok=True)
             argv.insert(2, "-issuer=%s" % self.volume_dir(key, "issuer"))
@@ -309,13 +447,20 @@ class Kubelet:
                     self.volume_dir(key, "trust-roots")] + argv
         addr = os.path.join(self.dir, "kubelet", "%s-%s-%s-%s.addr" % key)
         with open(addr + ".tmp", "w") as fh:
-            fh.write("127.0.0.1:%d\n" % ports["-addr"] if "-addr" in ports else "")
+            listen = ports.get("-addr") or ports.get("--grpc-addr")
+            fh.write("127.0.0.1:%d\n" % listen if listen else "")
         os.replace(addr + ".tmp", addr)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": pod_name}
-        if self.proxy:
+        if self.proxy and sub != "policy":
+            # (The policy controller talks only to its own API server; kube-rs refuses a
+            # proxy it was built without.)
             env["HTTPS_PROXY"] = self.proxy
         env.update(container_env(container, deploy, pod_name))
-        log_path = os.path.join(self.dir, "logs", "%s-%s-%s.log" % (cluster.name, ns, name))
+        if sub == "proxy-injector":
+            env.update({"MF_CONFIG": self.volume_dir(key, "config"), "MF_TLS": self.volume_dir(key, "tls"),
+                        "MF_ROOTS": self.volume_dir(key, "trust-roots")})
+        log_path = os.path.join(self.dir, "logs", "%s-%s-%s%s.log" % (
+            cluster.name, ns, name, "-policy" if sub == "policy" else ""))
         logf = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         logf.write(("==== %s kubelet: start %s (template %s, release %s)\n" % (
             time.strftime("%Y-%m-%dT%H:%M:%S"), " ".join(a if not a.startswith("-kubeconfig") else "-kubeconfig=<token>" for a in argv[1:]),

@@ -6,8 +6,14 @@ repository, ../shared/linkerd/<release>/{linkerd.xz,controller.xz,SHA256SUMS}: b
 checks every SHA-256 sum and unpacks them into testenv/bin/linkerd/<release>/ (ignored
 by git), skipping releases already unpacked from the same sums.
 
+A release folder may also hold its data plane (edge-26.8.3 does): `proxy.xz`,
+`proxy-identity.xz`, `proxy-init.xz` and `policy-controller.xz`. Whatever of those its
+SHA256SUMS lists is unpacked and checked the same way; `releases()` names them when present
+(the data plane of `testenv/run mesh --data-plane`, dataplane.py).
+
 A user with their own builds points MESHFLEET_LINKERD_DIR at a folder laid out as
-<release>/linkerd and <release>/controller (unpacked, executable); nothing is copied.
+<release>/linkerd and <release>/controller (unpacked, executable; the data-plane files
+beside them when wanted); nothing is copied.
 """
 
 import fcntl
@@ -23,6 +29,9 @@ SHARED = os.path.normpath(os.path.join(REPO, "..", "shared", "linkerd"))
 UNPACKED = os.path.join(HERE, "bin", "linkerd")
 ENV_VAR = "MESHFLEET_LINKERD_DIR"
 BINARIES = ("linkerd", "controller")
+# Unpacked when the release's SHA256SUMS lists them: the proxy image's three programs and
+# the policy container of the controller image.
+DATA_PLANE = ("proxy", "proxy-identity", "proxy-init", "policy-controller")
 
 
 class LinkerdMissing(Exception):
@@ -87,7 +96,8 @@ def _unpack(rel, log):
         stamp_text = fh.read()
     sums = _sums(os.path.join(src, "SHA256SUMS"))
     stamp = os.path.join(dst, ".sha256sums")
-    if all(os.access(os.path.join(dst, b), os.X_OK) for b in BINARIES):
+    wanted = list(BINARIES) + [b for b in DATA_PLANE if b in sums]
+    if all(os.access(os.path.join(dst, b), os.X_OK) for b in wanted):
         try:
             if open(stamp).read() == stamp_text:
                 return
@@ -95,7 +105,7 @@ def _unpack(rel, log):
             pass
     tmp = tempfile.mkdtemp(prefix=".unpack-", dir=UNPACKED)
     try:
-        for b in BINARIES:
+        for b in wanted:
             if b not in sums:
                 raise LinkerdMissing("%s/SHA256SUMS has no entry for %s" % (src, b))
             out = os.path.join(tmp, b)
@@ -116,7 +126,9 @@ def _unpack(rel, log):
 
 
 def releases(root=None):
-    """{release: {"cli": path, "controller": path}} of the binaries in use."""
+    """{release: {"cli": path, "controller": path}} of the binaries in use, plus the data
+    plane's {"proxy", "proxy-identity", "proxy-init", "policy-controller": path} of a release
+    that has all four."""
     root = root or os.environ.get(ENV_VAR) or UNPACKED
     found = {}
     if os.path.isdir(root):
@@ -124,6 +136,9 @@ def releases(root=None):
             paths = {b: os.path.join(root, rel, b) for b in BINARIES}
             if all(os.access(p, os.X_OK) for p in paths.values()):
                 found[rel] = {"cli": paths["linkerd"], "controller": paths["controller"]}
+                plane = {b: os.path.join(root, rel, b) for b in DATA_PLANE}
+                if all(os.access(p, os.X_OK) for p in plane.values()):
+                    found[rel].update(plane)
     if not found:
         raise LinkerdMissing(
             "no Linkerd binaries in %s: run `testenv/run build` (it unpacks %s), or set %s to a "

@@ -27,7 +27,10 @@ need proxies): MutatingWebhookConfigurations (proxy injector, tap injector),
 ValidatingWebhookConfigurations (service-profile and policy validators, whose
 `failurePolicy: Fail` would reject the multicluster chart's Server and
 AuthorizationPolicy objects) and the APIService of viz's tap API (an unavailable
-aggregated API breaks discovery for every client).
+aggregated API breaks discovery for every client). With `--data-plane` (dataplane.py) the proxy injector runs (kubelet.py) and its
+MutatingWebhookConfiguration is applied; the kubelet points it at the injector's loopback
+address. After the control plane `mesh` waits for it, so the multicluster chart's gateway
+pods are injected by the real webhook (the proxy in gateway mode), as in a cluster.
 
 Prerequisites a real cluster would have are installed first: the External Secrets and
 cert-manager CRDs from ../shared/crds, and the Gateway API CRDs (as above: a fleet with
@@ -67,6 +70,7 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResou
                   "ClusterSecretStore", "ClusterIssuer", "MutatingWebhookConfiguration",
                   "ValidatingWebhookConfiguration", "APIService", "PriorityClass", "Node"}
 LEFT_OUT_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService"}
+INJECTOR_WEBHOOK = "linkerd-proxy-injector-webhook-config"
 GATEWAY_API_RELEASE = "edge-25.4.4"
 FIELD_MANAGER = {"flux": "kustomize-controller", "argocd": "argocd-controller"}
 
@@ -81,8 +85,9 @@ def load_docs(path):
 
 
 class Installer:
-    def __init__(self, env_dir, bins, linkerd, log):
+    def __init__(self, env_dir, bins, linkerd, log, data_plane=False):
         self.dir = env_dir
+        self.data_plane = data_plane
         self.kubectl = os.path.join(bins, "kubectl")
         self.linkerd = linkerd  # release -> {"cli": path, "controller": path}
         self.log = log
@@ -132,7 +137,7 @@ class Installer:
 
     def apply(self, context, docs, manager, namespace=None, what=None):
         """Server-side apply: CRDs first (and wait until established), then the rest."""
-        docs = [d for d in docs if d.get("kind") not in LEFT_OUT_KINDS]
+        docs = [d for d in docs if not self.left_out(d)]
         crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
         rest = [d for d in docs if d.get("kind") != "CustomResourceDefinition"]
         if namespace:
@@ -148,6 +153,29 @@ class Installer:
             self.kube(context, *args, stdin=yaml.safe_dump_all(batch, sort_keys=False), what=what)
             if batch is crds:
                 self.wait_established(context, [d["metadata"]["name"] for d in crds], what)
+
+    def left_out(self, doc):
+        """Webhook and APIService configurations whose servers do not run here; with the
+        data plane the proxy injector runs (kubelet.py points its configuration at it)."""
+        if doc.get("kind") not in LEFT_OUT_KINDS:
+            return False
+        return not (self.data_plane and doc.get("kind") == "MutatingWebhookConfiguration"
+                    and doc["metadata"]["name"] == INJECTOR_WEBHOOK)
+
+    def wait_injector(self, context, timeout=90):
+        """Before a chart whose pods ask for injection: the proxy injector answers (the
+        kubelet points its webhook at it), as a control plane is ready before extensions."""
+        deadline = time.time() + timeout
+        while True:
+            got = self.kube(context, "get", "mutatingwebhookconfiguration", "--ignore-not-found", "-o", "json",
+                            INJECTOR_WEBHOOK)
+            if got.strip() and all((h.get("clientConfig") or {}).get("url")
+                                   for h in json.loads(got).get("webhooks") or [{}]):
+                return
+            if time.time() > deadline:
+                raise MeshError("%s: the proxy injector did not start within %ds (see the controllers log)"
+                                % (context, timeout))
+            time.sleep(0.5)
 
     def wait_established(self, context, names, what, timeout=60):
         deadline = time.time() + timeout
@@ -332,7 +360,11 @@ class Installer:
         finally:
             os.unlink(vfile)
         docs = [d for d in yaml.safe_load_all(out) if d]
+        if self.data_plane and chart == "linkerd-multicluster":
+            self.wait_injector(context)
         self.apply(context, docs, "helm-controller", what=what)
+        if self.data_plane and chart == "linkerd-control-plane":
+            self.wait_injector(context)
         self.prune(context, "%s/%s" % (what, chart), docs)
 
     def wait_issuer(self, context, ns, timeout=60):

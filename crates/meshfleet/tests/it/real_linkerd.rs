@@ -15,6 +15,7 @@
 //! Endpoints, and example names like `pro.vpn.example` do not resolve here; nothing is
 //! ever sent to them).
 
+mod data_plane;
 mod import;
 mod rotation;
 pub mod scenario;

@@ -127,12 +127,18 @@ impl TestEnv {
     /// for Linkerd's controllers, the External Secrets and cert-manager stand-ins).
     /// Panics with the command's stderr when it fails.
     pub fn mesh(&self, tree: &Path) -> Duration {
+        self.mesh_with(tree, &[])
+    }
+
+    /// [`TestEnv::mesh`] with more arguments (`--data-plane`).
+    pub fn mesh_with(&self, tree: &Path, args: &[&str]) -> Duration {
         let started = Instant::now();
         let output = Command::new(run_script())
             .args(["mesh", "--dir"])
             .arg(&self.dir)
             .arg("--tree")
             .arg(tree)
+            .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run testenv/run mesh");
@@ -262,7 +268,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// start, and so does every later caller, without trying again.
 pub fn shared() -> &'static TestEnv {
     static SHARED: OnceLock<Result<TestEnv, String>> = OnceLock::new();
-    match SHARED.get_or_init(|| start(&SHARED_NAMES, "shared")) {
+    match SHARED.get_or_init(|| start(&SHARED_NAMES, "shared", &[])) {
         Ok(env) => env,
         Err(reason) => panic!("the shared test environment could not start:\n{reason}"),
     }
@@ -271,7 +277,12 @@ pub fn shared() -> &'static TestEnv {
 /// An environment of its own, for a test that must stop or break a cluster.
 /// Stopped on drop (and by its watchdog if the process dies first).
 pub fn private(names: &[&str]) -> PrivateEnv {
-    match start(names, "private") {
+    private_with(names, &[])
+}
+
+/// [`private`] with more arguments for `up` (`--pod-cidr NAME=CIDR`).
+pub fn private_with(names: &[&str], up_args: &[String]) -> PrivateEnv {
+    match start(names, "private", up_args) {
         Ok(env) => PrivateEnv { env },
         Err(reason) => panic!("a private test environment could not start:\n{reason}"),
     }
@@ -331,7 +342,7 @@ fn down(dir: &Path) -> Result<(), String> {
 }
 
 /// Arm the watchdog, run `up`, read what it wrote.
-fn start(names: &[&str], what: &str) -> Result<TestEnv, String> {
+fn start(names: &[&str], what: &str, up_args: &[String]) -> Result<TestEnv, String> {
     let root = tempfile::Builder::new()
         .prefix(&format!("meshfleet-testenv-{what}-"))
         .tempdir()
@@ -346,6 +357,7 @@ fn start(names: &[&str], what: &str) -> Result<TestEnv, String> {
     let child = Command::new(run_script())
         .args(["up", "--names", &names.join(","), "--dir"])
         .arg(&dir)
+        .args(up_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

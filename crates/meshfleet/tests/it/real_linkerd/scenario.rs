@@ -39,7 +39,18 @@ impl Scenario {
     /// server ports by cluster), `certs init`, render, sync secrets, install with
     /// `testenv/run mesh`, sync the link credentials.
     pub fn start(names: &[&str], fleet: impl FnOnce(&BTreeMap<&str, String>) -> String) -> Self {
-        let env = testenv::private(names);
+        Self::start_with(names, &[], &[], fleet)
+    }
+
+    /// [`Scenario::start`] with more arguments for `testenv/run up` and `mesh` (the data
+    /// plane: `--pod-cidr NAME=CIDR` and `--data-plane`).
+    pub fn start_with(
+        names: &[&str],
+        up_args: &[String],
+        mesh_args: &[&str],
+        fleet: impl FnOnce(&BTreeMap<&str, String>) -> String,
+    ) -> Self {
+        let env = testenv::private_with(names, up_args);
         let ports: BTreeMap<&str, String> = names
             .iter()
             .map(|n| (*n, env.server(n).rsplit(':').next().expect("port").to_owned()))
@@ -84,7 +95,7 @@ impl Scenario {
         // credentials cannot yet: no target runs the multicluster chart.
         let (code, stdout, stderr) = run(&["secrets", "sync", "."]);
         assert!(code == 0 || code == 2, "secrets sync: {code}\n{stdout}\n{stderr}");
-        let mesh_time = env.mesh(&dir.path().join("gitops"));
+        let mesh_time = env.mesh_with(&dir.path().join("gitops"), mesh_args);
         eprintln!(
             "testenv mesh: {:.1}s for {}",
             mesh_time.as_secs_f64(),
