@@ -16,6 +16,7 @@
 //! ever sent to them).
 
 mod import;
+mod import_legacy;
 mod rotation;
 pub mod scenario;
 
