@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
@@ -290,10 +291,16 @@ fn import_adopts_a_mesh_linked_only_with_the_legacy_link_command_and_migrate_kee
             cluster,
             &["apply", "--server-side", "-f", path.to_str().expect("utf-8")],
         );
-        s.kubectl(
-            cluster,
-            &["wait", "--for=condition=Established", &format!("crd/{name}")],
-        );
+        let api = Api::<CustomResourceDefinition>::all(s.client(cluster));
+        wait_for(&format!("{cluster}: CRD {name} established"), || {
+            let crd = s.block_on(api.get_opt(name)).expect("read CRD")?;
+            let established = crd
+                .status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            established.then_some(())
+        });
     };
     install_crd(
         STUDIO,
