@@ -90,9 +90,12 @@ pub enum Command {
     ///
     /// Reads every context at once, read-only: the Linkerd version, namespace and
     /// domains, the trust anchors in use (written to the anchor file), the issuer, the
-    /// gateways, every Link (declarative or made by `linkerd multicluster link`) and the
-    /// GitOps engine. Every value it guessed or could not read is a comment in the file
-    /// and a line of the report; clusters that disagree are reported with the cluster and
+    /// gateways, every Link (declarative or made by `linkerd multicluster link`), the pod
+    /// and service networks the clusters tell (ServiceCIDRs, kubeadm's configuration, the
+    /// nodes' podCIDRs) and the GitOps engine that runs (Flux's or Argo CD's controllers or
+    /// objects). Every value it guessed or could not read is a comment in the file and a
+    /// line of the report; clusters that disagree (anchors, domains, overlapping networks
+    /// of linked clusters, different engines, ...) are reported with the cluster and
     /// object, and the file is still written, marked. Nothing secret is written or printed.
     Import(ImportArgs),
     /// Check the fleet file against every static rule and report all findings

@@ -9,39 +9,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
-
+use super::report::Report;
+pub use super::report::{ImportFinding, Severity};
 use super::{ClusterReading, IssuerReading, LinkReading, VaultReading};
 use crate::cluster::ReadError;
 use meshfleet_fleet::defaults;
 use meshfleet_fleet::draft::{Entry, FleetDraft, Value, str};
-
-/// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// The clusters disagree or could not be read: the file is marked, exit 1.
-    Problem,
-    /// A value import had to guess or leave out: a comment in the file.
-    Guess,
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImportFinding {
-    /// Problem or guess.
-    pub severity: Severity,
-    /// The context it is about, when one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
-    /// The object it is about (`Link linkerd-multicluster/internal`), when one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<String>,
-    /// What was found.
-    pub message: String,
-    /// What to do.
-    pub hint: String,
-}
 
 /// What `import` writes.
 #[derive(Debug, Clone)]
@@ -70,27 +43,6 @@ impl Adoption {
 
 /// Where the anchor bundle goes, relative to the fleet file.
 pub const ANCHOR_FILE: &str = "certs/trust-anchor.crt";
-
-struct Report(Vec<ImportFinding>);
-
-impl Report {
-    fn add(
-        &mut self,
-        severity: Severity,
-        context: Option<&str>,
-        object: Option<String>,
-        message: String,
-        hint: &str,
-    ) {
-        self.0.push(ImportFinding {
-            severity,
-            context: context.map(str::to_string),
-            object,
-            message,
-            hint: hint.to_string(),
-        });
-    }
-}
 
 /// A fleet cluster name for a context: lowercase, other characters as `-`, at most 63.
 pub fn cluster_name(context: &str) -> String {
@@ -142,16 +94,17 @@ pub fn compose(
     let secrets = secrets_section(&read, &mut report);
     let (links, link_names, found) = links_section(&read, &names, &mut report);
     let clusters = clusters_section(&read, &names, &link_names, &mut report);
-    let network_missing = !read.is_empty();
-    if network_missing {
-        report.add(
-            Severity::Guess,
-            None,
-            None,
-            "the clusters' pod and service networks are not read (no API says them reliably); they are left out".into(),
-            "add `network: {pods: [...], services: [...]}` to each cluster so `validate` can check overlaps",
-        );
-    }
+    let by_name: BTreeMap<&String, &String> = names.iter().map(|(c, n)| (n, c)).collect();
+    let linked: BTreeSet<(String, String)> = found
+        .iter()
+        .filter_map(|(source, target, _, _)| {
+            Some((
+                (*by_name.get(source)?).clone(),
+                (*by_name.get(target.as_ref()?)?).clone(),
+            ))
+        })
+        .collect();
+    super::networks::overlaps(&read, &linked, &mut report);
     let mut spec = vec![
         Entry::field("linkerd", Value::Map(linkerd)),
         Entry::field("gitops", Value::Map(gitops)),
@@ -434,42 +387,7 @@ fn short(fingerprint: &str) -> String {
 }
 
 fn gitops_section(read: &[&ClusterReading], report: &mut Report) -> Vec<Entry> {
-    let engines: BTreeSet<&str> = read.iter().flat_map(|r| r.engines.iter().copied()).collect();
-    let engine = match engines.len() {
-        1 => Entry::noted(
-            "engine",
-            str(*engines.first().unwrap_or(&"flux")),
-            "read: its CRDs are installed",
-        ),
-        0 => {
-            report.add(
-                Severity::Guess,
-                None,
-                None,
-                "neither Flux nor Argo CD runs on the clusters; `gitops.engine` is `flux`, a guess".into(),
-                "set `spec.gitops.engine` to the engine that will apply the rendered tree",
-            );
-            Entry::noted(
-                "engine",
-                str("flux"),
-                "GUESSED: neither Flux nor Argo CD runs there",
-            )
-        }
-        _ => {
-            report.add(
-                Severity::Guess,
-                None,
-                None,
-                "both Flux and Argo CD CRDs are installed; `gitops.engine` is `argocd`, a guess".into(),
-                "set `spec.gitops.engine` to the engine that applies Linkerd",
-            );
-            Entry::noted(
-                "engine",
-                str("argocd"),
-                "GUESSED: both Flux and Argo CD are installed",
-            )
-        }
-    };
+    let engine = super::engine::entry(read, report);
     report.add(
         Severity::Guess,
         None,
@@ -804,6 +722,7 @@ fn clusters_section(
                 "read: the server in the Links' credentials",
             ));
         }
+        entry.push(super::networks::entry(r, report));
         if let Some(store) = &r.vault
             && let Some(mount) = store
                 .auth_mount
@@ -1114,6 +1033,129 @@ mod tests {
         }
         let text = a.draft.text().expect("still written");
         assert!(text.contains("# NOT READY"), "{text}");
+    }
+
+    fn networks(pods: &[(&str, &str)], services: &[(&str, &str)]) -> super::super::networks::NetworkReading {
+        let list = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(cidr, object)| super::super::networks::CidrReading {
+                    cidr: (*cidr).into(),
+                    object: (*object).into(),
+                })
+                .collect()
+        };
+        super::super::networks::NetworkReading {
+            pods: list(pods),
+            pods_from_nodes: true,
+            services: list(services),
+            api_service_ip: None,
+        }
+    }
+
+    fn engine(engine: &'static str, evidence: &str) -> super::super::engine::EngineReading {
+        super::super::engine::EngineReading {
+            engine,
+            evidence: evidence.into(),
+        }
+    }
+
+    #[test]
+    fn networks_are_read_and_overlaps_between_linked_clusters_are_problems() {
+        let anchor = anchor_pem();
+        let mut hub = cluster("hub", &anchor);
+        hub.gateway = Some(node_port_gateway());
+        hub.network = networks(
+            &[("10.200.0.0/24", "Node hub-0"), ("10.200.1.0/24", "Node hub-1")],
+            &[("10.96.0.0/24", "ServiceCIDR kubernetes")],
+        );
+        let mut spoke = cluster("spoke", &anchor);
+        spoke.links = vec![link_to("hub", "internal")];
+        spoke.network = networks(&[("10.201.0.0/24", "Node spoke-0")], &[]);
+        let mut other = cluster("other", &anchor);
+        other.network = networks(&[], &[("10.201.0.0/16", "ServiceCIDR kubernetes")]);
+        let contexts = vec!["hub".to_string(), "spoke".to_string(), "other".to_string()];
+        let a = compose(None, &contexts, &[Ok(hub.clone()), Ok(spoke.clone()), Ok(other)]);
+        assert!(problems(&a).is_empty(), "{:#?}", a.findings);
+        let text = a.draft.text().expect("text");
+        let fleet = meshfleet_fleet::parse(&text).expect("parses");
+        let network = fleet.spec.clusters[0].network.as_ref().expect("hub network");
+        let values = |l: &[meshfleet_fleet::located::Located<String>]| {
+            l.iter().map(|c| c.value.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(values(&network.pods), ["10.200.0.0/23"], "{text}");
+        assert_eq!(values(&network.services), ["10.96.0.0/24"], "{text}");
+        // What is not told is a guess; unlinked clusters may overlap (a guess line).
+        let guesses: Vec<&ImportFinding> = a
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Guess)
+            .collect();
+        for (context, what) in [
+            ("spoke", "service network is not told"),
+            ("other", "pod network is not told"),
+            ("other", "overlaps the pod CIDR `10.201.0.0/24`"),
+        ] {
+            assert!(
+                guesses
+                    .iter()
+                    .any(|f| f.context.as_deref() == Some(context) && f.message.contains(what)),
+                "{context}: {what} not in {guesses:#?}"
+            );
+        }
+        // Linked clusters that overlap: a problem naming the cluster and the object.
+        spoke.network = networks(&[("10.200.1.0/24", "Node spoke-0")], &[]);
+        let a = compose(None, &contexts[..2], &[Ok(hub), Ok(spoke)]);
+        assert_eq!(
+            problems(&a),
+            [(Some("spoke".to_string()), Some("Node spoke-0".to_string()))],
+            "{:#?}",
+            a.findings
+        );
+        assert!(a.draft.text().expect("text").contains("# NOT READY"));
+    }
+
+    #[test]
+    fn the_engine_is_read_where_it_runs_and_different_engines_are_a_problem() {
+        let anchor = anchor_pem();
+        let mut hub = cluster("hub", &anchor);
+        hub.engines = vec![engine(
+            "argocd",
+            "StatefulSet argocd/argocd-application-controller",
+        )];
+        let spoke = cluster("spoke", &anchor);
+        let contexts = vec!["hub".to_string(), "spoke".to_string()];
+        let a = compose(None, &contexts, &[Ok(hub.clone()), Ok(spoke.clone())]);
+        let text = a.draft.text().expect("text");
+        assert!(
+            text.contains(
+                "engine: argocd  # read: StatefulSet argocd/argocd-application-controller on `hub`"
+            ),
+            "{text}"
+        );
+        assert!(
+            !a.findings.iter().any(|f| f.message.contains("Argo CD")),
+            "{:#?}",
+            a.findings
+        );
+        let mut flux = spoke;
+        flux.engines = vec![engine("flux", "Deployment flux-system/kustomize-controller")];
+        let a = compose(None, &contexts, &[Ok(hub), Ok(flux)]);
+        assert_eq!(
+            problems(&a),
+            [(
+                Some("spoke".to_string()),
+                Some("Deployment flux-system/kustomize-controller".to_string())
+            )],
+            "{:#?}",
+            a.findings
+        );
+        let none = compose(None, &contexts[..1], &[Ok(cluster("hub", &anchor))]);
+        assert!(
+            none.draft
+                .text()
+                .expect("text")
+                .contains("engine: flux  # GUESSED"),
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Every named context is read at once, read-only ([`read_all`]): the control plane
 //! (namespace, version, domains, networks, the anchors in use, the issuer), the
 //! multicluster gateway, every Link with what its credentials say about its target,
-//! whether it is served by a legacy controller, and the GitOps engine and Vault store
-//! that run there. [`compose`] then turns the readings into a fleet file
+//! whether it is served by a legacy controller, the GitOps engine ([`engine`]) and Vault
+//! store that run there, and the pod and service networks ([`networks`]). [`compose`] then turns the readings into a fleet file
 //! ([`meshfleet_fleet::draft::FleetDraft`]) and a report of what it guessed and where the
 //! clusters disagree; it is a pure function, so its rules are tested without clusters.
 //!
@@ -14,6 +14,9 @@
 //! leaves this module, and no Secret value reaches the fleet file or a message.
 
 pub mod compose;
+pub mod engine;
+pub mod networks;
+mod report;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,8 +58,10 @@ pub struct ClusterReading {
     /// UID to name of the ServiceAccounts in the multicluster namespace (remote-access
     /// accounts other clusters' Links use).
     pub accounts: BTreeMap<String, String>,
-    /// `flux` or `argocd` when their CRDs are installed.
-    pub engines: Vec<&'static str>,
+    /// The GitOps engines that run there ([`engine`]).
+    pub engines: Vec<engine::EngineReading>,
+    /// The pod and service networks, as far as the cluster tells them ([`networks`]).
+    pub network: networks::NetworkReading,
     /// The Vault store External Secrets uses, when there is one.
     pub vault: Option<VaultReading>,
     /// `meshfleet.io/fleet` found on a Link, when meshfleet rendered it.
@@ -211,6 +216,8 @@ async fn read_cluster(
         None => None,
     };
     let crds = read_crds(&client).await?;
+    let engines = engine::read(&client).await?;
+    let network = networks::read(&client).await?;
     let (links, fleet_label) = read_links(&client).await?;
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), MULTICLUSTER_NAMESPACE)
         .list(&ListParams::default())
@@ -237,7 +244,8 @@ async fn read_cluster(
         gateway,
         links,
         accounts,
-        engines: crds.engines,
+        engines,
+        network,
         vault,
         fleet_label,
         gateway_api: crds.gateway_api,
@@ -350,7 +358,6 @@ pub fn chart_version(chart_label: Option<&str>, tag: Option<&str>) -> Result<Str
 }
 
 struct Crds {
-    engines: Vec<&'static str>,
     external_secrets: bool,
     gateway_api: Option<String>,
 }
@@ -365,16 +372,6 @@ async fn read_crds(client: &kube::Client) -> Result<Crds, ReadError> {
                 .map_err(|e| ReadError::from_kube("read CustomResourceDefinitions", &e))
         }
     };
-    let mut engines = Vec::new();
-    if exists("kustomizations.kustomize.toolkit.fluxcd.io")
-        .await?
-        .is_some()
-    {
-        engines.push("flux");
-    }
-    if exists("applications.argoproj.io").await?.is_some() {
-        engines.push("argocd");
-    }
     let external_secrets = exists("clustersecretstores.external-secrets.io").await?.is_some();
     let gateway_api = exists("httproutes.gateway.networking.k8s.io")
         .await?
@@ -385,7 +382,6 @@ async fn read_crds(client: &kube::Client) -> Result<Crds, ReadError> {
                 .cloned()
         });
     Ok(Crds {
-        engines,
         external_secrets,
         gateway_api,
     })

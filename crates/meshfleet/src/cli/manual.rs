@@ -98,7 +98,7 @@ pub const PAGES: &[Page] = &[
             (0, "the fleet file was written and every cluster agreed"),
             (
                 1,
-                "the clusters disagree (different anchors or domains, overlapping networks, a Link whose target is not among the contexts) or one could not be read: the file was still written, marked at its top; or the file exists already (left as it is)",
+                "the clusters disagree (different anchors or domains, overlapping pod or service networks of linked clusters, different GitOps engines, a Link whose target is not among the contexts) or one could not be read: the file was still written, marked at its top; or the file exists already (left as it is)",
             ),
             (
                 2,
@@ -109,6 +109,10 @@ pub const PAGES: &[Page] = &[
             (
                 "Adopt a hub and two spokes linked with `link-gen` (Link `internal` on the spokes):",
                 "meshfleet import --context kind-hub --context kind-prod --context kind-nonprod --out my-fleet/",
+            ),
+            (
+                "Adopt seed 000's two clusters linked both ways with the deprecated `linkerd multicluster link`, then move them to declarative Links:",
+                "meshfleet import --context kind-studio --context kind-pro --out homelab/ && meshfleet migrate homelab/",
             ),
             (
                 "The report as JSON, for a script:",

@@ -560,6 +560,7 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
         "commit to green `check`: {:.1}s",
         (took + started.elapsed()).as_secs_f64()
     );
+    import_reads_flux(&g);
 
     // A version bump reconciles to the new version; `render --check` is clean after it.
     g.write_fleet("2026.8.3");
@@ -638,6 +639,33 @@ fn homelab_reconciled_by_real_flux_eso_and_cert_manager() {
     );
     let (code, out, err) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
     assert_eq!(code, 0, "render --check after the revert: {out}\n{err}");
+}
+
+/// `meshfleet import` of the clusters Flux reconciles reads the engine from Flux's own
+/// objects (its controllers run as processes here, see testenv/lib/gitops.py): no guess.
+fn import_reads_flux(g: &GitOps) {
+    let out = tempfile::tempdir().expect("tempdir");
+    let fleet = out.path().join("fleet.yaml");
+    let mut args = vec!["import", "--out", fleet.to_str().expect("utf-8"), "-o", "json"];
+    for c in CLUSTERS {
+        args.extend(["--context", c]);
+    }
+    let (code, stdout, stderr) = g.meshfleet(&args);
+    assert!(code == 0 || code == 1, "import: {code}\n{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("import -o json");
+    let text = std::fs::read_to_string(&fleet).expect("imported fleet");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("engine: flux  # read: ")),
+        "{text}"
+    );
+    assert!(
+        !report["findings"].as_array().expect("findings").iter().any(|f| {
+            let m = f["message"].as_str().unwrap_or_default();
+            m.contains("Flux") || m.contains("Argo CD")
+        }),
+        "{report:#}"
+    );
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {

@@ -17,6 +17,7 @@
 
 mod data_plane;
 mod import;
+mod import_legacy;
 mod rotation;
 pub mod scenario;
 

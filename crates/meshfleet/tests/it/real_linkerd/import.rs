@@ -23,7 +23,7 @@ const HUB: &str = "in-cluster-local";
 const SPOKES: [&str; 2] = ["production", "nonproduction"];
 
 /// `kubectl apply -f -` of `docs` on `cluster`, as the runbook pipes link-gen's output.
-fn kubectl_apply(s: &Scenario, cluster: &str, docs: &[Value]) {
+pub(super) fn kubectl_apply(s: &Scenario, cluster: &str, docs: &[Value]) {
     let yaml = docs.iter().fold(String::new(), |mut yaml, d| {
         let _ = writeln!(
             yaml,
@@ -52,7 +52,7 @@ fn kubectl_apply(s: &Scenario, cluster: &str, docs: &[Value]) {
 }
 
 /// The live Links of a cluster, by name, as JSON (name and spec).
-fn live_links(s: &Scenario, cluster: &str) -> BTreeMap<String, Value> {
+pub(super) fn live_links(s: &Scenario, cluster: &str) -> BTreeMap<String, Value> {
     let api = Api::<Link>::namespaced(s.client(cluster), MULTICLUSTER);
     s.block_on(api.list(&ListParams::default()))
         .expect("list Links")
@@ -70,7 +70,7 @@ fn live_links(s: &Scenario, cluster: &str) -> BTreeMap<String, Value> {
 /// The Links of a rendered tree's cluster folder, by name, each with its spec as the
 /// cluster's API server stores it (a dry-run create under another name: the CRD's
 /// defaults, such as `probeSpec.timeout`, applied, nothing merged with the live Link).
-fn rendered_links(s: &Scenario, tree: &Path, cluster: &str) -> BTreeMap<String, Value> {
+pub(super) fn rendered_links(s: &Scenario, tree: &Path, cluster: &str) -> BTreeMap<String, Value> {
     let files = crate::support::read_tree(&tree.join(cluster));
     let api = Api::<Link>::namespaced(s.client(cluster), MULTICLUSTER);
     crate::support::rendered_objects(&files)
@@ -95,7 +95,7 @@ fn rendered_links(s: &Scenario, tree: &Path, cluster: &str) -> BTreeMap<String, 
 }
 
 /// UID of every mirror Service (`mirror.linkerd.io/mirrored-service=true`) on a cluster.
-fn mirror_uids(s: &Scenario, cluster: &str) -> BTreeMap<String, String> {
+pub(super) fn mirror_uids(s: &Scenario, cluster: &str) -> BTreeMap<String, String> {
     let api = Api::<k8s_openapi::api::core::v1::Service>::namespaced(s.client(cluster), APPS);
     s.block_on(api.list(&ListParams::default().labels("mirror.linkerd.io/mirrored-service=true")))
         .expect("list mirrors")
@@ -110,7 +110,7 @@ fn mirror_uids(s: &Scenario, cluster: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn import(s: &Scenario, out: &Path, contexts: &[&str]) -> (i32, String, String) {
+pub(super) fn import(s: &Scenario, out: &Path, contexts: &[&str]) -> (i32, String, String) {
     let mut args = vec!["import", "--out", out.to_str().expect("utf-8"), "-o", "json"];
     for c in contexts {
         args.extend(["--context", c]);
