@@ -22,7 +22,7 @@ use crate::cli::{GlobalArgs, OutputFormat, SecretsAgeKeyArgs, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
 /// `--age-key`, else `SOPS_AGE_KEY_FILE`, else sops's default location.
-fn operator_key_file(arg: Option<&PathBuf>) -> PathBuf {
+pub(super) fn operator_key_file(arg: Option<&PathBuf>) -> PathBuf {
     if let Some(path) = arg {
         return path.clone();
     }

@@ -580,5 +580,157 @@ fn homelab_with_sops_reconciled_by_real_flux_without_any_vault() {
         "the right key back: Flux Ready and check green in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+
+    // 5. A link credential rotation through commits only: where the Vault flow
+    //    force-syncs External Secrets, the next credentials are sealed into the tree,
+    //    committed, and Flux applies them; `--rotate` verifies that on the cluster.
+    rotate_link_credentials(&lab, &tree);
+    lab.wait_check_green(Duration::from_secs(180));
     eprintln!("whole test: {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// The credentials Secret `linkerd-multicluster/cluster-credentials-<target>` on `source`.
+fn live_credentials(lab: &Lab, source: &str, target: &str) -> Value {
+    lab.k
+        .get(
+            source,
+            "secret",
+            "linkerd-multicluster",
+            &format!("cluster-credentials-{target}"),
+        )
+        .expect("credentials Secret")
+}
+
+/// `secrets sync --rotate --out gitops -o json`: (exit code, report).
+fn rotate(lab: &Lab) -> (i32, Value) {
+    let (code, stdout, stderr) = lab.meshfleet(&[
+        "secrets", "sync", ".", "--rotate", "--out", "gitops", "-o", "json",
+    ]);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    eprintln!(
+        "--rotate: exit {code}, stage {}, now {}",
+        report["stage"], report["now"]
+    );
+    (code, report)
+}
+
+/// The states of step `id` over every link of a rotation report.
+fn step_states(report: &Value, id: &str) -> Vec<String> {
+    report["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["id"] == id)
+        .map(|s| s["state"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn rotate_link_credentials(lab: &Lab, tree: &Path) {
+    let started = Instant::now();
+    let mirror_uid =
+        || lab.k.get("studio", "service", "apps", "web-pro").expect("mirror")["metadata"]["uid"].clone();
+    let before = mirror_uid();
+    let old_tokens: Vec<String> = [("studio", "pro"), ("pro", "studio")]
+        .iter()
+        .map(|(s, t)| kubeconfig_identity(&live_credentials(lab, s, t)).2)
+        .collect();
+    let commit = |message: &str| {
+        let (code, out, err) = lab.meshfleet(&["render", ".", "--out", "gitops"]);
+        assert_eq!(code, 0, "render: {out}\n{err}");
+        let commit = lab.env.commit(tree, message);
+        let (took, _) = converge(lab, commit, || None);
+        eprintln!("commit to green ({message}): {:.1}s", took.as_secs_f64());
+    };
+
+    let (code, report) = rotate(lab);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (0, Some("granting")),
+        "{report:#}"
+    );
+    commit("rotation: grant the next accounts");
+
+    // The next credentials are sealed into the tree; the run stops: commit them.
+    let (code, report) = rotate(lab);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(step_states(&report, "sealed"), ["done", "done"], "{report:#}");
+    assert_eq!(
+        step_states(&report, "source-secrets"),
+        ["blocked", "blocked"],
+        "{report:#}"
+    );
+    assert!(
+        step_states(&report, "vault").is_empty(),
+        "no Vault step with SOPS"
+    );
+    let hints: Vec<&str> = report["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["id"] == "source-secrets")
+        .filter_map(|s| s["hint"].as_str())
+        .collect();
+    assert!(
+        hints.iter().all(|h| h.contains("commit the rendered tree")),
+        "{hints:?}"
+    );
+    let (code, out, err) = lab.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
+    assert_eq!(
+        code, 0,
+        "render --check after --rotate sealed the tree: {out}\n{err}"
+    );
+    let commit_sha = lab.env.commit(tree, "rotation: the next credentials (SOPS)");
+    let (took, _) = converge(lab, commit_sha, || None);
+    eprintln!(
+        "commit to green (the next credentials): {:.1}s",
+        took.as_secs_f64()
+    );
+
+    // Flux applied them: verified on the cluster, the controllers restarted, retiring.
+    let (code, report) = rotate(lab);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (0, Some("retiring")),
+        "{report:#}"
+    );
+    assert_eq!(
+        step_states(&report, "source-secrets"),
+        ["done", "done"],
+        "{report:#}"
+    );
+    for (source, target) in [("studio", "pro"), ("pro", "studio")] {
+        let live = live_credentials(lab, source, target);
+        let file = tree.join(format!(
+            "{source}/links/cluster-credentials-{target}.linkerd-multicluster.sops.yaml"
+        ));
+        assert_eq!(
+            kubeconfig_identity(&live),
+            kubeconfig_identity(&sops_decrypt(&lab.key(source), &file)),
+            "{source}: Flux applied the sealed next credentials"
+        );
+    }
+    commit("rotation: retire the old accounts");
+    let (code, report) = rotate(lab);
+    assert_eq!(code, 0, "{report:#}");
+    assert!(report["now"].is_null(), "the rotation is done: {report:#}");
+    assert_eq!(
+        step_states(&report, "old-account-removed"),
+        ["done", "done"],
+        "{report:#}"
+    );
+    commit("rotation: done");
+    let new_tokens: Vec<String> = [("studio", "pro"), ("pro", "studio")]
+        .iter()
+        .map(|(s, t)| kubeconfig_identity(&live_credentials(lab, s, t)).2)
+        .collect();
+    for (old, new) in old_tokens.iter().zip(&new_tokens) {
+        assert_ne!(old, new, "the link moved to the next account's token");
+    }
+    assert_eq!(mirror_uid(), before, "the mirror Service was never re-created");
+    eprintln!(
+        "link credential rotation through commits (SOPS, Flux): {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
