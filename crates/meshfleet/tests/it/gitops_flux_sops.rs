@@ -6,7 +6,10 @@
 //! the decrypted anchor, the real service mirror mirrors with the decrypted credentials,
 //! and `meshfleet check` is green. Then pro's `sops-age` is replaced by a key the fleet
 //! does not know: Flux's Kustomizations fail to decrypt and `check` says so (cluster,
-//! Kustomization, hint); the right key heals it.
+//! Kustomization, hint); the right key heals it. Then both rotations through commits
+//! only: a link credential rotation (`secrets sync --rotate --out`: the next credentials
+//! sealed, committed, verified on the cluster once Flux applied them) and a trust anchor
+//! rotation (`trust rotate`, the signing anchor sealed by `secrets sync --out`).
 //!
 //! Test-time substitutions: those of gitops_flux.rs (addresses, contexts, the
 //! committed HelmRepository and Gateway API URLs), and the example's `secrets.vault`
@@ -586,6 +589,12 @@ fn homelab_with_sops_reconciled_by_real_flux_without_any_vault() {
     //    committed, and Flux applies them; `--rotate` verifies that on the cluster.
     rotate_link_credentials(&lab, &tree);
     lab.wait_check_green(Duration::from_secs(180));
+
+    // 6. A trust anchor rotation through commits only: after each step, render, seal
+    //    (`secrets sync --out`: the signing anchor's key pair), commit; run the restarts
+    //    `trust rotate status` prints until nothing blocks; `trust rotate next`.
+    rotate_trust_anchor(&lab, &tree);
+    lab.wait_check_green(Duration::from_secs(180));
     eprintln!("whole test: {:.1}s", t0.elapsed().as_secs_f64());
 }
 
@@ -733,4 +742,126 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
         "link credential rotation through commits (SOPS, Flux): {:.1}s",
         started.elapsed().as_secs_f64()
     );
+}
+
+fn rotate_trust_anchor(lab: &Lab, tree: &Path) {
+    let started = Instant::now();
+    let old_anchor = std::fs::read_to_string(lab.dir().join("certs/anchor.crt")).expect("anchor");
+    let (code, out, err) = lab.meshfleet(&["trust", "rotate", "start", "."]);
+    assert_eq!(code, 0, "trust rotate start: {out}\n{err}");
+    let mut phases = Vec::new();
+    let render_seal_commit = |message: &str| {
+        let (code, out, err) = lab.meshfleet(&["render", ".", "--out", "gitops"]);
+        assert_eq!(code, 0, "render: {out}\n{err}");
+        let (code, out) = lab.sync();
+        assert_eq!(code, 0, "secrets sync --out: {out}");
+        let commit = lab.env.commit(tree, message);
+        let (took, _) = converge(lab, commit, || None);
+        eprintln!("commit to green ({message}): {:.1}s", took.as_secs_f64());
+    };
+    for round in 0.. {
+        assert!(round < 8, "the rotation did not end: phases {phases:?}");
+        render_seal_commit(&format!("trust anchor rotation, step {round}"));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut restarted = std::collections::BTreeSet::new();
+        loop {
+            let (code, stdout, stderr) = lab.meshfleet(&["-o", "json", "trust", "rotate", "status", "."]);
+            let report: Value =
+                serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+            if code == 0 {
+                phases.push(report["phase"].as_str().unwrap_or_default().to_owned());
+                break;
+            }
+            let blocking: Vec<&Value> = report["clusters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["blocking"].as_array().into_iter().flatten())
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "trust rotate status still blocks: {blocking:#?}"
+            );
+            // What `next` printed for `issuers` with cert-manager: make it re-issue the
+            // issuer from the new anchor Flux applied (`cmctl renew`, or delete the Secret).
+            for cluster in report["clusters"].as_array().into_iter().flatten() {
+                let name = cluster["cluster"].as_str().unwrap_or_default();
+                let reissue = cluster["blocking"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b["id"] == "issuer-signed-by-new");
+                if reissue && restarted.insert(format!("reissue {name}")) {
+                    lab.k.run(
+                        name,
+                        &["-n", "linkerd", "delete", "secret", "linkerd-identity-issuer"],
+                    );
+                    eprintln!("$ kubectl --context {name} -n linkerd delete secret linkerd-identity-issuer");
+                }
+            }
+            for command in blocking
+                .iter()
+                .flat_map(|b| b["restarts"].as_array().into_iter().flatten())
+            {
+                let command = command.as_str().unwrap_or_default();
+                if !restarted.insert(command.to_owned()) {
+                    continue;
+                }
+                let args: Vec<&str> = command.split_whitespace().collect();
+                assert_eq!(&args[..2], ["kubectl", "--context"], "{command}");
+                lab.k.run(args[2], &args[3..]);
+                eprintln!("$ {command}");
+            }
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        let (code, out, err) = lab.meshfleet(&["trust", "rotate", "next", "."]);
+        assert_eq!(code, 0, "trust rotate next: {out}\n{err}");
+        assert!(
+            !err.contains("to Vault") && !err.contains("force-sync"),
+            "no Vault or External Secrets step is asked for: {err}"
+        );
+        if err.contains("the rotation is over") {
+            break;
+        }
+    }
+    render_seal_commit("trust anchor rotation: done");
+    eprintln!(
+        "trust anchor rotation through commits (SOPS, Flux; {}): {:.1}s",
+        phases.join(" -> "),
+        started.elapsed().as_secs_f64()
+    );
+    let (code, out, err) = lab.meshfleet(&["trust", "verify", "."]);
+    assert_eq!(code, 0, "trust verify after the rotation: {out}\n{err}");
+    let anchor = std::fs::read_to_string(lab.dir().join("certs/anchor.crt")).expect("anchor");
+    assert_eq!(
+        anchor.matches("BEGIN CERTIFICATE").count(),
+        1,
+        "only the new anchor is left"
+    );
+    assert_ne!(anchor.trim(), old_anchor.trim(), "a new anchor");
+    for cluster in CLUSTERS {
+        let roots = lab
+            .k
+            .get(cluster, "configmap", "linkerd", "linkerd-identity-trust-roots")
+            .expect("trust roots");
+        assert_eq!(
+            roots["data"]["ca-bundle.crt"].as_str().unwrap_or_default().trim(),
+            anchor.trim(),
+            "{cluster} trusts the new anchor only"
+        );
+        let sealed = sops_decrypt(
+            &lab.key(cluster),
+            &tree.join(format!("{cluster}/identity/trust-anchor.sops.yaml")),
+        );
+        let crt = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            sealed["data"]["tls.crt"].as_str().expect("tls.crt"),
+        )
+        .expect("base64");
+        assert_eq!(
+            String::from_utf8_lossy(&crt).trim(),
+            anchor.trim(),
+            "{cluster}: the tree seals the new anchor"
+        );
+    }
 }
