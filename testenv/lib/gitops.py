@@ -28,6 +28,11 @@ cert-manager installed, and Vault's Kubernetes auth set up for it:
 * the bootstrap `flux bootstrap` would commit: GitRepository `flux-system` (this env's
   fleet.git, branch main) and Kustomization `flux-system` with path `./<path>/<cluster>`.
 
+In an environment without OpenBao (`up --no-vault`: a fleet whose secrets are SOPS files
+in git, decrypted by the kustomize-controller) External Secrets is not installed at all:
+no CRDs, namespace, ServiceAccount, token or process; `commit` configures no Vault auth
+(the tree has no ClusterSecretStore) and refuses a tree that has one.
+
 `testenv/run commit --dir DIR --tree TREE` commits a rendered tree to fleet.git under
 `gitops/` (or `--path`) and asks Flux to fetch it now (the `flux reconcile source git`
 annotation). The only changes to the tree, printed by `commit`: each HelmRepository's
@@ -121,14 +126,14 @@ class Cluster:
 # CRDs of the controllers' releases
 
 
-def crd_files(module_dirs, flux=True):
+def crd_files(module_dirs, flux=True, eso=True):
     """The CRD files of the pinned releases, from their Go modules (Flux's unless
-    flux=False: External Secrets' and cert-manager's only)."""
+    flux=False, External Secrets' unless eso=False, cert-manager's)."""
     files = []
     flux_crds = (("source-controller", "config/crd/bases"), ("kustomize-controller", "config/crd/bases"),
                  ("helm-controller", "config/crd/bases"))
-    for key, sub in (flux_crds if flux else ()) + (("external-secrets", "config/crds/bases"),
-                                                   ("cert-manager", "deploy/crds")):
+    eso_crds = (("external-secrets", "config/crds/bases"),)
+    for key, sub in (flux_crds if flux else ()) + (eso_crds if eso else ()) + (("cert-manager", "deploy/crds"),):
         d = os.path.join(module_dirs[key], sub)
         files += sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".yaml") and f != "kustomization.yaml")
     return files
@@ -201,8 +206,9 @@ def stores_of(tree_dir, folder):
 
 
 def configure_vault(env_dir, bin_dir, tree_dir, mapping):
-    """Kubernetes auth for every ClusterSecretStore of the tree ({folder: cluster})."""
-    vault = Vault(env_dir)
+    """Kubernetes auth for every ClusterSecretStore of the tree ({folder: cluster}).
+    A tree without stores (SOPS secrets) needs no OpenBao at all."""
+    vault = None
     used = {}
     for folder, cname in sorted(mapping.items()):
         cluster = Cluster(env_dir, cname, bin_dir)
@@ -219,6 +225,11 @@ def configure_vault(env_dir, bin_dir, tree_dir, mapping):
                     "auth mount `%s`, but a mount validates tokens against one API server: each cluster "
                     "needs its own mount" % (other, cname, mount))
             used[mount] = cname
+            if vault is None:
+                if not os.path.exists(os.path.join(env_dir, "vault.env")):
+                    raise GitOpsError("the tree's ClusterSecretStores read Vault, but this environment runs "
+                                      "no OpenBao (started with `up --no-vault`)")
+                vault = Vault(env_dir)
             reviewer = cluster.token("kube-system", "vault-auth")
             with open(cluster.ca_file) as fh:
                 ca = fh.read()
@@ -231,10 +242,13 @@ def configure_vault(env_dir, bin_dir, tree_dir, mapping):
 # the controllers of one cluster
 
 
-def prerequisites(cluster, flux=True):
+def prerequisites(cluster, flux=True, eso=True):
     """Namespaces, ServiceAccounts and the auth-delegator binding Vault's TokenReview uses."""
     docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-            for ns in ([FLUX_NS] if flux else []) + [ESO_NS, CM_NS]]
+            for ns in ([FLUX_NS] if flux else []) + ([ESO_NS] if eso else []) + [CM_NS]]
+    if not eso:
+        cluster.apply(docs, "prerequisites")
+        return
     docs += [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ESO_SA, "namespace": ESO_NS}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "vault-auth", "namespace": "kube-system"}},

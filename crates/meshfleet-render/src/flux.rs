@@ -32,6 +32,21 @@ pub fn kustomization_name(plan: &FleetPlan, stage: StageKind) -> String {
     format!("{}-{}", plan.name, stage.name())
 }
 
+/// Whether Flux decrypts a stage's SOPS files: the `identity` and `links` stages of a
+/// fleet with `spec.secrets.sops`.
+pub fn decrypts(plan: &FleetPlan, stage: StageKind) -> bool {
+    plan.sops.is_some() && matches!(stage, StageKind::Identity | StageKind::Links)
+}
+
+/// The Flux Kustomizations of a cluster that decrypt SOPS files (see [`decrypts`]).
+pub fn decrypting_kustomizations(plan: &FleetPlan, cluster: &ClusterPlan) -> Vec<String> {
+    super::stages::cluster_stages(plan, cluster)
+        .iter()
+        .filter(|s| decrypts(plan, s.kind))
+        .map(|s| kustomization_name(plan, s.kind))
+        .collect()
+}
+
 fn helm_repository_name(plan: &FleetPlan) -> String {
     format!("{}-linkerd", plan.name)
 }
@@ -176,9 +191,7 @@ pub fn write_cluster(
                     .collect(),
                 // Flux's kustomize-controller decrypts the stage's SOPS files with the
                 // cluster's age key (`flux-system/sops-age`).
-                decryption: (plan.sops.is_some()
-                    && matches!(stage.kind, StageKind::Identity | StageKind::Links))
-                .then(|| Decryption {
+                decryption: decrypts(plan, stage.kind).then(|| Decryption {
                     provider: "sops".into(),
                     secret_ref: NamedRef {
                         kind: None,

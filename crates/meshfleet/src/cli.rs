@@ -393,7 +393,7 @@ pub struct SecretsSyncArgs {
     /// With `--rotate`, when starting: rotate only this link, `<source>-to-<target>` (repeatable)
     #[arg(long = "link", value_name = "SOURCE-to-TARGET", requires = "rotate")]
     pub links: Vec<String>,
-    /// With `--rotate`: seconds to wait for External Secrets to refresh and for a restart to finish
+    /// With `--rotate`: seconds to wait for External Secrets (with SOPS: Flux) to deliver the Secrets and for a restart to finish
     #[arg(long, default_value_t = 120, value_name = "SECONDS")]
     pub wait: u64,
     /// Key folder made by `certs init` [default: <fleet folder>/.meshfleet/keys]
@@ -403,7 +403,9 @@ pub struct SecretsSyncArgs {
     #[command(flatten)]
     pub kube: KubeconfigArg,
     /// With `spec.secrets.sops`: the rendered tree to write the encrypted Secrets into
-    /// (rendered again with them, atomically, as `render --out` does)
+    /// (rendered again with them, atomically, as `render --out` does); with `--rotate`,
+    /// where the next link credentials are sealed [default: `spec.gitops.repository.path`
+    /// beside the fleet file]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// With `spec.secrets.sops`: an operator's age key file [default: `SOPS_AGE_KEY_FILE`,

@@ -27,6 +27,7 @@
 //! | id | category | what it verifies |
 //! | --- | --- | --- |
 //! | `cluster-reachable` | kubernetes-api | the API server of the cluster's context answers; its version |
+//! | `sops-decryption` | gitops | with `spec.secrets.sops` under Flux: the Kustomizations that decrypt (`identity`, `links`) report no decryption error in their Ready condition (a missing or wrong `flux-system/sops-age` key) |
 //! | `linkerd-installed` | linkerd-control-plane | `linkerd-config` exists, its `values` parse, version and trust/cluster domain are the fleet's |
 //! | `trust-anchors-match` | linkerd-control-plane | the anchors in `linkerd-config` (`identityTrustAnchorsPEM`) AND in `linkerd-identity-trust-roots` (`ca-bundle.crt`) are the fleet's, as sets of SHA-256 fingerprints |
 //! | `issuer-valid` | linkerd-control-plane | `linkerd-identity-issuer` is a `kubernetes.io/tls` Secret whose ECDSA P-256 CA certificate is valid now, chains to the fleet's anchor and is not close to its end |
@@ -50,6 +51,7 @@
 pub(crate) mod access;
 mod control_plane;
 mod credentials;
+mod decryption;
 mod files;
 mod gateway;
 mod links;
@@ -125,6 +127,8 @@ pub enum Status {
 pub enum CheckId {
     /// `cluster-reachable`.
     ClusterReachable,
+    /// `sops-decryption`.
+    SopsDecryption,
     /// `linkerd-installed`.
     LinkerdInstalled,
     /// `trust-anchors-match`.
@@ -167,8 +171,9 @@ pub enum CheckId {
 
 impl CheckId {
     /// Every check id, in report order.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::ClusterReachable,
+        Self::SopsDecryption,
         Self::LinkerdInstalled,
         Self::TrustAnchorsMatch,
         Self::IssuerValid,
@@ -194,6 +199,7 @@ impl CheckId {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClusterReachable => "cluster-reachable",
+            Self::SopsDecryption => "sops-decryption",
             Self::LinkerdInstalled => "linkerd-installed",
             Self::TrustAnchorsMatch => "trust-anchors-match",
             Self::IssuerValid => "issuer-valid",
@@ -220,6 +226,7 @@ impl CheckId {
     pub fn category(self) -> Category {
         match self {
             Self::ClusterReachable => Category::KubernetesApi,
+            Self::SopsDecryption => Category::Gitops,
             Self::LinkerdInstalled | Self::TrustAnchorsMatch | Self::IssuerValid => {
                 Category::LinkerdControlPlane
             }
@@ -253,6 +260,8 @@ impl std::fmt::Display for CheckId {
 pub enum Category {
     /// The cluster's API server.
     KubernetesApi,
+    /// What the GitOps engine reports (Flux decrypting the SOPS files).
+    Gitops,
     /// Linkerd's control plane and identity.
     LinkerdControlPlane,
     /// The multicluster extension as a whole.
@@ -268,6 +277,7 @@ impl Category {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::KubernetesApi => "kubernetes-api",
+            Self::Gitops => "gitops",
             Self::LinkerdControlPlane => "linkerd-control-plane",
             Self::LinkerdMulticluster => "linkerd-multicluster",
             Self::Link => "link",
@@ -512,6 +522,7 @@ fn evaluate(
         }
     };
     if let Some(state) = state {
+        decryption::check(plan, cluster, state, &mut checks);
         control_plane::check(plan, cluster, state, &files, now, &mut checks);
         links::check_extension(cluster, state, &files, &mut checks);
         for link in &cluster.outgoing {

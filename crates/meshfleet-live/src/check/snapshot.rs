@@ -135,6 +135,18 @@ pub(super) struct LiveLink {
     pub typed: Option<Link>,
 }
 
+/// A Flux Kustomization of the fleet that decrypts SOPS files, reduced to its Ready
+/// condition.
+#[derive(Debug)]
+pub(super) struct FluxKustomization {
+    /// `status` of the Ready condition (`True`, `False`, `Unknown`), if any.
+    pub ready: Option<String>,
+    /// Its `reason`.
+    pub reason: String,
+    /// Its `message`: Flux's error (it names files and keys, never a value).
+    pub message: String,
+}
+
 /// Everything read from a reachable cluster.
 #[derive(Debug)]
 pub(super) struct ClusterState {
@@ -163,6 +175,9 @@ pub(super) struct ClusterState {
     /// The pods of the multicluster namespace and the destination controller's pods:
     /// when they started tells which credentials they run with.
     pub pods: Read<Vec<Pod>>,
+    /// With SOPS under Flux: the Kustomizations that decrypt, by name (`None`: absent).
+    /// Empty for other fleets.
+    pub decrypting: BTreeMap<String, Read<Option<FluxKustomization>>>,
 }
 
 impl ClusterState {
@@ -397,9 +412,19 @@ async fn read_state(
         if let (Ok(pods), Ok(more)) = (&mut pods, destination) {
             pods.extend(more);
         }
-        (namespaces, links, controllers, services, endpoints, pods)
+        let decrypting = read_decrypting(plan, cluster, client).await;
+        (
+            namespaces,
+            links,
+            controllers,
+            services,
+            endpoints,
+            pods,
+            decrypting,
+        )
     };
-    let (lane_a, (namespaces, links, controllers, services, endpoints, pods)) = tokio::join!(lane_a, lane_b);
+    let (lane_a, (namespaces, links, controllers, services, endpoints, pods, decrypting)) =
+        tokio::join!(lane_a, lane_b);
     let (version, config_maps, issuer, listed_credentials) = lane_a?;
 
     let named = |list: &Read<Vec<ConfigMap>>, name: &str| -> Read<Option<ConfigMap>> {
@@ -474,7 +499,77 @@ async fn read_state(
         probe_endpoints,
         services,
         pods,
+        decrypting,
     })
+}
+
+/// The fleet's Flux Kustomizations that decrypt SOPS files (one list request; none for
+/// a fleet without SOPS or not under Flux).
+async fn read_decrypting(
+    plan: &FleetPlan,
+    cluster: &ClusterPlan,
+    client: &kube::Client,
+) -> BTreeMap<String, Read<Option<FluxKustomization>>> {
+    let names = if plan.gitops.engine == meshfleet_fleet::model::Engine::Flux {
+        meshfleet_render::flux::decrypting_kustomizations(plan, cluster)
+    } else {
+        Vec::new()
+    };
+    if names.is_empty() {
+        return BTreeMap::new();
+    }
+    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "kustomize.toolkit.fluxcd.io",
+        "v1",
+        "Kustomization",
+    ));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), meshfleet_render::flux::FLUX_NAMESPACE, &resource);
+    let listed = match list_all(
+        &api,
+        ListParams::default(),
+        "list Flux Kustomizations in `flux-system`",
+    )
+    .await
+    {
+        // Flux is not installed: no Kustomization, reported as absent.
+        Err(ReadFailure { code: Some(404), .. }) => Ok(Vec::new()),
+        other => other,
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let read = listed
+                .as_ref()
+                .map(|items| {
+                    items
+                        .iter()
+                        .find(|k| k.metadata.name.as_deref() == Some(name.as_str()))
+                        .map(flux_kustomization)
+                })
+                .map_err(Clone::clone);
+            (name, read)
+        })
+        .collect()
+}
+
+fn flux_kustomization(object: &DynamicObject) -> FluxKustomization {
+    let ready = object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready");
+    let text = |key: &str| {
+        ready
+            .and_then(|c| c[key].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    FluxKustomization {
+        ready: ready.and_then(|c| c["status"].as_str()).map(str::to_string),
+        reason: text("reason"),
+        message: text("message"),
+    }
 }
 
 /// Every object of a list, page by page.

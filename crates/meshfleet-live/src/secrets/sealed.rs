@@ -3,9 +3,13 @@
 //! kubeconfig from its target's remote-access token), written as SOPS-encrypted Secrets
 //! into the rendered tree, each for its cluster's age recipient and the operators'.
 //!
-//! All or nothing: every file is computed first; when any entry fails (an unreachable
-//! cluster, a missing key, a file in DIR that the operator's key cannot open) nothing is
-//! written, so a tree never holds a mix. A file whose plaintext and recipients are
+//! Every file is computed first. A file in DIR that the operator's key cannot open, or a
+//! recipient that is not an age key, stops the run: nothing is written (the tree belongs
+//! to someone else, or the fleet file is wrong). A value that cannot be computed now (an
+//! unreachable cluster, a target whose multicluster chart has not yet created the link's
+//! remote-access account, a missing key) leaves that one file as it is, absent on a first
+//! run, and the others are written: a new fleet's first sync must put the anchor in git
+//! before Flux can install the chart that creates the accounts. A file whose plaintext and
 //! unchanged is kept byte for byte ([`meshfleet_identity::sops::seal`]), so a second run
 //! changes nothing in git. The tree is then rendered with the new files
 //! ([`meshfleet_render::render_with`]) and swapped in atomically, as `render` does.
@@ -62,6 +66,15 @@ pub enum SealRunError {
     /// The fleet has no `spec.secrets.sops`.
     #[error("the fleet has no `spec.secrets.sops`")]
     NotSops,
+    /// A file of the tree cannot be opened, or a recipient is unusable.
+    #[error("`{path}`: {source}")]
+    Sops {
+        /// The file, relative to the tree.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: SopsError,
+    },
     /// Reading the output folder failed.
     #[error("cannot read the encrypted files in the output folder: {0}")]
     Read(#[source] std::io::Error),
@@ -80,6 +93,7 @@ impl meshfleet_fleet::diagnostic::Hint for SealRunError {
                 "point `SOPS_AGE_KEY_FILE` (or `--age-key`) at an operator's key, or add its recipient under `sops.age.operators`".into(),
             ),
             Self::NotSops => Some("without `--out`, `secrets sync` writes to Vault".into()),
+            Self::Sops { source, .. } => source.hint(),
             Self::Read(_) => None,
             Self::Render(e) => e.hint(),
             Self::Tree(e) => e.hint(),
@@ -117,8 +131,8 @@ pub struct SealEntry {
 pub struct SealReport {
     /// Entries in tree order (by cluster, identity first).
     pub entries: Vec<SealEntry>,
-    /// Whether the tree was written (false in a dry run, after a failure, or when
-    /// nothing changed).
+    /// Whether the tree was written (false in a dry run, when a file could not be
+    /// opened or a recipient is unusable, or when nothing changed).
     pub written: bool,
 }
 
@@ -196,7 +210,10 @@ pub async fn sync(
                 }
             }
         };
-        if let (SealOutcome::Rotating, Some(old)) = (&outcome, old) {
+        // A file left alone (a rotation moves it, or its value cannot be computed now)
+        // stays as the tree holds it.
+        if let (SealOutcome::Rotating | SealOutcome::Failed(SealError::Sync(_)), Some(old)) = (&outcome, old)
+        {
             next.0.insert(path.clone(), old.clone());
         }
         if let SealOutcome::Failed(e) = &outcome {
@@ -212,7 +229,11 @@ pub async fn sync(
         .entries
         .iter()
         .any(|e| matches!(e.outcome, SealOutcome::Changed(_)));
-    if report.failed() > 0 || options.dry_run || !changed {
+    let unusable = report
+        .entries
+        .iter()
+        .any(|e| matches!(e.outcome, SealOutcome::Failed(SealError::Sops { .. })));
+    if unusable || options.dry_run || !changed {
         return Ok(report);
     }
     let tree = meshfleet_render::render_with(plan, &next)?;
@@ -220,6 +241,49 @@ pub async fn sync(
     tracing::info!(out = %out.display(), files = next.0.len(), "sealed secrets written");
     report.written = true;
     Ok(report)
+}
+
+/// The sealed files of one link's credentials (both Secrets) in the tree at `out`, made
+/// to hold `kubeconfig` (a credential rotation's next one): the tree is rendered again
+/// with them and written atomically, unless it already holds them or `dry_run`.
+/// Returns whether they changed (or would), and their paths.
+pub fn seal_link_credentials(
+    plan: &FleetPlan,
+    out: &Path,
+    identities: &AgeIdentities,
+    link: &meshfleet_plan::LinkPlan,
+    kubeconfig: &secrecy::SecretString,
+    dry_run: bool,
+) -> Result<(bool, Vec<String>), SealRunError> {
+    let sops_plan = plan.sops.as_ref().ok_or(SealRunError::NotSops)?;
+    let mut files = SealedFiles::read(plan, out).map_err(SealRunError::Read)?;
+    let values = super::Values::new([("kubeconfig", kubeconfig.clone())]);
+    let lastmodified = sops::now_rfc3339();
+    let (mut changed, mut paths) = (false, Vec::new());
+    for secret in sealed_secrets(plan).iter().filter(|s| {
+        matches!(&s.source, SealedSource::Credentials { source, target }
+            if *source == link.source && *target == link.target)
+    }) {
+        let path = secret.path();
+        let old = files.0.get(&path);
+        let text =
+            seal_one(secret, &values, sops_plan, old, identities, &lastmodified).map_err(|source| {
+                SealRunError::Sops {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        if old != Some(&text) {
+            changed = true;
+            files.0.insert(path.clone(), text);
+        }
+        paths.push(path);
+    }
+    if changed && !dry_run {
+        meshfleet_render::render_with(plan, &files)?.write_atomically(out)?;
+        tracing::info!(link = %link.credentials_id(), out = %out.display(), "sealed the next credentials");
+    }
+    Ok((changed, paths))
 }
 
 /// The SOPS file of one Secret: the previous one when unchanged, else a new encryption.

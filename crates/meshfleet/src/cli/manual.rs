@@ -322,8 +322,12 @@ pub const PAGES: &[Page] = &[
                 "meshfleet secrets sync my-fleet/ --rotate --link studio-to-pro",
             ),
             (
-                "With `spec.secrets.sops`: SOPS-encrypted Secrets into the rendered tree (all or nothing), then commit:",
+                "With `spec.secrets.sops`: SOPS-encrypted Secrets into the rendered tree (what can be computed now; a file the key cannot open writes nothing), then commit:",
                 "SOPS_AGE_KEY_FILE=~/.config/sops/age/keys.txt meshfleet secrets sync my-fleet/ --out gitops",
+            ),
+            (
+                "With `spec.secrets.sops`, a rotation step seals the next credentials into the tree; commit, Flux applies them, run it again:",
+                "meshfleet secrets sync my-fleet/ --rotate --out my-fleet/gitops",
             ),
         ],
     },

@@ -11,14 +11,15 @@
 //! can without the user (a commit, GitOps), 1 when a step is blocked or the input is
 //! wrong, 2 when meshfleet could not do its job.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Context as _;
 use meshfleet_core::diagnostic::Hint as _;
 use meshfleet_core::fleet::edit::FleetFileMut;
+use meshfleet_core::identity::sops::AgeIdentities;
 use meshfleet_core::live::secrets::rotation::{
-    self, LinkProgress, Restart, RotateError, RotateOptions, RotationReport, Stage, StepState,
+    self, LinkProgress, Restart, RotateError, RotateOptions, RotationReport, Secrets, Stage, StepState,
 };
 use meshfleet_core::live::secrets::rotation_traces::{self, CredentialsHistory, RestartSeen};
 use meshfleet_core::live::vault::{KvClient, VaultSettings};
@@ -40,7 +41,11 @@ pub fn rotate(
         links: args.links.clone(),
         wait: Duration::from_secs(args.wait),
     };
-    run(&args.path, &options, false, global, printer)
+    let sops = SopsArgs {
+        out: args.out.clone(),
+        age_key: args.age_key.clone(),
+    };
+    run(&args.path, &options, false, &sops, global, printer)
 }
 
 /// `secrets status`: a dry run of the rotation.
@@ -49,7 +54,15 @@ pub fn status(path: &Path, global: &GlobalArgs, printer: Printer) -> Result<Exit
         dry_run: true,
         ..RotateOptions::default()
     };
-    run(path, &options, true, global, printer)
+    run(path, &options, true, &SopsArgs::default(), global, printer)
+}
+
+/// With `spec.secrets.sops`: the rendered tree (`--out`, else `spec.gitops.repository.path`
+/// beside the fleet file, where `render` writes it) and the operator's key file.
+#[derive(Default)]
+struct SopsArgs {
+    out: Option<PathBuf>,
+    age_key: Option<PathBuf>,
 }
 
 /// `status`: a dry run that, with no rotation in progress, says so rather than what a
@@ -58,6 +71,7 @@ fn run(
     path: &Path,
     options: &RotateOptions,
     status: bool,
+    sops: &SopsArgs,
     global: &GlobalArgs,
     printer: Printer,
 ) -> Result<ExitStatus, CommandError> {
@@ -67,25 +81,47 @@ fn run(
     };
     // Starting only records the rotation in the fleet file; everything after reads the
     // clusters and Vault.
-    let (kubeconfigs, vault) = if plan.link_credentials.rotation.is_some() {
+    let in_progress = plan.link_credentials.rotation.is_some();
+    let (kubeconfigs, vault) = if in_progress && plan.sops.is_none() {
         (
             Some(kubeconfigs(global)?),
             Some(VaultSettings::from_env(
                 &plan.vault("a link credential rotation")?.server,
             )?),
         )
+    } else if in_progress {
+        (Some(kubeconfigs(global)?), None)
     } else {
         (None, None)
     };
+    // With SOPS the credentials are sealed into the rendered tree with an operator's key.
+    let tree = sops
+        .out
+        .clone()
+        .unwrap_or_else(|| checked.source.dir().join(&plan.gitops.path));
+    let identities = if in_progress && plan.sops.is_some() {
+        Some(AgeIdentities::read_key_file(
+            &super::secrets_sops::operator_key_file(sops.age_key.as_ref()),
+        )?)
+    } else {
+        None
+    };
+    let secrets = match &identities {
+        Some(identities) => Secrets::Sops {
+            tree: &tree,
+            identities,
+        },
+        None => Secrets::Vault(vault.as_ref()),
+    };
     tracing::info!(dry_run = options.dry_run, "secrets rotation");
-    let report = match runtime()?.block_on(rotation::rotate(
-        &plan,
-        kubeconfigs.as_ref(),
-        vault.as_ref(),
-        options,
-    )) {
+    let report = match runtime()?.block_on(rotation::rotate(&plan, kubeconfigs.as_ref(), secrets, options)) {
         Ok(report) => report,
-        Err(e @ (RotateError::UnknownLink(..) | RotateError::OtherRotation(_) | RotateError::NoLinks)) => {
+        Err(
+            e @ (RotateError::UnknownLink(..)
+            | RotateError::OtherRotation(_)
+            | RotateError::NoLinks
+            | RotateError::NotAnOperator),
+        ) => {
             printer.error(&e.to_string(), e.hint().as_deref());
             return Ok(ExitStatus::Failure);
         }

@@ -416,7 +416,12 @@ fn destroy_retired_keys(
             return Ok(Err(ExitStatus::Error));
         }
     };
-    if !found.remain() {
+    if plan.sops.is_some() {
+        printer.status(
+            "the fleet keeps no secret in Vault (SOPS): the retired anchor's private key is left only in git history, \
+             encrypted for the clusters' and operators' age keys",
+        );
+    } else if !found.remain() {
         printer.status("no Vault version holds the retired anchor's private key (nothing to destroy)");
     }
     for entry in found.entries.iter().filter(|e| !e.retired_versions.is_empty()) {
@@ -472,6 +477,13 @@ fn print_next(step: &Step, plan: &FleetPlan, path: &Path, aborted: bool, printer
         ));
     }
     let sync_and_refresh = |what: &str, secret: &str| {
+        if plan.sops.is_some() {
+            // SOPS: sealed into the tree, applied by Flux once committed.
+            return format!(
+                "run `meshfleet secrets sync {path} --out <tree>` ({what} sealed into the tree), commit it, \
+                 and let Flux apply `{ns}/{secret}` on every cluster"
+            );
+        }
         format!(
             "run `meshfleet secrets sync {path}` ({what} to Vault), then on every cluster make External Secrets \
              fetch it now: `kubectl --context <ctx> -n {ns} annotate externalsecret {secret} force-sync=$(date +%s) --overwrite`"

@@ -4,7 +4,9 @@
 //! The library (`meshfleet_core::live::secrets::sealed`) computes, encrypts and writes;
 //! this file finds the operator's age key the way `sops` does and reports. The report
 //! holds ids, file paths and errors only: no value or key can reach it. Exit 0 when
-//! every file is written or unchanged, 2 when any could not be (then nothing is written).
+//! every file is written or unchanged, 2 when any could not be (a value not computable
+//! now leaves its file as it was and the others are written; a file the operator cannot
+//! open writes nothing).
 
 use std::path::PathBuf;
 
@@ -20,7 +22,7 @@ use crate::cli::{GlobalArgs, OutputFormat, SecretsAgeKeyArgs, SecretsSyncArgs};
 use crate::printer::{Printer, Style};
 
 /// `--age-key`, else `SOPS_AGE_KEY_FILE`, else sops's default location.
-fn operator_key_file(arg: Option<&PathBuf>) -> PathBuf {
+pub(super) fn operator_key_file(arg: Option<&PathBuf>) -> PathBuf {
     if let Some(path) = arg {
         return path.clone();
     }
@@ -76,9 +78,14 @@ pub fn sync(
     if failed == 0 {
         return Ok(ExitStatus::Success);
     }
+    let what = if report.written {
+        "they were left as they were; the others were written (commit them, then run it again)"
+    } else {
+        "nothing was written"
+    };
     printer.error(
         &format!(
-            "{failed} of {} files could not be sealed; nothing was written",
+            "{failed} of {} files could not be sealed; {what}",
             report.entries.len()
         ),
         None,

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::kubectl::{self, Kubectl, name, ready};
 use crate::real_linkerd::scenario::kubeconfig_identity;
 use crate::support::{meshfleet, repo_root, texts};
 use crate::testenv::{self, PrivateEnv};
@@ -115,48 +116,15 @@ impl GitOps {
     }
 
     fn kubectl(&self, cluster: &str, args: &[&str]) -> String {
-        let output = std::process::Command::new(repo_root().join("testenv/bin/kubectl"))
-            .arg("--kubeconfig")
-            .arg(self.env.kubeconfig())
-            .args(["--context", cluster])
-            .args(args)
-            .output()
-            .expect("run kubectl");
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} on {cluster}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        Kubectl::new(&self.env).run(cluster, args)
     }
 
     fn items(&self, cluster: &str, kind: &str) -> Vec<Value> {
-        let out = self.kubectl(cluster, &["get", kind, "-A", "-o", "json"]);
-        let list: Value = serde_json::from_str(&out).expect("kubectl json");
-        list["items"].as_array().cloned().unwrap_or_default()
+        Kubectl::new(&self.env).items(cluster, kind)
     }
 
     fn get(&self, cluster: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let output = std::process::Command::new(repo_root().join("testenv/bin/kubectl"))
-            .arg("--kubeconfig")
-            .arg(self.env.kubeconfig())
-            .args([
-                "--context",
-                cluster,
-                "get",
-                kind,
-                "-n",
-                namespace,
-                name,
-                "-o",
-                "json",
-            ])
-            .output()
-            .expect("run kubectl");
-        output
-            .status
-            .success()
-            .then(|| serde_json::from_slice(&output.stdout).expect("json"))
+        Kubectl::new(&self.env).get(cluster, kind, namespace, name)
     }
 
     /// The data of a KV v2 entry in the environment's OpenBao (mount `secret`); compared,
@@ -215,28 +183,6 @@ impl GitOps {
             })
             .collect()
     }
-}
-
-/// The Ready condition of a Flux (or ESO, cert-manager) object: (status, reason, message).
-fn ready(obj: &Value) -> (String, String, String) {
-    obj["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == "Ready")
-        .map(|c| {
-            let t = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-            (t("status"), t("reason"), t("message"))
-        })
-        .unwrap_or_default()
-}
-
-fn name(obj: &Value) -> String {
-    format!(
-        "{}/{}",
-        obj["metadata"]["namespace"].as_str().unwrap_or_default(),
-        obj["metadata"]["name"].as_str().unwrap_or_default()
-    )
 }
 
 /// What stops a cluster from being green at `commit`: Kustomizations not Ready at that
@@ -347,32 +293,12 @@ fn converge(g: &GitOps, commit: &str, version: &str) -> (Duration, BTreeMap<Stri
     unreachable!("the loop above returns or panics")
 }
 
-/// What a cloud's load-balancer controller does for the homelab's LoadBalancer gateways:
-/// publish their address. Helm (and so the HelmRelease) waits for it.
+/// The homelab's gateway addresses (TEST-NET), as a cloud would publish them.
 fn publish_gateway_addresses(g: &GitOps) {
-    for (cluster, ip) in [("studio", "192.0.2.11"), ("pro", "192.0.2.12")] {
-        let Some(svc) = g.get(cluster, "service", "linkerd-multicluster", "linkerd-gateway") else {
-            continue;
-        };
-        if svc["status"]["loadBalancer"]["ingress"].is_array() {
-            continue;
-        }
-        let patch = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}).to_string();
-        g.kubectl(
-            cluster,
-            &[
-                "patch",
-                "service",
-                "linkerd-gateway",
-                "-n",
-                "linkerd-multicluster",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &patch,
-            ],
-        );
-    }
+    kubectl::publish_gateway_addresses(
+        &Kubectl::new(&g.env),
+        &[("studio", "192.0.2.11"), ("pro", "192.0.2.12")],
+    );
 }
 
 /// Every Kustomization became Ready after the ones it depends on (`first_ready` from
@@ -488,43 +414,7 @@ fn assert_secrets_from_the_operators(g: &GitOps) {
 
 /// A Service exported on pro is mirrored on studio by the real service mirror.
 fn assert_mirrored(g: &GitOps) {
-    for c in CLUSTERS {
-        g.kubectl(c, &["create", "namespace", "apps"]);
-    }
-    g.kubectl(
-        "pro",
-        &[
-            "create",
-            "deployment",
-            "web",
-            "-n",
-            "apps",
-            "--image=registry.example/web:1",
-        ],
-    );
-    g.kubectl(
-        "pro",
-        &["expose", "deployment", "web", "-n", "apps", "--port=8080"],
-    );
-    g.kubectl(
-        "pro",
-        &[
-            "label",
-            "service",
-            "web",
-            "-n",
-            "apps",
-            "mirror.linkerd.io/exported=true",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while g.get("studio", "service", "apps", "web-pro").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "studio never mirrored apps/web from pro"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    kubectl::assert_mirrored(&Kubectl::new(&g.env), "studio", "pro");
 }
 
 #[test]

@@ -329,3 +329,103 @@ fn age_key_never_overwrites_and_a_malformed_key_file_is_located() {
     assert!(!stderr.contains("NOTAKEY"), "the key text is never repeated");
     assert!(!d.join("tree").exists(), "nothing written");
 }
+
+/// A new fleet's first sync: the link credentials cannot be computed (here the target is
+/// not in the kubeconfig; in real life its multicluster chart has not created the
+/// remote-access account yet), yet the anchors must reach git first, or Flux never
+/// installs the chart that creates the accounts. So those files are reported (exit 2,
+/// hint) and left absent, and the others are written; a second run writes nothing new.
+#[test]
+fn a_first_sync_seals_the_anchors_while_the_links_cannot_be_computed_yet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (op, studio, pro) = (
+        recipient_of(d, "keys/op.key"),
+        recipient_of(d, "keys/studio.key"),
+        recipient_of(d, "keys/pro.key"),
+    );
+    let text = fleet(&op, &studio, &pro)
+        .replace(
+            "      network: {pods: [10.1.0.0/16], services: [10.101.0.0/16]}\n",
+            "      network: {pods: [10.1.0.0/16], services: [10.101.0.0/16]}\n      gateway: {addresses: [192.0.2.1]}\n",
+        )
+        .replace(
+            "      network: {pods: [10.2.0.0/16], services: [10.102.0.0/16]}\n",
+            "      network: {pods: [10.2.0.0/16], services: [10.102.0.0/16]}\n      gateway: {addresses: [192.0.2.2]}\n  links:\n    - {source: studio, target: pro}\n",
+        );
+    assert!(text.contains("links:"), "{text}");
+    std::fs::write(d.join("fleet.yaml"), text).expect("fleet");
+    std::fs::write(
+        d.join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n",
+    )
+    .expect("kubeconfig");
+    for args in [
+        &["certs", "init", "."][..],
+        &["render", ".", "--out", "tree", "--any-dir"][..],
+    ] {
+        let out = meshfleet(d).args(args).output().expect("runs");
+        assert!(out.status.success(), "{args:?}: {}", texts(&out).1);
+    }
+    let sync = || {
+        meshfleet(d)
+            .args([
+                "secrets",
+                "sync",
+                ".",
+                "--out",
+                "tree",
+                "--age-key",
+                "keys/op.key",
+                "--kubeconfig",
+                "kubeconfig",
+            ])
+            .output()
+            .expect("runs")
+    };
+    let first = sync();
+    let (stdout, stderr) = texts(&first);
+    assert_eq!(first.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("4 files: 2 written, 0 unchanged, 0 rotating, 2 failed; written into `tree`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(credentials/studio-to-pro): the kubeconfig has no context `pro`"));
+    assert!(stdout.contains("hint:"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "2 of 4 files could not be sealed; they were left as they were; the others were written"
+        ),
+        "{stderr}"
+    );
+    let tree = d.join("tree");
+    for cluster in ["studio", "pro"] {
+        let anchor = tree.join(format!("{cluster}/identity/trust-anchor.sops.yaml"));
+        let out = sops_decrypt(d, &format!("keys/{cluster}.key"), &anchor);
+        assert!(
+            out.status.success(),
+            "{cluster}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        !tree
+            .join("studio/links/cluster-credentials-pro.linkerd.sops.yaml")
+            .exists()
+    );
+    assert!(
+        !std::fs::read_to_string(tree.join("studio/links/kustomization.yaml"))
+            .expect("links kustomization")
+            .contains(".sops.yaml"),
+        "the links stage lists no file it does not hold"
+    );
+    let again = sync();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        texts(&again)
+            .0
+            .contains("0 written, 2 unchanged, 0 rotating, 2 failed; nothing was written"),
+        "{}",
+        texts(&again).0
+    );
+}

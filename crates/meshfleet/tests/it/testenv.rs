@@ -34,8 +34,8 @@ pub struct TestEnv {
     root: PathBuf,
     dir: PathBuf,
     names: Vec<String>,
-    vault_addr: String,
-    vault_token: SecretString,
+    /// OpenBao's address and root token; `None` in an environment started without it.
+    vault: Option<(String, SecretString)>,
     info: serde_json::Value,
     startup: Duration,
 }
@@ -45,7 +45,7 @@ impl fmt::Debug for TestEnv {
         f.debug_struct("TestEnv")
             .field("dir", &self.dir)
             .field("names", &self.names)
-            .field("vault_addr", &self.vault_addr)
+            .field("vault_addr", &self.vault.as_ref().map(|(addr, _)| addr))
             .field("vault_token", &"<redacted>")
             .field("startup", &self.startup)
             .finish_non_exhaustive()
@@ -70,12 +70,18 @@ impl TestEnv {
 
     /// `http://127.0.0.1:PORT` of the OpenBao dev server.
     pub fn vault_addr(&self) -> &str {
-        &self.vault_addr
+        &self.vault().0
     }
 
     /// The OpenBao dev root token (never shown by `Debug`).
     pub fn vault_token(&self) -> &SecretString {
-        &self.vault_token
+        &self.vault().1
+    }
+
+    fn vault(&self) -> &(String, SecretString) {
+        self.vault
+            .as_ref()
+            .expect("this environment runs no OpenBao (started by private_without_vault)")
     }
 
     /// How long `testenv/run up` took.
@@ -288,6 +294,15 @@ pub fn private_with(names: &[&str], up_args: &[String]) -> PrivateEnv {
     }
 }
 
+/// A private environment with no OpenBao at all (`testenv/run up --no-vault`): for a
+/// fleet whose secrets are SOPS files in git. `vault_addr` and `vault_token` panic.
+pub fn private_without_vault(names: &[&str]) -> PrivateEnv {
+    match start(names, "private", &["--no-vault".to_owned()]) {
+        Ok(env) => PrivateEnv { env },
+        Err(reason) => panic!("a private test environment could not start:\n{reason}"),
+    }
+}
+
 /// A [`TestEnv`] that runs `testenv/run down` when dropped.
 #[derive(Debug)]
 pub struct PrivateEnv {
@@ -341,8 +356,9 @@ fn down(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// Arm the watchdog, run `up`, read what it wrote.
+/// Arm the watchdog, run `up` (with `up_args`), read what it wrote.
 fn start(names: &[&str], what: &str, up_args: &[String]) -> Result<TestEnv, String> {
+    let vault = !up_args.iter().any(|a| a == "--no-vault");
     let root = tempfile::Builder::new()
         .prefix(&format!("meshfleet-testenv-{what}-"))
         .tempdir()
@@ -387,10 +403,30 @@ fn start(names: &[&str], what: &str, up_args: &[String]) -> Result<TestEnv, Stri
         startup.as_secs_f64(),
         String::from_utf8_lossy(&output.stdout).trim()
     );
-    read_env(root, dir, names, startup)
+    read_env(root, dir, names, startup, vault)
 }
 
-fn read_env(root: PathBuf, dir: PathBuf, names: &[&str], startup: Duration) -> Result<TestEnv, String> {
+fn read_env(
+    root: PathBuf,
+    dir: PathBuf,
+    names: &[&str],
+    startup: Duration,
+    vault: bool,
+) -> Result<TestEnv, String> {
+    let info_text = std::fs::read_to_string(dir.join("env.json"))
+        .map_err(|e| format!("cannot read {}/env.json: {e}", dir.display()))?;
+    let info = serde_json::from_str(&info_text).map_err(|e| format!("env.json: {e}"))?;
+    Ok(TestEnv {
+        vault: if vault { Some(read_vault_env(&dir)?) } else { None },
+        names: names.iter().map(|n| (*n).to_owned()).collect(),
+        root,
+        dir,
+        info,
+        startup,
+    })
+}
+
+fn read_vault_env(dir: &Path) -> Result<(String, SecretString), String> {
     let vault_env = std::fs::read_to_string(dir.join("vault.env"))
         .map_err(|e| format!("cannot read {}/vault.env: {e}", dir.display()))?;
     let mut vault_addr = None;
@@ -402,22 +438,11 @@ fn read_env(root: PathBuf, dir: PathBuf, names: &[&str], startup: Duration) -> R
             vault_token = Some(SecretString::from(v.trim().to_owned()));
         }
     }
-    let info_text = std::fs::read_to_string(dir.join("env.json"))
-        .map_err(|e| format!("cannot read {}/env.json: {e}", dir.display()))?;
-    let info = serde_json::from_str(&info_text).map_err(|e| format!("env.json: {e}"))?;
-    let env = TestEnv {
-        vault_addr: vault_addr.ok_or("vault.env has no VAULT_ADDR")?,
-        vault_token: vault_token.ok_or("vault.env has no VAULT_TOKEN")?,
-        names: names.iter().map(|n| (*n).to_owned()).collect(),
-        root,
-        dir,
-        info,
-        startup,
-    };
-    if env.vault_token.expose_secret().is_empty() {
+    let token = vault_token.ok_or("vault.env has no VAULT_TOKEN")?;
+    if token.expose_secret().is_empty() {
         return Err("vault.env has an empty VAULT_TOKEN".into());
     }
-    Ok(env)
+    Ok((vault_addr.ok_or("vault.env has no VAULT_ADDR")?, token))
 }
 
 /// The watchdog, run as `python3 -c WATCHDOG OWNER_PID ROOT DIR RUN KEEP`.

@@ -1,5 +1,5 @@
-//! What every live step of a rotation works with: the plan, the clusters, Vault and
-//! the options, and the checks the phases share (is a link's Secret accepted by its
+//! What every live step of a rotation works with: the plan, the clusters, where the
+//! credentials are kept (Vault, or SOPS files in the rendered tree) and the options, and the checks the phases share (is a link's Secret accepted by its
 //! target).
 
 use k8s_openapi::api::core::v1::Secret;
@@ -15,11 +15,26 @@ use crate::vault::KvClient;
 use meshfleet_fleet::defaults::MULTICLUSTER_NAMESPACE;
 use meshfleet_plan::{FleetPlan, LinkPlan};
 
+/// Where a link's credentials are kept.
+pub(super) enum Store<'a> {
+    /// Vault KV v2, copied into the Secrets by External Secrets.
+    Vault {
+        kv: &'a KvClient,
+        vault: &'a meshfleet_plan::VaultPlan,
+    },
+    /// SOPS files in the rendered tree, applied by Flux once committed. The lock keeps
+    /// the links' concurrent steps from writing the tree at once.
+    Sops {
+        tree: &'a std::path::Path,
+        identities: &'a meshfleet_identity::sops::AgeIdentities,
+        lock: tokio::sync::Mutex<()>,
+    },
+}
+
 pub(super) struct Ctx<'a> {
     pub(super) plan: &'a FleetPlan,
     pub(super) kubeconfigs: &'a Kubeconfigs,
-    pub(super) kv: &'a KvClient,
-    pub(super) vault: &'a meshfleet_plan::VaultPlan,
+    pub(super) store: Store<'a>,
     pub(super) options: &'a RotateOptions,
 }
 

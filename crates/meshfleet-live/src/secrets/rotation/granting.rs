@@ -1,6 +1,7 @@
-//! Phase `granting`: per link, the next account's token is accepted, in Vault and in
-//! both source Secrets; then the sources' controllers are reloaded ([`super::reload`])
-//! and the link's Secret is accepted. Only then is `retiring` recorded.
+//! Phase `granting`: per link, the next account's token is accepted, in Vault (or, with
+//! SOPS, sealed into the rendered tree) and in both source Secrets; then the sources'
+//! controllers are reloaded ([`super::reload`]) and the link's Secret is accepted. Only
+//! then is `retiring` recorded.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, Patch};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use super::context::{Ctx, describe, in_use, patch_params};
+use super::context::{Ctx, Store, describe, in_use, patch_params};
 use super::reload::reload;
 use super::report::{LinkProgress, Restart, RotationReport, Step, StepId, StepState};
 use super::{FORCE_SYNC_ANNOTATION, Stage};
@@ -187,18 +188,181 @@ async fn move_to_next(ctx: &Ctx<'_>, link: &LinkPlan) -> LinkProgress {
             return p;
         }
     }
-    if !p.push(vault_step(ctx, link, &kubeconfig).await) {
-        return p;
+    match &ctx.store {
+        Store::Vault { .. } => {
+            if !p.push(vault_step(ctx, link, &kubeconfig).await) {
+                return p;
+            }
+            p.push(source_secrets_step(ctx, link, &kubeconfig).await);
+        }
+        Store::Sops { .. } => {
+            let (step, written) = sealed_step(ctx, link, &kubeconfig).await;
+            if !p.push(step) {
+                return p;
+            }
+            p.push(applied_step(ctx, link, &kubeconfig, written).await);
+        }
     }
-    p.push(source_secrets_step(ctx, link, &kubeconfig).await);
     p
+}
+
+/// With SOPS: the link's two files in the rendered tree hold `kubeconfig` (sealed now
+/// if not). Returns the step and whether this run wrote them (then they are not
+/// committed yet).
+async fn sealed_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString) -> (Step, bool) {
+    let Store::Sops {
+        tree,
+        identities,
+        lock,
+    } = &ctx.store
+    else {
+        unreachable!("sealed_step runs with SOPS only")
+    };
+    let _one_writer = lock.lock().await;
+    match crate::secrets::sealed::seal_link_credentials(
+        ctx.plan,
+        tree,
+        identities,
+        link,
+        kubeconfig,
+        ctx.options.dry_run,
+    ) {
+        Ok((false, paths)) => (
+            Step::done(
+                StepId::Sealed,
+                format!(
+                    "{} in `{}` hold the next credentials",
+                    shown(&paths),
+                    tree.display()
+                ),
+            ),
+            false,
+        ),
+        Ok((true, paths)) if ctx.options.dry_run => (
+            Step::would(
+                StepId::Sealed,
+                format!(
+                    "seal the next credentials into {} in `{}`",
+                    shown(&paths),
+                    tree.display()
+                ),
+            ),
+            true,
+        ),
+        Ok((true, paths)) => (
+            Step::done(
+                StepId::Sealed,
+                format!(
+                    "sealed the next credentials into {} in `{}`",
+                    shown(&paths),
+                    tree.display()
+                ),
+            ),
+            true,
+        ),
+        Err(e) => {
+            use meshfleet_fleet::diagnostic::Hint as _;
+            (
+                Step::blocked(
+                    StepId::Sealed,
+                    meshfleet_fleet::diagnostic::error_chain(&e),
+                    e.hint().unwrap_or_else(|| "nothing was written".into()),
+                ),
+                false,
+            )
+        }
+    }
+}
+
+fn shown(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// With SOPS: both source Secrets hold `kubeconfig`, applied by Flux from a commit. Just
+/// written: blocked until committed. Already in the tree: wait up to `--wait` for Flux.
+async fn applied_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString, written: bool) -> Step {
+    let client = match ctx.client(&link.source).await {
+        Ok(c) => c,
+        Err(e) => return Step::from_error(StepId::SourceSecrets, &e),
+    };
+    let context = ctx.context(&link.source);
+    let names = ctx.source_secrets(link);
+    let shown = names
+        .iter()
+        .map(|(ns, n)| format!("`{ns}/{n}`"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let links_stage =
+        meshfleet_render::flux::kustomization_name(ctx.plan, meshfleet_render::stages::StageKind::Links);
+    let commit_hint = format!(
+        "commit the rendered tree and let Flux apply it on `{}` (`flux reconcile kustomization {links_stage} --with-source` to hurry it), then run `meshfleet secrets sync --rotate --out DIR` again",
+        link.source
+    );
+    let deadline = Instant::now() + if written { Duration::ZERO } else { ctx.options.wait };
+    loop {
+        let mut waiting = Vec::new();
+        for (ns, name) in &names {
+            match secret_holds(&client, ns, name, kubeconfig).await {
+                Ok(true) => {}
+                Ok(false) => waiting.push(format!("`{ns}/{name}`")),
+                Err(e) => {
+                    return Step::from_error(
+                        StepId::SourceSecrets,
+                        &SyncError::from_kube(&e, &link.source, &context, "get secrets"),
+                    );
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return Step::done(
+                StepId::SourceSecrets,
+                format!("{shown} on `{}` hold them (applied by Flux)", link.source),
+            );
+        }
+        if ctx.options.dry_run && written {
+            return Step::would(
+                StepId::SourceSecrets,
+                format!(
+                    "wait for Flux to apply {shown} on `{}` once committed",
+                    link.source
+                ),
+            );
+        }
+        if Instant::now() >= deadline {
+            let why = if written {
+                "the next credentials were just sealed into the tree".to_string()
+            } else {
+                format!(
+                    "Flux has not applied the tree's next credentials within {}s",
+                    ctx.options.wait.as_secs()
+                )
+            };
+            return Step::blocked(
+                StepId::SourceSecrets,
+                format!(
+                    "{} on `{}` do not hold them yet: {why}",
+                    waiting.join(" and "),
+                    link.source
+                ),
+                commit_hint,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Vault holds `kubeconfig` at the link's key (written now, with check-and-set).
 async fn vault_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString) -> Step {
-    let key = ctx.vault.credentials_key(&link.source, &link.target);
-    let path = format!("{}/{key}", ctx.vault.mount.trim_matches('/'));
-    let state = match ctx.kv.read(&key).await {
+    let Store::Vault { kv, vault } = &ctx.store else {
+        unreachable!("vault_step runs with Vault only")
+    };
+    let key = vault.credentials_key(&link.source, &link.target);
+    let path = format!("{}/{key}", vault.mount.trim_matches('/'));
+    let state = match kv.read(&key).await {
         Ok(s) => s,
         Err(e) => return Step::from_error(StepId::Vault, &e.into()),
     };
@@ -220,7 +384,7 @@ async fn vault_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString) -
         return Step::would(StepId::Vault, format!("write the next credentials to `{path}`"));
     }
     let data: BTreeMap<String, SecretString> = [("kubeconfig".to_string(), kubeconfig.clone())].into();
-    match ctx.kv.write(&key, &data, state.cas).await {
+    match kv.write(&key, &data, state.cas).await {
         Ok(version) => Step::done(
             StepId::Vault,
             format!("wrote the next credentials to `{path}` (version {version})"),

@@ -22,6 +22,13 @@
 //! 3. retiring, per link: the old account is gone from the target, and the previous
 //!    kubeconfig (KV v2 keeps it) gets 401 there. Then the rotation block is removed.
 //!
+//! With `spec.secrets.sops` ([`Secrets::Sops`]) step 2 keeps the credentials in the
+//! rendered tree instead: the next kubeconfig is sealed into the link's two SOPS files
+//! (the run stops there: commit them), and "the source Secrets hold it" is Flux having
+//! applied that commit, verified on the cluster, never a force-sync. In step 3 nothing
+//! keeps the previous kubeconfig, so the old token is known revoked by its account being
+//! gone (a token dies with its account).
+//!
 //! Every step checks before it acts, so an interrupted run is continued by running it
 //! again; a run changes nothing it has not verified it may change. No value reaches a
 //! report: steps say what happened, never with what.
@@ -43,9 +50,10 @@ use crate::cluster::Kubeconfigs;
 use crate::vault::{KvClient, VaultSettings};
 use meshfleet_fleet::lifecycle::LinkCredentialsState;
 use meshfleet_fleet::model::RotationPhase;
+use meshfleet_identity::sops::AgeIdentities;
 use meshfleet_plan::{FleetPlan, LinkPlan};
 
-use context::Ctx;
+use context::{Ctx, Store};
 use granting::grant;
 pub(crate) use reload::deployment_pods;
 pub use report::{LinkProgress, Restart, RotationReport, Step, StepId, StepState};
@@ -78,6 +86,21 @@ impl Default for RotateOptions {
             wait: Duration::from_secs(120),
         }
     }
+}
+
+/// Where the credentials of the links are kept, and what meshfleet needs to write them.
+#[derive(Debug, Clone, Copy)]
+pub enum Secrets<'a> {
+    /// Vault (`spec.secrets.vault`), with meshfleet's settings (`None`: not given).
+    Vault(Option<&'a VaultSettings>),
+    /// SOPS files in the rendered tree (`spec.secrets.sops`): the tree and an operator's
+    /// age identities.
+    Sops {
+        /// The rendered tree (`--out`).
+        tree: &'a std::path::Path,
+        /// An operator's key.
+        identities: &'a AgeIdentities,
+    },
 }
 
 /// Where the rotation was when the run began.
@@ -123,6 +146,9 @@ pub enum RotateError {
     /// Vault could not be used.
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
+    /// With SOPS: the key given is not an operator's.
+    #[error("the age key file holds none of the recipients in `spec.secrets.sops.age.operators`")]
+    NotAnOperator,
 }
 
 impl meshfleet_fleet::diagnostic::Hint for RotateError {
@@ -136,6 +162,9 @@ impl meshfleet_fleet::diagnostic::Hint for RotateError {
             Self::NoKubeconfig => Some("set `KUBECONFIG` or pass `--kubeconfig`".into()),
             Self::NoVault => Some("set `VAULT_ADDR` and `VAULT_TOKEN` (or `vault login`)".into()),
             Self::Vault(e) => e.hint(),
+            Self::NotAnOperator => Some(
+                "point `SOPS_AGE_KEY_FILE` (or `--age-key`) at an operator's key, or add its recipient under `sops.age.operators`".into(),
+            ),
         }
     }
 }
@@ -144,7 +173,7 @@ impl meshfleet_fleet::diagnostic::Hint for RotateError {
 pub async fn rotate(
     plan: &FleetPlan,
     kubeconfigs: Option<&Kubeconfigs>,
-    vault: Option<&VaultSettings>,
+    secrets: Secrets<'_>,
     options: &RotateOptions,
 ) -> Result<RotationReport, RotateError> {
     let recorded = &plan.link_credentials;
@@ -160,13 +189,40 @@ pub async fn rotate(
         return Err(RotateError::OtherRotation(rotating.clone()));
     }
     let kubeconfigs = kubeconfigs.ok_or(RotateError::NoKubeconfig)?;
-    let vault_plan = plan.vault.as_ref().ok_or(RotateError::NoVault)?;
-    let kv = KvClient::new(vault.ok_or(RotateError::NoVault)?, &vault_plan.mount)?;
+    let kv;
+    let store = match secrets {
+        Secrets::Vault(vault) => {
+            let vault_plan = plan.vault.as_ref().ok_or(RotateError::NoVault)?;
+            kv = KvClient::new(vault.ok_or(RotateError::NoVault)?, &vault_plan.mount)?;
+            Store::Vault {
+                kv: &kv,
+                vault: vault_plan,
+            }
+        }
+        Secrets::Sops { tree, identities } => {
+            let operators = plan
+                .sops
+                .as_ref()
+                .map(|s| s.operators.clone())
+                .unwrap_or_default();
+            if !identities
+                .recipients()
+                .iter()
+                .any(|r| operators.contains(&r.to_string()))
+            {
+                return Err(RotateError::NotAnOperator);
+            }
+            Store::Sops {
+                tree,
+                identities,
+                lock: tokio::sync::Mutex::new(()),
+            }
+        }
+    };
     let ctx = Ctx {
         plan,
         kubeconfigs,
-        kv: &kv,
-        vault: vault_plan,
+        store,
         options,
     };
     let selected: Vec<&LinkPlan> = links

@@ -17,6 +17,8 @@ pub enum StepId {
     Vault,
     /// Both source Secrets hold it.
     SourceSecrets,
+    /// With SOPS: the link's files in the rendered tree hold it.
+    Sealed,
     /// The source's controller and destination started after their Secrets changed.
     Reloaded,
     /// The source's Secret is accepted by the target.
@@ -35,6 +37,7 @@ impl StepId {
             Self::NextTokenAccepted => "next-token-accepted",
             Self::Vault => "vault",
             Self::SourceSecrets => "source-secrets",
+            Self::Sealed => "sealed",
             Self::Reloaded => "reloaded",
             Self::CredentialsAccepted => "credentials-accepted",
             Self::OldAccountRemoved => "old-account-removed",

@@ -8,7 +8,7 @@ use kube::api::Api;
 use secrecy::ExposeSecret as _;
 
 use super::Stage;
-use super::context::{Ctx, in_use};
+use super::context::{Ctx, Store, in_use};
 use super::report::{LinkProgress, RotationReport, Step, StepId};
 use crate::check::access::{Access, FailureKind};
 use crate::secrets::SyncError;
@@ -95,8 +95,19 @@ async fn retire_link(ctx: &Ctx<'_>, link: &LinkPlan) -> LinkProgress {
 /// The latest earlier version of the link's Vault key that holds other credentials is
 /// refused by the target (within the API server's token-review cache time).
 async fn old_token_revoked(ctx: &Ctx<'_>, link: &LinkPlan) -> Step {
-    let key = ctx.vault.credentials_key(&link.source, &link.target);
-    let current = match ctx.kv.read(&key).await {
+    let Store::Vault { kv, vault } = &ctx.store else {
+        // With SOPS nothing keeps the previous kubeconfig (git history aside) to try.
+        return Step::done(
+            StepId::OldTokenRevoked,
+            format!(
+                "`{}` is gone from `{}`, and its tokens with it (SOPS keeps no earlier credentials to try)",
+                link.previous_account(),
+                link.target
+            ),
+        );
+    };
+    let key = vault.credentials_key(&link.source, &link.target);
+    let current = match kv.read(&key).await {
         Ok(state) => state.current,
         Err(e) => return Step::from_error(StepId::OldTokenRevoked, &e.into()),
     };
@@ -113,7 +124,7 @@ async fn old_token_revoked(ctx: &Ctx<'_>, link: &LinkPlan) -> Step {
         .map(|k| k.expose_secret().to_string());
     let mut previous = None;
     for version in (current.version.saturating_sub(10).max(1)..current.version).rev() {
-        match ctx.kv.read_version(&key, version).await {
+        match kv.read_version(&key, version).await {
             Ok(Some(old)) => {
                 let value = old.data.get("kubeconfig").cloned();
                 if value.as_ref().map(|v| v.expose_secret().to_string()) != now_value {
