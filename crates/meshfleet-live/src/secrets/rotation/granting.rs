@@ -304,19 +304,15 @@ async fn applied_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString,
     );
     let deadline = Instant::now() + if written { Duration::ZERO } else { ctx.options.wait };
     loop {
-        let mut waiting = Vec::new();
-        for (ns, name) in &names {
-            match secret_holds(&client, ns, name, kubeconfig).await {
-                Ok(true) => {}
-                Ok(false) => waiting.push(format!("`{ns}/{name}`")),
-                Err(e) => {
-                    return Step::from_error(
-                        StepId::SourceSecrets,
-                        &SyncError::from_kube(&e, &link.source, &context, "get secrets"),
-                    );
-                }
+        let waiting: Vec<String> = match not_holding(&client, &names, kubeconfig).await {
+            Ok(stale) => stale.iter().map(|(ns, name)| format!("`{ns}/{name}`")).collect(),
+            Err(e) => {
+                return Step::from_error(
+                    StepId::SourceSecrets,
+                    &SyncError::from_kube(&e, &link.source, &context, "get secrets"),
+                );
             }
-        }
+        };
         if waiting.is_empty() {
             return Step::done(
                 StepId::SourceSecrets,
@@ -406,19 +402,15 @@ async fn source_secrets_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &Secret
         .map(|(ns, n)| format!("`{ns}/{n}`"))
         .collect::<Vec<_>>()
         .join(" and ");
-    let mut stale = Vec::new();
-    for (ns, name) in &names {
-        match secret_holds(&client, ns, name, kubeconfig).await {
-            Ok(true) => {}
-            Ok(false) => stale.push((ns.clone(), name.clone())),
-            Err(e) => {
-                return Step::from_error(
-                    StepId::SourceSecrets,
-                    &SyncError::from_kube(&e, &link.source, &context, "get secrets"),
-                );
-            }
+    let stale = match not_holding(&client, &names, kubeconfig).await {
+        Ok(stale) => stale,
+        Err(e) => {
+            return Step::from_error(
+                StepId::SourceSecrets,
+                &SyncError::from_kube(&e, &link.source, &context, "get secrets"),
+            );
         }
-    }
+    };
     if stale.is_empty() {
         return Step::done(
             StepId::SourceSecrets,
@@ -476,6 +468,21 @@ async fn source_secrets_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &Secret
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The Secrets of `names` (namespace, name) that do not hold `kubeconfig` yet.
+async fn not_holding(
+    client: &kube::Client,
+    names: &[(String, String)],
+    kubeconfig: &SecretString,
+) -> Result<Vec<(String, String)>, kube::Error> {
+    let mut stale = Vec::new();
+    for (ns, name) in names {
+        if !secret_holds(client, ns, name, kubeconfig).await? {
+            stale.push((ns.clone(), name.clone()));
+        }
+    }
+    Ok(stale)
 }
 
 async fn secret_holds(
