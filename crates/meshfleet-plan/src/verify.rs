@@ -47,7 +47,7 @@ pub const CLIENT: &str = "verify-client";
 pub const PORT: u16 = 8080;
 /// Where the client writes its result; the kubelet copies it into the container's
 /// `state.terminated.message`.
-pub const RESULT_PATH: &str = "/dev/termination-log";
+pub const RESULT_PATH: &str = "/run/meshfleet-verify/result";
 
 /// The server: every GET is answered 200 with the peer identity its proxy saw.
 const SERVER_PY: &str = r#"import http.server, json, socket
