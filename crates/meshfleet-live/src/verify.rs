@@ -1,7 +1,7 @@
 //! `meshfleet verify`: one request across each link, through the clusters' real data
 //! plane, with what [`meshfleet_plan::verify`] plans.
 //!
-//! Per link: remove what an earlier run left (namespaces labelled with the link's id),
+//! Per link: remove what an earlier run left (the link's test namespace on both sides),
 //! apply the server on the target and the client on the source (server-side apply),
 //! wait for the client's Job pod to end, read its result from the container's
 //! termination message (the pod's log as a fallback), judge it, and remove both
@@ -19,7 +19,7 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
 use meshfleet_fleet::defaults;
 use meshfleet_fleet::model::LinkMode;
 use meshfleet_plan::FleetPlan;
-use meshfleet_plan::verify::{CLIENT, ClientResult, LinkVerify, VERIFY_LABEL};
+use meshfleet_plan::verify::{CLIENT, ClientResult, LinkVerify};
 use serde::Serialize;
 
 use crate::cluster::{Kubeconfigs, ReadError};
@@ -106,7 +106,7 @@ pub async fn clean_up(
 ) -> Vec<(String, String)> {
     let work = links.iter().map(|l| async move {
         let pair = clients(fleet, kubeconfigs, l).await.map_err(|e| e.to_string())?;
-        remove(&pair, &l.id).await.map_err(|e| e.to_string())
+        remove(&pair, &l.namespace).await.map_err(|e| e.to_string())
     });
     futures::future::join_all(work)
         .await
@@ -191,7 +191,7 @@ async fn one(
             "the kubeconfig's credentials must allow to create and delete namespaces, Services, Deployments, ServiceAccounts and Jobs on both clusters".into(),
         ),
     }
-    outcome.cleaned_up = remove(&pair, &l.id).await.is_ok();
+    outcome.cleaned_up = remove(&pair, &l.namespace).await.is_ok();
     outcome
 }
 
@@ -204,7 +204,7 @@ fn fail(outcome: &mut LinkOutcome, cause: Cause, detail: String, hint: String) {
 
 /// Place the test and wait for the client's result (`None`: the client did not end).
 async fn attempt(pair: &Pair, l: &LinkVerify, deadline: Duration) -> Result<Option<ClientResult>, ReadError> {
-    remove(pair, &l.id).await?;
+    remove(pair, &l.namespace).await?;
     let t = &l.target_objects;
     apply(&Api::<Namespace>::all(pair.target.clone()), &t.namespace).await?;
     apply(
@@ -467,35 +467,28 @@ async fn why_client_did_not_run(source: &Client, l: &LinkVerify) -> (String, Str
     )
 }
 
-/// Delete the link's test namespaces on both clusters and wait until they are gone.
-async fn remove(pair: &Pair, id: &str) -> Result<(), ReadError> {
-    let list = ListParams::default().labels(&format!("{VERIFY_LABEL}={id}"));
-    for client in [&pair.source, &pair.target] {
+/// Delete the link's test namespace on the target, then on the source, waiting until
+/// each is gone: the target's first, so the service mirror does not make the source's
+/// again for a Service still exported. By name (it is derived from the link id, and the
+/// mirror may have made the source's before `verify` labelled it).
+async fn remove(pair: &Pair, namespace: &str) -> Result<(), ReadError> {
+    for client in [&pair.target, &pair.source] {
         let namespaces = Api::<Namespace>::all(client.clone());
-        let found = namespaces
-            .list(&list)
-            .await
-            .map_err(|e| ReadError::from_kube("list namespaces", &e))?;
-        for ns in found.items {
-            let name = ns.metadata.name.unwrap_or_default();
+        let start = Instant::now();
+        loop {
+            let found = namespaces
+                .get_opt(namespace)
+                .await
+                .map_err(|e| ReadError::from_kube("read a namespace", &e))?;
+            let Some(ns) = found else { break };
+            if start.elapsed() > Duration::from_secs(120) {
+                return Err(ReadError::TimedOut(Duration::from_secs(120)));
+            }
             if ns.metadata.deletion_timestamp.is_none() {
                 namespaces
-                    .delete(&name, &DeleteParams::background())
+                    .delete(namespace, &DeleteParams::background())
                     .await
                     .map_err(|e| ReadError::from_kube("delete a namespace", &e))?;
-            }
-        }
-    }
-    let start = Instant::now();
-    for client in [&pair.source, &pair.target] {
-        let namespaces = Api::<Namespace>::all(client.clone());
-        while start.elapsed() < Duration::from_secs(120) {
-            let left = namespaces
-                .list(&list)
-                .await
-                .map_err(|e| ReadError::from_kube("list namespaces", &e))?;
-            if left.items.is_empty() {
-                break;
             }
             tokio::time::sleep(POLL).await;
         }
