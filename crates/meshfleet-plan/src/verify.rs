@@ -221,7 +221,7 @@ pub fn namespace(id: &str) -> String {
     let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    format!("{}-{:08x}", &name[..54].trim_end_matches('-'), hash as u32)
+    format!("{}-{:08x}", &name[..54].trim_end_matches('-'), hash & 0xffff_ffff)
 }
 
 /// Labels a Service needs so `selector` selects it: its `matchLabels`, and for each

@@ -19,6 +19,7 @@ mod data_plane;
 mod import;
 mod rotation;
 pub mod scenario;
+mod verify;
 
 use std::collections::BTreeMap;
 
