@@ -40,6 +40,12 @@ fn verify_reaches_every_link_and_names_a_gateway_scaled_to_zero() {
     let (code, report, stderr) = verify(&s, &["--timeout", "120"]);
     eprintln!("verify, every link: {:.0} s", started.elapsed().as_secs_f64());
     let links = report["links"].as_array().expect("links");
+    for l in links {
+        eprintln!(
+            "{} via {}: reached {}, {} ms, server saw {}",
+            l["link"], l["path"], l["reached"], l["latency_ms"], l["peer_identity"]
+        );
+    }
     assert_eq!(links.len(), 4, "every link of the mixed fleet: {report:#}");
     assert_eq!(code, 0, "verify green on every link: {report:#}\n{stderr}");
     let gateway_id =
