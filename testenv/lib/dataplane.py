@@ -26,6 +26,10 @@ mesh can tell:
   * **the workload containers**, their command and args run as host programs
     (`python3 -m http.server 8080`, `curl`: the image is not pulled) in the pod's network
     namespace, as root, so proxy-init's rules send their traffic through the proxy.
+    With `restartPolicy: Never` (a Job's pod, `meshfleet verify`'s client) a workload that
+    exits is not restarted: the pod's status is written as a kubelet writes it (phase,
+    exit codes, the termination message from a file mounted at `terminationMessagePath`
+    when that is under the private `/run`, or the log's tail with FallbackToLogsOnError).
 
 **Control-plane addresses.** The injector points the proxy at
 `linkerd-dst-headless.<ns>.svc.<domain>.:8086`, `linkerd-policy...:8090` and
@@ -272,6 +276,11 @@ class Pod:
         self.ip = ip
         self.procs = []  # (container, Popen, restart)
         self.domain = "cluster.local"
+        self.cluster = None
+        self.pod = None
+        self.folder = None
+        self.ended = {}  # workload container name -> exit code, when the pod never restarts it
+        self.reported = False
 
 
 class DataPlane:
@@ -392,6 +401,7 @@ class DataPlane:
         if ipaddress.ip_address(ip) not in net:
             raise RuntimeError("pod IP %s is outside the cluster's pod range %s" % (ip, net))
         p = Pod(key, pod["metadata"]["uid"], netns, ip)
+        p.cluster, p.pod = cluster, pod
         self.pods[key] = p
         host_end, pod_end = "mf%s%dh" % (self.hash, n), "mf%s%dp" % (self.hash, n)
         os.makedirs("/etc/netns/%s" % netns, exist_ok=True)
@@ -413,6 +423,7 @@ class DataPlane:
         folder = os.path.join(self.dir, "pods", "%s_%s_%s" % key)
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder, mode=0o755)
+        p.folder = folder
         ns = key[1]
         addr_file = {sub: os.path.join(self.dir, "kubelet", "%s-%s-%s.addr" % (cluster.name, self.linkerd_ns(cluster), d))
                      for sub, d in (("destination", "linkerd-destination-destination"),
@@ -500,7 +511,10 @@ class DataPlane:
         extra = {"MF_BIN": self.bin}
         for i, (host, path) in enumerate(mounts):
             extra["MF_VOL%d" % i] = host
-            steps.append('mkdir -p "%s"' % path)
+            if os.path.isfile(host):
+                steps.append('mkdir -p "%s" && touch "%s"' % (os.path.dirname(path), path))
+            else:
+                steps.append('mkdir -p "%s"' % path)
             steps.append('mount --bind "$MF_VOL%d" "%s"' % (i, path))
         steps.append("unset %s" % " ".join(sorted(extra)))
         as_user = "setpriv --reuid=%d --regid=%d --clear-groups " % (user, user) if user is not None else ""
@@ -541,15 +555,72 @@ class DataPlane:
         if not argv:
             argv = ["sleep", "infinity"]  # an image's own entrypoint (`pause`): nothing to run
         log_path = self.log_path(p.key, c["name"])
-        proc = self.run_in_pod(p, argv, env, [], log_path, cwd=folder)
-        p.procs.append((c, proc, lambda: self.run_in_pod(p, argv, env, [], log_path, cwd=folder)))
+        mounts = []
+        path = c.get("terminationMessagePath") or "/dev/termination-log"
+        if path.startswith("/run/"):
+            # As a kubelet: the termination message file, mounted at terminationMessagePath.
+            # Only under the container's private /run: elsewhere the mount point would be
+            # made on the host's own file system (then the message comes from the log).
+            host = os.path.join(folder, "%s.termination-log" % c["name"])
+            write_file(host, "")
+            mounts.append((host, path))
+        proc = self.run_in_pod(p, argv, env, mounts, log_path, cwd=folder)
+        p.procs.append((c, proc, lambda: self.run_in_pod(p, argv, env, mounts, log_path, cwd=folder)))
         return log_path
 
     def restart_exited(self, p):
+        policy = p.pod["spec"].get("restartPolicy") or "Always"
         for i, (c, proc, again) in enumerate(p.procs):
-            if proc.poll() is not None:
-                self.log("data plane: %s/%s/%s: container %s exited %s, restarting" % (p.key + (c["name"], proc.returncode)))
-                p.procs[i] = (c, again(), again)
+            if proc.poll() is None or c["name"] in p.ended:
+                continue
+            workload = c["name"] != PROXY
+            if workload and (policy == "Never" or (policy == "OnFailure" and proc.returncode == 0)):
+                p.ended[c["name"]] = proc.returncode
+                self.log("data plane: %s/%s/%s: container %s exited %s (restartPolicy %s)" % (
+                    p.key + (c["name"], proc.returncode, policy)))
+                continue
+            self.log("data plane: %s/%s/%s: container %s exited %s, restarting" % (p.key + (c["name"], proc.returncode)))
+            p.procs[i] = (c, again(), again)
+        workloads = [c for c in p.pod["spec"]["containers"]]
+        if p.ended and not p.reported and all(c["name"] in p.ended for c in workloads):
+            self.finish_status(p, workloads)
+
+    def finish_status(self, p, workloads):
+        """The pod's status as a kubelet writes it when its containers ended and none is
+        restarted: phase Succeeded or Failed, each container terminated with its exit code
+        and termination message (the file at terminationMessagePath, or with
+        FallbackToLogsOnError after a failure, the log's last 80 lines). The real
+        job-controller then completes or fails the Job; the pod, no longer Running, is
+        stopped at the next round (its proxy too)."""
+        ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        statuses = []
+        for c in workloads:
+            code = p.ended[c["name"]]
+            message = ""
+            host = os.path.join(p.folder, "%s.termination-log" % c["name"])
+            if os.path.exists(host):
+                with open(host, errors="replace") as fh:
+                    message = fh.read()[:4096]
+            if not message and code != 0 and c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+                with open(self.log_path(p.key, c["name"]), errors="replace") as fh:
+                    lines = [l for l in fh.read().splitlines() if not l.startswith("==== ")]
+                message = "\n".join(lines[-80:])[-2048:]
+            terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error", "finishedAt": ended}
+            if message:
+                terminated["message"] = message
+            statuses.append({"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
+                             "started": False, "restartCount": 0, "state": {"terminated": terminated}})
+        failed = any(code != 0 for code in p.ended.values())
+        status = {"phase": "Failed" if failed else "Succeeded", "containerStatuses": statuses,
+                  "conditions": [
+                      {"type": "PodScheduled", "status": "True", "lastTransitionTime": ended},
+                      {"type": "Initialized", "status": "True", "lastTransitionTime": ended},
+                      {"type": "ContainersReady", "status": "False", "reason": "PodCompleted", "lastTransitionTime": ended},
+                      {"type": "Ready", "status": "False", "reason": "PodCompleted", "lastTransitionTime": ended}]}
+        md = p.pod["metadata"]
+        p.cluster.merge_patch("v1", "pods", md["namespace"], md["name"], {"status": status}, sub="status")
+        p.reported = True
+        self.log("data plane: %s/%s/%s: %s" % (p.key + (status["phase"],)))
 
     def stop(self, key, why):
         p = self.pods.pop(key, None)

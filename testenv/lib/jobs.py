@@ -61,6 +61,12 @@ def job_of(pod):
     return None
 
 
+def meshed(pod):
+    """A pod with Linkerd's proxy (`meshfleet verify`'s client): dataplane.py runs it."""
+    spec = pod["spec"]
+    return any(c.get("name") == "linkerd-proxy" for c in (spec.get("initContainers") or []) + spec["containers"])
+
+
 def release_of_image(image):
     last = image.rsplit("/", 1)[-1]
     return last.rsplit(":", 1)[-1] if ":" in last else ""
@@ -125,7 +131,7 @@ class JobKubelet:
                 continue
             self.waiting.pop(cluster.name, None)
             for pod in pods:
-                if not job_of(pod):
+                if not job_of(pod) or meshed(pod):
                     continue
                 uid = pod["metadata"]["uid"]
                 seen.add(uid)

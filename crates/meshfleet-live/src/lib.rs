@@ -19,6 +19,8 @@
 //!   at once and composed into a new fleet file and a report.
 //! - [`migrate`]: what the deprecated `linkerd multicluster link` left, and its removal
 //!   once the declarative controller of the same link is available (`migrate`).
+//! - [`verify`]: `meshfleet verify`, a request across each link through the clusters'
+//!   data plane, with the identity the server saw and the likely cause of a failure.
 
 pub mod anchor_rotation;
 pub mod check;
@@ -30,5 +32,6 @@ pub mod retired_keys;
 pub mod secrets;
 pub mod trust;
 pub mod vault;
+pub mod verify;
 
 pub use meshfleet_fleet::diagnostic::error_chain;

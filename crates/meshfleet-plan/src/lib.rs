@@ -16,6 +16,7 @@
 pub mod anchor_rotation;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod verify;
 
 use std::collections::BTreeMap;
 

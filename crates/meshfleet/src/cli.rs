@@ -129,6 +129,14 @@ pub enum Command {
     /// what the fleet does not know (drift). Grouped with ✓/‼/×, a hint and the rendered
     /// file to change; `-o json` with stable check ids.
     Check(CheckArgs),
+    /// Send one request across each link through the clusters' data plane
+    ///
+    /// Per link, a meshed test server on the target (exported by the Link's selector) and
+    /// a meshed client Job on the source, in a labelled namespace of their own, removed
+    /// afterwards (also on Ctrl-C; a rerun removes leftovers first). Reports reached or
+    /// not, latency, the identity the server's proxy saw, the path (gateway or remote
+    /// discovery) and, on failure, the likely cause with a hint. Exit codes as `check`.
+    Verify(VerifyArgs),
     /// Read and compare the trust anchors the clusters really use
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -157,6 +165,7 @@ impl Command {
         let arg = match self {
             Self::Graph(a) => &a.kube.kubeconfig,
             Self::Check(a) => &a.kube.kubeconfig,
+            Self::Verify(a) => &a.kube.kubeconfig,
             Self::Migrate(a) => &a.kube.kubeconfig,
             Self::Secrets(SecretsCommand::Sync(a)) => &a.kube.kubeconfig,
             Self::Secrets(SecretsCommand::Status(a)) => &a.kube.kubeconfig,
@@ -433,6 +442,26 @@ pub struct CheckArgs {
     pub clusters: Vec<String>,
     /// Seconds to wait for each cluster
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// The kubeconfig
+    #[command(flatten)]
+    pub kube: KubeconfigArg,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Fleet file, a folder holding `fleet.yaml` or `meshfleet.yaml` (`.yml` too; one of them), or `-` for stdin
+    #[arg(default_value = ".", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Verify only this link, `<source>-to-<target>` (repeatable)
+    #[arg(long = "link", value_name = "ID")]
+    pub links: Vec<String>,
+    /// Image of the test server and client (it must have python3)
+    #[arg(long, default_value = meshfleet_core::plan::verify::DEFAULT_IMAGE, value_name = "IMAGE")]
+    pub image: String,
+    /// Seconds the client keeps calling before the link counts as unreachable
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub timeout: u64,
     /// The kubeconfig
     #[command(flatten)]

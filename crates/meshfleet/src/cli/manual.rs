@@ -395,6 +395,33 @@ pub const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "verify",
+        exit_status: &[
+            (
+                0,
+                "every link passed: the server answered and its proxy saw the identity the path allows",
+            ),
+            (
+                1,
+                "the fleet is invalid, or a link failed (its cause: cluster-unreachable, client-not-run, not-mirrored, no-endpoints, gateway-not-alive, policy-denied, identity-mismatch, unreachable)",
+            ),
+            (
+                2,
+                "`--timeout 0`, an empty `--image`, an unknown `--link`, a fleet without links, an unreadable kubeconfig, or interrupted (Ctrl-C; the test namespaces are removed first); or bad flags",
+            ),
+        ],
+        examples: &[
+            (
+                "Every link, each in its own labelled namespace, removed afterwards:",
+                "meshfleet verify my-fleet/",
+            ),
+            (
+                "One link, an image from your registry, JSON with stable cause ids:",
+                "meshfleet -o json verify . --link studio-to-pro --image registry.example/python:3.13-alpine --timeout 120",
+            ),
+        ],
+    },
+    Page {
         command: "trust",
         exit_status: &[
             (0, "as the subcommand"),

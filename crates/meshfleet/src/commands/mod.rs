@@ -16,6 +16,7 @@ mod secrets;
 mod secrets_sops;
 mod trust;
 mod validate;
+mod verify;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -113,6 +114,7 @@ pub fn run(cli: &Cli, printer: Printer) -> Result<ExitStatus, CommandError> {
             credentials_rotation::status(&args.path, global, printer)
         }
         Command::Check(args) => check::run(args, global, printer),
+        Command::Verify(args) => verify::run(args, global, printer),
         Command::Trust(TrustCommand::Extract(args)) => trust::extract(args, global, printer),
         Command::Trust(TrustCommand::Verify(args)) => trust::verify(&args.path, global, printer),
         Command::Trust(TrustCommand::Rotate(RotateCommand::Status(args))) => {
