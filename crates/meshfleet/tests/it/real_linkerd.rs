@@ -100,6 +100,23 @@ fn mixed(version: &str) -> Scenario {
     Scenario::start(&["alpha", "beta", "gamma"], |ports| mixed_fleet(version, ports))
 }
 
+/// The mixed fleet with the test environment's data plane: each cluster its own pod
+/// range (`up --pod-cidr`), Linkerd's real proxies in meshed pods (`mesh --data-plane`).
+fn mixed_with_data_plane(version: &str) -> Scenario {
+    let cidrs = [
+        ("alpha", "10.1.0.0/16"),
+        ("beta", "10.2.0.0/16"),
+        ("gamma", "10.3.0.0/16"),
+    ];
+    let up: Vec<String> = cidrs
+        .iter()
+        .flat_map(|(n, c)| ["--pod-cidr".to_owned(), format!("{n}={c}")])
+        .collect();
+    Scenario::start_with(&["alpha", "beta", "gamma"], &up, &["--data-plane"], |ports| {
+        mixed_fleet(version, ports)
+    })
+}
+
 #[test]
 fn mixed_fleet_at_2025_4_4() {
     linkerd_agrees(&mixed(RELEASES[0]));

@@ -17,8 +17,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::RELEASES;
 use super::scenario::{APPS, MULTICLUSTER, Scenario, wait_for};
-use super::{RELEASES, mixed_fleet};
 
 /// The mixed fleet's trust domain and control-plane namespace.
 const TRUST_DOMAIN: &str = "mesh.example";
@@ -68,18 +68,7 @@ spec:
 
 #[test]
 fn requests_cross_gateway_links_over_mtls() {
-    let cidrs = [
-        ("alpha", "10.1.0.0/16"),
-        ("beta", "10.2.0.0/16"),
-        ("gamma", "10.3.0.0/16"),
-    ];
-    let up: Vec<String> = cidrs
-        .iter()
-        .flat_map(|(n, c)| ["--pod-cidr".to_owned(), format!("{n}={c}")])
-        .collect();
-    let s = Scenario::start_with(&["alpha", "beta", "gamma"], &up, &["--data-plane"], |ports| {
-        mixed_fleet(RELEASES[1], ports)
-    });
+    let s = super::mixed_with_data_plane(RELEASES[1]);
     // beta -> alpha: alpha's gateway is a LoadBalancer (192.0.2.11:4143);
     // alpha -> beta: beta's is a NodePort (192.0.2.12:30143).
     // alpha -> gamma: remote discovery, pod to pod across the clusters' flat network.

@@ -6,8 +6,8 @@
 
 use serde_json::Value;
 
+use super::RELEASES;
 use super::scenario::Scenario;
-use super::{RELEASES, mixed_fleet};
 
 /// The mixed fleet's trust domain and control-plane namespace.
 const TRUST_DOMAIN: &str = "mesh.example";
@@ -24,18 +24,7 @@ fn verify(s: &Scenario, args: &[&str]) -> (i32, Value, String) {
 
 #[test]
 fn verify_reaches_every_link_and_names_a_gateway_scaled_to_zero() {
-    let cidrs = [
-        ("alpha", "10.1.0.0/16"),
-        ("beta", "10.2.0.0/16"),
-        ("gamma", "10.3.0.0/16"),
-    ];
-    let up: Vec<String> = cidrs
-        .iter()
-        .flat_map(|(n, c)| ["--pod-cidr".to_owned(), format!("{n}={c}")])
-        .collect();
-    let s = Scenario::start_with(&["alpha", "beta", "gamma"], &up, &["--data-plane"], |ports| {
-        mixed_fleet(RELEASES[1], ports)
-    });
+    let s = super::mixed_with_data_plane(RELEASES[1]);
     let started = std::time::Instant::now();
     let (code, report, stderr) = verify(&s, &["--timeout", "120"]);
     eprintln!("verify, every link: {:.0} s", started.elapsed().as_secs_f64());
