@@ -7,7 +7,11 @@
 //! termination message (the pod's log as a fallback), judge it, and remove both
 //! namespaces again, whatever happened. A link that fails is read once more to name the
 //! likely cause: the mirror missing or without endpoints, the target's gateway not
-//! available, a policy refusing the client (HTTP 403), another identity than expected.
+//! available, a policy refusing the client (HTTP 403, or the gateway's authorization
+//! read from the target: [`authz`]), another identity than expected (the server saw
+//! another peer, or the source's Link dials the gateway as another identity).
+
+mod authz;
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +19,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service, ServiceAccount};
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch,
+    PatchParams,
+};
 use meshfleet_fleet::defaults;
 use meshfleet_fleet::model::LinkMode;
 use meshfleet_plan::FleetPlan;
@@ -346,12 +353,33 @@ async fn judge(pair: &Pair, l: &LinkVerify, r: &ClientResult, outcome: &mut Link
 }
 
 async fn diagnose(pair: &Pair, l: &LinkVerify, r: &ClientResult, seen: String) -> (Cause, String, String) {
+    let denial = match l.gateway_identity {
+        Some(_) => gateway_denial(&pair.target, l).await,
+        None => None,
+    };
+    if let Some(denial) = &denial {
+        return (
+            Cause::PolicyDenied,
+            format!(
+                "{seen}; the gateway `{}/{}` on `{}` does not admit the client `{}`: {}",
+                defaults::MULTICLUSTER_NAMESPACE,
+                defaults::GATEWAY_NAME,
+                l.target,
+                l.client_identity,
+                denial.describe()
+            ),
+            format!(
+                "let the clients of `{}` through the gateway: widen that authentication on `{}` (the multicluster chart's is `any-meshed`, `*`), or add an AuthorizationPolicy for `{}` beside it",
+                l.source, l.target, l.client_identity
+            ),
+        );
+    }
     if r.status == Some(403) {
         return (
             Cause::PolicyDenied,
             format!("{seen}: a proxy refused the client `{}`", l.client_identity),
             format!(
-                "an AuthorizationPolicy or Server on `{}` (the gateway's, or one in namespace `{}`) does not allow the client's identity; `linkerd viz authz -n {}` shows which",
+                "an AuthorizationPolicy or Server on `{}` (in namespace `{}`, or the cluster's default inbound policy) does not allow the client's identity; `linkerd viz authz -n {}` shows which",
                 l.target, l.namespace, l.namespace
             ),
         );
@@ -394,15 +422,14 @@ async fn diagnose(pair: &Pair, l: &LinkVerify, r: &ClientResult, seen: String) -
         );
     }
     let endpoints = Api::<Endpoints>::namespaced(pair.source.clone(), &l.namespace);
-    if l.mode == LinkMode::Gateway {
-        let empty = match endpoints.get_opt(&l.mirror).await {
-            Ok(Some(e)) => e
-                .subsets
+    if let Some(expected) = &l.gateway_identity {
+        let mirror_endpoints = endpoints.get_opt(&l.mirror).await.ok().flatten();
+        let empty = mirror_endpoints.as_ref().is_some_and(|e| {
+            e.subsets
                 .iter()
                 .flatten()
-                .all(|s| s.addresses.as_ref().is_none_or(Vec::is_empty)),
-            _ => false,
-        };
+                .all(|s| s.addresses.as_ref().is_none_or(Vec::is_empty))
+        });
         if empty {
             return (
                 Cause::NoEndpoints,
@@ -417,6 +444,27 @@ async fn diagnose(pair: &Pair, l: &LinkVerify, r: &ClientResult, seen: String) -
                 ),
             );
         }
+        // The service mirror copies the Link's `gatewayIdentity` onto the mirror's
+        // Endpoints; the destination controller hands it to the client's proxy as the
+        // identity the gateway must present.
+        let dialed = mirror_endpoints
+            .and_then(|e| e.metadata.annotations)
+            .and_then(|a| a.get(REMOTE_GATEWAY_IDENTITY).cloned());
+        if let Some(dialed) = dialed.filter(|d| d != expected) {
+            return (
+                Cause::IdentityMismatch,
+                format!(
+                    "{seen}; `{}`'s proxies dial the gateway of `{}` as `{dialed}` (the mirror's `{REMOTE_GATEWAY_IDENTITY}`, from the Link `{}`), but that gateway is `{expected}`",
+                    l.source, l.target, l.link_name
+                ),
+                format!(
+                    "the Link `{}/{}` on `{}` is not the one the fleet renders: apply the rendered Link again (your GitOps engine reverts a hand edit; `meshfleet check` names the drift); a Link made by `linkerd multicluster link-gen` against another control plane or trust domain has this",
+                    defaults::MULTICLUSTER_NAMESPACE,
+                    l.link_name,
+                    l.source
+                ),
+            );
+        }
     }
     (
         Cause::Unreachable,
@@ -425,6 +473,46 @@ async fn diagnose(pair: &Pair, l: &LinkVerify, r: &ClientResult, seen: String) -
             "the mirror exists but the call did not get through: look at the client's proxy on `{}` and at the server pod on `{}` (rerun with a longer `--timeout`)",
             l.source, l.target
         ),
+    )
+}
+
+/// The annotation on a mirror's Endpoints naming the gateway's identity.
+const REMOTE_GATEWAY_IDENTITY: &str = "mirror.linkerd.io/remote-gateway-identity";
+
+/// The target gateway's authorization, when it cannot admit the client; `None` when it
+/// can, or when the policies cannot be read (nothing to say then).
+async fn gateway_denial(target: &Client, l: &LinkVerify) -> Option<authz::Denial> {
+    let list = |kind: &str| {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("policy.linkerd.io", "v1alpha1", kind));
+        let api = Api::<DynamicObject>::namespaced_with(
+            target.clone(),
+            defaults::MULTICLUSTER_NAMESPACE,
+            &resource,
+        );
+        async move {
+            let listed = api.list(&ListParams::default()).await.ok()?;
+            Some(
+                listed
+                    .items
+                    .into_iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let policies = list("AuthorizationPolicy").await?;
+    let mesh_tls = list("MeshTLSAuthentication").await?;
+    let client = authz::Client {
+        identity: &l.client_identity,
+        service_account: CLIENT,
+        namespace: &l.namespace,
+    };
+    authz::judge(
+        &client,
+        defaults::MULTICLUSTER_NAMESPACE,
+        defaults::GATEWAY_NAME,
+        &policies,
+        &mesh_tls,
     )
 }
 

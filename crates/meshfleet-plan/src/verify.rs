@@ -112,6 +112,8 @@ pub struct LinkVerify {
     pub target: String,
     /// Gateway or remote discovery.
     pub mode: LinkMode,
+    /// The name of the Link object on the source (and of the mirrors' suffix).
+    pub link_name: String,
     /// The namespace on both clusters.
     pub namespace: String,
     /// The mirror Service the client calls on the source.
@@ -381,6 +383,7 @@ fn link(fleet: &FleetPlan, l: &LinkPlan, image: &str, deadline_secs: u64) -> Lin
         source: l.source.clone(),
         target: l.target.clone(),
         mode: l.mode,
+        link_name: l.link_name().to_owned(),
         namespace: ns.clone(),
         mirror,
         url,
@@ -432,6 +435,7 @@ mod tests {
         let v = &all[0];
         assert_eq!(v.namespace, "meshfleet-verify-studio-to-pro");
         assert_eq!(v.mirror, "verify-pro");
+        assert_eq!(v.link_name, "pro");
         assert_eq!(
             v.url,
             "http://verify-pro.meshfleet-verify-studio-to-pro.svc.cluster.local:8080/"

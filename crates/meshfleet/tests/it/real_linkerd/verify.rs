@@ -2,7 +2,14 @@
 //! plane (`up --pod-cidr`, `mesh --data-plane`): per link, its meshed server (injected by
 //! the real proxy injector's webhook) and its client Job run with Linkerd's real proxy;
 //! the client's result comes back as a kubelet reports it, in the Job pod's termination
-//! message. Then one fault it must name: the target's gateway scaled to 0.
+//! message. Then the faults it must name, each made the way it happens to a user:
+//! - the target's gateway scaled to 0 (`gateway-not-alive`);
+//! - the target's gateway policy narrowed so the client's identity is not allowed (the
+//!   chart's `MeshTLSAuthentication/any-meshed` limited to one namespace), enforced by
+//!   the real policy controller and the gateway's proxy (`policy-denied`);
+//! - the source's Link edited to another gateway identity (a Link generated against a
+//!   control plane of another trust domain): the client's proxy refuses the gateway's
+//!   certificate (`identity-mismatch`).
 
 use serde_json::Value;
 
@@ -23,7 +30,7 @@ fn verify(s: &Scenario, args: &[&str]) -> (i32, Value, String) {
 }
 
 #[test]
-fn verify_reaches_every_link_and_names_a_gateway_scaled_to_zero() {
+fn verify_reaches_every_link_and_names_each_fault() {
     let s = super::mixed_with_data_plane(RELEASES[1]);
     let started = std::time::Instant::now();
     let (code, report, stderr) = verify(&s, &["--timeout", "120"]);
@@ -67,27 +74,99 @@ fn verify_reaches_every_link_and_names_a_gateway_scaled_to_zero() {
         assert!(left.trim().is_empty(), "{cluster} keeps {left}");
     }
 
-    // The fault: alpha's gateway (beta's and gamma's target) scaled to 0.
+    // The faults, one link each; every report is printed before anything is asserted.
+    let alpha_gateway = || {
+        s.kubectl(
+            "alpha",
+            &[
+                "-n",
+                "linkerd-multicluster",
+                "scale",
+                "deployment/linkerd-gateway",
+                "--replicas=0",
+            ],
+        );
+        verify(&s, &["--link", "beta-to-alpha", "--timeout", "20"])
+    };
+    let scaled = alpha_gateway();
+    // Only the `apps` namespace may cross into beta; the verify client is elsewhere.
+    let apps_only = format!(
+        r#"{{"spec":{{"identities":["*.apps.serviceaccount.identity.{LINKERD_NS}.{TRUST_DOMAIN}"]}}}}"#
+    );
+    s.kubectl(
+        "beta",
+        &[
+            "-n",
+            "linkerd-multicluster",
+            "patch",
+            "meshtlsauthentication/any-meshed",
+            "--type=merge",
+            "-p",
+            &apps_only,
+        ],
+    );
+    let denied = verify(&s, &["--link", "alpha-to-beta", "--timeout", "20"]);
+    s.kubectl(
+        "beta",
+        &[
+            "-n",
+            "linkerd-multicluster",
+            "patch",
+            "meshtlsauthentication/any-meshed",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"identities":["*"]}}"#,
+        ],
+    );
+    // alpha's Link to beta now names a gateway of another trust domain.
+    let wrong_id =
+        format!("linkerd-gateway.linkerd-multicluster.serviceaccount.identity.{LINKERD_NS}.other.example");
     s.kubectl(
         "alpha",
         &[
             "-n",
             "linkerd-multicluster",
-            "scale",
-            "deployment/linkerd-gateway",
-            "--replicas=0",
+            "patch",
+            "link/beta-np",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"gatewayIdentity":"{wrong_id}"}}}}"#),
         ],
     );
-    let (code, report, stderr) = verify(&s, &["--link", "beta-to-alpha", "--timeout", "20"]);
-    assert_eq!(code, 1, "a failed link is exit 1: {report:#}\n{stderr}");
-    let link = &report["links"][0];
-    assert_eq!(link["reached"], false, "{link:#}");
-    assert_eq!(link["cause"], "gateway-not-alive", "{link:#}");
+    let mismatch = verify(&s, &["--link", "alpha-to-beta", "--timeout", "20"]);
+    for (fault, (code, report, _)) in [
+        ("scaled to 0", &scaled),
+        ("denied", &denied),
+        ("wrong identity", &mismatch),
+    ] {
+        let l = &report["links"][0];
+        eprintln!(
+            "fault {fault}: exit {code}, cause {}, detail {}, hint {}",
+            l["cause"], l["detail"], l["hint"]
+        );
+    }
+    for ((code, report, stderr), cause, hint_has) in [
+        (&scaled, "gateway-not-alive", "linkerd-multicluster"),
+        (&denied, "policy-denied", "any-meshed"),
+        (&mismatch, "identity-mismatch", "beta-np"),
+    ] {
+        assert_eq!(*code, 1, "a failed link is exit 1: {report:#}\n{stderr}");
+        let link = &report["links"][0];
+        assert_eq!(link["reached"], false, "{link:#}");
+        assert_eq!(link["ok"], false, "{link:#}");
+        assert_eq!(link["cause"], cause, "{link:#}");
+        assert!(
+            link["hint"].as_str().is_some_and(|h| h.contains(hint_has)),
+            "the hint names `{hint_has}`: {link:#}"
+        );
+        assert_eq!(link["cleaned_up"], true, "{link:#}");
+    }
+    let detail = mismatch.1["links"][0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
-        link["hint"]
-            .as_str()
-            .is_some_and(|h| h.contains("linkerd-multicluster")),
-        "{link:#}"
+        detail.contains(&wrong_id),
+        "the detail names the identity the Link expects: {detail}"
     );
-    assert_eq!(link["cleaned_up"], true, "{link:#}");
 }
