@@ -11,13 +11,14 @@
 //! read from the target: [`authz`]), another identity than expected (the server saw
 //! another peer, or the source's Link dials the gateway as another identity).
 
+mod anchors;
 mod authz;
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Pod, Secret, Service, ServiceAccount};
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, Patch,
@@ -27,6 +28,7 @@ use meshfleet_fleet::defaults;
 use meshfleet_fleet::model::LinkMode;
 use meshfleet_plan::FleetPlan;
 use meshfleet_plan::verify::{CLIENT, ClientResult, LinkVerify};
+use meshfleet_render::stages::ISSUER_SECRET;
 use serde::Serialize;
 
 use crate::cluster::{Kubeconfigs, ReadError};
@@ -56,6 +58,9 @@ pub enum Cause {
     PolicyDenied,
     /// The server's proxy saw another identity than the path allows.
     IdentityMismatch,
+    /// One side's bundle lacks the anchor that signed the other side's issuer (an
+    /// anchor retired too early): the proxies refuse each other's certificates.
+    AnchorNotTrusted,
     /// No answer, no other cause found.
     Unreachable,
 }
@@ -407,6 +412,16 @@ async fn diagnose(pair: &Pair, l: &LinkVerify, r: &ClientResult, seen: String) -
             }
         }
     }
+    if let Some(gap) = anchor_gap(pair, l).await {
+        return (
+            Cause::AnchorNotTrusted,
+            format!("{seen}; {}", gap.describe()),
+            format!(
+                "put the anchor back into `{}`'s bundle (render the bundle of the current `trust rotate` phase and let the GitOps engine apply it, then the restarts `meshfleet trust rotate status` lists); `trust rotate next` retires an anchor only once every cluster's proxies are recertified",
+                gap.refusing
+            ),
+        );
+    }
     let services = Api::<Service>::namespaced(pair.source.clone(), &l.namespace);
     if let Ok(None) = services.get_opt(&l.mirror).await {
         return (
@@ -473,6 +488,57 @@ async fn diagnose(pair: &Pair, l: &LinkVerify, r: &ClientResult, seen: String) -
             "the mirror exists but the call did not get through: look at the client's proxy on `{}` and at the server pod on `{}` (rerun with a longer `--timeout`)",
             l.source, l.target
         ),
+    )
+}
+
+/// Whether one side of the link does not trust the other's issuer; `None` when both
+/// do, or when either could not be read.
+async fn anchor_gap(pair: &Pair, l: &LinkVerify) -> Option<anchors::Untrusted> {
+    let read = |client: Client| {
+        let namespace = l.linkerd_namespace.clone();
+        async move {
+            let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
+            let secrets = Api::<Secret>::namespaced(client, &namespace);
+            let bundle = config_maps
+                .get_opt(crate::trust::TRUST_ROOTS)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|cm| cm.data?.get(crate::trust::TRUST_ROOTS_KEY).cloned())
+                .and_then(|pem| meshfleet_identity::parse_pem_bundle(&pem).ok());
+            // Only the certificate is read from the Secret; its key is never used.
+            let issuer = secrets
+                .get_opt(ISSUER_SECRET)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|s| {
+                    s.data?
+                        .get("tls.crt")
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                })
+                .and_then(|pem| {
+                    meshfleet_identity::parse_pem_bundle(&pem)
+                        .ok()?
+                        .into_iter()
+                        .next()
+                });
+            (bundle, issuer)
+        }
+    };
+    let ((source_bundle, source_issuer), (target_bundle, target_issuer)) =
+        tokio::join!(read(pair.source.clone()), read(pair.target.clone()));
+    anchors::untrusted(
+        anchors::Side {
+            cluster: &l.source,
+            bundle: source_bundle.as_deref(),
+            issuer: source_issuer.as_ref(),
+        },
+        anchors::Side {
+            cluster: &l.target,
+            bundle: target_bundle.as_deref(),
+            issuer: target_issuer.as_ref(),
+        },
     )
 }
 

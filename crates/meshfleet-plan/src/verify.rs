@@ -116,6 +116,8 @@ pub struct LinkVerify {
     pub link_name: String,
     /// The namespace on both clusters.
     pub namespace: String,
+    /// The control plane's namespace (the same on every cluster of the fleet).
+    pub linkerd_namespace: String,
     /// The mirror Service the client calls on the source.
     pub mirror: String,
     /// The URL the client calls.
@@ -385,6 +387,7 @@ fn link(fleet: &FleetPlan, l: &LinkPlan, image: &str, deadline_secs: u64) -> Lin
         mode: l.mode,
         link_name: l.link_name().to_owned(),
         namespace: ns.clone(),
+        linkerd_namespace: fleet.linkerd.namespace.clone(),
         mirror,
         url,
         expected_peer,

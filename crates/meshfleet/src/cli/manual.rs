@@ -403,7 +403,7 @@ pub const PAGES: &[Page] = &[
             ),
             (
                 1,
-                "the fleet is invalid, or a link failed (its cause: cluster-unreachable, client-not-run, not-mirrored, no-endpoints, gateway-not-alive, policy-denied, identity-mismatch, unreachable)",
+                "the fleet is invalid, or a link failed (its cause: cluster-unreachable, client-not-run, not-mirrored, no-endpoints, gateway-not-alive, policy-denied, identity-mismatch, anchor-not-trusted, unreachable)",
             ),
             (
                 2,
