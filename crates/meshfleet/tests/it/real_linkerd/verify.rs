@@ -9,9 +9,17 @@
 //!   the real policy controller and the gateway's proxy (`policy-denied`);
 //! - the source's Link edited to another gateway identity (a Link generated against a
 //!   control plane of another trust domain): the client's proxy refuses the gateway's
-//!   certificate (`identity-mismatch`).
+//!   certificate (`identity-mismatch`);
+//! - beta alone moved to a new anchor and dropped the old one from its bundle (its issuer
+//!   re-signed by the new anchor, the control plane and gateway restarted, as at the end
+//!   of a rotation) while alpha's proxies still hold certificates of the old chain: the
+//!   old anchor retired too early on one cluster. The proxies refuse each other's
+//!   certificates (`anchor-not-trusted`). meshfleet's own `trust rotate next` refuses to
+//!   retire an anchor before every cluster is recertified (anchor_rotation tests).
 
-use serde_json::Value;
+use base64::Engine as _;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
 
 use super::RELEASES;
 use super::scenario::Scenario;
@@ -169,4 +177,114 @@ fn verify_reaches_every_link_and_names_each_fault() {
         detail.contains(&wrong_id),
         "the detail names the identity the Link expects: {detail}"
     );
+
+    // Last, as it breaks beta for good: the old anchor retired too early on beta.
+    s.kubectl(
+        "alpha",
+        &[
+            "-n",
+            "linkerd-multicluster",
+            "patch",
+            "link/beta-np",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"gatewayIdentity":"{gateway_id}"}}}}"#),
+        ],
+    );
+    retire_anchor_on(&s, "beta");
+    let (code, report, stderr) = verify(&s, &["--link", "alpha-to-beta", "--timeout", "20"]);
+    let link = &report["links"][0];
+    eprintln!(
+        "fault anchor retired on beta: exit {code}, cause {}, detail {}, hint {}",
+        link["cause"], link["detail"], link["hint"]
+    );
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(link["reached"], false, "{link:#}");
+    assert_eq!(link["cause"], "anchor-not-trusted", "{link:#}");
+    let detail = link["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("`beta` does not trust the anchor that signed `alpha`'s issuer"),
+        "{link:#}"
+    );
+    assert!(
+        link["hint"].as_str().is_some_and(|h| h.contains("trust rotate")),
+        "{link:#}"
+    );
+    assert_eq!(link["cleaned_up"], true, "{link:#}");
+}
+
+/// `cluster` alone ends an anchor rotation: a new anchor, its issuer signed by it, the
+/// bundle holding only the new anchor, the control plane and the gateway restarted
+/// (what `trust rotate status` lists), while the other clusters keep the old anchor.
+fn retire_anchor_on(s: &Scenario, cluster: &str) {
+    use meshfleet_core::identity;
+    let now = time::OffsetDateTime::now_utc();
+    let anchor = identity::generate_anchor(now).expect("anchor");
+    let issuer = identity::generate_issuer(
+        &anchor.cert_pem,
+        &anchor.key_pem,
+        &format!("identity.{LINKERD_NS}.{TRUST_DOMAIN}"),
+        now,
+    )
+    .expect("issuer");
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    // Through a 0600 file, not the command line: the key is a secret even here.
+    let patch = s.dir().join("issuer-patch.json");
+    std::fs::write(
+        &patch,
+        json!({"data": {
+            "tls.crt": b64(&issuer.cert_pem),
+            "tls.key": b64(issuer.key_pem.expose_secret()),
+            "ca.crt": b64(&anchor.cert_pem),
+        }})
+        .to_string(),
+    )
+    .expect("patch file");
+    std::fs::set_permissions(&patch, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
+    let patch_arg = patch.to_string_lossy().into_owned();
+    s.kubectl(
+        cluster,
+        &[
+            "-n",
+            LINKERD_NS,
+            "patch",
+            "secret/linkerd-identity-issuer",
+            "--type=merge",
+            "--patch-file",
+            &patch_arg,
+        ],
+    );
+    std::fs::remove_file(&patch).expect("remove the patch file");
+    let bundle = json!({"data": {"ca-bundle.crt": anchor.cert_pem}}).to_string();
+    s.kubectl(
+        cluster,
+        &[
+            "-n",
+            LINKERD_NS,
+            "patch",
+            "configmap/linkerd-identity-trust-roots",
+            "--type=merge",
+            "-p",
+            &bundle,
+        ],
+    );
+    let control_plane = [
+        "deploy/linkerd-identity",
+        "deploy/linkerd-destination",
+        "deploy/linkerd-proxy-injector",
+    ];
+    for (namespace, deployments) in [
+        (LINKERD_NS, &control_plane[..]),
+        ("linkerd-multicluster", &["deploy/linkerd-gateway"][..]),
+    ] {
+        let mut args = vec!["-n", namespace, "rollout", "restart"];
+        args.extend_from_slice(deployments);
+        s.kubectl(cluster, &args);
+        for d in deployments {
+            s.kubectl(
+                cluster,
+                &["-n", namespace, "rollout", "status", d, "--timeout=300s"],
+            );
+        }
+    }
 }
