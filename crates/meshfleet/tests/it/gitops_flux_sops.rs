@@ -166,6 +166,7 @@ fn homelab_sops_fleet(env: &PrivateEnv, operator: &str, studio: &str, pro: &str)
         assert_eq!(out.matches(&theirs).count(), 1, "{theirs} once in the example");
         out = out.replace(&theirs, ours);
     }
+    assert!(!out.contains("vault"), "no Vault in the example:\n{out}");
     out.replace(
         "https://studio.vpn.example:6443",
         &format!("https://kubernetes.default.svc:{}", port("studio")),
@@ -639,10 +640,15 @@ fn status(lab: &Lab, tokens: &[String]) -> (i32, Value, String) {
         !text.contains("in Vault") && !text.contains("cannot read Vault"),
         "no Vault with SOPS:\n{text}"
     );
+    // Where the earlier credentials are; mid-rotation, that they still work.
+    let still_work = if report["now"].is_null() {
+        "a token dies with its account"
+    } else {
+        "until the rotation removes the old account"
+    };
     assert!(
-        text.contains("history of the link credentials (SOPS, no Vault)")
-            && text.contains("until the rotation removes the old account"),
-        "where the earlier credentials are, and that they still work:\n{text}"
+        text.contains("history of the link credentials (SOPS, no Vault)") && text.contains(still_work),
+        "{text}"
     );
     eprintln!(
         "$ meshfleet secrets status (exit {code}, -o json in {:.1}s)\n{text}",
@@ -873,6 +879,19 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
         .iter()
         .map(|(s, t)| kubeconfig_identity(&live_credentials(lab, s, t)).2)
         .collect();
+    assert_eq!(
+        new_tokens, next_tokens,
+        "the links use the sealed next credentials"
+    );
+
+    // `secrets status` after the rotation: none in progress, each link on its next account.
+    let (code, report, text) = status(lab, &tokens);
+    assert_eq!((code, report["now"].as_str()), (0, None), "{report:#}");
+    assert!(text.contains("no rotation in progress"), "{text}");
+    assert!(
+        text.contains("studio-to-pro: uses `linkerd-service-mirror-remote-access-studio-g1`"),
+        "{text}"
+    );
     for (old, new) in old_tokens.iter().zip(&new_tokens) {
         assert_ne!(old, new, "the link moved to the next account's token");
     }
