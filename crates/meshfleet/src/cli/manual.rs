@@ -361,7 +361,7 @@ pub const PAGES: &[Page] = &[
         ],
         examples: &[
             (
-                "Each link and step, the restarts seen and the Vault versions kept:",
+                "Each link and step, the restarts seen and the Vault versions kept (with SOPS, where the earlier sealed credentials are):",
                 "meshfleet secrets status my-fleet/",
             ),
             (

@@ -61,8 +61,22 @@ pub fn init(args: &CertsInitArgs, printer: Printer) -> Result<ExitStatus, Comman
             path.display()
         ));
     }
+    // Where `secrets sync` puts the keys: Vault, or with SOPS sealed into the tree.
+    let sops = fleet.spec.secrets.as_ref().is_some_and(|s| s.sops.is_some());
+    let sync = if sops {
+        let tree = fleet
+            .spec
+            .gitops
+            .repository
+            .path
+            .as_ref()
+            .map_or("gitops", |p| p.value.as_str());
+        format!("`meshfleet secrets sync --out {tree}` to seal them into the rendered tree (SOPS)")
+    } else {
+        "`meshfleet secrets sync` to store the keys in Vault".to_string()
+    };
     printer.status(&format!(
-        "next: commit the public anchor, keep `{}` out of git, and run `meshfleet secrets sync` to store the keys in Vault",
+        "next: commit the public anchor, keep `{}` out of git, and run {sync}",
         folder.dir.display()
     ));
     Ok(ExitStatus::Success)

@@ -7,7 +7,8 @@
 //! (atomic, comments kept) and reports what was
 //! done, what blocks and what the user does next. `status` also says when the source
 //! controllers were last restarted and by whom, and which earlier Vault versions of the
-//! credentials are kept and why (`rotation_traces`). Exit 0 when the run got as far as it
+//! credentials are kept and why (`rotation_traces`; with SOPS, that git history holds the
+//! earlier sealed ones). Exit 0 when the run got as far as it
 //! can without the user (a commit, GitOps), 1 when a step is blocked or the input is
 //! wrong, 2 when meshfleet could not do its job.
 
@@ -166,17 +167,17 @@ fn run(
             text.push_str(
                 &traces
                     .as_ref()
-                    .map(|t| traces_text(t, false, printer))
+                    .map(|t| traces_text(t, false, plan.sops.is_some(), printer))
                     .unwrap_or_default(),
             );
             printer.data(&text);
         }
         OutputFormat::Text => {
-            let mut text = report_text(&report, options, &file, written, printer);
+            let mut text = report_text(&report, options, &file, written, plan.sops.is_some(), printer);
             text.push_str(
                 &traces
                     .as_ref()
-                    .map(|t| traces_text(t, report.stage != Stage::Start, printer))
+                    .map(|t| traces_text(t, report.stage != Stage::Start, plan.sops.is_some(), printer))
                     .unwrap_or_default(),
             );
             printer.data(&text);
@@ -228,8 +229,9 @@ fn traces_history_json(traces: &Traces) -> serde_json::Value {
     }
 }
 
-/// The restarts and the kept Vault versions, for `status`.
-fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
+/// The restarts and the kept Vault versions (with SOPS, where earlier credentials are),
+/// for `status`.
+fn traces_text(traces: &Traces, in_progress: bool, sops: bool, printer: Printer) -> String {
     let mut out = String::from("\nrestarts of the source controllers (read from the clusters):\n");
     if let Some(e) = &traces.restarts_error {
         out.push_str(&format!(
@@ -266,6 +268,19 @@ fn traces_text(traces: &Traces, in_progress: bool, printer: Printer) -> String {
              (new UID and ClusterIP), mostly one created within seconds of the restart; it comes back by itself \
              (docs/rotating-link-credentials.md)\n",
         );
+    }
+    if sops {
+        out.push_str(
+            "\nhistory of the link credentials (SOPS, no Vault):\n  the rendered tree holds the sealed credentials the links use; \
+             earlier ones are only in git history, sealed\n",
+        );
+        out.push_str(if in_progress {
+            "  until the rotation removes the old account (phase `retiring`), the previous credentials hold its token, \
+             which still works; after that it is refused\n"
+        } else {
+            "  a token dies with its account, which a rotation removes from the target and proves refused (`old-token-revoked`)\n"
+        });
+        return out;
     }
     out.push_str("\nVault history of the link credentials:\n");
     match &traces.history {
@@ -333,6 +348,7 @@ fn report_text(
     options: &RotateOptions,
     file: &str,
     written: bool,
+    sops: bool,
     printer: Printer,
 ) -> String {
     let mut out = String::new();
@@ -364,12 +380,18 @@ fn report_text(
             restart.detail
         ));
     }
-    out.push_str(&next_text(report, options, file, written));
+    out.push_str(&next_text(report, options, file, written, sops));
     out
 }
 
 /// What the user does next.
-fn next_text(report: &RotationReport, options: &RotateOptions, file: &str, written: bool) -> String {
+fn next_text(
+    report: &RotationReport,
+    options: &RotateOptions,
+    file: &str,
+    written: bool,
+    sops: bool,
+) -> String {
     let then = "then run `meshfleet secrets sync --rotate` again";
     let commit = format!(
         "review and commit `{file}`, run `meshfleet render` and commit the tree; once GitOps has applied it"
@@ -392,8 +414,13 @@ fn next_text(report: &RotationReport, options: &RotateOptions, file: &str, writt
         ),
         (Stage::Retiring, None, Some(_)) if written => format!(
             "the old accounts are gone and their tokens refused; rotation finished and removed from `{file}`\n\
-             kept: Vault's earlier versions of the link credentials (KV v2 history); they hold only the refused tokens of the removed accounts\n\
-             next: review and commit `{file}`\n"
+             kept: {}; they hold only the refused tokens of the removed accounts\n\
+             next: review and commit `{file}`\n",
+            if sops {
+                "the earlier sealed credentials, in git history only (SOPS)"
+            } else {
+                "Vault's earlier versions of the link credentials (KV v2 history)"
+            }
         ),
         (_, _, Some(_)) => {
             format!("dry run: every step is done; a real run records the next phase in `{file}`\n")

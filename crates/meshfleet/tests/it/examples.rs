@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::support::{example_copy, meshfleet, render_files, rendered_objects, repo_root, texts};
+use crate::support::{
+    HOMELAB_VAULT, example_copy, example_fleet_text, meshfleet, render_files, rendered_objects, repo_root,
+    texts,
+};
 
 #[test]
 fn examples_are_valid_without_findings() {
@@ -18,6 +21,102 @@ fn examples_are_valid_without_findings() {
         assert_eq!(out.status.code(), Some(0), "{json:#}");
         assert_eq!(json["findings"].as_array().map(Vec::len), Some(0), "{json:#}");
     }
+    // The homelab's Vault variant, with both engines (the tests of the Vault path use it).
+    for engine in ["flux", "argocd"] {
+        let dir = example_copy(HOMELAB_VAULT, engine);
+        let out = meshfleet(dir.path())
+            .args(["validate", ".", "-o", "json"])
+            .output()
+            .expect("validate");
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(out.status.code(), Some(0), "{engine}: {json:#}");
+        assert_eq!(
+            json["findings"].as_array().map(Vec::len),
+            Some(0),
+            "{engine}: {json:#}"
+        );
+    }
+}
+
+/// The homelab keeps its secrets with SOPS: public age recipients only, one per cluster
+/// and the operator's; under Argo CD (no native SOPS) `validate` refuses it, located,
+/// with a hint, and `render` writes nothing.
+#[test]
+fn the_homelab_uses_sops_which_argo_cd_refuses() {
+    let text = example_fleet_text("homelab");
+    let fleet: Value = serde_saphyr::from_str(&text).expect("YAML");
+    let secrets = &fleet["spec"]["secrets"];
+    assert!(secrets["vault"].is_null(), "{secrets}");
+    let age = &secrets["sops"]["age"];
+    let mut recipients: Vec<&str> = age["operators"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(["studio", "pro"].iter().map(|c| &age["clusters"][c]))
+        .map(|r| r.as_str().expect("a recipient"))
+        .collect();
+    assert_eq!(recipients.len(), 3, "{age}");
+    assert!(recipients.iter().all(|r| r.starts_with("age1")), "{recipients:?}");
+    recipients.dedup();
+    assert_eq!(recipients.len(), 3, "one key each: {recipients:?}");
+    assert!(
+        !text.to_uppercase().contains("AGE-SECRET-KEY"),
+        "no private key in the example"
+    );
+
+    let dir = example_copy("homelab", "argocd");
+    let out = meshfleet(dir.path())
+        .args(["validate", ".", "-o", "json"])
+        .output()
+        .expect("validate");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1), "{json:#}");
+    let findings = json["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{json:#}");
+    assert_eq!(findings[0]["rule"], "sops-engine");
+    assert!(
+        findings[0]["line"].as_u64().is_some_and(|l| l > 0),
+        "located: {json:#}"
+    );
+    assert!(
+        findings[0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("engine: flux")),
+        "{json:#}"
+    );
+    let out = meshfleet(dir.path())
+        .args(["render", ".", "--out", "gitops"])
+        .output()
+        .expect("render");
+    assert_eq!(out.status.code(), Some(1), "{}", texts(&out).1);
+    assert!(!dir.path().join("gitops").exists(), "nothing written");
+}
+
+/// The Vault variant the tests use (tests/fixtures/homelab-vault) is the example with
+/// another secrets backend and nothing else: Vault's block and per-cluster auth mounts.
+#[test]
+fn the_homelab_vault_variant_differs_from_the_example_only_in_its_backend() {
+    let parse = |name: &str| -> Value { serde_saphyr::from_str(&example_fleet_text(name)).expect("YAML") };
+    let (mut example, mut variant) = (parse("homelab"), parse(HOMELAB_VAULT));
+    assert!(example["spec"]["secrets"]["sops"].is_object());
+    assert!(variant["spec"]["secrets"]["vault"].is_object());
+    for fleet in [&mut example, &mut variant] {
+        fleet["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .remove("secrets")
+            .expect("secrets");
+        for cluster in fleet["spec"]["clusters"].as_array_mut().expect("clusters") {
+            cluster
+                .as_object_mut()
+                .expect("cluster")
+                .remove("vaultAuthMountPath");
+        }
+    }
+    assert_eq!(
+        example, variant,
+        "update tests/fixtures/homelab-vault/fleet.yaml with the example"
+    );
 }
 
 #[test]
@@ -68,7 +167,13 @@ fn labels_and_headers(files: &BTreeMap<String, String>, fleet: &str) {
 
 #[test]
 fn flux_stages_are_chained_with_depends_on_and_wait() {
-    let dir = example_copy("homelab", "flux");
+    for example in ["homelab", HOMELAB_VAULT] {
+        flux_stages_are_chained(example);
+    }
+}
+
+fn flux_stages_are_chained(example: &str) {
+    let dir = example_copy(example, "flux");
     let files = render_files(dir.path());
     labels_and_headers(&files, "homelab");
     for cluster in ["studio", "pro"] {
@@ -106,6 +211,21 @@ fn flux_stages_are_chained_with_depends_on_and_wait() {
             ["homelab-namespaces", "homelab-gateway-api"]
         );
         assert_eq!(deps("homelab-links"), ["homelab-linkerd-multicluster"]);
+        // With SOPS (the example) the stages that apply Secrets decrypt them with the
+        // cluster's `sops-age`; with Vault nothing decrypts.
+        for (name, k) in &kustomizations {
+            let decrypts =
+                example == "homelab" && ["homelab-identity", "homelab-links"].contains(&name.as_str());
+            if decrypts {
+                assert_eq!(
+                    k["spec"]["decryption"],
+                    serde_json::json!({"provider": "sops", "secretRef": {"name": "sops-age"}}),
+                    "{example}: {name}"
+                );
+            } else {
+                assert!(k["spec"]["decryption"].is_null(), "{example}: {name}");
+            }
+        }
         // The entry point lists every Flux object of the cluster.
         let entry = &files[&format!("{cluster}/kustomization.yaml")];
         for file in files
@@ -209,17 +329,22 @@ fn hub_spoke_matches_seed_003_without_its_mistakes() {
 
 #[test]
 fn render_reports_what_it_wrote() {
-    let dir = example_copy("homelab", "flux");
-    let out = meshfleet(dir.path())
-        .args(["render", ".", "--out", "gitops"])
-        .output()
-        .expect("render");
-    let (_, stderr) = texts(&out);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("rendered 55 files for 2 cluster(s) (flux, helm) into `gitops`"),
-        "{stderr}"
-    );
+    // SOPS: no ClusterSecretStore per cluster (the sealed files come from `secrets sync`).
+    for (example, files) in [("homelab", 53), (HOMELAB_VAULT, 55)] {
+        let dir = example_copy(example, "flux");
+        let out = meshfleet(dir.path())
+            .args(["render", ".", "--out", "gitops"])
+            .output()
+            .expect("render");
+        let (_, stderr) = texts(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "rendered {files} files for 2 cluster(s) (flux, helm) into `gitops`"
+            )),
+            "{example}: {stderr}"
+        );
+    }
 }
 
 /// The rendered trees committed next to the examples are what `render` writes today:

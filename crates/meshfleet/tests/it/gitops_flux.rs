@@ -2,7 +2,9 @@
 //! Operator and real cert-manager (`testenv/run gitops`, see testenv/README.md), on two
 //! test clusters with KWOK and Linkerd's real controllers.
 //!
-//! The homelab example as a user runs it: `certs init`, `render`, `secrets sync`, commit
+//! The homelab example with Vault as its secrets backend (its Vault variant,
+//! tests/fixtures/homelab-vault; the example itself moved to SOPS, proven in
+//! gitops_flux_sops.rs) as a user runs it: `certs init`, `render`, `secrets sync`, commit
 //! to git; Flux installs it in `dependsOn` order; ESO builds the identity and link
 //! credentials Secrets from OpenBao, logging in with Vault's Kubernetes auth; cert-manager
 //! issues `linkerd-identity-issuer` from the anchor; the service mirror mirrors an exported
@@ -25,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::kubectl::{self, Kubectl, name, ready};
 use crate::real_linkerd::scenario::kubeconfig_identity;
-use crate::support::{meshfleet, repo_root, texts};
+use crate::support::{HOMELAB_VAULT, example_fleet_text, meshfleet, texts};
 use crate::testenv::{self, PrivateEnv};
 
 /// The clusters of the homelab example.
@@ -34,9 +36,10 @@ const CLUSTERS: [&str; 2] = ["studio", "pro"];
 /// How long Flux may take to make a commit green (cold caches on 2 shared cores).
 const CONVERGE: Duration = Duration::from_secs(900);
 
-/// The homelab example's fleet file with the environment's addresses.
+/// The homelab example's fleet file with Vault (its Vault variant,
+/// tests/fixtures/homelab-vault) and the environment's addresses.
 fn homelab_fleet(env: &PrivateEnv, version: &str) -> String {
-    let text = std::fs::read_to_string(repo_root().join("examples/homelab/fleet.yaml")).expect("example");
+    let text = example_fleet_text(HOMELAB_VAULT);
     let port = |n: &str| env.server(n).rsplit(':').next().expect("port").to_owned();
     let mut text = text
         .replace(

@@ -1,4 +1,4 @@
-//! The homelab with `spec.secrets.sops` reconciled end to end by real Flux on two test
+//! The homelab example (`spec.secrets.sops`) reconciled end to end by real Flux on two test
 //! clusters with NO OpenBao and no External Secrets (`testenv/run up --no-vault`, then
 //! `gitops`: Flux and cert-manager only): the real kustomize-controller decrypts the
 //! files `secrets sync --out` wrote with each cluster's `flux-system/sops-age` Secret
@@ -10,11 +10,11 @@
 //! only: a link credential rotation (`secrets sync --rotate --out`: the next credentials
 //! sealed, committed, verified on the cluster once Flux applied them) and a trust anchor
 //! rotation (`trust rotate`, the signing anchor sealed by `secrets sync --out`).
+//! Between the link rotation's steps, `secrets status` says where it stands.
 //!
 //! Test-time substitutions: those of gitops_flux.rs (addresses, contexts, the
-//! committed HelmRepository and Gateway API URLs), and the example's `secrets.vault`
-//! replaced by `secrets.sops` with the keys made here (the example itself keeps Vault
-//! until it moves).
+//! committed HelmRepository and Gateway API URLs), and the example's age recipients
+//! replaced by those of the keys made here (the example commits only public keys).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use crate::kubectl::{self, Kubectl, name, ready};
 use crate::real_linkerd::scenario::kubeconfig_identity;
-use crate::support::{meshfleet, repo_root, texts};
+use crate::support::{example_fleet_text, meshfleet, repo_root, texts};
 use crate::testenv::{self, PrivateEnv};
 
 const CLUSTERS: [&str; 2] = ["studio", "pro"];
@@ -149,37 +149,24 @@ impl Lab {
     }
 }
 
-/// The homelab example, with the environment's addresses and `secrets.sops`.
+/// The homelab example with the environment's addresses and the recipients of the keys
+/// made here in place of the example's.
 fn homelab_sops_fleet(env: &PrivateEnv, operator: &str, studio: &str, pro: &str) -> String {
-    let text = std::fs::read_to_string(repo_root().join("examples/homelab/fleet.yaml")).expect("example");
+    let text = example_fleet_text("homelab");
+    let example: Value = serde_saphyr::from_str(&text).expect("the example parses");
+    let age = &example["spec"]["secrets"]["sops"]["age"];
+    let recipient = |v: &Value| v.as_str().expect("an age recipient").to_owned();
     let port = |n: &str| env.server(n).rsplit(':').next().expect("port").to_owned();
-    let sops = format!(
-        "  secrets:\n    sops:\n      age:\n        operators: [{operator}]\n        clusters:\n          studio: {studio}\n          pro: {pro}\n"
-    );
-    let mut out = String::new();
-    let mut in_secrets = false;
-    for line in text.lines() {
-        if line == "  secrets:" {
-            in_secrets = true;
-            out.push_str(&sops);
-            continue;
-        }
-        if in_secrets && line.starts_with("    ") {
-            continue;
-        }
-        in_secrets = false;
-        // Vault's per-cluster auth mounts (and their comment) have no meaning without Vault.
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("vaultAuthMountPath:")
-            || trimmed.starts_with("# One Vault")
-            || trimmed.starts_with("# mount, configured")
-        {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
+    let mut out = text.clone();
+    for (theirs, ours) in [
+        (recipient(&age["operators"][0]), operator),
+        (recipient(&age["clusters"]["studio"]), studio),
+        (recipient(&age["clusters"]["pro"]), pro),
+    ] {
+        assert_eq!(out.matches(&theirs).count(), 1, "{theirs} once in the example");
+        out = out.replace(&theirs, ours);
     }
-    assert!(!out.contains("vault"), "no Vault left in the fleet:\n{out}");
+    assert!(!out.contains("vault"), "no Vault in the example:\n{out}");
     out.replace(
         "https://studio.vpn.example:6443",
         &format!("https://kubernetes.default.svc:{}", port("studio")),
@@ -192,10 +179,6 @@ fn homelab_sops_fleet(env: &PrivateEnv, operator: &str, studio: &str, pro: &str)
     .replace("addresses: [pro.vpn.example]", "addresses: [192.0.2.12]")
     .replace("context: kind-studio", "context: studio")
     .replace("context: kind-pro", "context: pro")
-    .replace(
-        "trustAnchor: certs/trust-anchor.crt",
-        "trustAnchor: certs/anchor.crt",
-    )
 }
 
 /// What keeps a cluster from green at `commit` (gitops_flux.rs's rule: every
@@ -348,6 +331,10 @@ fn homelab_with_sops_reconciled_by_real_flux_without_any_vault() {
     //    credentials need the targets' multicluster chart), commit.
     let (code, out, err) = lab.meshfleet(&["certs", "init", "."]);
     assert_eq!(code, 0, "certs init: {out}\n{err}");
+    assert!(
+        err.contains("`meshfleet secrets sync --out gitops` to seal them into the rendered tree (SOPS)"),
+        "certs init names the SOPS step: {err}"
+    );
     let (code, out, err) = lab.meshfleet(&["render", ".", "--out", "gitops"]);
     assert_eq!(code, 0, "render: {out}\n{err}");
     let (code, out) = lab.sync();
@@ -404,7 +391,7 @@ fn homelab_with_sops_reconciled_by_real_flux_without_any_vault() {
     // What Flux applied is what meshfleet sealed: each credentials Secret on the cluster
     // (applied by the links Kustomization) holds the kubeconfig the real `sops` decrypts
     // from the tree, reaching the target.
-    let anchor = std::fs::read_to_string(lab.dir().join("certs/anchor.crt")).expect("anchor");
+    let anchor = std::fs::read_to_string(lab.dir().join("certs/trust-anchor.crt")).expect("anchor");
     for (source, target) in [("studio", "pro"), ("pro", "studio")] {
         for ns in ["linkerd-multicluster", "linkerd"] {
             let secret_name = format!("cluster-credentials-{target}");
@@ -623,6 +610,65 @@ fn rotate(lab: &Lab) -> (i32, Value) {
     (code, report)
 }
 
+/// `secrets status` mid-rotation, as text and `-o json`: (exit code, JSON report, text).
+/// Neither output nor its stderr holds a token of `tokens` or a private key.
+fn status(lab: &Lab, tokens: &[String]) -> (i32, Value, String) {
+    let started = Instant::now();
+    let (code, stdout, stderr) = lab.meshfleet(&["-o", "json", "secrets", "status", "."]);
+    // It looks and reports: it does not wait for Flux (`--rotate` waits up to `--wait`,
+    // 120 s by default).
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(60), "secrets status took {took:?}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let (text_code, text, text_err) = lab.meshfleet(&["secrets", "status", "."]);
+    assert_eq!(code, text_code, "text and JSON agree:\n{text}\n{text_err}");
+    for output in [&stdout, &stderr, &text, &text_err] {
+        assert!(
+            !output.contains("AGE-SECRET-KEY"),
+            "a private key in `secrets status`"
+        );
+        for token in tokens {
+            assert!(!output.contains(token.as_str()), "a token in `secrets status`");
+        }
+    }
+    assert_eq!(report["dryRun"], true, "status changes nothing: {report:#}");
+    assert!(
+        step_states(&report, "vault").is_empty(),
+        "no Vault step with SOPS: {report:#}"
+    );
+    assert!(
+        !text.contains("in Vault") && !text.contains("cannot read Vault"),
+        "no Vault with SOPS:\n{text}"
+    );
+    // Where the earlier credentials are; mid-rotation, that they still work.
+    let still_work = if report["now"].is_null() {
+        "a token dies with its account"
+    } else {
+        "until the rotation removes the old account"
+    };
+    assert!(
+        text.contains("history of the link credentials (SOPS, no Vault)") && text.contains(still_work),
+        "{text}"
+    );
+    eprintln!(
+        "$ meshfleet secrets status (exit {code}, -o json in {:.1}s)\n{text}",
+        took.as_secs_f64()
+    );
+    (code, report, text)
+}
+
+/// The hints of step `id` over every link of a rotation report.
+fn step_hints<'a>(report: &'a Value, id: &str) -> Vec<&'a str> {
+    report["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["steps"].as_array().into_iter().flatten())
+        .filter(|s| s["id"] == id)
+        .filter_map(|s| s["hint"].as_str())
+        .collect()
+}
+
 /// The states of step `id` over every link of a rotation report.
 fn step_states(report: &Value, id: &str) -> Vec<String> {
     report["links"]
@@ -660,6 +706,27 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
     );
     commit("rotation: grant the next accounts");
 
+    // `secrets status` once the targets grant the next accounts: granting, the next
+    // accounts and their tokens there, nothing sealed yet, nothing blocked.
+    let (code, report, text) = status(lab, &old_tokens);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (0, Some("granting")),
+        "{report:#}"
+    );
+    assert_eq!(
+        step_states(&report, "next-account"),
+        ["done", "done"],
+        "{report:#}"
+    );
+    assert_eq!(
+        step_states(&report, "next-token-accepted"),
+        ["done", "done"],
+        "{report:#}"
+    );
+    assert_eq!(step_states(&report, "sealed"), ["would", "would"], "{report:#}");
+    assert!(text.contains("phase `granting`"), "{text}");
+
     // The next credentials are sealed into the tree; the run stops: commit them.
     let (code, report) = rotate(lab);
     assert_eq!(code, 1, "{report:#}");
@@ -690,12 +757,70 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
         code, 0,
         "render --check after --rotate sealed the tree: {out}\n{err}"
     );
+    // The next tokens, as the real `sops` opens them from the tree.
+    let next_tokens: Vec<String> = [("studio", "pro"), ("pro", "studio")]
+        .iter()
+        .map(|(s, t)| {
+            let file = tree.join(format!(
+                "{s}/links/cluster-credentials-{t}.linkerd-multicluster.sops.yaml"
+            ));
+            kubeconfig_identity(&sops_decrypt(&lab.key(s), &file)).2
+        })
+        .collect();
+    let tokens: Vec<String> = old_tokens.iter().chain(&next_tokens).cloned().collect();
+
+    // `secrets status` before the commit: sealed, and what blocks is the commit (the
+    // clusters still hold the current credentials), with that hint.
+    let (code, report, text) = status(lab, &tokens);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (1, Some("granting")),
+        "{report:#}"
+    );
+    assert_eq!(report["blocked"], true, "{report:#}");
+    assert_eq!(step_states(&report, "sealed"), ["done", "done"], "{report:#}");
+    assert_eq!(
+        step_states(&report, "source-secrets"),
+        ["blocked", "blocked"],
+        "{report:#}"
+    );
+    let hints = step_hints(&report, "source-secrets");
+    assert!(
+        hints.len() == 2 && hints.iter().all(|h| h.contains("commit the rendered tree")),
+        "{hints:?}"
+    );
+    assert!(
+        text.contains("× source-secrets") && text.contains("blocked"),
+        "{text}"
+    );
+
     let commit_sha = lab.env.commit(tree, "rotation: the next credentials (SOPS)");
     let (took, _) = converge(lab, commit_sha, || None);
     eprintln!(
         "commit to green (the next credentials): {:.1}s",
         took.as_secs_f64()
     );
+
+    // `secrets status` once Flux applied them: the Secrets hold them, the controllers
+    // are to be restarted (what the next `--rotate` does), nothing blocks.
+    let (code, report, text) = status(lab, &tokens);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (0, Some("granting")),
+        "{report:#}"
+    );
+    assert_eq!(
+        step_states(&report, "source-secrets"),
+        ["done", "done"],
+        "{report:#}"
+    );
+    assert!(
+        report["restarts"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["state"] == "would")),
+        "the controllers are restarted next: {report:#}"
+    );
+    assert!(text.contains("dry run: nothing was changed"), "{text}");
 
     // Flux applied them: verified on the cluster, the controllers restarted, retiring.
     let (code, report) = rotate(lab);
@@ -720,6 +845,26 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
             "{source}: Flux applied the sealed next credentials"
         );
     }
+    // `secrets status` in `retiring` before the commit that drops the old accounts:
+    // what blocks is that commit.
+    let (code, report, text) = status(lab, &tokens);
+    assert_eq!(
+        (code, report["now"].as_str()),
+        (1, Some("retiring")),
+        "{report:#}"
+    );
+    assert_eq!(
+        step_states(&report, "old-account-removed"),
+        ["blocked", "blocked"],
+        "{report:#}"
+    );
+    assert!(
+        step_hints(&report, "old-account-removed")
+            .iter()
+            .all(|h| h.contains("commit the tree")),
+        "{report:#}"
+    );
+    assert!(text.contains("phase `retiring`"), "{text}");
     commit("rotation: retire the old accounts");
     let (code, report) = rotate(lab);
     assert_eq!(code, 0, "{report:#}");
@@ -734,6 +879,19 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
         .iter()
         .map(|(s, t)| kubeconfig_identity(&live_credentials(lab, s, t)).2)
         .collect();
+    assert_eq!(
+        new_tokens, next_tokens,
+        "the links use the sealed next credentials"
+    );
+
+    // `secrets status` after the rotation: none in progress, each link on its next account.
+    let (code, report, text) = status(lab, &tokens);
+    assert_eq!((code, report["now"].as_str()), (0, None), "{report:#}");
+    assert!(text.contains("no rotation in progress"), "{text}");
+    assert!(
+        text.contains("studio-to-pro: uses `linkerd-service-mirror-remote-access-studio-g1`"),
+        "{text}"
+    );
     for (old, new) in old_tokens.iter().zip(&new_tokens) {
         assert_ne!(old, new, "the link moved to the next account's token");
     }
@@ -746,7 +904,7 @@ fn rotate_link_credentials(lab: &Lab, tree: &Path) {
 
 fn rotate_trust_anchor(lab: &Lab, tree: &Path) {
     let started = Instant::now();
-    let old_anchor = std::fs::read_to_string(lab.dir().join("certs/anchor.crt")).expect("anchor");
+    let old_anchor = std::fs::read_to_string(lab.dir().join("certs/trust-anchor.crt")).expect("anchor");
     let (code, out, err) = lab.meshfleet(&["trust", "rotate", "start", "."]);
     assert_eq!(code, 0, "trust rotate start: {out}\n{err}");
     let mut phases = Vec::new();
@@ -832,7 +990,7 @@ fn rotate_trust_anchor(lab: &Lab, tree: &Path) {
     );
     let (code, out, err) = lab.meshfleet(&["trust", "verify", "."]);
     assert_eq!(code, 0, "trust verify after the rotation: {out}\n{err}");
-    let anchor = std::fs::read_to_string(lab.dir().join("certs/anchor.crt")).expect("anchor");
+    let anchor = std::fs::read_to_string(lab.dir().join("certs/trust-anchor.crt")).expect("anchor");
     assert_eq!(
         anchor.matches("BEGIN CERTIFICATE").count(),
         1,

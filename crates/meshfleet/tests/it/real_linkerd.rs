@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use self::scenario::{Scenario, wait_for};
+use crate::support::HOMELAB_VAULT;
 
 /// Linkerd's releases in `../shared/linkerd`, as chart versions.
 const RELEASES: [&str; 2] = ["2025.4.4", "2026.8.3"];
@@ -239,14 +240,10 @@ fn broken_objects_fail_their_check(s: &Scenario) {
 /// An example's fleet file with the module header's substitutions: `apiServer` →
 /// `https://kubernetes.default.svc:<port>`, gateway addresses → TEST-NET addresses, and no
 /// `context` (the environment's contexts are named after the clusters).
+/// `name` may be [`HOMELAB_VAULT`]: the environment's External Secrets stand-ins read
+/// OpenBao, so the homelab runs here with its Vault variant.
 fn example_fleet(name: &str, ports: &BTreeMap<&str, String>) -> String {
-    let text = std::fs::read_to_string(
-        crate::support::repo_root()
-            .join("examples")
-            .join(name)
-            .join("fleet.yaml"),
-    )
-    .expect("example fleet");
+    let text = crate::support::example_fleet_text(name);
     let mut cluster = String::new();
     let mut gateways = 0;
     let mut out = String::new();
@@ -278,10 +275,12 @@ fn example_fleet(name: &str, ports: &BTreeMap<&str, String>) -> String {
     out
 }
 
-/// Seed 000's fleet: Flux, cert-manager issuers, LoadBalancer gateways, both ways.
+/// Seed 000's fleet: Flux, cert-manager issuers, LoadBalancer gateways, both ways (with
+/// Vault: the environment's External Secrets stand-ins read OpenBao; the example's SOPS
+/// is reconciled by real Flux in gitops_flux_sops.rs).
 #[test]
 fn homelab_example() {
-    let s = Scenario::start(&["studio", "pro"], |ports| example_fleet("homelab", ports));
+    let s = Scenario::start(&["studio", "pro"], |ports| example_fleet(HOMELAB_VAULT, ports));
     linkerd_agrees(&s);
 }
 

@@ -4,14 +4,17 @@
 use meshfleet_core::{plan, render as core_render, validate};
 use proptest::prelude::*;
 
-use crate::support::{BASE_FLEET, TempFleet, example_copy, meshfleet, read_tree, render_files, texts};
+use crate::support::{
+    BASE_FLEET, HOMELAB_VAULT, TempFleet, example_copy, meshfleet, read_tree, render_files, texts,
+};
 
 #[test]
 fn rendering_twice_gives_identical_bytes() {
     for (example, engine) in [
         ("homelab", "flux"),
         ("hub-spoke", "argocd"),
-        ("homelab", "argocd"),
+        (HOMELAB_VAULT, "flux"),
+        (HOMELAB_VAULT, "argocd"),
         ("hub-spoke", "flux"),
     ] {
         let dir = example_copy(example, engine);
@@ -121,7 +124,11 @@ fn render_refuses_output_that_would_hold_a_token() {
 
 #[test]
 fn no_rendered_file_holds_a_private_key_or_token() {
-    for (example, engine) in [("homelab", "flux"), ("hub-spoke", "argocd")] {
+    for (example, engine) in [
+        ("homelab", "flux"),
+        (HOMELAB_VAULT, "flux"),
+        ("hub-spoke", "argocd"),
+    ] {
         let dir = example_copy(example, engine);
         // Keys exist next to the fleet, as after `certs init`.
         let out = meshfleet(dir.path())

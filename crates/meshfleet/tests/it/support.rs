@@ -119,6 +119,27 @@ impl TempFleet {
     }
 }
 
+/// The homelab example with Vault + External Secrets as its secrets backend
+/// (`tests/fixtures/homelab-vault/fleet.yaml`, the example's `certs/`): the tests of the
+/// Vault path and of Argo CD, which refuses SOPS, name it where they named `homelab`.
+pub const HOMELAB_VAULT: &str = "homelab-vault";
+
+/// An example's folder (`examples/<name>`; the homelab's for [`HOMELAB_VAULT`]).
+pub fn example_dir(name: &str) -> PathBuf {
+    let name = if name == HOMELAB_VAULT { "homelab" } else { name };
+    repo_root().join("examples").join(name)
+}
+
+/// An example's fleet file, as text (the Vault fixture for [`HOMELAB_VAULT`]).
+pub fn example_fleet_text(name: &str) -> String {
+    let path = if name == HOMELAB_VAULT {
+        repo_root().join("crates/meshfleet/tests/fixtures/homelab-vault/fleet.yaml")
+    } else {
+        example_dir(name).join("fleet.yaml")
+    };
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A copy of an example folder (fleet and public anchor) in a temp dir.
 pub fn example_copy(name: &str, engine: &str) -> tempfile::TempDir {
     example_copy_with(name, engine, "helm")
@@ -129,9 +150,9 @@ pub const JOBS_IMAGE: &str = "registry.example/linkerd-kubectl:edge-25.4.4";
 
 /// A copy of an example with another engine and install method (`helm` or `jobs`).
 pub fn example_copy_with(name: &str, engine: &str, install_method: &str) -> tempfile::TempDir {
-    let src = repo_root().join("examples").join(name);
+    let src = example_dir(name);
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(src.join("fleet.yaml")).expect("example fleet");
+    let text = example_fleet_text(name);
     let method = if install_method == "jobs" {
         format!("installMethod: jobs\n    jobs: {{image: {JOBS_IMAGE}}}")
     } else {

@@ -283,7 +283,8 @@ fn shown(paths: &[String]) -> String {
 }
 
 /// With SOPS: both source Secrets hold `kubeconfig`, applied by Flux from a commit. Just
-/// written: blocked until committed. Already in the tree: wait up to `--wait` for Flux.
+/// written: blocked until committed. Already in the tree: wait up to `--wait` for Flux,
+/// except in a dry run (`secrets status`), which looks once and waits for nothing.
 async fn applied_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString, written: bool) -> Step {
     let client = match ctx.client(&link.source).await {
         Ok(c) => c,
@@ -302,7 +303,13 @@ async fn applied_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString,
         "commit the rendered tree and let Flux apply it on `{}` (`flux reconcile kustomization {links_stage} --with-source` to hurry it), then run `meshfleet secrets sync --rotate --out DIR` again",
         link.source
     );
-    let deadline = Instant::now() + if written { Duration::ZERO } else { ctx.options.wait };
+    let looks_once = written || ctx.options.dry_run;
+    let deadline = Instant::now()
+        + if looks_once {
+            Duration::ZERO
+        } else {
+            ctx.options.wait
+        };
     loop {
         let waiting: Vec<String> = match not_holding(&client, &names, kubeconfig).await {
             Ok(stale) => stale.iter().map(|(ns, name)| format!("`{ns}/{name}`")).collect(),
@@ -331,6 +338,9 @@ async fn applied_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString,
         if Instant::now() >= deadline {
             let why = if written {
                 "the next credentials were just sealed into the tree".to_string()
+            } else if ctx.options.dry_run {
+                "Flux has not applied the tree's next credentials (the tree is not committed, or Flux has not reconciled it yet)"
+                    .to_string()
             } else {
                 format!(
                     "Flux has not applied the tree's next credentials within {}s",

@@ -24,15 +24,17 @@ use serde_json::{Value, json};
 use super::import::{import, kubectl_apply, live_links, mirror_uids, rendered_links};
 use super::scenario::{APPS, MULTICLUSTER, Scenario, wait_for};
 use super::{example_fleet, ports_of};
+use crate::support::HOMELAB_VAULT;
 use crate::testenv;
 
 const STUDIO: &str = "studio";
 const PRO: &str = "pro";
 
 /// The homelab example without its links: the environment installs Linkerd, viz and the
-/// multicluster extension with its gateways; linking is left to the legacy CLI.
+/// multicluster extension with its gateways; linking is left to the legacy CLI (its
+/// Vault variant, as `homelab_example`).
 fn homelab_unlinked(ports: &BTreeMap<&str, String>) -> String {
-    let text = example_fleet("homelab", ports);
+    let text = example_fleet(HOMELAB_VAULT, ports);
     let (clusters, _links) = text.split_once("\n  links:\n").expect("homelab has links");
     format!("{clusters}\n")
 }
