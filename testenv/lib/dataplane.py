@@ -373,11 +373,13 @@ class DataPlane:
                     self.failed[key] = (pod["metadata"]["uid"], time.time())
                     self.log("data plane: %s/%s/%s did not start: %s" % (key + (e,)))
                     self.stop(key, "start failed")
-        for key in [k for k in self.pods if k not in seen]:
+        gone = [k for k in self.pods if k not in seen]
+        # As kube-proxy: a pod being deleted leaves the external addresses before it stops.
+        self.sync_external(services, leaving=set(gone))
+        for key in gone:
             self.stop(key, "pod gone")
         for pod in self.pods.values():
             self.write_hosts(pod, services[pod.key[0]][0])
-        self.sync_external(services)
 
     @staticmethod
     def meshed(pod):
@@ -738,7 +740,7 @@ class DataPlane:
         except OSError:
             pass
 
-    def sync_external(self, services):
+    def sync_external(self, services, leaving=()):
         """DNAT in the node namespace, kube-proxy style: each LoadBalancer ingress IP and
         external IP of a Service backed by a running meshed pod, and each Link's gateway
         address and ports (gateway and probe; a NodePort Service's nodePort or a Service
@@ -746,7 +748,7 @@ class DataPlane:
         backends = {}  # (cluster, namespace, service) -> (pod ip, {port or nodePort: targetPort})
         rules = []
         for cname, (svcs, pods) in services.items():
-            running = {p.ip for k, p in self.pods.items() if k[0] == cname}
+            running = {p.ip for k, p in self.pods.items() if k[0] == cname and k not in leaving}
             for s in svcs:
                 sel = s["spec"].get("selector") or {}
                 # As kube-proxy: only ready endpoints get traffic.

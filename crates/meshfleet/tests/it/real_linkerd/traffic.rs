@@ -113,7 +113,11 @@ fn rotations_under_traffic_lose_no_request() {
     };
     let serving: Serving = Arc::new(Mutex::new(BTreeMap::new()));
     std::thread::scope(|scope| {
+        // The driver stops when this closure ends, also by a failed assertion (the scope
+        // waits for its threads before it passes the panic on).
+        let _stop = StopOnDrop(&driver.stop);
         scope.spawn(|| watch_serving_pods(&s, &serving, &driver.stop));
+        scope.spawn(|| progress(&driver));
         for link in &links {
             let host = format!("web-{}.{APPS}.svc.cluster.example", link.link_name());
             let (id, source) = (link.credentials_id(), link.source.clone());
@@ -136,9 +140,17 @@ fn rotations_under_traffic_lose_no_request() {
         link_credential_rotation(&s, &driver);
         std::thread::sleep(Duration::from_secs(10));
         driver.mark("end");
-        driver.stop.store(true, Ordering::SeqCst);
     });
     report_and_assert(&driver, &links);
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Whether `link` had an answered request yet.
@@ -187,6 +199,25 @@ fn watch_serving_pods(s: &Scenario, serving: &Serving, stop: &AtomicBool) {
             serving.lock().expect("serving").insert(cluster.to_owned(), chosen);
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every 30 s, how many requests were sent and failed so far.
+fn progress(driver: &Driver) {
+    let mut last = Instant::now();
+    while !driver.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(500));
+        if last.elapsed() < Duration::from_secs(30) {
+            continue;
+        }
+        last = Instant::now();
+        let requests = driver.requests.lock().expect("requests");
+        let failed = requests.iter().filter(|r| !r.error.is_empty()).count();
+        eprintln!(
+            "[{:7.1}s] traffic so far: {} requests, {failed} failed",
+            driver.started.elapsed().as_secs_f64(),
+            requests.len()
+        );
     }
 }
 
@@ -276,11 +307,13 @@ fn resolve(netns: &str, host: &str) -> Result<std::net::IpAddr, String> {
     Err(format!("{host} not in the pod's hosts file"))
 }
 
-/// `trust rotate status -o json` until it passes, running the restarts it lists (each
-/// again when still listed 90 s later).
+/// `trust rotate status -o json` until it passes, running the restarts it lists; a
+/// Deployment whose rollout is under way is not restarted again (its old pods are still
+/// listed until the new ones are ready), only when still listed 90 s later.
 fn settle(s: &Scenario, driver: &Driver, phase: &str) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ran: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut reinjected: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     loop {
         let (code, stdout, stderr) = s.meshfleet(&["-o", "json", "trust", "rotate", "status", "."]);
         if code == 0 {
@@ -289,22 +322,64 @@ fn settle(s: &Scenario, driver: &Driver, phase: &str) {
         }
         let report: Value =
             serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("status JSON ({e}): {stdout}\n{stderr}"));
+        // As `next` says for `recertify`: the workloads once the identity controller
+        // loaded the new issuer (`issuer-loaded`), not before.
         let lines: Vec<String> = report["clusters"]
             .as_array()
             .into_iter()
             .flatten()
-            .flat_map(|c| c["blocking"].as_array().cloned().unwrap_or_default())
+            .flat_map(|c| {
+                let blocking = c["blocking"].as_array().cloned().unwrap_or_default();
+                let loading: Vec<Value> = blocking
+                    .iter()
+                    .filter(|i| i["id"] == "issuer-loaded")
+                    .cloned()
+                    .collect();
+                if loading.is_empty() { blocking } else { loading }
+            })
             .flat_map(|i| i["restarts"].as_array().cloned().unwrap_or_default())
             .filter_map(|r| r.as_str().map(str::to_owned))
             .flat_map(|r| r.lines().map(str::to_owned).collect::<Vec<_>>())
             .collect();
+        // A workload injected with `linkerd inject` carries the bundle in its template:
+        // `status` says to inject it again (the user's manifest, here the client's).
+        for c in report["clusters"].as_array().into_iter().flatten() {
+            let cluster = c["cluster"].as_str().unwrap_or_default().to_owned();
+            let asks = c["blocking"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["message"].as_str().is_some_and(|m| m.contains("inject apps/deploy/client again")));
+            if asks && reinjected.insert(cluster.clone()) {
+                driver.mark(&format!("$ linkerd inject --manual client.yaml | kubectl --context {cluster} apply -f -"));
+                inject_and_apply(s, &cluster, "client", CLIENT);
+            }
+        }
         for line in lines {
-            if ran.get(&line).is_some_and(|t| t.elapsed() < Duration::from_secs(90)) {
+            // `kubectl --context C -n NS rollout restart deploy/A deploy/B`, or `delete pod/P`.
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let split = words
+                .iter()
+                .position(|w| w.contains('/'))
+                .unwrap_or(words.len());
+            let (command, objects) = words.split_at(split);
+            let due: Vec<&str> = objects
+                .iter()
+                .copied()
+                .filter(|o| {
+                    ran.get(&format!("{} {o}", command.join(" ")))
+                        .is_none_or(|t| t.elapsed() > Duration::from_secs(90))
+                })
+                .collect();
+            if due.is_empty() {
                 continue;
             }
+            let line = format!("{} {}", command.join(" "), due.join(" "));
             driver.mark(&format!("$ {line}"));
             kubectl_line(s, &line);
-            ran.insert(line, Instant::now());
+            for o in due {
+                ran.insert(format!("{} {o}", command.join(" ")), Instant::now());
+            }
         }
         if Instant::now() > deadline {
             let (_, text, _) = s.meshfleet(&["trust", "rotate", "status", "."]);
