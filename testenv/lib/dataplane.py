@@ -349,11 +349,20 @@ class DataPlane:
             pods = cluster.list("v1", "pods")
             svcs = cluster.list("v1", "services")
             services[cluster.name] = (svcs, pods)
-            for pod in pods:
+            seen.update((cluster.name, pod["metadata"]["namespace"], pod["metadata"]["name"])
+                        for pod in pods if self.meshed(pod))
+        gone = [k for k in self.pods if k not in seen]
+        # As kube-proxy: a pod being deleted leaves the external addresses before it stops;
+        # and it stops before new pods start (KWOK gives a deleted pod's IP to the next
+        # one at once, where a CNI frees it only when the old sandbox is torn down).
+        self.sync_external(services, leaving=set(gone))
+        for key in gone:
+            self.stop(key, "pod gone")
+        for cluster in self.clusters:
+            for pod in services[cluster.name][1]:
                 if not self.meshed(pod):
                     continue
                 key = (cluster.name, pod["metadata"]["namespace"], pod["metadata"]["name"])
-                seen.add(key)
                 running = self.pods.get(key)
                 if running and running.uid != pod["metadata"]["uid"]:
                     self.stop(key, "pod replaced")
@@ -373,11 +382,6 @@ class DataPlane:
                     self.failed[key] = (pod["metadata"]["uid"], time.time())
                     self.log("data plane: %s/%s/%s did not start: %s" % (key + (e,)))
                     self.stop(key, "start failed")
-        gone = [k for k in self.pods if k not in seen]
-        # As kube-proxy: a pod being deleted leaves the external addresses before it stops.
-        self.sync_external(services, leaving=set(gone))
-        for key in gone:
-            self.stop(key, "pod gone")
         for pod in self.pods.values():
             self.write_hosts(pod, services[pod.key[0]][0])
 
@@ -678,22 +682,27 @@ class DataPlane:
         p = self.pods.pop(key, None)
         if not p:
             return
-        for _, proc, _ in p.procs:
-            if proc.poll() is None:
+        # As a kubelet: the workload containers first, then a native sidecar (the proxy as
+        # an init container with restartPolicy Always) once they have exited.
+        native = {c["name"] for c in (p.pod["spec"].get("initContainers") or []) if c.get("restartPolicy") == "Always"}
+        waves = [[x for x in p.procs if x[0]["name"] not in native], [x for x in p.procs if x[0]["name"] in native]]
+        for wave in waves:
+            for _, proc, _ in wave:
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except OSError:
+                        pass
+            deadline = time.time() + 5
+            for _, proc, _ in wave:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except OSError:
-                    pass
-        deadline = time.time() + 5
-        for _, proc, _ in p.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                proc.wait()
+                    proc.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    proc.wait()
         self.forwarder.close(p.netns)
         sh("ip", "netns", "delete", p.netns, check=False)
         shutil.rmtree("/etc/netns/%s" % p.netns, ignore_errors=True)

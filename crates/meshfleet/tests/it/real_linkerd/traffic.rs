@@ -202,17 +202,23 @@ fn watch_serving_pods(s: &Scenario, serving: &Serving, stop: &AtomicBool) {
     }
 }
 
-/// Every 30 s, how many requests were sent and failed so far.
+/// Each failure as it happens, and every 30 s how many requests were sent and failed.
 fn progress(driver: &Driver) {
     let mut last = Instant::now();
+    let mut shown = 0;
     while !driver.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(500));
+        let requests = driver.requests.lock().expect("requests").clone();
+        let failures: Vec<Request> = requests.iter().filter(|r| !r.error.is_empty()).cloned().collect();
+        if failures.len() > shown {
+            eprintln!("{}", failures_text(driver, &failures[shown..], usize::MAX));
+            shown = failures.len();
+        }
         if last.elapsed() < Duration::from_secs(30) {
             continue;
         }
         last = Instant::now();
-        let requests = driver.requests.lock().expect("requests");
-        let failed = requests.iter().filter(|r| !r.error.is_empty()).count();
+        let failed = failures.len();
         eprintln!(
             "[{:7.1}s] traffic so far: {} requests, {failed} failed",
             driver.started.elapsed().as_secs_f64(),
