@@ -741,17 +741,23 @@ pub fn judge(
                 done.push(item(
                     id,
                     format!(
-                        "all {} {what} were created after the bundle changed ({}) and their proxies hold the new anchor",
+                        "all {} {what} were created after the bundle changed ({})",
                         group.len(),
                         when(since)
                     ),
                 ));
             } else {
+                let lacking = stale.iter().filter(|p| lacks_new(p)).count();
                 let mut message = format!(
-                    "{} of {} {what} were created before the bundle changed ({}) or hold a bundle without the new anchor, so they do not trust the new anchor yet",
+                    "{} of {} {what} were created before the bundle changed ({}){}, so they do not trust the new anchor yet",
                     stale.len(),
                     group.len(),
-                    when(since)
+                    when(since),
+                    if lacking > 0 {
+                        format!(" or hold a bundle without the new anchor ({lacking} of them)")
+                    } else {
+                        String::new()
+                    }
                 );
                 if !reinject.is_empty() {
                     let workloads: BTreeSet<String> = reinject

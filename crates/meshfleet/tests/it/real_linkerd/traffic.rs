@@ -192,11 +192,18 @@ fn watch_serving_pods(s: &Scenario, serving: &Serving, stop: &AtomicBool) {
             ready.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
             let chosen = ready.last().and_then(|p| {
                 let name = p.metadata.name.clone()?;
-                let record = s.env.dir().join("pods").join(format!("{cluster}_{APPS}_{name}.json"));
+                let record = s
+                    .env
+                    .dir()
+                    .join("pods")
+                    .join(format!("{cluster}_{APPS}_{name}.json"));
                 let record: Value = serde_json::from_str(&std::fs::read_to_string(record).ok()?).ok()?;
                 Some((name, record["netns"].as_str()?.to_owned()))
             });
-            serving.lock().expect("serving").insert(cluster.to_owned(), chosen);
+            serving
+                .lock()
+                .expect("serving")
+                .insert(cluster.to_owned(), chosen);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -266,7 +273,8 @@ fn drive(link: &str, source: &str, host: &str, serving: &Serving, driver: &Drive
 
 /// Move this thread into a pod's network namespace: its sockets are the pod's.
 fn enter(netns: &str) -> Result<(), String> {
-    let file = std::fs::File::open(format!("/run/netns/{netns}")).map_err(|e| format!("netns {netns}: {e}"))?;
+    let file =
+        std::fs::File::open(format!("/run/netns/{netns}")).map_err(|e| format!("netns {netns}: {e}"))?;
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {netns}: {e}"))
 }
 
@@ -274,9 +282,14 @@ fn enter(netns: &str) -> Result<(), String> {
 fn call(netns: &str, host: &str) -> Result<(), String> {
     let ip = resolve(netns, host)?;
     let addr = SocketAddr::new(ip, 8080);
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     stream
         .write_all(format!("GET / HTTP/1.1\r\nHost: {host}:8080\r\nConnection: close\r\n\r\n").as_bytes())
         .map_err(|e| format!("send: {e}"))?;
@@ -351,23 +364,22 @@ fn settle(s: &Scenario, driver: &Driver, phase: &str) {
         // `status` says to inject it again (the user's manifest, here the client's).
         for c in report["clusters"].as_array().into_iter().flatten() {
             let cluster = c["cluster"].as_str().unwrap_or_default().to_owned();
-            let asks = c["blocking"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|i| i["message"].as_str().is_some_and(|m| m.contains("inject apps/deploy/client again")));
+            let asks = c["blocking"].as_array().into_iter().flatten().any(|i| {
+                i["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("inject apps/deploy/client again"))
+            });
             if asks && reinjected.insert(cluster.clone()) {
-                driver.mark(&format!("$ linkerd inject --manual client.yaml | kubectl --context {cluster} apply -f -"));
+                driver.mark(&format!(
+                    "$ linkerd inject --manual client.yaml | kubectl --context {cluster} apply -f -"
+                ));
                 inject_and_apply(s, &cluster, "client", CLIENT);
             }
         }
         for line in lines {
             // `kubectl --context C -n NS rollout restart deploy/A deploy/B`, or `delete pod/P`.
             let words: Vec<&str> = line.split_whitespace().collect();
-            let split = words
-                .iter()
-                .position(|w| w.contains('/'))
-                .unwrap_or(words.len());
+            let split = words.iter().position(|w| w.contains('/')).unwrap_or(words.len());
             let (command, objects) = words.split_at(split);
             let due: Vec<&str> = objects
                 .iter()
@@ -529,10 +541,11 @@ fn report_and_assert(driver: &Driver, links: &[meshfleet_core::plan::LinkPlan]) 
     let to = marks.last().map(|(t, _)| *t).expect("end mark");
     let all = driver.requests.lock().expect("requests").clone();
     let measured: Vec<Request> = all.into_iter().filter(|r| r.at >= from && r.at <= to).collect();
-    let seconds = (to - from).as_secs_f64();
-    let expected = seconds / PERIOD.as_secs_f64();
+    let span = to.saturating_sub(from);
+    let seconds = span.as_secs_f64();
+    let expected = span.as_millis() / PERIOD.as_millis();
     eprintln!(
-        "traffic: {:.0} s measured, every link every {} ms (at most {:.0} requests a link)",
+        "traffic: {:.0} s measured, every link every {} ms (at most {} requests a link)",
         seconds,
         PERIOD.as_millis(),
         expected
@@ -546,7 +559,10 @@ fn report_and_assert(driver: &Driver, links: &[meshfleet_core::plan::LinkPlan]) 
             .filter(|r| r.link == id && r.error.is_empty())
             .map(|r| r.latency)
             .collect();
-        let failed = measured.iter().filter(|r| r.link == id && !r.error.is_empty()).count();
+        let failed = measured
+            .iter()
+            .filter(|r| r.link == id && !r.error.is_empty())
+            .count();
         let pods: std::collections::BTreeSet<&str> = measured
             .iter()
             .filter(|r| r.link == id && !r.pod.is_empty())
@@ -554,24 +570,29 @@ fn report_and_assert(driver: &Driver, links: &[meshfleet_core::plan::LinkPlan]) 
             .collect();
         latencies.sort();
         let count = latencies.len() + failed;
-        let p = |q: f64| {
+        // The q-th per mille, nearest rank.
+        let p = |q: usize| {
             latencies
-                .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .get((latencies.len() * q).div_ceil(1000).saturating_sub(1))
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         eprintln!(
             "traffic {id} ({} via {}): {count} requests, {failed} failed, median {:.1} ms, p99 {:.1} ms, worst {:.1} ms, through {} client pods",
             link.source,
-            if link.gateway.is_some() { "gateway" } else { "remote discovery" },
-            p(0.5),
-            p(0.99),
+            if link.gateway.is_some() {
+                "gateway"
+            } else {
+                "remote discovery"
+            },
+            p(500),
+            p(990),
             latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             pods.len()
         );
         failed_total += failed;
         // A request every 100 ms, less what a loaded 2-core machine delays: at least 80 %.
-        if (count as f64) < expected * 0.8 {
-            short.push(format!("{id}: {count} requests of {expected:.0}"));
+        if (count as u128) * 10 < expected * 8 {
+            short.push(format!("{id}: {count} requests of {expected}"));
         }
     }
     eprintln!(
