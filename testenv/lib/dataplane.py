@@ -356,8 +356,16 @@ class DataPlane:
         # and it stops before new pods start (KWOK gives a deleted pod's IP to the next
         # one at once, where a CNI frees it only when the old sandbox is torn down).
         self.sync_external(services, leaving=set(gone))
-        for key in gone:
-            self.stop(key, "pod gone")
+        stopped = [self.stop(key, "pod gone", keep_netns=True) for key in gone]
+        if stopped:
+            # As a kubelet: the sandbox goes a while after its containers exited. Deleting
+            # the namespace at once drops the FIN the proxy's exit just sent (still queued
+            # on the veth), and a peer's connection to the pod then hangs until its
+            # keep-alive times out.
+            time.sleep(1.0)
+        for p in stopped:
+            if p:
+                self.remove_netns(p)
         for cluster in self.clusters:
             for pod in services[cluster.name][1]:
                 if not self.meshed(pod):
@@ -678,10 +686,10 @@ class DataPlane:
         p.reported = True
         self.log("data plane: %s/%s/%s: %s" % (p.key + (status["phase"],)))
 
-    def stop(self, key, why):
+    def stop(self, key, why, keep_netns=False):
         p = self.pods.pop(key, None)
         if not p:
-            return
+            return None
         # As a kubelet: the workload containers first, then a native sidecar (the proxy as
         # an init container with restartPolicy Always) once they have exited.
         native = {c["name"] for c in (p.pod["spec"].get("initContainers") or []) if c.get("restartPolicy") == "Always"}
@@ -704,13 +712,19 @@ class DataPlane:
                         pass
                     proc.wait()
         self.forwarder.close(p.netns)
-        sh("ip", "netns", "delete", p.netns, check=False)
-        shutil.rmtree("/etc/netns/%s" % p.netns, ignore_errors=True)
         try:
             os.unlink(os.path.join(self.dir, "pods", "%s_%s_%s.json" % key))
         except OSError:
             pass
+        if not keep_netns:
+            self.remove_netns(p)
         self.log("data plane: %s/%s/%s stopped (%s)" % (key + (why,)))
+        return p
+
+    @staticmethod
+    def remove_netns(p):
+        sh("ip", "netns", "delete", p.netns, check=False)
+        shutil.rmtree("/etc/netns/%s" % p.netns, ignore_errors=True)
 
     def stop_all(self):
         for p in self.pods.values():  # all at once, then each waited for (`down` waits 10 s)
