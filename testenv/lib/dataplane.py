@@ -349,17 +349,36 @@ class DataPlane:
             pods = cluster.list("v1", "pods")
             svcs = cluster.list("v1", "services")
             services[cluster.name] = (svcs, pods)
-            for pod in pods:
+            seen.update((cluster.name, pod["metadata"]["namespace"], pod["metadata"]["name"])
+                        for pod in pods if self.meshed(pod))
+        gone = [k for k in self.pods if k not in seen]
+        # As kube-proxy: a pod being deleted leaves the external addresses before it stops;
+        # and it stops before new pods start (KWOK gives a deleted pod's IP to the next
+        # one at once, where a CNI frees it only when the old sandbox is torn down).
+        self.sync_external(services, leaving=set(gone))
+        stopped = [self.stop(key, "pod gone", keep_netns=True) for key in gone]
+        if stopped:
+            # As a kubelet: the sandbox goes a while after its containers exited. Deleting
+            # the namespace at once drops the FIN the proxy's exit just sent (still queued
+            # on the veth), and a peer's connection to the pod then hangs until its
+            # keep-alive times out.
+            time.sleep(1.0)
+        for p in stopped:
+            if p:
+                self.remove_netns(p)
+        for cluster in self.clusters:
+            for pod in services[cluster.name][1]:
                 if not self.meshed(pod):
                     continue
                 key = (cluster.name, pod["metadata"]["namespace"], pod["metadata"]["name"])
-                seen.add(key)
                 running = self.pods.get(key)
                 if running and running.uid != pod["metadata"]["uid"]:
                     self.stop(key, "pod replaced")
                     running = None
                 if running:
                     self.restart_exited(running)
+                    if not running.reported:
+                        self.report_ready(running, pod)
                     continue
                 failed = self.failed.get(key)
                 if failed and failed[0] == pod["metadata"]["uid"] and time.time() - failed[1] < 10:
@@ -371,11 +390,8 @@ class DataPlane:
                     self.failed[key] = (pod["metadata"]["uid"], time.time())
                     self.log("data plane: %s/%s/%s did not start: %s" % (key + (e,)))
                     self.stop(key, "start failed")
-        for key in [k for k in self.pods if k not in seen]:
-            self.stop(key, "pod gone")
         for pod in self.pods.values():
             self.write_hosts(pod, services[pod.key[0]][0])
-        self.sync_external(services)
 
     @staticmethod
     def meshed(pod):
@@ -585,6 +601,54 @@ class DataPlane:
         if p.ended and not p.reported and all(c["name"] in p.ended for c in workloads):
             self.finish_status(p, workloads)
 
+    def container_ready(self, p, c, proc):
+        """A kubelet's readiness of one running container: its process runs and its
+        readinessProbe (httpGet, from inside the pod's network namespace) answers 2xx or
+        3xx; without a probe, running is ready."""
+        if proc.poll() is not None:
+            return False
+        get = (c.get("readinessProbe") or {}).get("httpGet")
+        if not get:
+            return True
+        port = get.get("port")
+        if not isinstance(port, int):
+            port = next((cp["containerPort"] for cp in c.get("ports") or [] if cp.get("name") == port), None)
+            if port is None:
+                return False
+        return http_get_in(p.netns, int(port), get.get("path") or "/")
+
+    def report_ready(self, p, pod):
+        """Ready and ContainersReady in the pod's status as a kubelet reports them (KWOK
+        left them false for the pods this runs, see KWOK_DATA_PLANE_RUNS in testenv/run):
+        true once every container is ready, false again when one is not. Probed every
+        round (a second) rather than every `periodSeconds`."""
+        ready = {c["name"]: self.container_ready(p, c, proc) for c, proc, _ in p.procs}
+        status = pod.get("status") or {}
+        want = "True" if ready and all(ready.values()) else "False"
+        conditions = status.get("conditions") or []
+        have = next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+        if have == want:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        kept = [c for c in conditions if c.get("type") not in ("Ready", "ContainersReady")]
+        for kind in ("ContainersReady", "Ready"):
+            kept.append({"type": kind, "status": want, "lastTransitionTime": now})
+        patch = {"conditions": kept}
+        for key in ("containerStatuses", "initContainerStatuses"):
+            statuses = []
+            for cs in status.get(key) or []:
+                cs = dict(cs)
+                if cs.get("name") in ready:
+                    cs["ready"] = ready[cs["name"]]
+                statuses.append(cs)
+            if statuses:
+                patch[key] = statuses
+        md = pod["metadata"]
+        p.cluster.merge_patch("v1", "pods", md["namespace"], md["name"], {"status": patch}, sub="status")
+        pod.setdefault("status", {})["conditions"] = kept
+        self.log("data plane: %s/%s/%s: Ready %s (%s)" % (p.key + (want, ", ".join(
+            "%s %s" % (n, "ready" if r else "not ready") for n, r in sorted(ready.items())))))
+
     def finish_status(self, p, workloads):
         """The pod's status as a kubelet writes it when its containers ended and none is
         restarted: phase Succeeded or Failed, each container terminated with its exit code
@@ -622,34 +686,45 @@ class DataPlane:
         p.reported = True
         self.log("data plane: %s/%s/%s: %s" % (p.key + (status["phase"],)))
 
-    def stop(self, key, why):
+    def stop(self, key, why, keep_netns=False):
         p = self.pods.pop(key, None)
         if not p:
-            return
-        for _, proc, _ in p.procs:
-            if proc.poll() is None:
+            return None
+        # As a kubelet: the workload containers first, then a native sidecar (the proxy as
+        # an init container with restartPolicy Always) once they have exited.
+        native = {c["name"] for c in (p.pod["spec"].get("initContainers") or []) if c.get("restartPolicy") == "Always"}
+        waves = [[x for x in p.procs if x[0]["name"] not in native], [x for x in p.procs if x[0]["name"] in native]]
+        for wave in waves:
+            for _, proc, _ in wave:
+                if proc.poll() is None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except OSError:
+                        pass
+            deadline = time.time() + 5
+            for _, proc, _ in wave:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except OSError:
-                    pass
-        deadline = time.time() + 5
-        for _, proc, _ in p.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                proc.wait()
+                    proc.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    proc.wait()
         self.forwarder.close(p.netns)
-        sh("ip", "netns", "delete", p.netns, check=False)
-        shutil.rmtree("/etc/netns/%s" % p.netns, ignore_errors=True)
         try:
             os.unlink(os.path.join(self.dir, "pods", "%s_%s_%s.json" % key))
         except OSError:
             pass
+        if not keep_netns:
+            self.remove_netns(p)
         self.log("data plane: %s/%s/%s stopped (%s)" % (key + (why,)))
+        return p
+
+    @staticmethod
+    def remove_netns(p):
+        sh("ip", "netns", "delete", p.netns, check=False)
+        shutil.rmtree("/etc/netns/%s" % p.netns, ignore_errors=True)
 
     def stop_all(self):
         for p in self.pods.values():  # all at once, then each waited for (`down` waits 10 s)
@@ -688,7 +763,7 @@ class DataPlane:
         except OSError:
             pass
 
-    def sync_external(self, services):
+    def sync_external(self, services, leaving=()):
         """DNAT in the node namespace, kube-proxy style: each LoadBalancer ingress IP and
         external IP of a Service backed by a running meshed pod, and each Link's gateway
         address and ports (gateway and probe; a NodePort Service's nodePort or a Service
@@ -696,11 +771,12 @@ class DataPlane:
         backends = {}  # (cluster, namespace, service) -> (pod ip, {port or nodePort: targetPort})
         rules = []
         for cname, (svcs, pods) in services.items():
-            running = {p.ip for k, p in self.pods.items() if k[0] == cname}
+            running = {p.ip for k, p in self.pods.items() if k[0] == cname and k not in leaving}
             for s in svcs:
                 sel = s["spec"].get("selector") or {}
+                # As kube-proxy: only ready endpoints get traffic.
                 match = sorted(pod["status"]["podIP"] for pod in pods
-                               if (pod.get("status") or {}).get("podIP") in running and sel
+                               if (pod.get("status") or {}).get("podIP") in running and sel and is_ready(pod)
                                and pod["metadata"]["namespace"] == s["metadata"]["namespace"]
                                and all((pod["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items()))
                 if not match:
@@ -772,6 +848,63 @@ class DataPlane:
             if info["server"].rstrip("/").rsplit(":", 1)[-1] == port:
                 return cname
         return None
+
+
+def is_ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def socket_in(netns):
+    """A TCP socket made inside a network namespace (a socket stays in the namespace it
+    was made in), from a thread that enters it."""
+    box = {}
+
+    def in_ns():
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            fd = os.open("/run/netns/%s" % netns, os.O_RDONLY)
+        except OSError as e:
+            os.close(own)
+            box["error"] = e
+            return
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                box["error"] = OSError(ctypes.get_errno(), "setns")
+                return
+            try:
+                box["sock"] = socket.socket()
+            finally:
+                _libc.setns(own, CLONE_NEWNET)
+        finally:
+            os.close(fd)
+            os.close(own)
+    t = threading.Thread(target=in_ns)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["sock"]
+
+
+def http_get_in(netns, port, path, timeout=1.0):
+    """A kubelet's httpGet probe, from inside the pod: 2xx or 3xx within `timeout`."""
+    try:
+        s = socket_in(netns)
+    except OSError:
+        return False
+    try:
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+        s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: kube-probe\r\nConnection: close\r\n\r\n"
+                   % (path, port)).encode())
+        head = s.recv(64).decode("latin-1")
+        parts = head.split(" ", 2)
+        return len(parts) > 1 and parts[1][:1] in ("2", "3")
+    except (OSError, ValueError):
+        return False
+    finally:
+        s.close()
 
 
 def read_addr(path):

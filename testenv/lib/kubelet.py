@@ -268,6 +268,9 @@ class Kubelet:
         self.binaries = binaries  # release -> {"controller": path}
         self.log = log
         self.procs = {}
+        # key -> (the old Process, addr file, new listen port or None, when the new one
+        # started): a changed pod template is rolled make-before-break, see handover().
+        self.handover = {}
         self.pending = {}  # (key, volume, content digest) -> when first seen changed
         self.data_plane = os.path.exists(os.path.join(env_dir, DATA_PLANE_FILE))
         self.injector_ports = {}
@@ -375,7 +378,32 @@ class Kubelet:
                     self.ensure(cluster, deploy, container, sub, key)
         for key in [k for k in self.procs if k not in seen]:
             self.procs.pop(key).stop("Deployment deleted or scaled to zero")
+            if key in self.handover:
+                self.handover.pop(key)[0].stop("Deployment deleted or scaled to zero")
             self.log("%s: stopped %s/%s (gone)" % key[:3])
+        self.hand_over()
+
+    def hand_over(self):
+        """A rolling update keeps the old pod until the new one is ready: the old
+        controller runs until the new one listens (or, without a listen address, 5 s;
+        at most 60 s), then its address file names the new one and the old one stops."""
+        for key, (old, addr, listen, since) in list(self.handover.items()):
+            waited = time.time() - since
+            if listen is None:
+                ready = waited > 5
+            else:
+                try:
+                    socket.create_connection(("127.0.0.1", listen), timeout=0.5).close()
+                    ready = True
+                except OSError:
+                    ready = False
+            if not ready and waited < 60:
+                continue
+            if os.path.exists(addr + ".next"):
+                os.replace(addr + ".next", addr)
+            del self.handover[key]
+            old.stop("replaced by the new pod (ready)")
+            self.log("%s: %s/%s: the new pod is ready, the old one stopped" % key[:3])
 
     def ensure(self, cluster, deploy, container, sub, key):
         tmpl = template_hash(deploy)
@@ -404,7 +432,10 @@ class Kubelet:
                 proc.exited_at = time.time()
             if time.time() - proc.exited_at < 5:
                 return
-        if proc:
+        old = None
+        if proc and proc.template != tmpl and proc.popen.poll() is None and key not in self.handover:
+            old = proc  # stopped by hand_over() once the new one is ready
+        elif proc:
             proc.stop("pod template changed" if proc.template != tmpl else "exited, restarting")
         release = release_of(container.get("image", ""))
         binary = (self.binaries.get(release) or {}).get("policy-controller" if sub == "policy" else "controller")
@@ -446,10 +477,12 @@ class Kubelet:
                     'mount --bind "$0" %s && exec "$@"' % TRUST_ROOTS_MOUNT,
                     self.volume_dir(key, "trust-roots")] + argv
         addr = os.path.join(self.dir, "kubelet", "%s-%s-%s-%s.addr" % key)
+        listen = ports.get("-addr") or ports.get("--grpc-addr")
         with open(addr + ".tmp", "w") as fh:
-            listen = ports.get("-addr") or ports.get("--grpc-addr")
             fh.write("127.0.0.1:%d\n" % listen if listen else "")
-        os.replace(addr + ".tmp", addr)
+        os.replace(addr + ".tmp", addr + ".next" if old else addr)
+        if old:
+            self.handover[key] = (old, addr, listen, time.time())
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOSTNAME": pod_name}
         if self.proxy and sub != "policy":
             # (The policy controller talks only to its own API server; kube-rs refuses a
@@ -475,4 +508,7 @@ class Kubelet:
     def stop_all(self):
         for proc in self.procs.values():
             proc.stop("environment stopping")
+        for old, _, _, _ in self.handover.values():
+            old.stop("environment stopping")
         self.procs.clear()
+        self.handover.clear()

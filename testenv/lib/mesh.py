@@ -137,7 +137,7 @@ class Installer:
 
     def apply(self, context, docs, manager, namespace=None, what=None):
         """Server-side apply: CRDs first (and wait until established), then the rest."""
-        docs = [d for d in docs if not self.left_out(d)]
+        docs = [self.keep_injector_address(context, d) for d in docs if not self.left_out(d)]
         crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
         rest = [d for d in docs if d.get("kind") != "CustomResourceDefinition"]
         if namespace:
@@ -161,6 +161,22 @@ class Installer:
             return False
         return not (self.data_plane and doc.get("kind") == "MutatingWebhookConfiguration"
                     and doc["metadata"]["name"] == INJECTOR_WEBHOOK)
+
+    def keep_injector_address(self, context, doc):
+        """Applied again (an upgrade, a rotation's render): the injector's webhook keeps the
+        loopback address the kubelet pointed it at (kubelet.py), which the chart's Service
+        reference would otherwise join, an invalid pair."""
+        if not (self.data_plane and doc.get("kind") == "MutatingWebhookConfiguration"
+                and doc["metadata"]["name"] == INJECTOR_WEBHOOK):
+            return doc
+        got = self.kube(context, "get", "mutatingwebhookconfiguration", "--ignore-not-found", "-o", "json",
+                        INJECTOR_WEBHOOK)
+        live = {h.get("name"): h.get("clientConfig") or {} for h in json.loads(got).get("webhooks") or []} \
+            if got.strip() else {}
+        for h in doc.get("webhooks") or []:
+            if (live.get(h.get("name")) or {}).get("url"):
+                h["clientConfig"] = live[h["name"]]
+        return doc
 
     def wait_injector(self, context, timeout=90):
         """Before a chart whose pods ask for injection: the proxy injector answers (the

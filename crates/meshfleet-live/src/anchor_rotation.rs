@@ -127,6 +127,39 @@ pub struct PodState {
     /// Where the proxy is (absent when not meshed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<ProxyPlacement>,
+    /// Fingerprints of the bundle the injector wrote into the proxy's
+    /// `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS` (absent when it holds no literal bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_anchors: Option<BTreeSet<String>>,
+    /// Injected by the CLI (`linkerd inject`, annotation `linkerd.io/created-by:
+    /// linkerd/cli ...`): the bundle is in the workload's own pod template, so a restart
+    /// brings the same bundle back.
+    pub injected_by_cli: bool,
+}
+
+/// The proxy's trust-anchor variable in an injected pod spec.
+const TRUST_ANCHORS_ENV: &str = "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS";
+
+/// The annotation the injector (webhook or CLI) sets on every pod it injects.
+const CREATED_BY: &str = "linkerd.io/created-by";
+
+/// The fingerprints of the bundle in the proxy's `LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS`
+/// (a literal value, as the injector writes it), or `None`.
+fn proxy_anchors(spec: &PodSpec) -> Option<BTreeSet<String>> {
+    let proxy = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == PROXY_CONTAINER)?;
+    let pem = proxy
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == TRUST_ANCHORS_ENV)?
+        .value
+        .as_deref()?;
+    let certs = meshfleet_identity::parse_pem_bundle(pem).ok()?;
+    Some(certs.into_iter().map(|c| c.sha256).collect())
 }
 
 /// What was read from one cluster.
@@ -376,6 +409,12 @@ pub fn state_from_objects(
                 .creation_timestamp
                 .as_ref()
                 .map_or(0, |t| t.0.as_second());
+            let injected_by_cli = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(CREATED_BY))
+                .is_some_and(|v| v.starts_with("linkerd/cli"));
             Some(PodState {
                 namespace: ns,
                 name: pod.metadata.name.clone().unwrap_or_default(),
@@ -384,6 +423,8 @@ pub fn state_from_objects(
                 control_plane,
                 meshed,
                 proxy,
+                proxy_anchors: pod.spec.as_ref().and_then(proxy_anchors),
+                injected_by_cli,
             })
         })
         .collect();
@@ -677,7 +718,25 @@ pub fn judge(
                     }
                 })
                 .collect();
-            let stale: Vec<&PodState> = group.iter().copied().filter(|p| p.created < since).collect();
+            // A proxy trusts what the injector wrote into its pod: created after the
+            // change is not enough when that bundle lacks the new anchor (an injector
+            // that had not reloaded, or a template injected by `linkerd inject`).
+            let lacks_new = |p: &PodState| {
+                p.proxy_anchors
+                    .as_ref()
+                    .is_some_and(|a| !a.contains(&rotation.to))
+            };
+            let stale: Vec<&PodState> = group
+                .iter()
+                .copied()
+                .filter(|p| p.created < since || lacks_new(p))
+                .collect();
+            // Restarting a workload injected by the CLI recreates its pods from the same
+            // template, with the same bundle: it must be injected again.
+            let (reinject, restart): (Vec<&PodState>, Vec<&PodState>) = stale
+                .iter()
+                .copied()
+                .partition(|p| p.injected_by_cli && lacks_new(p));
             if stale.is_empty() {
                 done.push(item(
                     id,
@@ -688,15 +747,32 @@ pub fn judge(
                     ),
                 ));
             } else {
+                let lacking = stale.iter().filter(|p| lacks_new(p)).count();
+                let mut message = format!(
+                    "{} of {} {what} were created before the bundle changed ({}){}, so they do not trust the new anchor yet",
+                    stale.len(),
+                    group.len(),
+                    when(since),
+                    if lacking > 0 {
+                        format!(" or hold a bundle without the new anchor ({lacking} of them)")
+                    } else {
+                        String::new()
+                    }
+                );
+                if !reinject.is_empty() {
+                    let workloads: BTreeSet<String> = reinject
+                        .iter()
+                        .map(|p| format!("{}/{}", p.namespace, p.workload))
+                        .collect();
+                    message.push_str(&format!(
+                        "; injected with `linkerd inject`, their pod templates carry the old bundle, so a restart would bring it back: inject {} again against the cluster (`linkerd inject`, which reads the new bundle) and apply",
+                        workloads.into_iter().collect::<Vec<_>>().join(", ")
+                    ));
+                }
                 blocking.push(Item {
                     id,
-                    message: format!(
-                        "{} of {} {what} were created before the bundle changed ({}), so they do not trust the new anchor yet",
-                        stale.len(),
-                        group.len(),
-                        when(since)
-                    ),
-                    restarts: restarts(context, &stale),
+                    message,
+                    restarts: restarts(context, &restart),
                 });
             }
         }
@@ -818,7 +894,42 @@ mod tests {
             control_plane: ns == "linkerd",
             meshed,
             proxy: meshed.then_some(ProxyPlacement::Container),
+            proxy_anchors: None,
+            injected_by_cli: false,
         }
+    }
+
+    #[test]
+    fn distribute_wants_the_new_anchor_in_each_proxys_bundle_and_reinjection_for_the_cli() {
+        let r = rotation(AnchorRotationPhase::Distribute);
+        let old_only = Some(BTreeSet::from(["aa".to_string()]));
+        let both = Some(BTreeSet::from(["aa".to_string(), "bb".to_string()]));
+        // Created after the change, but by an injector that had not reloaded.
+        let mut webhook = pod_state("apps", "web", 150, true);
+        webhook.proxy_anchors.clone_from(&old_only);
+        // Created after the change from a template `linkerd inject` wrote before it.
+        let mut cli = pod_state("apps", "client", 150, true);
+        cli.proxy_anchors.clone_from(&old_only);
+        cli.injected_by_cli = true;
+        let mut fresh = pod_state("apps", "fresh", 150, true);
+        fresh.proxy_anchors.clone_from(&both);
+        fresh.injected_by_cli = true;
+        let (_, blocking) = judge(
+            &r,
+            "c",
+            &state(&["aa", "bb"], SignedBy::From, vec![webhook, cli, fresh]),
+        );
+        assert_eq!(ids(&blocking), ["meshed-pods-restarted"]);
+        assert_eq!(
+            blocking[0].restarts,
+            ["kubectl --context c -n apps rollout restart deploy/web"]
+        );
+        assert!(
+            blocking[0].message.contains("2 of 3 meshed pods")
+                && blocking[0].message.contains("inject apps/deploy/client again"),
+            "{}",
+            blocking[0].message
+        );
     }
 
     /// The bundle changed at 100, the issuer Secret at 200; one identity controller

@@ -20,6 +20,7 @@ mod import;
 mod import_legacy;
 mod rotation;
 pub mod scenario;
+mod traffic;
 mod verify;
 
 use std::collections::BTreeMap;

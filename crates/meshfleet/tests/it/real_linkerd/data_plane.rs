@@ -25,7 +25,7 @@ const TRUST_DOMAIN: &str = "mesh.example";
 const LINKERD_NS: &str = "l5d";
 
 /// The server; `EXPORT` is the value of its Service's export label.
-const SERVER: &str = "apiVersion: v1
+pub(super) const SERVER: &str = "apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: apps, labels: {mirror.linkerd.io/exported: \"EXPORT\"}}
 spec:
@@ -47,7 +47,7 @@ spec:
         ports: [{containerPort: 8080}]
 ";
 
-const CLIENT: &str = "apiVersion: v1
+pub(super) const CLIENT: &str = "apiVersion: v1
 kind: ServiceAccount
 metadata: {name: client, namespace: apps}
 ---
@@ -226,14 +226,14 @@ fn call_across(s: &Scenario, link: &meshfleet_core::plan::LinkPlan) {
 
 /// Apply as it is: the pod template asks for the proxy (`linkerd.io/inject: enabled`) and
 /// the real proxy injector's webhook adds it to each pod.
-fn apply_for_the_webhook(s: &Scenario, cluster: &str, name: &str, manifest: &str) {
+pub(super) fn apply_for_the_webhook(s: &Scenario, cluster: &str, name: &str, manifest: &str) {
     let path = s.dir().join(format!("{name}-{cluster}.yaml"));
     std::fs::write(&path, manifest).expect("write manifest");
     s.kubectl(cluster, &["apply", "-f", &path.to_string_lossy()]);
 }
 
 /// `linkerd inject --manual` of the fleet's release against `cluster`, then apply.
-fn inject_and_apply(s: &Scenario, cluster: &str, name: &str, manifest: &str) {
+pub(super) fn inject_and_apply(s: &Scenario, cluster: &str, name: &str, manifest: &str) {
     let path = s.dir().join(format!("{name}-{cluster}.yaml"));
     std::fs::write(&path, manifest).expect("write manifest");
     let out = Command::new(crate::testenv::TestEnv::linkerd_cli(RELEASES[1]))

@@ -79,7 +79,7 @@ fn still_mirrors(s: &Scenario, step: &str, port: u16) {
     eprintln!("{step}: every link mirrors (port {port}, `{fresh}` mirrored)");
 }
 
-fn render_and_apply(s: &Scenario) {
+pub(super) fn render_and_apply(s: &Scenario) {
     let (code, stdout, stderr) = s.meshfleet(&["render", ".", "--out", "gitops"]);
     assert_eq!(code, 0, "render: {stdout}\n{stderr}");
     let took = s.env.mesh(&s.tree);
