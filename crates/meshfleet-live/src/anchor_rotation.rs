@@ -765,7 +765,7 @@ pub fn judge(
                         .map(|p| format!("{}/{}", p.namespace, p.workload))
                         .collect();
                     message.push_str(&format!(
-                        "; injected with `linkerd inject`, their pod templates carry the old bundle, so a restart would bring it back: inject {} again against the cluster (`linkerd inject`, which reads the new bundle) and apply",
+                        "; injected with `linkerd inject`, their pod templates carry the old bundle, so a restart would bring it back: inject {} again against the cluster (`linkerd inject --manual`, which reads the new bundle from `linkerd-config`) and apply",
                         workloads.into_iter().collect::<Vec<_>>().join(", ")
                     ));
                 }

@@ -117,6 +117,20 @@ fn restarts_of(report: &Value, cluster: &str, id: &str) -> String {
         .join("\n")
 }
 
+/// The message of the blocking item `id` of `cluster` (empty when it does not block).
+fn message_of(report: &Value, cluster: &str, id: &str) -> String {
+    report["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["cluster"] == cluster)
+        .flat_map(|c| c["blocking"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["id"] == id)
+        .filter_map(|i| i["message"].as_str().map(str::to_owned))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn listed(restarts: &str, workloads: &[&str]) -> bool {
     workloads.iter().all(|w| {
         restarts
@@ -132,7 +146,10 @@ const CONTROL_PLANE: [&str; 3] = [
 ];
 
 /// Both proxy layouts of `version`'s real injector, and its control plane, through
-/// `distribute` and `recertify`: every pod created before the change is listed.
+/// `distribute` and `recertify`: every pod created before the change is named: in
+/// `distribute` for injecting again (the CLI wrote the old bundle into the templates; the
+/// control plane's own pods read it from the ConfigMap and are restarted), in `recertify`
+/// for a restart.
 fn every_layout_is_listed_for_restart(version: &'static str, annotation: &str, native_by_default: bool) {
     let started = std::time::Instant::now();
     let w = RealWorld::with("vault", "flux", version, &["n1"]);
@@ -183,14 +200,24 @@ fn every_layout_is_listed_for_restart(version: &'static str, annotation: &str, n
         ["control-plane-restarted", "meshed-pods-restarted"],
         "{report:#}"
     );
+    // Injected by `linkerd inject --manual`, both templates carry the old bundle: a
+    // restart would bring it back, so `status` names both layouts for injecting again.
+    let message = message_of(&report, cluster, "meshed-pods-restarted");
+    assert!(
+        message.contains("apps/deploy/web-classic")
+            && message.contains("apps/deploy/web-native")
+            && message.contains("again"),
+        "{version}: both layouts must be named for injecting again: {message}"
+    );
     let workloads = restarts_of(&report, cluster, "meshed-pods-restarted");
     assert!(
-        listed(&workloads, &["deploy/web-classic", "deploy/web-native"]),
-        "{version}: both layouts must be listed for a restart:\n{restarts}"
+        !workloads.contains("web-"),
+        "{version}: a restart would keep the old bundle:\n{restarts}"
     );
     World::tick();
     w.restart_control_plane(&[cluster]);
-    w.rollout_restart(cluster, "apps", &["web-classic", "web-native"]);
+    deploy_injected(&w, cluster, "web-classic", classic, Layout::Container);
+    deploy_injected(&w, cluster, "web-native", native, Layout::NativeSidecar);
     eventually("distribute done", || w.status_ready());
 
     // issuers, then recertify: every proxy predates the identity controller's reload.
@@ -255,7 +282,8 @@ fn a_pod_restarted_before_the_identity_controller_reloads_is_not_recertified() {
     w.apply_tree(&[cluster]);
     World::tick();
     w.restart_control_plane(&[cluster]);
-    w.rollout_restart(cluster, "apps", &["web"]);
+    // Injected with the CLI: injected again, with the new bundle (what `status` asks).
+    deploy_injected(&w, cluster, "web", &[], Layout::Container);
     eventually("distribute done", || w.status_ready());
     w.meshfleet(&["trust", "rotate", "next", "."]).expect(0);
     w.meshfleet(&["secrets", "sync", "."]).expect(0);

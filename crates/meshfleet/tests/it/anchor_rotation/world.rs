@@ -615,8 +615,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 pub async fn apply_bundle(client: &kube::Client, bundle: &str) {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "linkerd");
-    let values =
-        serde_saphyr::to_string(&serde_json::json!({ "identityTrustAnchorsPEM": bundle })).expect("values");
+    // `linkerd-config` keeps the chart's other values, with the new bundle, as an
+    // upgrade of the chart writes it (`linkerd inject --manual` reads them).
+    let mut values: serde_json::Value = api
+        .get_opt("linkerd-config")
+        .await
+        .expect("read linkerd-config")
+        .and_then(|cm| cm.data?.get("values").cloned())
+        .and_then(|v| serde_saphyr::from_str(&v).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    values["identityTrustAnchorsPEM"] = serde_json::Value::String(bundle.to_string());
+    let values = serde_saphyr::to_string(&values).expect("values");
     for (name, key, value) in [
         (
             "linkerd-identity-trust-roots",

@@ -101,45 +101,22 @@ fn verify_reaches_every_link_and_names_each_fault() {
     let apps_only = format!(
         r#"{{"spec":{{"identities":["*.apps.serviceaccount.identity.{LINKERD_NS}.{TRUST_DOMAIN}"]}}}}"#
     );
-    s.kubectl(
-        "beta",
-        &[
-            "-n",
-            "linkerd-multicluster",
-            "patch",
-            "meshtlsauthentication/any-meshed",
-            "--type=merge",
-            "-p",
-            &apps_only,
-        ],
-    );
+    patch_multicluster(&s, "beta", "meshtlsauthentication/any-meshed", &apps_only);
     let denied = verify(&s, &["--link", "alpha-to-beta", "--timeout", "20"]);
-    s.kubectl(
+    patch_multicluster(
+        &s,
         "beta",
-        &[
-            "-n",
-            "linkerd-multicluster",
-            "patch",
-            "meshtlsauthentication/any-meshed",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"identities":["*"]}}"#,
-        ],
+        "meshtlsauthentication/any-meshed",
+        r#"{"spec":{"identities":["*"]}}"#,
     );
     // alpha's Link to beta now names a gateway of another trust domain.
     let wrong_id =
         format!("linkerd-gateway.linkerd-multicluster.serviceaccount.identity.{LINKERD_NS}.other.example");
-    s.kubectl(
+    patch_multicluster(
+        &s,
         "alpha",
-        &[
-            "-n",
-            "linkerd-multicluster",
-            "patch",
-            "link/beta-np",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"gatewayIdentity":"{wrong_id}"}}}}"#),
-        ],
+        "link/beta-np",
+        &format!(r#"{{"spec":{{"gatewayIdentity":"{wrong_id}"}}}}"#),
     );
     let mismatch = verify(&s, &["--link", "alpha-to-beta", "--timeout", "20"]);
     for (fault, (code, report, _)) in [
@@ -179,17 +156,11 @@ fn verify_reaches_every_link_and_names_each_fault() {
     );
 
     // Last, as it breaks beta for good: the old anchor retired too early on beta.
-    s.kubectl(
+    patch_multicluster(
+        &s,
         "alpha",
-        &[
-            "-n",
-            "linkerd-multicluster",
-            "patch",
-            "link/beta-np",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"gatewayIdentity":"{gateway_id}"}}}}"#),
-        ],
+        "link/beta-np",
+        &format!(r#"{{"spec":{{"gatewayIdentity":"{gateway_id}"}}}}"#),
     );
     retire_anchor_on(&s, "beta");
     let (code, report, stderr) = verify(&s, &["--link", "alpha-to-beta", "--timeout", "20"]);
@@ -211,6 +182,22 @@ fn verify_reaches_every_link_and_names_each_fault() {
         "{link:#}"
     );
     assert_eq!(link["cleaned_up"], true, "{link:#}");
+}
+
+/// A merge patch of an object in the multicluster extension's namespace.
+fn patch_multicluster(s: &Scenario, cluster: &str, object: &str, patch: &str) {
+    s.kubectl(
+        cluster,
+        &[
+            "-n",
+            "linkerd-multicluster",
+            "patch",
+            object,
+            "--type=merge",
+            "-p",
+            patch,
+        ],
+    );
 }
 
 /// `cluster` alone ends an anchor rotation: a new anchor, its issuer signed by it, the
