@@ -245,11 +245,38 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let name = object.meta().name.clone().unwrap_or_default();
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(object))
-        .await
-        .map(|_| ())
-        .map_err(|e| ReadError::from_kube(&format!("apply {} `{name}`", K::kind(&())), &e))
+    let mut tries = 0;
+    loop {
+        match api
+            .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(object))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            // Linkerd's proxy injector reads namespaces from its informer: right after
+            // the test's namespace is (re)created it can deny an object in it with
+            // `namespaces "..." not found` until its cache catches up. Try again.
+            Err(kube::Error::Api(status))
+                if tries < WEBHOOK_RETRIES
+                    && status.code == 400
+                    && status.message.contains("admission webhook")
+                    && status.message.contains("not found") =>
+            {
+                tries += 1;
+                tokio::time::sleep(POLL).await;
+            }
+            Err(e) => {
+                return Err(ReadError::from_kube(
+                    &format!("apply {} `{name}`", K::kind(&())),
+                    &e,
+                ));
+            }
+        }
+    }
 }
+
+/// How many times an object a webhook denied for a namespace it did not see yet is
+/// applied again ([`POLL`] apart).
+const WEBHOOK_RETRIES: u32 = 60;
 
 /// Poll the client's pod until its container ended; its result from the termination
 /// message, else from its log.
