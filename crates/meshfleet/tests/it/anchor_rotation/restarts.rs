@@ -102,8 +102,8 @@ fn items(report: &Value, cluster: &str) -> (Vec<String>, Vec<String>, String) {
     (ids("done"), ids("blocking"), restarts)
 }
 
-/// The restart lines of the blocking item `id` of `cluster` (empty when it does not block).
-fn restarts_of(report: &Value, cluster: &str, id: &str) -> String {
+/// The blocking items `id` of `cluster` (none when it does not block).
+fn blocking_items(report: &Value, cluster: &str, id: &str) -> Vec<Value> {
     report["clusters"]
         .as_array()
         .into_iter()
@@ -111,6 +111,13 @@ fn restarts_of(report: &Value, cluster: &str, id: &str) -> String {
         .filter(|c| c["cluster"] == cluster)
         .flat_map(|c| c["blocking"].as_array().cloned().unwrap_or_default())
         .filter(|i| i["id"] == id)
+        .collect()
+}
+
+/// The restart lines of the blocking item `id` of `cluster` (empty when it does not block).
+fn restarts_of(report: &Value, cluster: &str, id: &str) -> String {
+    blocking_items(report, cluster, id)
+        .iter()
         .flat_map(|i| i["restarts"].as_array().cloned().unwrap_or_default())
         .map(|r| r.as_str().expect("restart").to_string())
         .collect::<Vec<_>>()
@@ -119,13 +126,8 @@ fn restarts_of(report: &Value, cluster: &str, id: &str) -> String {
 
 /// The message of the blocking item `id` of `cluster` (empty when it does not block).
 fn message_of(report: &Value, cluster: &str, id: &str) -> String {
-    report["clusters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["cluster"] == cluster)
-        .flat_map(|c| c["blocking"].as_array().cloned().unwrap_or_default())
-        .filter(|i| i["id"] == id)
+    blocking_items(report, cluster, id)
+        .iter()
         .filter_map(|i| i["message"].as_str().map(str::to_owned))
         .collect::<Vec<_>>()
         .join("\n")
