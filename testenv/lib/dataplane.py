@@ -187,32 +187,15 @@ class Forwarder:
         self.listeners = {}
 
     def listen(self, netns, port, target):
-        box = {}
-
-        def in_ns():
-            own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-            fd = os.open("/run/netns/%s" % netns, os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    box["error"] = OSError(ctypes.get_errno(), "setns")
-                    return
-                try:
-                    s = socket.socket()
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", port))
-                    s.listen(64)
-                    box["sock"] = s
-                finally:
-                    _libc.setns(own, CLONE_NEWNET)
-            finally:
-                os.close(fd)
-                os.close(own)
-        t = threading.Thread(target=in_ns)
-        t.start()
-        t.join()
-        if "error" in box:
-            raise box["error"]
-        sock = box["sock"]
+        # Made inside the namespace, the socket binds and listens there from any thread.
+        sock = socket_in(netns)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
         self.listeners.setdefault(netns, []).append(sock)
         threading.Thread(target=self.accept, args=(sock, target), daemon=True).start()
 

@@ -274,9 +274,10 @@ async fn sealed_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString) 
     }
 }
 
-fn shown(paths: &[String]) -> String {
-    paths
-        .iter()
+/// Names in backquotes, joined by "and".
+fn shown<T: std::fmt::Display>(names: impl IntoIterator<Item = T>) -> String {
+    names
+        .into_iter()
         .map(|p| format!("`{p}`"))
         .collect::<Vec<_>>()
         .join(" and ")
@@ -292,11 +293,7 @@ async fn applied_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &SecretString,
     };
     let context = ctx.context(&link.source);
     let names = ctx.source_secrets(link);
-    let shown = names
-        .iter()
-        .map(|(ns, n)| format!("`{ns}/{n}`"))
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let shown = shown(names.iter().map(|(ns, n)| format!("{ns}/{n}")));
     let links_stage =
         meshfleet_render::flux::kustomization_name(ctx.plan, meshfleet_render::stages::StageKind::Links);
     let commit_hint = format!(
@@ -407,11 +404,7 @@ async fn source_secrets_step(ctx: &Ctx<'_>, link: &LinkPlan, kubeconfig: &Secret
     };
     let context = ctx.context(&link.source);
     let names = ctx.source_secrets(link);
-    let shown = names
-        .iter()
-        .map(|(ns, n)| format!("`{ns}/{n}`"))
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let shown = shown(names.iter().map(|(ns, n)| format!("{ns}/{n}")));
     let stale = match not_holding(&client, &names, kubeconfig).await {
         Ok(stale) => stale,
         Err(e) => {
