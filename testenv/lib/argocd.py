@@ -88,7 +88,17 @@ def install_objects(module_dir):
                  "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]},
     }
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGOCD_NS}}
-    return [ns] + docs, [project]
+    # The hub as "in-cluster", declared as Argo CD's docs show (a cluster Secret for
+    # https://kubernetes.default.svc) for one setting: disableCompression, as register()
+    # sets it for every cluster. Its credentials still come from the environment.
+    in_cluster = {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "in-cluster", "namespace": ARGOCD_NS,
+                     "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
+        "stringData": {"name": "in-cluster", "server": "https://kubernetes.default.svc",
+                       "config": json.dumps({"tlsClientConfig": {"insecure": False}, "disableCompression": True})},
+    }
+    return [ns] + docs + [in_cluster], [project]
 
 
 def register(hub, cluster):
@@ -120,7 +130,13 @@ def register(hub, cluster):
         time.sleep(0.2)
     with open(cluster.ca_file, "rb") as fh:
         ca = base64.b64encode(fh.read()).decode()
-    config = {"bearerToken": token, "tlsClientConfig": {"insecure": False, "caData": ca}}
+    # disableCompression (a field of Argo CD's cluster config): every API server here is
+    # on 127.0.0.1, where gzip only costs CPU; the controller fetches /openapi/v2 (every
+    # CRD's schema, several MB) again on CRD events, which the API server gzips each time
+    # (40 % of the hub's API server CPU, docs/testing.md). Transport only: what is
+    # applied and compared is the same.
+    config = {"bearerToken": token, "tlsClientConfig": {"insecure": False, "caData": ca},
+              "disableCompression": True}
     hub.apply([{
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": cluster.name, "namespace": ARGOCD_NS,
