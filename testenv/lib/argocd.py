@@ -21,7 +21,10 @@ on every cluster (as for Flux, gitops.py):
   ServiceAccount `kube-system/argocd-manager` bound to a cluster-admin ClusterRole
   `argocd-manager-role`, its long-lived token Secret, and in `argocd` on the hub a
   Secret named after the cluster, labelled `argocd.argoproj.io/secret-type: cluster`,
-  with `name`, `server` (the cluster's API server) and `config` (bearer token, CA);
+  with `name`, `server` (the cluster's API server) and `config` (bearer token, CA,
+  and `disableCompression: true`, also on a declared `in-cluster` Secret: on 127.0.0.1
+  gzip only costs CPU, and the controller fetches the multi-MB /openapi/v2 again on
+  every CRD event);
 * the setting Argo CD needs for an app-of-apps' sync waves to wait for the child
   Applications to be Healthy: Argo CD 1.8 removed the health assessment of
   `argoproj.io/Application`, so without it the root Application marks each child
