@@ -211,8 +211,8 @@ fn watch_serving_pods(s: &Scenario, serving: &Serving, stop: &AtomicBool) {
 }
 
 /// Each failure as it happens, and every 30 s how many requests were sent and failed;
-/// when a link fails [`STREAK`] times in a row, what the environment shows about it
-/// (once a streak, see [`dump_link`]).
+/// when a link fails [`STREAK`] times in a row in the measured span, what the environment
+/// shows about it (once a streak, see [`dump_link`]).
 fn progress(s: &Scenario, driver: &Driver, links: &[meshfleet_core::plan::LinkPlan]) {
     let mut last = Instant::now();
     let mut shown = 0;
@@ -225,7 +225,16 @@ fn progress(s: &Scenario, driver: &Driver, links: &[meshfleet_core::plan::LinkPl
             eprintln!("{}", failures_text(driver, &failures[shown..], usize::MAX));
             shown = failures.len();
         }
+        // From the measured span on (the warm-up waits for mirrors and hosts files).
+        let measuring = driver
+            .marks
+            .lock()
+            .expect("marks")
+            .iter()
+            .find(|(_, m)| m.starts_with("measuring"))
+            .map(|(t, _)| *t);
         for link in links {
+            let Some(from) = measuring else { break };
             let id = link.credentials_id();
             let recent: Vec<&Request> = requests
                 .iter()
@@ -233,7 +242,7 @@ fn progress(s: &Scenario, driver: &Driver, links: &[meshfleet_core::plan::LinkPl
                 .filter(|r| r.link == id)
                 .take(STREAK)
                 .collect();
-            let streak = recent.len() == STREAK && recent.iter().all(|r| !r.error.is_empty());
+            let streak = recent.len() == STREAK && recent.iter().all(|r| !r.error.is_empty() && r.at >= from);
             let was = dumped.insert(id.clone(), streak).unwrap_or(false);
             if streak && !was {
                 eprintln!("{}", dump_link(s, link, &recent[0].pod));
