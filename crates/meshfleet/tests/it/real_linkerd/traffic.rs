@@ -86,7 +86,7 @@ impl Driver {
 }
 
 #[test]
-#[ignore = "flaky in the test environment (requests fail while pods are replaced; once the remote-discovery link stayed down after gamma's restarts): docs/testing.md; run it with `cargo test -p meshfleet --test integration -- --ignored real_linkerd::traffic --nocapture`"]
+#[ignore = "flaky in the test environment (now and then a request through a gateway fails while the gateway's pod is replaced): docs/testing.md; run it with `cargo test -p meshfleet --test integration -- --ignored real_linkerd::traffic --nocapture`"]
 fn rotations_under_traffic_lose_no_request() {
     let s = super::mixed_with_data_plane(RELEASES[1]);
     for cluster in ["alpha", "beta"] {
