@@ -348,11 +348,25 @@ class Kubelet:
     def point_webhook(self, cluster, key):
         """The chart's MutatingWebhookConfiguration calls the Service; here it calls the
         running injector at its loopback address with the environment's CA (kept so:
-        `mesh` applies the chart's version again)."""
+        `mesh` applies the chart's version again).
+
+        Only at an injector that listens, as a Service routes only to ready pods: while a
+        new injector starts, the webhook keeps calling the old one (hand_over() points it
+        at the new one before it stops the old). A call to an address nobody listens on
+        fails, the chart's `failurePolicy: Ignore` then admits the pod uninjected, and a
+        Deployment restarted in that second gets a pod without a proxy: one the data
+        plane does not run and KWOK reports Ready at once, so the rollout deletes the
+        serving pod and its endpoint leads nowhere."""
         import base64
         port = self.injector_ports.get(key)
+        if not port or key in self.handover:
+            return
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            return  # not listening yet: the next round
         mwc = cluster.get("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, INJECTOR_WEBHOOK)
-        if not port or not mwc:
+        if not mwc:
             return
         want = {"url": "https://127.0.0.1:%d/" % port,
                 "caBundle": base64.b64encode(self.webhook_pki()["ca.crt"]).decode()}
@@ -402,6 +416,11 @@ class Kubelet:
             if os.path.exists(addr + ".next"):
                 os.replace(addr + ".next", addr)
             del self.handover[key]
+            if key in self.injector_ports:
+                # The webhook follows before the old injector stops (see point_webhook).
+                cluster = next((c for c in self.clusters if c.name == key[0]), None)
+                if cluster is not None:
+                    self.point_webhook(cluster, key)
             old.stop("replaced by the new pod (ready)")
             self.log("%s: %s/%s: the new pod is ready, the old one stopped" % key[:3])
 

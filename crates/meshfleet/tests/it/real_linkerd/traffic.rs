@@ -86,7 +86,7 @@ impl Driver {
 }
 
 #[test]
-#[ignore = "flaky in the test environment (requests fail while pods are replaced; once the remote-discovery link stayed down after gamma's restarts): docs/testing.md; run it with `cargo test -p meshfleet --test integration -- --ignored real_linkerd::traffic --nocapture`"]
+#[ignore = "flaky in the test environment (now and then a request through a gateway fails while the gateway's pod is replaced): docs/testing.md; run it with `cargo test -p meshfleet --test integration -- --ignored real_linkerd::traffic --nocapture`"]
 fn rotations_under_traffic_lose_no_request() {
     let s = super::mixed_with_data_plane(RELEASES[1]);
     for cluster in ["alpha", "beta"] {
@@ -118,7 +118,7 @@ fn rotations_under_traffic_lose_no_request() {
         // waits for its threads before it passes the panic on).
         let _stop = StopOnDrop(&driver.stop);
         scope.spawn(|| watch_serving_pods(&s, &serving, &driver.stop));
-        scope.spawn(|| progress(&driver));
+        scope.spawn(|| progress(&s, &driver, &links));
         for link in &links {
             let host = format!("web-{}.{APPS}.svc.cluster.example", link.link_name());
             let (id, source) = (link.credentials_id(), link.source.clone());
@@ -210,10 +210,13 @@ fn watch_serving_pods(s: &Scenario, serving: &Serving, stop: &AtomicBool) {
     }
 }
 
-/// Each failure as it happens, and every 30 s how many requests were sent and failed.
-fn progress(driver: &Driver) {
+/// Each failure as it happens, and every 30 s how many requests were sent and failed;
+/// when a link fails [`STREAK`] times in a row in the measured span, what the environment
+/// shows about it (once a streak, see [`dump_link`]).
+fn progress(s: &Scenario, driver: &Driver, links: &[meshfleet_core::plan::LinkPlan]) {
     let mut last = Instant::now();
     let mut shown = 0;
+    let mut dumped: BTreeMap<String, bool> = BTreeMap::new();
     while !driver.stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(500));
         let requests = driver.requests.lock().expect("requests").clone();
@@ -221,6 +224,29 @@ fn progress(driver: &Driver) {
         if failures.len() > shown {
             eprintln!("{}", failures_text(driver, &failures[shown..], usize::MAX));
             shown = failures.len();
+        }
+        // From the measured span on (the warm-up waits for mirrors and hosts files).
+        let measuring = driver
+            .marks
+            .lock()
+            .expect("marks")
+            .iter()
+            .find(|(_, m)| m.starts_with("measuring"))
+            .map(|(t, _)| *t);
+        for link in links {
+            let Some(from) = measuring else { break };
+            let id = link.credentials_id();
+            let recent: Vec<&Request> = requests
+                .iter()
+                .rev()
+                .filter(|r| r.link == id)
+                .take(STREAK)
+                .collect();
+            let streak = recent.len() == STREAK && recent.iter().all(|r| !r.error.is_empty() && r.at >= from);
+            let was = dumped.insert(id.clone(), streak).unwrap_or(false);
+            if streak && !was {
+                eprintln!("{}", dump_link(s, link, &recent[0].pod));
+            }
         }
         if last.elapsed() < Duration::from_secs(30) {
             continue;
@@ -233,6 +259,168 @@ fn progress(driver: &Driver) {
             requests.len()
         );
     }
+}
+
+/// How many failed requests in a row make [`progress`] show the link's state.
+const STREAK: usize = 5;
+
+/// What the environment shows about a failing link, for whoever reads the log: the
+/// target's `web` pods (IP, Ready, whether the data plane runs them) and EndpointSlices,
+/// the source's mirror Service and its EndpointSlices, whether the node's network
+/// reaches each `web` pod's proxy (its inbound port 4143, from the node namespace) and
+/// its neighbour entry there, the tail of the source's destination controller log and
+/// of the calling client's proxy log. Nothing here fails the test.
+fn dump_link(s: &Scenario, link: &meshfleet_core::plan::LinkPlan, pod: &str) -> String {
+    let (source, target) = (link.source.as_str(), link.target.as_str());
+    let kubectl = |cluster: &str, args: &[&str]| {
+        std::process::Command::new(crate::support::repo_root().join("testenv/bin/kubectl"))
+            .arg("--kubeconfig")
+            .arg(s.env.kubeconfig())
+            .args(["--context", cluster])
+            .args(args)
+            .output()
+            .map_or_else(
+                |e| format!("kubectl: {e}\n"),
+                |o| {
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                },
+            )
+    };
+    let slices = "{range .items[*]}{.metadata.name}:{range .endpoints[*]} {.addresses[0]} \
+                  ready={.conditions.ready} serving={.conditions.serving} \
+                  terminating={.conditions.terminating} ({.targetRef.name});{end}{\"\\n\"}{end}";
+    let pods_dir = s.env.dir().join("pods");
+    let record = |cluster: &str, name: &str| -> Option<Value> {
+        let text = std::fs::read_to_string(pods_dir.join(format!("{cluster}_{APPS}_{name}.json"))).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let tail = |path: &std::path::Path, lines: usize, keep: &dyn Fn(&str) -> bool| {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("{}: {e}", path.display()));
+        let kept: Vec<&str> = text.lines().filter(|l| keep(l)).collect();
+        kept[kept.len().saturating_sub(lines)..].join("\n")
+    };
+    let mut out = format!(
+        "==== {} failed {STREAK} times in a row (client pod {pod}): what the environment shows\n",
+        link.credentials_id()
+    );
+    out += &format!("-- {target}: web pods\n");
+    out += &kubectl(
+        target,
+        &[
+            "-n",
+            APPS,
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "wide",
+            "--show-labels",
+        ],
+    );
+    let web = kubectl(
+        target,
+        &[
+            "-n",
+            APPS,
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
+        ],
+    );
+    let node = record(source, pod).and_then(|r| r["node_netns"].as_str().map(str::to_owned));
+    for line in web.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(ip)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let runs = record(target, name).map_or_else(
+            || "not run by the data plane".to_owned(),
+            |r| format!("runs in {} at {}", r["netns"], r["ip"]),
+        );
+        let reach = node.as_deref().map(|node| {
+            let probe = format!(
+                "import socket; s=socket.socket(); s.settimeout(1); print(s.connect_ex(('{ip}', 4143)))"
+            );
+            let connect = std::process::Command::new("ip")
+                .args(["netns", "exec", node, "python3", "-c", &probe])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            let neigh = std::process::Command::new("ip")
+                .args(["-n", node, "neigh", "show", ip])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            format!("connect {ip}:4143 from the node: errno {connect}; neighbour: {neigh}")
+        });
+        out += &format!("   {name}: {runs}; {}\n", reach.unwrap_or_default());
+    }
+    out += &format!("-- {target}: EndpointSlices of web\n");
+    out += &kubectl(
+        target,
+        &[
+            "-n",
+            APPS,
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+            "-o",
+            &format!("jsonpath={slices}"),
+        ],
+    );
+    let mirror = format!("web-{}", link.link_name());
+    out += &format!("-- {source}: the mirror {mirror} and its EndpointSlices\n");
+    out += &kubectl(
+        source,
+        &[
+            "-n",
+            APPS,
+            "get",
+            "service",
+            &mirror,
+            "-o",
+            "wide",
+            "--show-labels",
+        ],
+    );
+    out += &kubectl(
+        source,
+        &[
+            "-n",
+            APPS,
+            "get",
+            "endpointslices",
+            "-l",
+            &format!("kubernetes.io/service-name={mirror}"),
+            "-o",
+            &format!("jsonpath={slices}"),
+        ],
+    );
+    let logs = s.env.dir().join("logs");
+    out += &format!("-- {source}: destination controller, last lines\n");
+    out += &tail(
+        &logs.join(format!("{source}-{LINKERD_NS}-linkerd-destination.log")),
+        25,
+        &|l| !l.contains("level=debug"),
+    );
+    out += &format!("\n-- {source}: the client {pod}'s proxy, last warnings\n");
+    let proxy =
+        record(source, pod).and_then(|r| r["logs"]["linkerd-proxy"].as_str().map(std::path::PathBuf::from));
+    if let Some(proxy) = proxy {
+        out += &tail(&proxy, 25, &|l| {
+            l.contains("WARN") || l.contains("ERROR") || l.contains("INFO")
+        });
+    }
+    out + "\n===="
 }
 
 /// The load of one link: a request every [`PERIOD`] until told to stop.
