@@ -298,6 +298,16 @@ fn dump_link(s: &Scenario, link: &meshfleet_core::plan::LinkPlan, pod: &str) -> 
         let text = std::fs::read_to_string(pods_dir.join(format!("{cluster}_{APPS}_{name}.json"))).ok()?;
         serde_json::from_str(&text).ok()
     };
+    // `kubectl -n apps get WHAT... -o OUTPUT`, with the labels when the output is `wide`.
+    let get = |cluster: &str, what: &[&str], output: &str| {
+        let mut args = vec!["-n", APPS, "get"];
+        args.extend_from_slice(what);
+        args.extend(["-o", output]);
+        if output == "wide" {
+            args.push("--show-labels");
+        }
+        kubectl(cluster, &args)
+    };
     let tail = |path: &std::path::Path, lines: usize, keep: &dyn Fn(&str) -> bool| {
         let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("{}: {e}", path.display()));
         let kept: Vec<&str> = text.lines().filter(|l| keep(l)).collect();
@@ -308,32 +318,11 @@ fn dump_link(s: &Scenario, link: &meshfleet_core::plan::LinkPlan, pod: &str) -> 
         link.credentials_id()
     );
     out += &format!("-- {target}: web pods\n");
-    out += &kubectl(
+    out += &get(target, &["pods", "-l", "app=web"], "wide");
+    let web = get(
         target,
-        &[
-            "-n",
-            APPS,
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "wide",
-            "--show-labels",
-        ],
-    );
-    let web = kubectl(
-        target,
-        &[
-            "-n",
-            APPS,
-            "get",
-            "pods",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
-        ],
+        &["pods", "-l", "app=web"],
+        "jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{\"\\n\"}{end}",
     );
     let node = record(source, pod).and_then(|r| r["node_netns"].as_str().map(str::to_owned));
     for line in web.lines() {
@@ -364,46 +353,22 @@ fn dump_link(s: &Scenario, link: &meshfleet_core::plan::LinkPlan, pod: &str) -> 
         out += &format!("   {name}: {runs}; {}\n", reach.unwrap_or_default());
     }
     out += &format!("-- {target}: EndpointSlices of web\n");
-    out += &kubectl(
+    out += &get(
         target,
-        &[
-            "-n",
-            APPS,
-            "get",
-            "endpointslices",
-            "-l",
-            "kubernetes.io/service-name=web",
-            "-o",
-            &format!("jsonpath={slices}"),
-        ],
+        &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+        &format!("jsonpath={slices}"),
     );
     let mirror = format!("web-{}", link.link_name());
     out += &format!("-- {source}: the mirror {mirror} and its EndpointSlices\n");
-    out += &kubectl(
+    out += &get(source, &["service", &mirror], "wide");
+    out += &get(
         source,
         &[
-            "-n",
-            APPS,
-            "get",
-            "service",
-            &mirror,
-            "-o",
-            "wide",
-            "--show-labels",
-        ],
-    );
-    out += &kubectl(
-        source,
-        &[
-            "-n",
-            APPS,
-            "get",
             "endpointslices",
             "-l",
             &format!("kubernetes.io/service-name={mirror}"),
-            "-o",
-            &format!("jsonpath={slices}"),
         ],
+        &format!("jsonpath={slices}"),
     );
     let logs = s.env.dir().join("logs");
     out += &format!("-- {source}: destination controller, last lines\n");
