@@ -56,6 +56,12 @@ import gitops
 ARGOCD_NS = "argocd"
 MANAGER_SA = "argocd-manager"
 HEALTH_KEY = "resource.customizations.health.argoproj.io_Application"
+# In every cluster's `config` (Argo CD's ClusterConfig.DisableCompression): every API
+# server here is on 127.0.0.1, where gzip only costs CPU, and the controller fetches
+# /openapi/v2 (every CRD's schema, several MB) again on CRD events, which the API server
+# gzipped each time (40 % of the hub's API server CPU, docs/testing.md). Transport only:
+# what is applied and compared is the same.
+TRANSPORT = {"disableCompression": True}
 
 
 def crd_files(module_dir):
@@ -92,14 +98,14 @@ def install_objects(module_dir):
     }
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ARGOCD_NS}}
     # The hub as "in-cluster", declared as Argo CD's docs show (a cluster Secret for
-    # https://kubernetes.default.svc) for one setting: disableCompression, as register()
-    # sets it for every cluster. Its credentials still come from the environment.
+    # https://kubernetes.default.svc) only for TRANSPORT; its credentials still come from
+    # the environment.
     in_cluster = {
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": "in-cluster", "namespace": ARGOCD_NS,
                      "labels": {"argocd.argoproj.io/secret-type": "cluster"}},
         "stringData": {"name": "in-cluster", "server": "https://kubernetes.default.svc",
-                       "config": json.dumps({"tlsClientConfig": {"insecure": False}, "disableCompression": True})},
+                       "config": json.dumps(dict(TRANSPORT, tlsClientConfig={"insecure": False}))},
     }
     return [ns] + docs + [in_cluster], [project]
 
@@ -133,13 +139,7 @@ def register(hub, cluster):
         time.sleep(0.2)
     with open(cluster.ca_file, "rb") as fh:
         ca = base64.b64encode(fh.read()).decode()
-    # disableCompression (a field of Argo CD's cluster config): every API server here is
-    # on 127.0.0.1, where gzip only costs CPU; the controller fetches /openapi/v2 (every
-    # CRD's schema, several MB) again on CRD events, which the API server gzips each time
-    # (40 % of the hub's API server CPU, docs/testing.md). Transport only: what is
-    # applied and compared is the same.
-    config = {"bearerToken": token, "tlsClientConfig": {"insecure": False, "caData": ca},
-              "disableCompression": True}
+    config = dict(TRANSPORT, bearerToken=token, tlsClientConfig={"insecure": False, "caData": ca})
     hub.apply([{
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": cluster.name, "namespace": ARGOCD_NS,

@@ -426,19 +426,23 @@ impl Scenario {
 
     /// Run the environment's kubectl on a cluster; panics when it fails.
     pub fn kubectl(&self, cluster: &str, args: &[&str]) -> String {
-        let output = std::process::Command::new(crate::support::repo_root().join("testenv/bin/kubectl"))
-            .arg("--kubeconfig")
-            .arg(self.env.kubeconfig())
-            .args(["--context", cluster])
-            .args(args)
-            .output()
-            .expect("run kubectl");
+        let output = self.kubectl_output(cluster, args).expect("run kubectl");
         assert!(
             output.status.success(),
             "kubectl {args:?} on {cluster}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `kubectl --context cluster ARGS` as it ended, success or not.
+    pub fn kubectl_output(&self, cluster: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+        std::process::Command::new(crate::support::repo_root().join("testenv/bin/kubectl"))
+            .arg("--kubeconfig")
+            .arg(self.env.kubeconfig())
+            .args(["--context", cluster])
+            .args(args)
+            .output()
     }
 
     pub fn deployment(&self, cluster: &str, namespace: &str, name: &str) -> Option<Value> {

@@ -273,22 +273,16 @@ const STREAK: usize = 5;
 fn dump_link(s: &Scenario, link: &meshfleet_core::plan::LinkPlan, pod: &str) -> String {
     let (source, target) = (link.source.as_str(), link.target.as_str());
     let kubectl = |cluster: &str, args: &[&str]| {
-        std::process::Command::new(crate::support::repo_root().join("testenv/bin/kubectl"))
-            .arg("--kubeconfig")
-            .arg(s.env.kubeconfig())
-            .args(["--context", cluster])
-            .args(args)
-            .output()
-            .map_or_else(
-                |e| format!("kubectl: {e}\n"),
-                |o| {
-                    format!(
-                        "{}{}",
-                        String::from_utf8_lossy(&o.stdout),
-                        String::from_utf8_lossy(&o.stderr)
-                    )
-                },
-            )
+        s.kubectl_output(cluster, args).map_or_else(
+            |e| format!("kubectl: {e}\n"),
+            |o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            },
+        )
     };
     let slices = "{range .items[*]}{.metadata.name}:{range .endpoints[*]} {.addresses[0]} \
                   ready={.conditions.ready} serving={.conditions.serving} \
