@@ -16,13 +16,25 @@
 //! controller (PRODUCT.md principle 5). Links that no one manages and the fleet does not
 //! declare are reported, never deleted.
 //!
+//! The legacy controller goes in two steps with a check between them. Its Deployment
+//! first; then meshfleet waits until the Lease `service-mirror-write-<n>` is held by a
+//! pod of `controller-<n>` (Linkerd names the holder after the pod) before it deletes the
+//! old controller's permissions. Deleting them while the old process still runs makes
+//! its release of the Lease fail (`Failed to release lock: ... forbidden` in its log),
+//! and the link then has no controller until the Lease expires, 30 s in Linkerd's
+//! service mirror. If the handover is not seen in time, the permissions stay and a rerun
+//! continues from there.
+//!
 //! [`survey`] reads; [`remove_ready`] deletes what may go, each object with a UID
 //! precondition (a recreated object of the same name is not the one that was planned).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -72,6 +84,16 @@ const PARTS: [LegacyPart; 8] = [
     (ApiResource::erase::<ClusterRole>, LOCAL_ACCESS),
     (ApiResource::erase::<ServiceAccount>, CONTROLLER),
 ];
+
+/// Lease of the service mirror of link `<n>` (Linkerd's `service-mirror-write-<n>`).
+pub fn mirror_lease(link: &str) -> String {
+    format!("service-mirror-write-{link}")
+}
+
+/// How long `--apply` waits for `controller-<n>` to hold the Lease once the old
+/// Deployment is gone: Linkerd's service mirror lets a Lease expire after 30 s (when its
+/// holder could not release it) and retries every 2 s.
+pub const HANDOVER_WAIT: Duration = Duration::from_secs(60);
 
 /// One object a legacy controller left.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +181,22 @@ pub enum DeletionOutcome {
     Failed(String),
 }
 
+/// Who held the link's Lease when `--apply` was about to delete the old controller's
+/// permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// A pod of the declarative controller holds it (its name), after this long.
+    Served { holder: String, waited: Duration },
+    /// Still not the declarative controller after this long: `None` when the Lease has
+    /// no holder or does not exist.
+    NotYet {
+        holder: Option<String>,
+        waited: Duration,
+    },
+    /// The Lease could not be read.
+    Unreadable(String),
+}
+
 /// What `migrate` did about one legacy controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removal {
@@ -166,8 +204,14 @@ pub enum Removal {
     Planned,
     /// `--apply` left it alone, for this reason.
     Skipped(Blocker),
-    /// `--apply` deleted (or tried to delete) these, in order; it stops at a failure.
-    Attempted(Vec<(LegacyObject, DeletionOutcome)>),
+    /// `--apply` deleted (or tried to delete) these, in order; it stops at a failure,
+    /// and before the permissions when the handover was not seen.
+    Attempted {
+        deletions: Vec<(LegacyObject, DeletionOutcome)>,
+        /// The Lease, read before the first permission was deleted (`None` when the
+        /// run stopped before that).
+        handover: Option<Handover>,
+    },
 }
 
 /// One link served by a legacy controller.
@@ -205,7 +249,7 @@ impl LegacyLink {
     pub fn remains(&self) -> bool {
         match &self.removal {
             Removal::Planned | Removal::Skipped(_) => true,
-            Removal::Attempted(deletions) => {
+            Removal::Attempted { deletions, .. } => {
                 deletions.len() < self.objects.len()
                     || deletions
                         .iter()
@@ -470,17 +514,62 @@ async fn delete(client: &kube::Client, object: &LegacyObject) -> DeletionOutcome
     }
 }
 
+/// Who holds the Lease of link `name` in `namespace`; `None` when it has no holder or
+/// does not exist.
+async fn lease_holder(client: &kube::Client, namespace: &str, name: &str) -> Result<Option<String>, String> {
+    let lease = mirror_lease(name);
+    Api::<Lease>::namespaced(client.clone(), namespace)
+        .get_opt(&lease)
+        .await
+        .map(|l| l.and_then(|l| l.spec?.holder_identity).filter(|h| !h.is_empty()))
+        .map_err(|e| {
+            meshfleet_fleet::diagnostic::error_chain(&ReadError::from_kube(
+                &format!("read Lease `{namespace}/{lease}`"),
+                &e,
+            ))
+        })
+}
+
+/// Wait until a pod of `link.controller_name` holds the link's Lease (its name begins
+/// with `<controller>-`, as a ReplicaSet's pods do), at most `wait`.
+async fn wait_for_handover(client: &kube::Client, link: &LegacyLink, wait: Duration) -> Handover {
+    let started = tokio::time::Instant::now();
+    let prefix = format!("{}-", link.controller_name);
+    loop {
+        let holder = match lease_holder(client, &link.namespace, &link.name).await {
+            Ok(holder) => holder,
+            Err(e) => return Handover::Unreadable(e),
+        };
+        let waited = started.elapsed();
+        match holder {
+            Some(holder) if holder.starts_with(&prefix) => return Handover::Served { holder, waited },
+            holder if waited >= wait => return Handover::NotYet { holder, waited },
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
 /// Delete the objects of every legacy controller whose declarative replacement is
 /// available; record why the others were skipped. Stops a link at its first failure,
-/// so a Deployment that could not be deleted keeps its permissions.
-pub async fn remove_ready(client: &kube::Client, survey: &mut ClusterSurvey) {
+/// so a Deployment that could not be deleted keeps its permissions, and keeps the
+/// permissions until `controller-<n>` holds the link's Lease (at most `handover_wait`).
+pub async fn remove_ready(client: &kube::Client, survey: &mut ClusterSurvey, handover_wait: Duration) {
     for link in &mut survey.legacy {
         if let Some(blocker) = link.blocker() {
             link.removal = Removal::Skipped(blocker);
             continue;
         }
         let mut deletions = Vec::new();
+        let mut handover = None;
         for object in &link.objects {
+            if object.resource.kind != "Deployment" && handover.is_none() {
+                let seen = wait_for_handover(client, link, handover_wait).await;
+                let served = matches!(seen, Handover::Served { .. });
+                handover = Some(seen);
+                if !served {
+                    break;
+                }
+            }
             let outcome = delete(client, object).await;
             let failed = matches!(outcome, DeletionOutcome::Failed(_));
             deletions.push((object.clone(), outcome));
@@ -488,7 +577,7 @@ pub async fn remove_ready(client: &kube::Client, survey: &mut ClusterSurvey) {
                 break;
             }
         }
-        link.removal = Removal::Attempted(deletions);
+        link.removal = Removal::Attempted { deletions, handover };
     }
 }
 
@@ -502,7 +591,7 @@ pub async fn migrate_fleet(kubeconfigs: &Kubeconfigs, plan: &FleetPlan, apply: b
             .await
             .map_err(|_| ReadError::TimedOut(timeout))??;
         if apply {
-            remove_ready(&client, &mut found).await;
+            remove_ready(&client, &mut found, HANDOVER_WAIT).await;
         }
         Ok(found)
     })
@@ -568,12 +657,15 @@ mod tests {
         let mut link = legacy(Some("west"), ControllerState::Available { available: 1 });
         assert!(link.remains());
         let object = link.objects[0].clone();
-        link.removal = Removal::Attempted(vec![(
-            object.clone(),
-            DeletionOutcome::Failed("forbidden".into()),
-        )]);
+        link.removal = Removal::Attempted {
+            deletions: vec![(object.clone(), DeletionOutcome::Failed("forbidden".into()))],
+            handover: None,
+        };
         assert!(link.remains());
-        link.removal = Removal::Attempted(vec![(object, DeletionOutcome::AlreadyGone)]);
+        link.removal = Removal::Attempted {
+            deletions: vec![(object, DeletionOutcome::AlreadyGone)],
+            handover: None,
+        };
         assert!(!link.remains());
     }
 

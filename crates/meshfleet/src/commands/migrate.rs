@@ -8,8 +8,8 @@
 
 use meshfleet_core::diagnostic::error_chain;
 use meshfleet_core::live::migrate::{
-    self, ClusterMigration, ClusterSurvey, ControllerState, DeletionOutcome, LegacyLink, LegacyObject,
-    MigrationReport, Removal, UnmanagedLink,
+    self, ClusterMigration, ClusterSurvey, ControllerState, DeletionOutcome, Handover, LegacyLink,
+    LegacyObject, MigrationReport, Removal, UnmanagedLink,
 };
 use meshfleet_core::plan::FleetPlan;
 use meshfleet_core::render::stages::StageKind;
@@ -192,19 +192,52 @@ fn link_text(
                 out.push_str(&format!("         {object}\n"));
             }
         }
-        Removal::Attempted(deletions) => {
+        Removal::Attempted { deletions, handover } => {
             out.push_str("    3. delete the legacy controller's objects:\n");
-            for (object, outcome) in deletions {
-                let outcome = match outcome {
-                    DeletionOutcome::Deleted => "deleted".to_string(),
-                    DeletionOutcome::AlreadyGone => "already gone".to_string(),
-                    DeletionOutcome::Failed(reason) => format!("FAILED: {reason}"),
-                };
-                out.push_str(&format!("         {object}: {outcome}\n"));
+            let attempted = deletions.len();
+            let mut deletions = deletions.iter().peekable();
+            if let Some((object, outcome)) = deletions.next_if(|(o, _)| o.resource.kind == "Deployment") {
+                out.push_str(&format!("         {object}: {}\n", outcome_text(outcome)));
             }
-            for object in link.objects.iter().skip(deletions.len()) {
+            if let Some(handover) = handover {
+                out.push_str(&format!("         {}\n", handover_text(link, handover)));
+            }
+            for (object, outcome) in deletions {
+                out.push_str(&format!("         {object}: {}\n", outcome_text(outcome)));
+            }
+            for object in link.objects.iter().skip(attempted) {
                 out.push_str(&format!("         {object}: not attempted\n"));
             }
+        }
+    }
+}
+
+fn outcome_text(outcome: &DeletionOutcome) -> String {
+    match outcome {
+        DeletionOutcome::Deleted => "deleted".to_string(),
+        DeletionOutcome::AlreadyGone => "already gone".to_string(),
+        DeletionOutcome::Failed(reason) => format!("FAILED: {reason}"),
+    }
+}
+
+/// The line between the old Deployment and its permissions: who took the Lease over.
+fn handover_text(link: &LegacyLink, handover: &Handover) -> String {
+    let lease = format!("Lease `{}/{}`", link.namespace, migrate::mirror_lease(&link.name));
+    match handover {
+        Handover::Served { holder, waited } => format!(
+            "{lease}: held by `{holder}` of `{}` ({:.0} s after the old Deployment went)",
+            link.controller_name,
+            waited.as_secs_f64()
+        ),
+        Handover::NotYet { holder, waited } => format!(
+            "{lease}: NOT taken over by `{}` within {:.0} s (holder: {}); the old controller's permissions are kept so it can still release the Lease; check `{}`'s log, then run `meshfleet migrate --apply` again",
+            link.controller_name,
+            waited.as_secs_f64(),
+            holder.as_deref().map_or("none".to_string(), |h| format!("`{h}`")),
+            link.controller_name
+        ),
+        Handover::Unreadable(e) => {
+            format!("{lease}: could not be read ({e}); the old controller's permissions are kept")
         }
     }
 }
@@ -285,7 +318,36 @@ struct LinkJson<'a> {
     action: &'static str,
     skip_reason: Option<String>,
     deletions: Vec<DeletionJson<'a>>,
+    handover: Option<HandoverJson<'a>>,
     remains: bool,
+}
+
+/// The link's Lease when `--apply` came to the old controller's permissions.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HandoverJson<'a> {
+    lease: String,
+    /// `served` (a pod of the declarative controller holds it), `not-yet` or `unreadable`.
+    state: &'static str,
+    holder: Option<&'a str>,
+    waited_seconds: Option<f64>,
+    error: Option<&'a str>,
+}
+
+fn handover_json<'a>(link: &LegacyLink, handover: &'a Handover) -> HandoverJson<'a> {
+    let lease = format!("{}/{}", link.namespace, migrate::mirror_lease(&link.name));
+    let (state, holder, waited, error) = match handover {
+        Handover::Served { holder, waited } => ("served", Some(holder.as_str()), Some(waited), None),
+        Handover::NotYet { holder, waited } => ("not-yet", holder.as_deref(), Some(waited), None),
+        Handover::Unreadable(e) => ("unreadable", None, None, Some(e.as_str())),
+    };
+    HandoverJson {
+        lease,
+        state,
+        holder,
+        waited_seconds: waited.map(|w| (w.as_secs_f64() * 10.0).round() / 10.0),
+        error,
+    }
 }
 
 fn link_json(link: &LegacyLink) -> LinkJson<'_> {
@@ -294,11 +356,15 @@ fn link_json(link: &LegacyLink) -> LinkJson<'_> {
         ControllerState::Unavailable { available, .. } => ("unavailable", available),
         ControllerState::Available { available } => ("available", available),
     };
-    let (action, skip_reason, deletions) = match &link.removal {
-        Removal::Planned => ("planned", None, Vec::new()),
-        Removal::Skipped(blocker) => ("skipped", Some(blocker.to_string()), Vec::new()),
-        Removal::Attempted(deletions) => (
-            if link.remains() { "failed" } else { "removed" },
+    let (action, skip_reason, deletions, handover) = match &link.removal {
+        Removal::Planned => ("planned", None, Vec::new(), None),
+        Removal::Skipped(blocker) => ("skipped", Some(blocker.to_string()), Vec::new(), None),
+        Removal::Attempted { deletions, handover } => (
+            match handover {
+                _ if !link.remains() => "removed",
+                Some(Handover::NotYet { .. } | Handover::Unreadable(_)) => "waiting",
+                _ => "failed",
+            },
             None,
             deletions
                 .iter()
@@ -315,6 +381,7 @@ fn link_json(link: &LegacyLink) -> LinkJson<'_> {
                     }
                 })
                 .collect(),
+            handover.as_ref().map(|h| handover_json(link, h)),
         ),
     };
     LinkJson {
@@ -330,6 +397,7 @@ fn link_json(link: &LegacyLink) -> LinkJson<'_> {
         action,
         skip_reason,
         deletions,
+        handover,
         remains: link.remains(),
     }
 }

@@ -311,12 +311,11 @@ fn migrate_from_a_real_legacy_link() {
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let legacy = format!("linkerd-service-mirror-{}", link.link_name());
     assert!(stdout.contains(&legacy), "{stdout}");
-    let (code, stdout, stderr) = s.meshfleet(&["migrate", ".", "--apply"]);
-    assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
+    let report = s.migrate_apply(".");
     assert!(
         s.deployment(&link.source, scenario::MULTICLUSTER, &legacy)
             .is_none(),
-        "the legacy controller is still there:\n{stdout}\n{stderr}"
+        "the legacy controller is still there:\n{report:#}"
     );
     assert!(
         s.deployment(&link.source, scenario::MULTICLUSTER, &link.controller_name())

@@ -221,8 +221,7 @@ fn import_adopts_a_mesh_linked_only_with_the_legacy_link_command_and_migrate_kee
         );
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
-    let (code, stdout, stderr) = s.meshfleet(&["migrate", fleet_arg, "--apply"]);
-    assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
+    s.migrate_apply(fleet_arg);
     for (source, target) in pair {
         wait_for(&format!("{source}: legacy controller removed"), || {
             s.deployment(source, MULTICLUSTER, &format!("linkerd-service-mirror-{target}"))

@@ -424,6 +424,55 @@ impl Scenario {
         );
     }
 
+    /// `meshfleet migrate FLEET --apply -o json`, asserting that every legacy controller
+    /// went with a clean handover: each link's Lease was taken by a pod of its
+    /// declarative controller before the old controller's permissions were deleted, and
+    /// no legacy controller's log shows a Lease it could not release (which would leave
+    /// the link without a controller until the Lease expires, 30 s; before the handover
+    /// step every run of both migrate tests showed it). Returns the report.
+    pub fn migrate_apply(&self, fleet: &str) -> Value {
+        let (code, stdout, stderr) = self.meshfleet(&["-o", "json", "migrate", fleet, "--apply"]);
+        let report: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("migrate prints JSON ({e}): {stdout}\n{stderr}"));
+        assert_eq!(report["legacyRemaining"], 0, "{report:#}\n{stderr}");
+        assert_eq!(code, 0, "{report:#}\n{stderr}");
+        let mut handed_over = 0;
+        for cluster in report["clusters"].as_array().expect("clusters") {
+            let source = cluster["cluster"].as_str().expect("cluster");
+            for link in cluster["legacyLinks"].as_array().expect("legacyLinks") {
+                let name = link["link"].as_str().expect("link");
+                assert_eq!(link["action"], "removed", "{link:#}");
+                let handover = &link["handover"];
+                assert_eq!(handover["state"], "served", "{source}: {link:#}");
+                let holder = handover["holder"].as_str().unwrap_or_default();
+                assert!(
+                    holder.starts_with(&format!(
+                        "{}-",
+                        link["controller"]["name"].as_str().unwrap_or("?")
+                    )),
+                    "{source}: {link:#}"
+                );
+                eprintln!(
+                    "{source}: link {name} handed over to {holder} in {} s",
+                    handover["waitedSeconds"]
+                );
+                let log = self
+                    .env
+                    .log(&format!("{source}-{MULTICLUSTER}-linkerd-service-mirror-{name}"));
+                // A legacy controller that led (it may not have started yet, or lost the
+                // race to the declarative one) released the Lease when it stopped.
+                let led = log.contains("acquired lease");
+                assert!(
+                    !log.contains("Failed to release lock") && (!led || log.contains("released lease")),
+                    "{source}: the legacy controller of {name} did not release its Lease:\n{log}"
+                );
+                handed_over += 1;
+            }
+        }
+        assert!(handed_over > 0, "migrate found no legacy controller: {report:#}");
+        report
+    }
+
     /// Run the environment's kubectl on a cluster; panics when it fails.
     pub fn kubectl(&self, cluster: &str, args: &[&str]) -> String {
         let output = self.kubectl_output(cluster, args).expect("run kubectl");
