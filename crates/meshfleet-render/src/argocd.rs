@@ -161,7 +161,7 @@ pub fn write_cluster(
             sync_policy: SyncPolicy {
                 // A child that reads Degraded for a moment (a CRD not yet `Established`)
                 // fails the root's sync; a root out of retries would wait for the next
-                // commit. Unlimited (Argo CD: a negative limit), still backing off to 5m.
+                // commit. Unlimited (Argo CD: a negative limit), still backing off to 3m.
                 retry: sync_policy(vec![]).retry.map(|r| SyncRetry { limit: -1, ..r }),
                 ..sync_policy(vec![])
             },
@@ -175,6 +175,12 @@ pub fn write_cluster(
     Ok(())
 }
 
+/// Automated sync with pruning and self-heal, and Argo CD's own documented backoff
+/// (`docs/operator-manual/application.yaml`: 5s, factor 2, at most 3m). A bootstrap
+/// meets transient failures (a CRD not `Established` yet, a webhook not serving yet)
+/// that clear within seconds; a first retry after 30 s, as meshfleet rendered before,
+/// cost an install minutes (docs/argocd.md). Ten retries span about 17 minutes, longer
+/// than the five from 30 s to 5m did, before an Application waits for the next commit.
 fn sync_policy(sync_options: Vec<String>) -> SyncPolicy {
     SyncPolicy {
         automated: AutomatedSync {
@@ -183,11 +189,11 @@ fn sync_policy(sync_options: Vec<String>) -> SyncPolicy {
         },
         sync_options,
         retry: Some(SyncRetry {
-            limit: 5,
+            limit: 10,
             backoff: SyncBackoff {
-                duration: "30s".into(),
+                duration: "5s".into(),
                 factor: 2,
-                max_duration: "5m".into(),
+                max_duration: "3m".into(),
             },
         }),
     }
