@@ -239,10 +239,32 @@ fn import_adopts_a_mesh_linked_only_with_the_legacy_link_command_and_migrate_kee
         wait_mirror(&s, source, &format!("after-{target}-{target}"), &[81]);
         let after = mirror_uids(&s, source);
         for (mirror, uid) in &before[source] {
-            assert_eq!(
+            // The evidence, should it fail: what each controller of the link logged of
+            // the mirror's service and of the Lease.
+            let service = mirror.strip_suffix(&format!("-{target}")).unwrap_or(mirror);
+            let evidence = || {
+                [
+                    format!("linkerd-service-mirror-{target}"),
+                    format!("controller-{target}"),
+                ]
+                .iter()
+                .flat_map(|d| {
+                    let log = s.env.log(&format!("{source}-{MULTICLUSTER}-{d}"));
+                    log.lines()
+                        .filter(|l| {
+                            l.contains(&format!("/{service}")) || l.contains("lease") || l.contains("==== ")
+                        })
+                        .map(|l| format!("{d}: {l}"))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+            };
+            assert!(
+                after.get(mirror) == Some(uid),
+                "{source}: mirror {mirror} was replaced or deleted (UID {uid} -> {:?}); the controllers' logs:\n{}",
                 after.get(mirror),
-                Some(uid),
-                "{source}: mirror {mirror} was replaced or deleted"
+                evidence()
             );
         }
         assert_eq!(
