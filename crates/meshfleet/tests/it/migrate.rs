@@ -381,6 +381,36 @@ async fn legacy_left(client: &kube::Client) -> Vec<String> {
         .collect()
 }
 
+/// The Lease `service-mirror-write-<link>` as Linkerd's service mirror writes it when
+/// the pod selected by `pods` leads (leaderelection's LeaseLock, 30 s).
+async fn hold_lease(client: &kube::Client, link: &str, pods: &str) {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let listed = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&kube::api::ListParams::default().labels(pods))
+        .await
+        .expect("list pods");
+    let holder = listed
+        .items
+        .first()
+        .and_then(|p| p.metadata.name.clone())
+        .unwrap_or_else(|| panic!("no pod {pods}"));
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let lease = Lease {
+        metadata: meta(&format!("service-mirror-write-{link}"), Some(NS), &[]),
+        spec: Some(LeaseSpec {
+            holder_identity: Some(holder),
+            lease_duration_seconds: Some(30),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            lease_transitions: Some(0),
+            ..LeaseSpec::default()
+        }),
+    };
+    create(client, &lease).await;
+}
+
 fn migrate(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (i32, String, String) {
     let output = meshfleet(dir)
         .arg("--kubeconfig")
@@ -489,8 +519,23 @@ fn apply_removes_a_legacy_controller_only_once_its_replacement_is_available() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
     });
+    // Its pod takes the link's Lease as Linkerd's service mirror does (holder: the pod's
+    // name, its HOSTNAME); migrate deletes the old permissions only once it has.
+    rt.block_on(hold_lease(&east, "west", "component=controller"));
     let (code, stdout, stderr) = migrate(dir, &kubeconfig, &["-o", "json", "--apply"]);
-    crate::snapshot_parts!("migrate_apply_json", code, &stdout, &stderr);
+    crate::snapshot::settings(&[
+        (
+            r#""holder": "controller-west-[a-z0-9-]+""#,
+            r#""holder": "controller-west-[POD]""#,
+        ),
+        (r#""waitedSeconds": [0-9.]+"#, r#""waitedSeconds": [N]"#),
+    ])
+    .bind(|| {
+        insta::assert_snapshot!(
+            "migrate_apply_json",
+            crate::snapshot::parts_text(code, &stdout, &stderr)
+        );
+    });
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).expect("json");
     let legacy = &report["clusters"][0]["legacyLinks"][0];
