@@ -87,7 +87,7 @@ pub fn write_cluster(
                 (
                     source,
                     chart.namespace.clone(),
-                    generated_certificates(stage.kind, &chart.namespace),
+                    generated_at_render(stage.kind, &chart.namespace),
                 )
             }
             StageContent::GitKustomize { url, tag, path } => {
@@ -199,8 +199,19 @@ fn sync_policy(sync_options: Vec<String>) -> SyncPolicy {
     }
 }
 
-/// Fields the Linkerd charts fill with certificates generated at render time.
-fn generated_certificates(stage: StageKind, namespace: &str) -> Vec<ResourceIgnoreDifferences> {
+/// Fields the Linkerd charts fill with values generated at render time, which Argo CD
+/// would otherwise see change at every render of the chart (each cache miss of its
+/// repo-server, at the latest when its manifest cache expires, 24 h by default), and
+/// self-heal would apply:
+/// - certificates: the webhooks' TLS Secrets and `caBundle`s (`genSelfSignedCert`,
+///   linkerd2#8440);
+/// - `checksum/config` on the pod template of each Deployment whose RBAC template holds
+///   such a certificate (`linkerd-destination`, `linkerd-proxy-injector`; viz's `tap`,
+///   `tap-injector`): a new checksum is a rollout of the controller, so without this
+///   Argo CD restarts them again and again (linkerd2#11440);
+/// - the heartbeat CronJob's `schedule`, which the chart draws from the render's clock
+///   unless `heartbeatSchedule` is set.
+fn generated_at_render(stage: StageKind, namespace: &str) -> Vec<ResourceIgnoreDifferences> {
     let secret = |name: &str| ResourceIgnoreDifferences {
         group: None,
         kind: "Secret".into(),
@@ -214,6 +225,13 @@ fn generated_certificates(stage: StageKind, namespace: &str) -> Vec<ResourceIgno
         name: name.into(),
         namespace: None,
         json_pointers: vec!["/webhooks/0/clientConfig/caBundle".into()],
+    };
+    let checksum = |name: &str| ResourceIgnoreDifferences {
+        group: Some("apps".into()),
+        kind: "Deployment".into(),
+        name: name.into(),
+        namespace: Some(namespace.to_string()),
+        json_pointers: vec!["/spec/template/metadata/annotations/checksum~1config".into()],
     };
     match stage {
         StageKind::LinkerdControlPlane => vec![
@@ -232,6 +250,15 @@ fn generated_certificates(stage: StageKind, namespace: &str) -> Vec<ResourceIgno
                 "ValidatingWebhookConfiguration",
                 "linkerd-policy-validator-webhook-config",
             ),
+            checksum("linkerd-destination"),
+            checksum("linkerd-proxy-injector"),
+            ResourceIgnoreDifferences {
+                group: Some("batch".into()),
+                kind: "CronJob".into(),
+                name: "linkerd-heartbeat".into(),
+                namespace: Some(namespace.to_string()),
+                json_pointers: vec!["/spec/schedule".into()],
+            },
         ],
         StageKind::LinkerdViz => vec![
             secret("tap-k8s-tls"),
@@ -240,6 +267,8 @@ fn generated_certificates(stage: StageKind, namespace: &str) -> Vec<ResourceIgno
                 "MutatingWebhookConfiguration",
                 "linkerd-tap-injector-webhook-config",
             ),
+            checksum("tap"),
+            checksum("tap-injector"),
             ResourceIgnoreDifferences {
                 group: Some("apiregistration.k8s.io".into()),
                 kind: "APIService".into(),

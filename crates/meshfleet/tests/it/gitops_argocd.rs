@@ -627,6 +627,22 @@ fn assert_mirrored(g: &ArgoCd) {
     }
 }
 
+/// The generation of each Deployment whose pod template carries a checksum the chart
+/// computes over generated certificates, per cluster: a new generation is a rollout.
+fn controller_generations(g: &ArgoCd) -> BTreeMap<String, i64> {
+    let mut generations = BTreeMap::new();
+    for cluster in CLUSTERS {
+        for name in ["linkerd-destination", "linkerd-proxy-injector"] {
+            let deployment = g
+                .get(cluster, "deployment", "linkerd", name)
+                .unwrap_or_else(|| panic!("{cluster}: no Deployment linkerd/{name}"));
+            let generation = deployment["metadata"]["generation"].as_i64().expect("generation");
+            generations.insert(format!("{cluster}/{name}"), generation);
+        }
+    }
+    generations
+}
+
 /// For a minute, every Application stays Synced and Healthy and none is synced again:
 /// no diff loop between what Argo CD renders and what the clusters' controllers write.
 fn assert_stable(g: &ArgoCd, expected: &BTreeMap<String, String>) {
@@ -697,7 +713,30 @@ fn hub_spoke_reconciled_by_real_argocd_eso_and_cert_manager() {
         "commit to green `check`: {:.1}s",
         (took + started.elapsed()).as_secs_f64()
     );
+    // Argo CD renders every chart again when its repo-server's cache misses (a hard
+    // refresh here; for a user at the latest when the cache expires, daily): what the
+    // charts generate at render time (webhook certificates, the `checksum/config` of the
+    // controllers' pod templates, the heartbeat's schedule) must neither make an
+    // Application OutOfSync nor roll a controller.
+    let rollouts = controller_generations(&g);
+    g.kubectl(
+        HUB,
+        &[
+            "annotate",
+            "--overwrite",
+            "-n",
+            NS,
+            "applications.argoproj.io",
+            "--all",
+            "argocd.argoproj.io/refresh=hard",
+        ],
+    );
     assert_stable(&g, &expected);
+    assert_eq!(
+        controller_generations(&g),
+        rollouts,
+        "a controller was rolled after Argo CD rendered the charts again"
+    );
     let (code, out, err) = g.meshfleet(&["render", ".", "--out", "gitops", "--check"]);
     assert_eq!(code, 0, "render --check after the install: {out}\n{err}");
 
