@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -86,7 +85,7 @@ const PARTS: [LegacyPart; 8] = [
 ];
 
 /// Lease of the service mirror of link `<n>` (Linkerd's `service-mirror-write-<n>`).
-pub fn mirror_lease(link: &str) -> String {
+fn mirror_lease(link: &str) -> String {
     format!("service-mirror-write-{link}")
 }
 
@@ -106,6 +105,14 @@ pub struct LegacyObject {
     pub name: String,
     /// UID as read, the deletion precondition.
     pub uid: Option<String>,
+}
+
+impl LegacyObject {
+    /// Whether this is the controller's Deployment, deleted before the Lease handover;
+    /// everything after it is the permissions and parts it runs with.
+    pub fn is_controller(&self) -> bool {
+        self.resource.kind == "Deployment"
+    }
 }
 
 impl fmt::Display for LegacyObject {
@@ -243,6 +250,12 @@ impl LegacyLink {
             ControllerState::Available { .. } => None,
             state => Some(Blocker::ControllerNotReady(self.controller_name.clone(), state)),
         }
+    }
+
+    /// `<namespace>/service-mirror-write-<n>`: the Lease the old and the new controller
+    /// of this link compete for.
+    pub fn lease(&self) -> String {
+        format!("{}/{}", self.namespace, mirror_lease(&self.name))
     }
 
     /// Whether legacy objects are still there after this run.
@@ -562,7 +575,7 @@ pub async fn remove_ready(client: &kube::Client, survey: &mut ClusterSurvey, han
         let mut deletions = Vec::new();
         let mut handover = None;
         for object in &link.objects {
-            if object.resource.kind != "Deployment" && handover.is_none() {
+            if !object.is_controller() && handover.is_none() {
                 let seen = wait_for_handover(client, link, handover_wait).await;
                 let served = matches!(seen, Handover::Served { .. });
                 handover = Some(seen);

@@ -196,7 +196,7 @@ fn link_text(
             out.push_str("    3. delete the legacy controller's objects:\n");
             let attempted = deletions.len();
             let mut deletions = deletions.iter().peekable();
-            if let Some((object, outcome)) = deletions.next_if(|(o, _)| o.resource.kind == "Deployment") {
+            if let Some((object, outcome)) = deletions.next_if(|(o, _)| o.is_controller()) {
                 out.push_str(&format!("         {object}: {}\n", outcome_text(outcome)));
             }
             if let Some(handover) = handover {
@@ -222,7 +222,7 @@ fn outcome_text(outcome: &DeletionOutcome) -> String {
 
 /// The line between the old Deployment and its permissions: who took the Lease over.
 fn handover_text(link: &LegacyLink, handover: &Handover) -> String {
-    let lease = format!("Lease `{}/{}`", link.namespace, migrate::mirror_lease(&link.name));
+    let lease = format!("Lease `{}`", link.lease());
     match handover {
         Handover::Served { holder, waited } => format!(
             "{lease}: held by `{holder}` of `{}` ({:.0} s after the old Deployment went)",
@@ -335,14 +335,13 @@ struct HandoverJson<'a> {
 }
 
 fn handover_json<'a>(link: &LegacyLink, handover: &'a Handover) -> HandoverJson<'a> {
-    let lease = format!("{}/{}", link.namespace, migrate::mirror_lease(&link.name));
     let (state, holder, waited, error) = match handover {
         Handover::Served { holder, waited } => ("served", Some(holder.as_str()), Some(waited), None),
         Handover::NotYet { holder, waited } => ("not-yet", holder.as_deref(), Some(waited), None),
         Handover::Unreadable(e) => ("unreadable", None, None, Some(e.as_str())),
     };
     HandoverJson {
-        lease,
+        lease: link.lease(),
         state,
         holder,
         waited_seconds: waited.map(|w| (w.as_secs_f64() * 10.0).round() / 10.0),
